@@ -1,0 +1,43 @@
+"""Shared fixtures: the repository root, the demo config and small simulated trials."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from analysis.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run the long statistical-validity simulations")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="long version: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def demo_cfg_session() -> dict:
+    return load_config(ROOT / "config" / "config.yaml")
+
+
+@pytest.fixture
+def demo_cfg(demo_cfg_session) -> dict:
+    cfg = copy.deepcopy(demo_cfg_session)
+    cfg["data"]["raw_dir"] = str(ROOT / "data" / "raw" / "demo")
+    return cfg

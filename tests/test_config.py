@@ -1,0 +1,75 @@
+import pytest
+import yaml
+
+from analysis.config import ConfigError, load_config, load_schema, validate_config
+
+
+def _walk(schema, path=""):
+    """Yield (path, subschema) for every property in the schema."""
+    for key, sub in schema.get("properties", {}).items():
+        p = f"{path}.{key}" if path else key
+        yield p, sub
+        yield from _walk(sub, p)
+        if isinstance(sub.get("items"), dict):
+            yield from _walk(sub["items"], p + "[]")
+
+
+def test_every_key_has_description_and_default():
+    schema = load_schema()
+    for path, sub in _walk(schema):
+        assert sub.get("description"), f"{path} has no description"
+        if "[]" not in path:  # array-item fields are required keys, not defaulted
+            assert "default" in sub, f"{path} has no default"
+
+
+def test_minimal_config_gets_defaults():
+    cfg = validate_config({"trial_id": "t1"})
+    assert cfg["feasibility"]["ci_method"] == "wilson"
+    assert cfg["feasibility"]["confidence_level"] == 0.95
+    assert cfg["design"]["clustered"] is True
+    assert [w["timepoint"] for w in cfg["data"]["waves"]] == ["baseline", "m3", "m9"]
+    assert cfg["primary"]["outcome"] == "wemwbs_total"
+
+
+def test_demo_config_is_valid(root):
+    cfg = load_config(root / "config" / "config.yaml")
+    assert cfg["trial_id"] == "demo"
+    assert set(cfg["instruments"]) >= {"wemwbs", "eq5d5l"}
+
+
+@pytest.mark.parametrize("bad, key", [
+    ({"feasibility": {"ci_method": "exact"}}, "feasibility.ci_method"),
+    ({"feasibility": {"confidence_level": 1.5}}, "feasibility.confidence_level"),
+    ({"design": {"clustred": True}}, "design"),
+    ({"data": {"waves": [{"timepoint": "baseline", "month": 0, "file": "a.csv"},
+                         {"timepoint": "m3", "month": "three", "file": "b.csv"}]}}, "data.waves[1].month"),
+    ({"instruments": {"wembws": {}}}, "instruments"),
+    ({"trial_id": "my trial"}, "trial_id"),
+])
+def test_invalid_config_names_the_key(bad, key):
+    with pytest.raises(ConfigError) as err:
+        validate_config({"trial_id": "t1", **bad})
+    assert f"config key {key}:" in str(err.value)
+
+
+def test_unknown_key_is_called_unknown():
+    with pytest.raises(ConfigError, match="unknown key"):
+        validate_config({"trial_id": "t1", "primry": {}})
+
+
+def test_wave_months_must_increase():
+    waves = [{"timepoint": "baseline", "month": 0, "file": "a"}, {"timepoint": "m3", "month": 0, "file": "b"}]
+    with pytest.raises(ConfigError, match="data.waves"):
+        validate_config({"trial_id": "t", "data": {"waves": waves}})
+
+
+def test_primary_timepoint_must_be_a_followup():
+    with pytest.raises(ConfigError, match="primary.timepoint"):
+        validate_config({"trial_id": "t", "primary": {"timepoint": "baseline"}})
+
+
+def test_non_mapping_file_rejected(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(["a", "b"]))
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(p)
