@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Regenerate the R reference ("golden") outputs used by tests/test_lmm.py and
+# tests/test_mi_pool.py. R is needed only here, never at test time.
+#
+#   tests/reference/make_golden.sh                 # fits + pooling on the committed datasets
+#   tests/reference/make_golden.sh --new-datasets  # also re-simulate datasets/*.csv
+#
+# Installs R and the packages from Debian apt when they are missing (needs root;
+# CRAN is not used). Measured here: R 4.2.2, lme4 1.1-31, lmerTest 3.1-3,
+# mice 3.15, numDeriv 2016.8-1.1, Matrix 1.5-3.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DATASETS="$HERE/datasets"
+GOLDEN="$HERE/golden"
+
+have_r_packages() {
+  command -v Rscript >/dev/null 2>&1 &&
+    Rscript -e 'for (p in c("lme4","lmerTest","mice","pbkrtest","numDeriv","jsonlite"))
+                  if (!requireNamespace(p, quietly = TRUE)) quit(status = 1)' >/dev/null 2>&1
+}
+
+if ! have_r_packages; then
+  echo "Installing R and packages from apt ..." >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends \
+    r-base-core r-cran-lme4 r-cran-lmertest r-cran-mice r-cran-pbkrtest
+  have_r_packages || { echo "R packages still missing after apt-get install" >&2; exit 1; }
+fi
+
+mkdir -p "$DATASETS" "$GOLDEN"
+if [ "${1:-}" = "--new-datasets" ] ||
+   [ ! -f "$DATASETS/sleepstudy.csv" ] || [ ! -f "$DATASETS/cluster_pilot.csv" ] ||
+   [ ! -f "$DATASETS/singular_pilot.csv" ] || [ ! -f "$DATASETS/individual_trial.csv" ]; then
+  Rscript "$HERE/make_datasets.R" "$DATASETS"
+fi
+
+Rscript "$HERE/lmm_golden.R" "$DATASETS" "$GOLDEN"
+Rscript "$HERE/mi_golden.R" "$GOLDEN"
+echo "golden files written to $GOLDEN" >&2
