@@ -252,9 +252,14 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str]):
     nm = sopt.minimize(f, np.ones(K), method="Nelder-Mead", bounds=bounds,
                        options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": 4000 * K,
                                 "maxfev": 4000 * K})
-    lb = sopt.minimize(f, np.maximum(nm.x, 0.0), method="L-BFGS-B", bounds=bounds,
-                       options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000})
-    best = lb if lb.fun <= nm.fun else nm
+    # Bounded Nelder-Mead can overshoot onto theta = 0 and collapse there (seen on the
+    # demo trial's 3-month ANCOVA, where lme4 finds an interior optimum), so quasi-Newton
+    # runs from several interior starts are added and the lowest deviance wins.
+    candidates = [nm]
+    for start in [np.maximum(nm.x, 0.0)] + [np.full(K, s) for s in (0.05, 0.2, 0.5, 1.0, 2.0)]:
+        candidates.append(sopt.minimize(f, start, method="L-BFGS-B", bounds=bounds,
+                                        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000}))
+    best = min(candidates, key=lambda r: r.fun)
     theta = np.maximum(best.x, 0.0)
     # Polish: projected Newton steps on Richardson-extrapolated derivatives. The
     # deviance is even in each theta_k, so at theta_k = 0 its gradient is 0 and a
@@ -299,7 +304,7 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str]):
     # small (lme4 warns above 2e-3).
     _, g, H = _hessian(f, theta, d=1e-3)
     free = free_set(theta, H)
-    converged = bool(best.success or nm.success)
+    converged = bool(best.success or nm.success or any(c.success for c in candidates))
     if np.any(free):
         Hf = H[np.ix_(free, free)]
         if np.linalg.eigvalsh(Hf).min() <= 0:

@@ -39,4 +39,5 @@ fi
 
 Rscript "$HERE/lmm_golden.R" "$DATASETS" "$GOLDEN"
 Rscript "$HERE/mi_golden.R" "$GOLDEN"
+Rscript "$HERE/demo_golden.R" "$DATASETS" "$GOLDEN"
 echo "golden files written to $GOLDEN" >&2
