@@ -91,3 +91,39 @@ def followups(cfg: dict) -> list[str]:
 
 def primary_timepoint(cfg: dict) -> str:
     return cfg["primary"]["timepoint"] or followups(cfg)[-1]
+
+
+def schema_markdown(schema: dict | None = None) -> str:
+    """Render the config schema as the reference table in docs/config.md."""
+    schema = schema or load_schema()
+    lines = ["# Trial configuration reference", "",
+             "Generated from `workflow/schemas/config.schema.yaml` by "
+             "`python -m analysis.config > docs/config.md` (a test keeps the two in step).", "",
+             schema["description"].strip(), "",
+             "| key | type | default | description |", "|---|---|---|---|"]
+
+    def typ(s):
+        t = s.get("type", "")
+        t = " or ".join(t) if isinstance(t, list) else t
+        if "enum" in s:
+            t += " (" + ", ".join(map(str, s["enum"])) + ")"
+        return t
+
+    def walk(s, path):
+        for key, sub in s.get("properties", {}).items():
+            p = f"{path}.{key}" if path else key
+            default = yaml.safe_dump(sub["default"], default_flow_style=True, width=10_000).strip() \
+                if "default" in sub else "(required)"
+            default = default.replace("...", "").strip().replace("|", "\\|")
+            desc = " ".join(sub.get("description", "").split()).replace("|", "\\|")
+            lines.append(f"| `{p}` | {typ(sub)} | `{default}` | {desc} |")
+            walk(sub, p)
+            if isinstance(sub.get("items"), dict):
+                walk(sub["items"], p + "[]")
+
+    walk(schema, "")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(schema_markdown(), end="")

@@ -73,3 +73,9 @@ def test_non_mapping_file_rejected(tmp_path):
     p.write_text(yaml.safe_dump(["a", "b"]))
     with pytest.raises(ConfigError, match="mapping"):
         load_config(p)
+
+
+def test_docs_config_is_current(root):
+    from analysis.config import schema_markdown
+    assert (root / "docs/config.md").read_text() == schema_markdown(), \
+        "docs/config.md is stale: run `python -m analysis.config > docs/config.md`"

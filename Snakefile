@@ -1,0 +1,22 @@
+# Pathways: one trial = one config file.
+#   snakemake --cores 2                                  # the embedded demo trial
+#   snakemake --cores 2 --configfile path/to/trial.yaml  # any other trial
+# A --configfile on the command line replaces the demo config entirely (it is not merged into
+# it), so keys a trial leaves out take the schema defaults, never the demo's values.
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/link.smk"
+include: "workflow/rules/feasibility.smk"
+include: "workflow/rules/outcome.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        REPORT,

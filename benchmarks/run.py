@@ -1,0 +1,90 @@
+"""Pathways benchmarks: prints wall-clock figures and ratios against baselines run alongside.
+
+    .venv/bin/python benchmarks/run.py [--quick]
+
+Each figure is the median of several repeats.  Ratios compare against a baseline measured in
+the same run on the same data, so they are comparable across machines; absolute seconds are
+not.  Not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+
+def timeit(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def cluster_data(n_sites: int, per_site: int, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    site = np.repeat(np.arange(n_sites), per_site)
+    treat = (site % 2).astype(float)
+    y0 = 45 + rng.normal(0, 1.5, n_sites)[site] + rng.normal(0, 8, len(site))
+    y = 10 + 0.75 * y0 + 2 * treat + rng.normal(0, 1.5, n_sites)[site] + rng.normal(0, 6, len(site))
+    return pd.DataFrame({"site": site.astype(str), "treat": treat, "y0": y0, "y": y})
+
+
+def bench_lmm(repeat: int) -> None:
+    import statsmodels.formula.api as smf
+
+    from analysis.lmm import fit_lmm
+    print("ANCOVA with a random site intercept (REML): analysis.lmm (with Satterthwaite df) vs "
+          "statsmodels MixedLM (point estimates and z-tests only)")
+    for n_sites, per in [(12, 12), (20, 50), (40, 100)]:
+        d = cluster_data(n_sites, per)
+        ours = timeit(lambda: fit_lmm(d, "y ~ treat + y0", groups=["site"]), repeat)
+
+        def sm():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                smf.mixedlm("y ~ treat + y0", d, groups=d["site"]).fit(reml=True)
+        base = timeit(sm, repeat)
+        print(f"  {n_sites:3d} sites x {per:3d}: analysis.lmm {ours * 1000:8.1f} ms | "
+              f"statsmodels {base * 1000:8.1f} ms | ratio {ours / base:5.2f}")
+
+
+def bench_pipeline_stages(repeat: int) -> None:
+    from pathlib import Path
+
+    from analysis.config import load_config
+    from analysis.ingest import ingest_trial
+    from analysis.scoring import score_responses
+    root = Path(__file__).resolve().parent.parent
+    cfg = load_config(root / "config/config.yaml")
+    cfg["data"]["raw_dir"] = str(root / "data/raw/demo")
+    t_ingest = timeit(lambda: ingest_trial(cfg), repeat)
+    tables = ingest_trial(cfg)
+    t_read = timeit(lambda: [pd.read_csv(root / "data/raw/demo" / w["file"]) for w in cfg["data"]["waves"]]
+                    + [pd.read_csv(root / "data/raw/demo" / f) for f in ("participants.csv", "screening_log.csv",
+                                                                          "sites.csv", "service_use.csv")], repeat)
+    print("Demo trial stages (160 participants, 3 waves)")
+    print(f"  ingest + validate {t_ingest * 1000:8.1f} ms | plain pandas.read_csv of the same files "
+          f"{t_read * 1000:6.1f} ms | ratio {t_ingest / t_read:5.1f}")
+    big = pd.concat([tables["responses"]] * 25, ignore_index=True)
+    t_score = timeit(lambda: score_responses(big, tables["participants"], cfg["instruments"]), repeat)
+    print(f"  scoring {len(big):,} records x {len(cfg['instruments'])} instruments: {t_score * 1000:8.1f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="one repeat instead of five")
+    a = ap.parse_args()
+    repeat = 1 if a.quick else 5
+    bench_lmm(repeat)
+    bench_pipeline_stages(repeat)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Pathways quick start.  On a fresh machine with Python 3.11 and pip:
+#   bash pathways.sh demo   # set up, then run the embedded demo trial -> reports/demo/report.html
+#   bash pathways.sh test   # set up, then run the whole test suite
+# Other commands:
+#   bash pathways.sh setup                 # only create/update the virtual environment (.venv)
+#   bash pathways.sh run path/to/trial.yaml [snakemake options]   # run your own trial
+#   bash pathways.sh simulate OUT_DIR [--seed N]                  # write a synthetic trial
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+VENV=.venv
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for c in python3.11 python3; do
+    if command -v "$c" >/dev/null 2>&1; then PY=$c; break; fi
+  done
+fi
+
+setup() {
+  [ -n "$PY" ] || { echo "pathways: Python 3.11 not found (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+  "$PY" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || {
+    echo "pathways: Python 3.11 is required, found $("$PY" --version 2>&1)" >&2; exit 1; }
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  # Reinstall only when the pinned requirements change.
+  stamp="$VENV/.pathways-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    echo "pathways: installing pinned packages into $VENV (about a minute the first time)"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+    rm -f "$VENV"/.pathways-*
+    touch "$stamp"
+  fi
+}
+
+cmd=${1:-help}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  setup) setup ;;
+  demo)
+    setup
+    "$VENV/bin/snakemake" --cores "${CORES:-2}" --configfile config/config.yaml "$@"
+    echo "pathways: report written to reports/demo/report.html"
+    ;;
+  run)
+    [ $# -ge 1 ] || { echo "usage: bash pathways.sh run path/to/trial.yaml [snakemake options]" >&2; exit 2; }
+    setup
+    cfg=$1; shift
+    "$VENV/bin/snakemake" --cores "${CORES:-2}" --configfile "$cfg" "$@"
+    ;;
+  test)
+    setup
+    "$VENV/bin/python" -m pytest "$@"
+    ;;
+  simulate)
+    setup
+    "$VENV/bin/python" -m analysis.simulate "$@"
+    ;;
+  *)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    [ "$cmd" = help ] || exit 2
+    ;;
+esac

@@ -1,0 +1,135 @@
+"""Ingest: the demo passes; broken inputs fail with file, line, column, value and rule.
+
+The full bad-input corpus belongs to the [ingest] issue; these cases pin the behaviour the
+spine relies on.
+"""
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from analysis.ingest import DataValidationError, ingest_trial
+from analysis.io import sha256_file
+
+
+@pytest.fixture
+def raw(tmp_path, root):
+    d = tmp_path / "raw"
+    shutil.copytree(root / "data/raw/demo", d)
+    return d
+
+
+def _edit(path, old, new, count=1):
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path.name}"
+    path.write_text(text.replace(old, new, count))
+
+
+def _fails(cfg, raw):
+    with pytest.raises(DataValidationError) as err:
+        ingest_trial(cfg, raw)
+    return str(err.value), err.value.queries
+
+
+def test_demo_ingests_cleanly(demo_cfg, root):
+    before = {p.name: sha256_file(p) for p in (root / "data/raw/demo").iterdir()}
+    out = ingest_trial(demo_cfg)
+    after = {p.name: sha256_file(p) for p in (root / "data/raw/demo").iterdir()}
+    assert before == after  # raw data untouched
+    raw_parts = pd.read_csv(root / "data/raw/demo/participants.csv")
+    assert len(out["participants"]) == len(raw_parts)
+    n_records = sum(len(pd.read_csv(root / "data/raw/demo" / w["file"])) for w in demo_cfg["data"]["waves"])
+    assert len(out["responses"]) == n_records
+    assert (out["queries"].severity != "error").all()
+    assert out["responses"]["wemwbs_1"].dtype == "Int64"
+    assert set(out["participants"].arm) == {"control", "intervention"}
+
+
+def test_duplicate_participant(demo_cfg, raw):
+    p = raw / "participants.csv"
+    lines = p.read_text().splitlines(keepends=True)
+    p.write_text("".join(lines + [lines[1]]))
+    msg, qs = _fails(demo_cfg, raw)
+    q = [q for q in qs if q.rule.startswith("duplicate identifier")][0]
+    assert (q.file, q.column, q.line) == ("participants.csv", "participant_id", len(lines) + 1)
+    assert "participants.csv, line" in msg and "duplicate identifier" in msg
+
+
+def test_orphan_followup(demo_cfg, raw):
+    _edit(raw / "wave_m3.csv", "\nP0002,", "\nP9999,")
+    msg, qs = _fails(demo_cfg, raw)
+    q = [q for q in qs if "orphan" in q.rule][0]
+    assert q.file == "wave_m3.csv" and q.line == 2 and q.value == "P9999" and q.column == "participant_id"
+
+
+def test_text_in_numeric_item(demo_cfg, raw):
+    w = raw / "wave_baseline.csv"
+    df = pd.read_csv(w, dtype=str, keep_default_na=False)
+    df.loc[4, "wemwbs_3"] = "four"
+    df.to_csv(w, index=False)
+    msg, qs = _fails(demo_cfg, raw)
+    assert "wave_baseline.csv, line 6" in msg and "'wemwbs_3'" in msg and "'four'" in msg
+    assert "whole number" in msg
+
+
+def test_impossible_date(demo_cfg, raw):
+    w = raw / "wave_m9.csv"
+    df = pd.read_csv(w, dtype=str, keep_default_na=False)
+    df.loc[0, "visit_date"] = "2025-02-30"
+    df.to_csv(w, index=False)
+    msg, qs = _fails(demo_cfg, raw)
+    q = [q for q in qs if q.column == "visit_date"][0]
+    assert (q.file, q.line, q.value, q.rule) == ("wave_m9.csv", 2, "2025-02-30", "not a real calendar date")
+
+
+def test_followup_before_baseline(demo_cfg, raw):
+    w = raw / "wave_m3.csv"
+    df = pd.read_csv(w, dtype=str, keep_default_na=False)
+    df.loc[0, "visit_date"] = "2024-01-01"
+    df.to_csv(w, index=False)
+    msg, qs = _fails(demo_cfg, raw)
+    assert any(q.rule in ("follow-up visit is not after the baseline visit", "visit is dated before consent")
+               and q.line == 2 for q in qs)
+
+
+def test_missing_column_and_wrong_delimiter(demo_cfg, raw):
+    s = raw / "sites.csv"
+    s.write_text(s.read_text().replace(",", ";"))
+    msg, qs = _fails(demo_cfg, raw)
+    assert "sites.csv, line 1" in msg and "required column(s) missing (is the delimiter a comma?)" in msg
+
+
+def test_empty_file(demo_cfg, raw):
+    (raw / "screening_log.csv").write_text("")
+    msg, _ = _fails(demo_cfg, raw)
+    assert "screening_log.csv: file is empty" in msg
+
+
+def test_arm_code_not_in_config(demo_cfg, raw):
+    _edit(raw / "sites.csv", ",intervention,", ",interventon,")
+    msg, qs = _fails(demo_cfg, raw)
+    q = [q for q in qs if q.column == "arm"][0]
+    assert q.value == "interventon" and "allowed: control, intervention" in q.rule
+
+
+def test_visit_after_withdrawal_is_excluded_and_counted(demo_cfg, raw):
+    parts = pd.read_csv(raw / "participants.csv", dtype=str, keep_default_na=False)
+    m9 = pd.read_csv(raw / "wave_m9.csv", dtype=str, keep_default_na=False)
+    pid = m9.participant_id[0]
+    parts.loc[parts.participant_id == pid, ["withdrawal_date", "withdrawal_reason"]] = ["2024-12-31", "withdrew consent"]
+    parts.to_csv(raw / "participants.csv", index=False)
+    m9.loc[0, "visit_date"] = "2025-01-15"
+    m9.to_csv(raw / "wave_m9.csv", index=False)
+    out = ingest_trial(demo_cfg, raw)
+    assert not ((out["responses"].participant_id == pid) & (out["responses"].timepoint == "m9")).any()
+    q = out["queries"]
+    hit = q[q.rule.str.startswith("visit after withdrawal")]
+    assert len(hit) == 1 and hit.iloc[0].participant_id == pid and hit.iloc[0].severity == "warning"
+
+
+def test_all_errors_reported_at_once(demo_cfg, raw):
+    _edit(raw / "wave_m3.csv", "\nP0002,", "\nP9998,")
+    _edit(raw / "sites.csv", ",control,", ",ctrl,")
+    _, qs = _fails(demo_cfg, raw)
+    assert {q.file for q in qs} >= {"wave_m3.csv", "sites.csv"}

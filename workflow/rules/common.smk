@@ -1,0 +1,20 @@
+# Validate the trial config (fills every default; a bad key fails here, naming the key) and
+# define the output layout shared by all rules.
+from analysis.config import validate_config
+
+config = validate_config(config)
+TRIAL = config["trial_id"]
+RAW = config["data"]["raw_dir"]
+PROC = f"data/processed/{TRIAL}"
+REP = f"reports/{TRIAL}"
+TABLES = f"{REP}/tables"
+FIGS = f"{REP}/figures"
+LOGS = f"logs/{TRIAL}"
+REPORT = f"{REP}/report.html"
+
+
+def raw_inputs():
+    d = config["data"]
+    names = [d["sites"], d["participants"], d["screening"]] + [w["file"] for w in d["waves"]]
+    names += [d[k] for k in ("service_use", "fidelity") if d.get(k)]
+    return [f"{RAW}/{n}" for n in names]
