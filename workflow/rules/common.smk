@@ -18,3 +18,7 @@ def raw_inputs():
     names = [d["sites"], d["participants"], d["screening"]] + [w["file"] for w in d["waves"]]
     names += [d[k] for k in ("service_use", "fidelity") if d.get(k)]
     return [f"{RAW}/{n}" for n in names]
+
+# Named inputs of the report rule.  Each stage's rule file registers the result files its
+# report section reads; report.smk (included last) passes them all to the report stage.
+REPORT_INPUTS = {}

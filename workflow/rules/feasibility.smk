@@ -1,3 +1,8 @@
+REPORT_INPUTS.update(
+    feasibility=f"{TABLES}/feasibility.csv", recruitment=f"{FIGS}/recruitment.png"
+)
+
+
 rule feasibility:
     """Recruitment, consent, retention, completion and receipt with 95% CIs."""
     input:

@@ -1,3 +1,6 @@
+REPORT_INPUTS.update(queries=f"{REP}/data_queries.csv")
+
+
 rule link:
     """Link waves by participant: one row per participant x time point; collect data queries."""
     input:

@@ -1,3 +1,10 @@
+REPORT_INPUTS.update(
+    effects=f"{TABLES}/effects.csv",
+    descriptives=f"{TABLES}/descriptives.csv",
+    trajectory=f"{FIGS}/trajectory.png",
+)
+
+
 rule outcome:
     """Primary outcome: descriptives and the mixed-model ANCOVA at each follow-up."""
     input:

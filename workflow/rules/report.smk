@@ -1,12 +1,7 @@
 rule report:
     """Self-contained HTML report (figures embedded, aggregate numbers only)."""
     input:
-        feasibility=f"{TABLES}/feasibility.csv",
-        effects=f"{TABLES}/effects.csv",
-        descriptives=f"{TABLES}/descriptives.csv",
-        queries=f"{REP}/data_queries.csv",
-        trajectory=f"{FIGS}/trajectory.png",
-        recruitment=f"{FIGS}/recruitment.png",
+        **REPORT_INPUTS,
     output:
         html=report(REPORT, caption="../report/report.rst", category="Report"),
     params:

@@ -1,3 +1,8 @@
+REPORT_INPUTS.update(
+    scoring_summary=f"{TABLES}/scoring_summary.csv", reliability=f"{TABLES}/reliability.csv"
+)
+
+
 rule score:
     """Score every configured instrument with the instrument library; reliability per time point."""
     input:

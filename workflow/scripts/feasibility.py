@@ -1,6 +1,6 @@
-from analysis.stages import logged, run_feasibility
+from analysis.stages import feasibility, logged
 
 with logged(snakemake.log[0]):
     i = snakemake.input
-    run_feasibility(snakemake.params.cfg, i.sites, i.participants, i.screening, i.linked,
+    feasibility.run(snakemake.params.cfg, i.sites, i.participants, i.screening, i.linked,
                     dict(snakemake.output.items()))

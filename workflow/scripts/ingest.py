@@ -1,4 +1,4 @@
-from analysis.stages import logged, run_ingest
+from analysis.stages import ingest, logged
 
 with logged(snakemake.log[0]):
-    run_ingest(snakemake.params.cfg, snakemake.params.raw_dir, dict(snakemake.output.items()))
+    ingest.run(snakemake.params.cfg, snakemake.params.raw_dir, dict(snakemake.output.items()))

@@ -1,6 +1,6 @@
-from analysis.stages import logged, run_link
+from analysis.stages import link, logged
 
 with logged(snakemake.log[0]):
     i, o = snakemake.input, snakemake.output
-    run_link(snakemake.params.cfg, i.participants, i.responses, i.scores, list(i.queries),
+    link.run(snakemake.params.cfg, i.participants, i.responses, i.scores, list(i.queries),
              o.linked, o.queries)

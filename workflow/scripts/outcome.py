@@ -1,4 +1,4 @@
-from analysis.stages import logged, run_outcome
+from analysis.stages import logged, outcome
 
 with logged(snakemake.log[0]):
-    run_outcome(snakemake.params.cfg, snakemake.input.linked, dict(snakemake.output.items()))
+    outcome.run(snakemake.params.cfg, snakemake.input.linked, dict(snakemake.output.items()))

@@ -1,5 +1,5 @@
-from analysis.stages import logged, run_score
+from analysis.stages import logged, score
 
 with logged(snakemake.log[0]):
     i = snakemake.input
-    run_score(snakemake.params.cfg, i.responses, i.participants, dict(snakemake.output.items()))
+    score.run(snakemake.params.cfg, i.responses, i.participants, dict(snakemake.output.items()))

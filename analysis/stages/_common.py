@@ -1,0 +1,42 @@
+"""Shared helpers for stage modules."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger("pathways")
+
+
+@contextmanager
+def logged(log_path: str | Path):
+    """Send log records and warnings to the rule's log file; log any exception, then re-raise."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    try:
+        yield log
+    except Exception:
+        log.error("stage failed:\n%s", traceback.format_exc())
+        print(traceback.format_exc(), file=sys.stderr)
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def read_linked(path: str) -> pd.DataFrame:
+    """Read the linked analysis table, checking its time points are still ordered."""
+    df = pd.read_parquet(path)
+    if not isinstance(df.timepoint.dtype, pd.CategoricalDtype):  # pragma: no cover
+        raise TypeError("linked table lost its ordered time points")
+    return df
