@@ -27,7 +27,7 @@ setup() {
   if [ ! -f "$stamp" ]; then
     echo "pathways: installing pinned packages into $VENV (about a minute the first time)"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
     rm -f "$VENV"/.pathways-*
     touch "$stamp"
   fi
