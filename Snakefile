@@ -20,3 +20,4 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         REPORT,
+        MANIFEST,

@@ -6,6 +6,7 @@
 #   bash pathways.sh setup                 # only create/update the virtual environment (.venv)
 #   bash pathways.sh run path/to/trial.yaml [snakemake options]   # run your own trial
 #   bash pathways.sh simulate OUT_DIR [--seed N]                  # write a synthetic trial
+#   bash pathways.sh verify [path/to/trial.yaml]  # rerun from raw data; compare with manifest.json
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -48,6 +49,10 @@ case "$cmd" in
     cfg=$1; shift
     "$VENV/bin/snakemake" --cores "${CORES:-2}" --configfile "$cfg" "$@"
     ;;
+  verify)
+    setup
+    "$VENV/bin/python" -m analysis.verify --configfile "${1:-config/config.yaml}" "${@:2}"
+    ;;
   test)
     setup
     "$VENV/bin/python" -m pytest "$@"
@@ -57,7 +62,7 @@ case "$cmd" in
     "$VENV/bin/python" -m analysis.simulate "$@"
     ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

@@ -11,10 +11,11 @@ from __future__ import annotations
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 import analysis
-from analysis.reporting import appendix, feasibility, outcomes, scoring
+from analysis.reporting import appendix, feasibility, outcomes, provenance, scoring
 
-SECTIONS = [("outcomes", outcomes), ("feasibility", feasibility), ("scoring", scoring),
-            ("appendix", appendix)]
+SECTIONS = [("outcomes", outcomes), ("feasibility", feasibility),
+            ("scoring", scoring),
+            ("appendix", appendix), ("provenance", provenance)]
 
 
 def render_report(cfg: dict, inputs: dict[str, str]) -> str:

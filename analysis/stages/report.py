@@ -1,10 +1,15 @@
-"""Report stage: render the HTML report from the result tables and figures."""
+"""Report stage: provenance manifest, then the HTML report (which shows the manifest)."""
 
 from __future__ import annotations
 
 from analysis.io import write_text
+from analysis.manifest import build_manifest, write_manifest
 from analysis.reporting import render_report
 
 
-def run(cfg: dict, inputs: dict[str, str], out_html: str) -> None:
-    write_text(render_report(cfg, inputs), out_html)
+def run(cfg: dict, inputs: dict[str, str], raw_files: list[str], report_dir: str,
+        out_html: str, out_manifest: str) -> None:
+    """Write ``manifest.json`` (hashes of raw inputs and result tables, software versions),
+    then render the report, whose provenance appendix is read from that manifest."""
+    write_manifest(build_manifest(cfg, raw_files, report_dir), out_manifest)
+    write_text(render_report(cfg, {**inputs, "manifest": out_manifest}), out_html)

@@ -11,6 +11,7 @@ TABLES = f"{REP}/tables"
 FIGS = f"{REP}/figures"
 LOGS = f"logs/{TRIAL}"
 REPORT = f"{REP}/report.html"
+MANIFEST = f"{REP}/manifest.json"
 
 
 def raw_inputs():

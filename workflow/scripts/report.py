@@ -1,4 +1,6 @@
 from analysis.stages import logged, report
 
 with logged(snakemake.log[0]):
-    report.run(snakemake.params.cfg, dict(snakemake.input.items()), snakemake.output.html)
+    i, o = snakemake.input, snakemake.output
+    inputs = {k: v for k, v in i.items() if k != "raw"}
+    report.run(snakemake.params.cfg, inputs, list(i.raw), snakemake.params.report_dir, o.html, o.manifest)
