@@ -1,0 +1,86 @@
+"""Report section: the trial-based cost-effectiveness analysis (present only when enabled)."""
+
+from __future__ import annotations
+
+import math
+
+from analysis.reporting.common import fmt, png_data_uri, read_table
+
+TEMPLATE = "sections/economics.html.j2"
+
+
+def _money(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"−£{abs(x):,.0f}" if x < 0 else f"£{x:,.0f}"
+
+
+def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
+    if not cfg["economics"]["enabled"] or "cea" not in inputs:
+        return None
+    econ = cfg["economics"]
+    labels = cfg["design"]["arm_labels"]
+    cea = read_table(inputs["cea"], ("analysis", "measure", "threshold", "quadrant", "note", "bootstrap"))
+    main = cea[cea.analysis == "cea_qaly"].set_index("measure")
+    dc, de = main.loc["delta_cost"], main.loc["delta_qaly"]
+    icer = main.loc["icer"]
+    thresholds = [dict(label=r.threshold, inmb=_money(r.estimate),
+                       ci=f"{_money(r.ci_low)} to {_money(r.ci_high)}", prob=fmt(r.probability, 2))
+                  for r in cea[(cea.analysis == "cea_qaly") & (cea.measure == "inmb")].itertuples()]
+    shares = {q: fmt(main.loc[f"share_{q}"].estimate, 3) for q in ("NE", "SE", "SW", "NW")}
+    others = []
+    for an in sorted(set(cea.analysis) - {"cea_qaly", "wellby"}):
+        d = cea[cea.analysis == an].set_index("measure")
+        y = an.split(":", 1)[1]
+        e = d.loc[f"delta_{y}"]
+        others.append(dict(outcome=y, d_cost=_money(d.loc["delta_cost"].estimate),
+                           d_effect=fmt(e.estimate, 2), ci=f"{fmt(e.ci_low, 2)} to {fmt(e.ci_high, 2)}",
+                           ratio=_money(d.loc["icer"].estimate), quadrant=d.loc["icer"].note,
+                           n=int(e.n)))
+    wellby = None
+    if "wellby" in set(cea.analysis):
+        w = cea[cea.analysis == "wellby"].set_index("measure")
+        dw = w.loc["delta_wellby"]
+        wellby = dict(delta=fmt(dw.estimate, 3), ci=f"{fmt(dw.ci_low, 3)} to {fmt(dw.ci_high, 3)}",
+                      central=_money(w.loc["wellby_value_central"].estimate),
+                      central_ci=f"{_money(w.loc['wellby_value_central'].ci_low)} to "
+                                 f"{_money(w.loc['wellby_value_central'].ci_high)}",
+                      low=_money(w.loc["wellby_value_low"].estimate),
+                      high=_money(w.loc["wellby_value_high"].estimate),
+                      basis=econ["wellby"]["price_basis"], outcome=econ["wellby"]["outcome"],
+                      net=_money(w.loc["wellby_net_value"].estimate),
+                      net_prob=fmt(w.loc["wellby_net_value"].probability, 2), n=int(dw.n))
+    by_arm = read_table(inputs["cea_by_arm"], ("arm", "kind", "item"))
+    arms = sorted(by_arm.arm.unique())
+    items = list(dict.fromkeys(by_arm.item))
+    cell = {(r.arm, r.item): (r.mean, r.sd, r.kind) for r in by_arm.itertuples()}
+    arm_rows = []
+    for it in items:
+        vals = []
+        for a in arms:
+            m, s, kind = cell[(a, it)]
+            vals.append(f"{_money(m)} ({_money(s)})" if kind == "cost" else f"{fmt(m, 3)} ({fmt(s, 3)})")
+        arm_rows.append(dict(item=it.replace("_", " "), cells=vals))
+    n_arm = {a: int(by_arm[(by_arm.arm == a) & (by_arm.item == "total")].n.iloc[0]) for a in arms}
+    uc = read_table(inputs["unit_costs"], ("item_id", "description", "unit", "price_year", "source",
+                                           "table", "verification", "note"))
+    unit_costs = [dict(item=r.item_id, description=r.description, unit=r.unit,
+                       cost=f"£{r.unit_cost:,.2f}", year=r.price_year, factor=fmt(r.inflation_factor, 4),
+                       inflated=f"£{r.unit_cost_inflated:,.2f}", source=f"{r.source}, {r.table}".strip(", "),
+                       verification=r.verification) for r in uc.itertuples()]
+    unverified = sorted({u["verification"] for u in unit_costs} - {"PUB"})
+    return dict(
+        price_year=econ["price_year"], d_cost=_money(dc.estimate),
+        d_cost_ci=f"{_money(dc.ci_low)} to {_money(dc.ci_high)}",
+        d_qaly=fmt(de.estimate, 4), d_qaly_ci=f"{fmt(de.ci_low, 4)} to {fmt(de.ci_high, 4)}",
+        icer=_money(icer.estimate), quadrant=icer.note, n=int(dc.n), n_int=int(dc.n_intervention),
+        n_ctl=int(dc.n_control), n_sites=int(dc.n_sites), bootstrap=dc.bootstrap,
+        replicates=int(dc.replicates), thresholds=thresholds, shares=shares,
+        p_saving=fmt(main.loc["prob_cost_saving"].estimate, 3),
+        p_effective=fmt(main.loc["prob_more_effective"].estimate, 3),
+        others=others, wellby=wellby, arms=[labels.get(a, a) for a in arms],
+        arm_n=[n_arm[a] for a in arms], arm_rows=arm_rows, unit_costs=unit_costs,
+        unverified=", ".join(unverified), utility=econ["utility"],
+        discount=dict(c=econ["discount_rate_costs"], e=econ["discount_rate_effects"]),
+        time_basis=econ["time_basis"],
+        ce_plane=png_data_uri(inputs["ce_plane"]), ceac=png_data_uri(inputs["ceac_figure"]))

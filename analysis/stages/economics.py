@@ -1,0 +1,42 @@
+"""Economics stage: costs, QALYs, the incremental analysis with its bootstrap, and figures."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis import economics
+from analysis.io import write_bytes, write_parquet, write_table
+from analysis.stages._common import log, read_linked
+
+
+def run(cfg: dict, inputs: dict[str, str], out: dict[str, str]) -> None:
+    econ = cfg["economics"]
+    design = cfg["design"]
+    linked = read_linked(inputs["linked"])
+    service_use = pd.read_parquet(inputs["service_use"])
+    participants = pd.read_parquet(inputs["participants"])
+    pdata = economics.participant_table(linked, service_use, participants, econ,
+                                        intervention_arm=design["intervention_arm"])
+    for note in pdata.notes:
+        log.info("economics: %s", note)
+    flagged = pdata.unit_costs[pdata.unit_costs.verification.astype(str) != "PUB"]
+    for r in flagged.itertuples():
+        log.warning("unit cost %s (%s, %s prices) is graded %s: check it against its source",
+                    r.item_id, r.unit_cost, r.price_year, r.verification)
+    res = economics.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=design["clustered"])
+    main = res["cea"][res["cea"].analysis == "cea_qaly"].set_index("measure")
+    log.info("economics: delta cost %.2f, delta QALY %.5f, %d complete cases, %s bootstrap x %d",
+             main.estimate["delta_cost"], main.estimate["delta_qaly"], main.n["delta_cost"],
+             res["cea"].bootstrap.iloc[0], econ["bootstrap"]["replicates"])
+    write_parquet(pdata.table, out["participants"])
+    write_table(res["cea"], out["cea"])
+    write_table(res["ceac"], out["ceac"])
+    write_table(res["by_arm"], out["by_arm"])
+    write_table(pdata.unit_costs, out["unit_costs"])
+    write_parquet(res["replicates"], out["replicates"])
+    thresholds = econ["thresholds"] or economics.DEFAULT_THRESHOLDS
+    reps = res["replicates"]
+    write_bytes(economics.ce_plane_png(reps.delta_effect_cea_qaly.to_numpy(), reps.delta_cost_cea_qaly.to_numpy(),
+                                       (main.estimate["delta_qaly"], main.estimate["delta_cost"]), thresholds),
+                out["ce_plane"])
+    write_bytes(economics.ceac_png(res["ceac"], thresholds), out["ceac_figure"])
