@@ -1,26 +1,41 @@
 """Read and validate a trial's raw files into typed tables.
 
-Raw files are only read, never written.  Problems are reported as *data queries* naming the
-file, the line (header = line 1), the participant, the column, the value and the rule broken:
+Raw files are only read, never written.  Each canonical table (*role*: sites, participants,
+screening, one table per questionnaire wave, service use, fidelity) comes from one source: a
+CSV, Excel, SPSS or Stata file (:mod:`analysis.readers`) or the forms and events of a REDCap
+export checked against its data dictionary (:mod:`analysis.redcap`).  The trial config maps
+source columns to canonical names (``data.columns``) and coded values to canonical values
+(``data.values``).
+
+The rules are declared as data (``role_fields``: types, required fields, unique keys, allowed
+codes, ranges) and checked column-wise (:mod:`analysis.validation`); cross-table rules
+(referential integrity, consent <= baseline <= follow-up, visit windows, withdrawal) follow.
+Problems are *data queries* naming the file, the record's line (header = line 1; spreadsheet
+row; SPSS/Stata case), the participant, the column, the value and the rule:
 
 * ``error`` queries stop the run (:class:`DataValidationError` lists them all at once);
 * ``warning`` queries let the run continue and are listed in ``data_queries.csv`` and the
   report's appendix.
 
-This is the first cut of ingest; the [ingest] issue adds REDCap/Excel/SPSS readers, column
-mapping and pseudonymisation behind the same outputs.
+Nothing is changed silently: records excluded (e.g. dated after withdrawal of consent) are
+each listed as a warning and counted in the ``exclusions`` table.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-QUERY_COLUMNS = ["file", "line", "participant_id", "column", "value", "rule", "severity"]
+from analysis import redcap as rc
+from analysis.readers import RawTable, read_file
+from analysis.validation import (QUERY_COLUMNS, Collector, DataValidationError, Field, Query,  # noqa: F401
+                                 check_fields)
+
+__all__ = ["ingest_trial", "DataValidationError", "Query", "QUERY_COLUMNS", "role_fields", "EXCLUSION_COLUMNS"]
 
 SITE_COLUMNS = ["site_id", "client_group", "arm", "recruitment_start", "recruitment_end"]
 PARTICIPANT_COLUMNS = ["participant_id", "site_id", "consent_date", "age", "sex",
@@ -31,128 +46,252 @@ WAVE_FIXED_COLUMNS = ["participant_id", "visit_date"]
 SERVICE_FIXED_COLUMNS = ["participant_id", "timepoint", "recall_start", "recall_end"]
 FIDELITY_COLUMNS = ["site_id", "assessment_date", "fidelity_score"]
 ITEM_PATTERN = re.compile(r"^(?P<instrument>[a-z0-9]+)_(?P<k>\d+)$")
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+EXCLUSION_COLUMNS = ["step", "reason", "timepoint", "arm", "n"]
+DAYS_PER_MONTH = 30.44
+_ORPHAN = "record for a participant who is not in the participants file (orphan)"
 
 
-@dataclass(frozen=True)
-class Query:
-    file: str
-    line: int | None
-    participant_id: str
-    column: str
-    value: str
-    rule: str
-    severity: str = "error"
-
-    def __str__(self) -> str:
-        where = f"{self.file}, line {self.line}" if self.line else self.file
-        who = f", participant {self.participant_id}" if self.participant_id else ""
-        col = f", column '{self.column}'" if self.column else ""
-        val = f", value {self.value!r}" if self.value != "" else ""
-        return f"{where}{who}{col}{val}: {self.rule}"
-
-
-class DataValidationError(ValueError):
-    """Raw data break one or more error-level rules; nothing was written."""
-
-    def __init__(self, queries: list[Query]):
-        self.queries = queries
-        shown = "\n  ".join(str(q) for q in queries[:50])
-        more = f"\n  ... and {len(queries) - 50} more" if len(queries) > 50 else ""
-        super().__init__(f"{len(queries)} data error(s); nothing was written:\n  {shown}{more}")
-
-
-class _Collector:
-    def __init__(self) -> None:
-        self.queries: list[Query] = []
-
-    def add(self, file, line, pid, column, value, rule, severity="error"):
-        self.queries.append(Query(str(file), None if line is None else int(line), str(pid or ""),
-                                  str(column or ""), "" if value is None else str(value), rule, severity))
-
-    @property
-    def errors(self) -> list[Query]:
-        return [q for q in self.queries if q.severity == "error"]
-
-    def frame(self) -> pd.DataFrame:
-        df = pd.DataFrame([q.__dict__ for q in self.queries], columns=QUERY_COLUMNS)
-        return df.astype({"line": "Int64"})
+def role_fields(cfg: dict, site_ids=None) -> dict[str, list[Field]]:
+    """The declared rules of every canonical table (``site_ids`` once the sites are known)."""
+    d = cfg["design"]
+    arms = (d["control_arm"], d["intervention_arm"])
+    sites = tuple(sorted(site_ids)) if site_ids is not None else None
+    site = Field("site_id", "code", required=True, allowed=sites) if sites is not None else \
+        Field("site_id", "text", required=True)
+    tps = tuple(w["timepoint"] for w in cfg["data"]["waves"])
+    return {
+        "sites": [Field("site_id", "id", required=True, unique=True),
+                  Field("client_group", "text", required=True),
+                  Field("arm", "code", required=True, allowed=arms),
+                  Field("recruitment_start", "date", required=True),
+                  Field("recruitment_end", "date", required=True)],
+        "participants": [Field("participant_id", "id", required=True, unique=True), site,
+                         Field("consent_date", "date", required=True),
+                         Field("age", "int", min=16, max=110, range_rule="age must be 16-110 years"),
+                         Field("sex", "code", allowed=("female", "male", "other")),
+                         Field("sessions_attended", "int", min=0, range_rule="sessions cannot be negative"),
+                         Field("withdrawal_date", "date"),
+                         Field("withdrawal_reason", "text")],
+        "screening": [Field("screening_id", "id", required=True, unique=True), site,
+                      Field("screen_date", "date", required=True),
+                      Field("eligible", "code", required=True, allowed=("yes", "no")),
+                      Field("exclusion_reason", "text"),
+                      Field("consented", "code", allowed=("yes", "no")),
+                      Field("decline_reason", "text"),
+                      Field("participant_id", "id", unique=True)],
+        "waves": [Field("participant_id", "id", required=True, unique=True),
+                  Field("visit_date", "date", required=True)],
+        "service_use": [Field("participant_id", "id", required=True),
+                        Field("timepoint", "code", required=True, allowed=tps),
+                        Field("recall_start", "date", required=True),
+                        Field("recall_end", "date", required=True)],
+        "fidelity": [site, Field("assessment_date", "date", required=True),
+                     Field("fidelity_score", "number", required=True, min=0, max=100,
+                           range_rule="fidelity score must be a number 0-100")],
+    }
 
 
-def read_raw_csv(path: Path, required: list[str], q: _Collector) -> pd.DataFrame | None:
-    """Read a CSV as text, exactly as stored; check it has a header and the required columns."""
-    name = path.name
-    if not path.exists():
-        q.add(name, None, "", "", "", f"file not found: {path}")
-        return None
-    raw = path.read_bytes()
-    if not raw.strip():
-        q.add(name, None, "", "", "", "file is empty (no header row)")
-        return None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        q.add(name, line, "", "", repr(raw[exc.start:exc.start + 8]), "file is not valid UTF-8 text")
-        return None
-    from io import StringIO
-    df = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
-    df.columns = [c.strip() for c in df.columns]
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        hint = " (is the delimiter a comma?)" if len(df.columns) == 1 else ""
-        q.add(name, 1, "", ", ".join(missing), "", f"required column(s) missing{hint}")
-        return None
-    df = df.apply(lambda s: s.str.strip())
-    df.index = pd.RangeIndex(2, len(df) + 2, name="line")  # file line numbers
-    return df
+def item_rules(cfg: dict) -> dict[str, dict]:
+    """Allowed codes and expected item columns of each configured instrument."""
+    from analysis import instruments
 
-
-def _parse_dates(df, col, name, q, required=True, id_col=None):
-    out = pd.Series(pd.NaT, index=df.index, dtype="datetime64[us]")
-    for line, v in df[col].items():
-        pid = df.at[line, id_col] if id_col else ""
-        if v == "":
-            if required:
-                q.add(name, line, pid, col, v, "required date is missing")
-            continue
-        if not ISO_DATE.match(v):
-            q.add(name, line, pid, col, v, "date must be written YYYY-MM-DD")
+    out = {}
+    for inst, opts in (cfg.get("instruments") or {}).items():
+        opts = dict(opts or {})
+        if inst == "swemwbs" and opts.get("source") == "wemwbs":
             continue
         try:
-            out[line] = pd.Timestamp(v)
-        except ValueError:
-            q.add(name, line, pid, col, v, "not a real calendar date")
+            defn = instruments.get_definition(inst, opts.get("overrides"))
+        except Exception:  # pragma: no cover - the scorer reports unknown instruments
+            continue
+        codes = [float(c) for c in defn["response"]["codes"]]
+        missing = [str(m) for m in opts.get("missing_codes", [])]
+        n_items = len(defn.get("items", []))
+        out[inst] = dict(codes=codes, missing=missing, items=[f"{inst}_{k}" for k in range(1, n_items + 1)])
     return out
 
 
-def _unique(df, col, name, q, id_col=None):
-    dup = df[col].duplicated(keep="first") & (df[col] != "")
-    for line in df.index[dup]:
-        q.add(name, line, df.at[line, id_col] if id_col else "", col, df.at[line, col],
-              "duplicate identifier (must be unique)")
+@dataclass
+class _Context:
+    cfg: dict
+    raw: Path
+    q: Collector
+    exclusions: list = field(default_factory=list)
+    export: RawTable | None = None
+    dictionary: rc.Dictionary | None = None
+    missing_code_count: int = 0
+
+    @property
+    def data(self) -> dict:
+        return self.cfg["data"]
+
+    @property
+    def date_formats(self) -> list[str]:
+        return list(self.data.get("date_formats") or ["%Y-%m-%d"])
+
+    def is_redcap(self, file: str | None) -> bool:
+        return bool(file) and file == (self.data.get("redcap") or {}).get("export")
 
 
-def _allowed(df, col, allowed, name, q, id_col=None, allow_blank=False):
-    for line, v in df[col].items():
-        if v == "" and allow_blank:
+def _load(ctx: _Context, role: str, file: str, known: list[str], *, free: str | None = None,
+          events: list[str] | None = None, event_tp: dict | None = None) -> RawTable | None:
+    """Read one role's source, rename its columns to canonical names, recode mapped values.
+
+    ``known``: canonical columns of the role (required ones are checked by the caller's
+    ``required`` list in :func:`_require`); ``free``: 'items' (wave item columns) or 'counts'
+    (service-use count columns) for roles that take extra columns.
+    """
+    q, data = ctx.q, ctx.data
+    mapping = dict((data.get("columns") or {}).get(role) or {})
+    if ctx.is_redcap(file):
+        if ctx.export is None:
+            return None
+        rcfg = data["redcap"]
+        forms = list((rcfg.get("forms") or {}).get(role) or [])
+        if not forms:
+            q.add(file, None, "", "", "", f"data.redcap.forms.{role} names no REDCap form for the {role} table")
+            return None
+        mapping.setdefault("participant_id", rcfg["record_id"])
+        t = rc.role_table(ctx.export, ctx.dictionary, forms, events, rcfg["record_id"], keep=set(mapping.values()))
+        f = t.frame
+        # a form holding data but saved as Incomplete is worth a look
+        for fm in forms:
+            cc = f"{fm}_complete"
+            cols = [c for c in ctx.dictionary.export_columns([fm]) if c in f]
+            if cc in f and cols:
+                has = rc._filled(f, cols).to_numpy()
+                q.add_many(t, has & (f[cc].str.strip() == "0").to_numpy(), cc,
+                           f"form '{fm}' has data but is marked Incomplete (0)", "warning",
+                           ids=f[rcfg["record_id"]].str.strip())
+        if event_tp is not None and "redcap_event_name" in f:
+            f = f.copy()
+            f["timepoint"] = f.redcap_event_name.str.strip().map(event_tp).fillna("")
+            t.frame = f
+        if len(t.frame) == 0:
+            q.add(file, None, "", "redcap_event_name", ", ".join(events or []),
+                  f"no rows with data for REDCap event(s) {', '.join(events or ['(any)'])} and form(s) "
+                  f"{', '.join(forms)} (check data.waves[].event and data.redcap.forms.{role})")
+            return None
+        drop = [c for c in t.frame.columns if c.startswith("redcap_") or
+                (c.endswith("_complete") and c[:-9] in ctx.dictionary.forms)]
+        t.frame = t.frame.drop(columns=drop)
+    else:
+        t = read_file(ctx.raw, file, q, (data.get("files") or {}).get(file))
+        if t is None:
+            return None
+    f = t.frame
+    f.columns = [str(c) for c in f.columns]
+    missing_src = [src for can, src in mapping.items() if src not in f.columns and can not in f.columns]
+    if missing_src:
+        q.add(file, 1, "", ", ".join(missing_src), "",
+              f"column(s) named in data.columns.{role} not found in the file")
+        return None
+    rename = {src: can for can, src in mapping.items() if src in f.columns and src != can}
+    clash = [can for can in rename.values() if can in f.columns and can not in rename]
+    if clash:
+        q.add(file, 1, "", ", ".join(clash), "",
+              f"data.columns.{role} maps another column onto a column the file already has")
+        return None
+    f = f.rename(columns=rename)
+    t.labels = {rename.get(k, k): v for k, v in t.labels.items()}
+    ignore = set((data.get("ignore_columns") or {}).get(role) or [])
+    unexpected = [c for c in f.columns if c not in known and c not in ignore and c not in rename.values()]
+    if free == "items":
+        unexpected = [c for c in unexpected if not ITEM_PATTERN.match(c)]
+        rule = "unexpected column (item columns are named <instrument>_<k>; map or ignore other columns)"
+    else:
+        rule = (f"unexpected column (not a column of the {role} table: map it in data.columns.{role} "
+                f"or list it in data.ignore_columns.{role})")
+    if free == "counts" or (len(f.columns) == 1 and any(sep in f.columns[0] for sep in ";\t|")):
+        unexpected = []  # counts are free; a wrongly delimited header is reported as missing columns
+    for c in unexpected:
+        q.add(file, 1, "", c, "", rule)
+    f = f.drop(columns=[c for c in f.columns if c in ignore and c not in known])
+    # declared missing-data codes -> blank (counted), except in identifier columns
+    codes = [str(c) for c in data.get("missing_codes") or []]
+    if codes:
+        for c in f.columns:
+            if c in ("participant_id", "site_id", "screening_id"):
+                continue
+            hit = f[c].str.strip().isin(codes)
+            if hit.any():
+                ctx.missing_code_count += int(hit.sum())
+                f[c] = f[c].where(~hit, "")
+    t.frame = f
+    _recode(ctx, role, t)
+    return t
+
+
+def _recode(ctx: _Context, role: str, t: RawTable) -> None:
+    """Apply data.values.<role>: every non-blank value needs a mapping (else an error)."""
+    rules = (ctx.data.get("values") or {}).get(role) or {}
+    for col, m in rules.items():
+        if col not in t.frame:
             continue
-        if v not in allowed:
-            q.add(name, line, df.at[line, id_col] if id_col else "", col, v,
-                  f"value not allowed (allowed: {', '.join(sorted(allowed))})")
+        if m == "labels":
+            m = t.labels.get(col)
+            if not m:
+                ctx.q.add(t.file, None, "", col, "", f"data.values.{role}.{col} asks for value labels "
+                          "but the file declares none for this column")
+                continue
+            what = "code has no value label / dictionary choice"
+        else:
+            what = f"value has no mapping in data.values.{role}.{col}"
+        m = {str(k): str(v) for k, v in m.items()}
+        s = t.frame[col].str.strip()
+        bad = (s != "") & ~s.isin(list(m))
+        ctx.q.add_many(t, bad.to_numpy(), col, f"{what} (mapped: {', '.join(sorted(m)[:12])})", values=s,
+                       ids=_ids(t))
+        t.frame[col] = s.map(m).where(~bad & (s != ""), "").fillna("")
 
 
-def _integers(df, cols, name, q, id_col):
-    """Convert item columns to nullable integers; text or decimals are errors."""
-    out = {}
-    for col in cols:
-        s = df[col]
-        num = pd.to_numeric(s.where(s != "", None), errors="coerce")
-        bad = (s != "") & (num.isna() | (num.notna() & (num != np.floor(num.fillna(0)))))
-        for line in df.index[bad]:
-            q.add(name, line, df.at[line, id_col], col, s[line], "must be a whole number or blank")
-        out[col] = pd.array(num.where(~bad).round().astype("Int64"), dtype="Int64")
-    return pd.DataFrame(out, index=df.index)
+def _ids(t: RawTable):
+    return t.frame["participant_id"].str.strip().to_numpy() if "participant_id" in t.frame else None
+
+
+def _require(ctx: _Context, t: RawTable | None, required: list[str]) -> RawTable | None:
+    if t is None:
+        return None
+    missing = [c for c in required if c not in t.frame.columns]
+    if missing:
+        hint = ""
+        if len(t.frame.columns) == 1:
+            h = t.frame.columns[0]
+            for sep, nm in ((";", "';'"), ("\t", "a tab"), ("|", "'|'")):
+                if sep in h:
+                    hint = f" (is the delimiter a comma? the header looks separated by {nm}: " \
+                           f"set data.files.{t.file}.delimiter)"
+                    break
+            else:
+                hint = " (is the delimiter a comma?)"
+        ctx.q.add(t.file, 1, "", ", ".join(missing), "", f"required column(s) missing{hint}")
+        return None
+    if len(t.frame) == 0:
+        ctx.q.add(t.file, None, "", "", "", "file has a header but no data rows")
+        return None
+    return t
+
+
+def _id_match(ctx: _Context, t: RawTable, ids: pd.Series, known: set, rule: str, column="participant_id"):
+    """Flag IDs missing from ``known``; say so when only case or spaces differ."""
+    folded = {str(k).casefold(): k for k in known}
+    bad = (ids != "") & ~ids.isin(known)
+    if not bad.any():
+        return bad.to_numpy()
+    rules = np.array([rule] * len(ids), dtype=object)
+    for i in np.flatnonzero(bad.to_numpy()):
+        near = folded.get(ids.iat[i].casefold())
+        if near is not None:
+            rules[i] = (f"participant ID matches '{near}' only if upper/lower case is ignored "
+                        "(IDs are case-sensitive: correct the ID)")
+    ctx.q.add_many(t, bad.to_numpy(), column, rules, values=ids, ids=ids)
+    return bad.to_numpy()
+
+
+def _typed_rows(t: RawTable, typed: pd.DataFrame) -> pd.DataFrame:
+    typed = typed.copy()
+    typed["source_line"] = t.rows
+    return typed
 
 
 def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
@@ -160,207 +299,281 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
 
     Returns a dict with ``sites``, ``participants``, ``screening``, ``responses`` (long: one row
     per participant and time point, item columns as nullable integers), ``service_use``,
-    ``fidelity`` and ``queries``.  Raises :class:`DataValidationError` if any error-level rule
-    is broken.
+    ``fidelity``, ``queries`` (every data query) and ``exclusions`` (step, reason, timepoint,
+    arm, n: records excluded and rows not read, with reasons).  IDs are the trial's own; the
+    ingest stage pseudonymises them.  Raises :class:`DataValidationError` if any error-level
+    rule is broken.
     """
     data = cfg["data"]
-    raw = Path(raw_dir or data["raw_dir"])
-    design = cfg["design"]
-    arms = {design["control_arm"], design["intervention_arm"]}
-    q = _Collector()
+    ctx = _Context(cfg, Path(raw_dir or data["raw_dir"]), Collector())
+    q = ctx.q
+    fmt = ctx.date_formats
+    waves_cfg = data["waves"]
+    tps = [w["timepoint"] for w in waves_cfg]
 
-    # ---- sites ------------------------------------------------------------------------------
+    # ---- REDCap export and dictionary ---------------------------------------------------------
+    rcfg = data.get("redcap") or {}
+    if rcfg.get("export"):
+        if not rcfg.get("dictionary"):
+            q.add("(trial config: data.redcap)", None, "", "dictionary", "",
+                  "a REDCap export needs its data dictionary (data.redcap.dictionary)")
+            raise DataValidationError(q.errors)
+        ctx.dictionary = rc.read_dictionary(ctx.raw, rcfg["dictionary"], q)
+        export = read_file(ctx.raw, rcfg["export"], q, {"format": "csv", **((data.get("files") or {})
+                                                                            .get(rcfg["export"]) or {})})
+        forms = [fm for v in (rcfg.get("forms") or {}).values() for fm in v]
+        if export is not None and ctx.dictionary is not None and \
+                rc.check_export(export, ctx.dictionary, q, record_id=rcfg["record_id"], forms=forms,
+                                date_formats=fmt):
+            export.kind = "redcap"
+            ctx.export = export
+        for w in waves_cfg:
+            if ctx.is_redcap(w["file"]) and not w.get("event"):
+                q.add("(trial config: data.waves)", None, "", "event", w["timepoint"],
+                      "a wave read from the REDCap export needs its event (data.waves[].event)")
+        if ctx.export is None or q.errors:
+            raise DataValidationError(q.errors)
+    event_tp = {w["event"]: w["timepoint"] for w in waves_cfg if w.get("event")}
+
+    # ---- sites ----------------------------------------------------------------------------------
     f = data["sites"]
-    sites = read_raw_csv(raw / f, SITE_COLUMNS, q)
-    if sites is not None:
-        _unique(sites, "site_id", f, q)
-        _allowed(sites, "arm", arms, f, q)
-        for c in ("site_id", "client_group"):
-            for line in sites.index[sites[c] == ""]:
-                q.add(f, line, "", c, "", "required value is missing")
-        sites["recruitment_start"] = _parse_dates(sites, "recruitment_start", f, q)
-        sites["recruitment_end"] = _parse_dates(sites, "recruitment_end", f, q)
-        bad = sites.recruitment_end < sites.recruitment_start
-        for line in sites.index[bad]:
-            q.add(f, line, "", "recruitment_end", sites.at[line, "recruitment_end"].date(),
-                  "recruitment ends before it starts")
-    if sites is None:
+    st = _require(ctx, _load(ctx, "sites", f, SITE_COLUMNS), SITE_COLUMNS)
+    if st is None:
         raise DataValidationError(q.errors)
-    site_ids = set(sites.site_id)
+    sites = check_fields(st, role_fields(cfg)["sites"], q, date_formats=fmt)
+    bad = (sites.recruitment_end < sites.recruitment_start).to_numpy()
+    q.add_many(st, bad, "recruitment_end", "recruitment ends before it starts")
+    site_ids = set(sites.site_id.dropna())
+    rules = role_fields(cfg, site_ids)
 
-    # ---- participants -------------------------------------------------------------------------
+    # ---- participants -------------------------------------------------------------------------------
     f = data["participants"]
-    parts = read_raw_csv(raw / f, PARTICIPANT_COLUMNS, q)
-    if parts is not None:
-        for line in parts.index[parts.participant_id == ""]:
-            q.add(f, line, "", "participant_id", "", "required value is missing")
-        _unique(parts, "participant_id", f, q, "participant_id")
-        _allowed(parts, "site_id", site_ids, f, q, "participant_id")
-        _allowed(parts, "sex", {"female", "male", "other"}, f, q, "participant_id", allow_blank=True)
-        parts["consent_date"] = _parse_dates(parts, "consent_date", f, q, id_col="participant_id")
-        parts["withdrawal_date"] = _parse_dates(parts, "withdrawal_date", f, q, required=False,
-                                                id_col="participant_id")
-        ints = _integers(parts, ["age", "sessions_attended"], f, q, "participant_id")
-        for line, v in ints["age"].items():
-            if pd.notna(v) and not 16 <= v <= 110:
-                q.add(f, line, parts.at[line, "participant_id"], "age", v, "age must be 16-110 years")
-        parts["age"] = ints["age"]
-        parts["sessions_attended"] = ints["sessions_attended"]
-        before = parts.withdrawal_date < parts.consent_date
-        for line in parts.index[before]:
-            q.add(f, line, parts.at[line, "participant_id"], "withdrawal_date",
-                  parts.at[line, "withdrawal_date"].date(), "withdrawal is dated before consent")
-        no_reason = parts.withdrawal_date.notna() & (parts.withdrawal_reason == "")
-        for line in parts.index[no_reason]:
-            q.add(f, line, parts.at[line, "participant_id"], "withdrawal_reason", "",
-                  "withdrawal has no reason recorded", "warning")
+    enrol = [rcfg.get("enrolment_event") or waves_cfg[0].get("event")] if ctx.is_redcap(f) else None
+    pt = _require(ctx, _load(ctx, "participants", f, PARTICIPANT_COLUMNS, events=enrol), PARTICIPANT_COLUMNS)
+    parts = None
+    if pt is not None:
+        parts = check_fields(pt, rules["participants"], q, id_col="participant_id", date_formats=fmt)
+        pid = parts.participant_id.fillna("")
+        before = (parts.withdrawal_date < parts.consent_date).to_numpy()
+        q.add_many(pt, before, "withdrawal_date", "withdrawal is dated before consent", ids=pid)
+        no_reason = (parts.withdrawal_date.notna() & parts.withdrawal_reason.isna()).to_numpy()
+        q.add_many(pt, no_reason, "withdrawal_reason", "withdrawal has no reason recorded", "warning", ids=pid)
+        reason_no_date = (parts.withdrawal_date.isna() & parts.withdrawal_reason.notna()).to_numpy()
+        q.add_many(pt, reason_no_date, "withdrawal_date", "withdrawal reason given without a withdrawal date",
+                   ids=pid)
+    known = set(parts.participant_id.dropna()) if parts is not None else set()
 
-    # ---- screening log ------------------------------------------------------------------------
+    # ---- screening log ------------------------------------------------------------------------------
     f = data["screening"]
-    screen = read_raw_csv(raw / f, SCREENING_COLUMNS, q)
-    if screen is not None:
-        _unique(screen, "screening_id", f, q)
-        _allowed(screen, "site_id", site_ids, f, q)
-        _allowed(screen, "eligible", {"yes", "no"}, f, q)
-        _allowed(screen, "consented", {"yes", "no"}, f, q, allow_blank=True)
-        screen["screen_date"] = _parse_dates(screen, "screen_date", f, q)
-        for line, r in screen.iterrows():
-            if r.eligible == "yes" and r.consented == "":
-                q.add(f, line, "", "consented", "", "eligible person has no consent decision")
-            if r.eligible == "no" and r.consented == "yes":
-                q.add(f, line, r.participant_id, "consented", "yes", "ineligible person recorded as consented")
-            if r.eligible == "no" and r.exclusion_reason == "":
-                q.add(f, line, "", "exclusion_reason", "", "ineligible without a reason", "warning")
-            if r.consented == "yes" and r.participant_id == "":
-                q.add(f, line, "", "participant_id", "", "consented person has no participant_id")
-        _unique(screen, "participant_id", f, q)
+    sc = _require(ctx, _load(ctx, "screening", f, SCREENING_COLUMNS), SCREENING_COLUMNS)
+    screen = None
+    if sc is not None:
+        screen = check_fields(sc, rules["screening"], q, date_formats=fmt)
+        el, co = screen.eligible.fillna(""), screen.consented.fillna("")
+        spid = screen.participant_id.fillna("")
+        q.add_many(sc, ((el == "yes") & (co == "")).to_numpy(), "consented",
+                   "eligible person has no consent decision")
+        q.add_many(sc, ((el == "no") & (co == "yes")).to_numpy(), "consented",
+                   "ineligible person recorded as consented", ids=spid)
+        q.add_many(sc, ((el == "no") & screen.exclusion_reason.isna()).to_numpy(), "exclusion_reason",
+                   "ineligible without a reason", "warning")
+        q.add_many(sc, ((co == "yes") & (spid == "")).to_numpy(), "participant_id",
+                   "consented person has no participant_id")
+        q.add_many(sc, ((co != "yes") & (spid != "")).to_numpy(), "participant_id",
+                   "participant_id given for a person not recorded as consented", ids=spid)
         if parts is not None:
-            known = set(parts.participant_id)
-            for line, pid in screen.participant_id.items():
-                if pid and pid not in known:
-                    q.add(f, line, pid, "participant_id", pid,
-                          "screening log names a participant missing from the participants file")
-            logged = set(screen.participant_id[screen.consented == "yes"])
-            for line, pid in parts.participant_id.items():
-                if pid and pid not in logged:
-                    q.add(data["participants"], line, pid, "participant_id", pid,
-                          "participant has no consented entry in the screening log", "warning")
+            _id_match(ctx, sc, spid, known,
+                      "screening log names a participant missing from the participants file")
+            logged = set(spid[co == "yes"])
+            q.add_many(pt, ~parts.participant_id.fillna("").isin(logged).to_numpy() &
+                       parts.participant_id.notna().to_numpy(), "participant_id",
+                       "participant has no consented entry in the screening log", "warning",
+                       values=parts.participant_id, ids=parts.participant_id.fillna(""))
 
-    # ---- questionnaire waves --------------------------------------------------------------------
-    waves = []
-    known = set(parts.participant_id) if parts is not None else set()
-    person = parts.drop_duplicates("participant_id").set_index("participant_id") if parts is not None else None
-    consent = person.consent_date if person is not None else None
-    withdrawn = person.withdrawal_date if person is not None else None
-    baseline_dates = None
-    item_cols_all: list[str] = []
-    for w in data["waves"]:
+    # ---- questionnaire waves ------------------------------------------------------------------------
+    person = parts.dropna(subset=["participant_id"]).drop_duplicates("participant_id").set_index("participant_id") \
+        if parts is not None else None
+    irules = item_rules(cfg)
+    waves, items_all = [], []
+    baseline_dates = prev_dates = None
+    after_withdrawal = data.get("after_withdrawal", "exclude")
+    for w in waves_cfg:
         f = w["file"]
-        wave = read_raw_csv(raw / f, WAVE_FIXED_COLUMNS, q)
-        if wave is None:
+        ev = [w["event"]] if ctx.is_redcap(f) else None
+        wt = _require(ctx, _load(ctx, "waves", f, WAVE_FIXED_COLUMNS, free="items", events=ev), WAVE_FIXED_COLUMNS)
+        if wt is None:
             continue
-        items = [c for c in wave.columns if c not in WAVE_FIXED_COLUMNS]
-        bad_names = [c for c in items if not ITEM_PATTERN.match(c)]
-        for c in bad_names:
-            q.add(f, 1, "", c, "", "unexpected column (item columns are named <instrument>_<k>)")
-        items = [c for c in items if c not in bad_names]
-        for line in wave.index[wave.participant_id == ""]:
-            q.add(f, line, "", "participant_id", "", "required value is missing")
-        _unique(wave, "participant_id", f, q, "participant_id")
-        for line, pid in wave.participant_id.items():
-            if pid and pid not in known:
-                q.add(f, line, pid, "participant_id", pid,
-                      "record for a participant who is not in the participants file (orphan)")
-        visit = _parse_dates(wave, "visit_date", f, q, id_col="participant_id")
-        values = _integers(wave, items, f, q, "participant_id")
-        out = pd.concat([wave[["participant_id"]], visit.rename("visit_date"), values], axis=1)
+        items = [c for c in wt.frame.columns if c not in WAVE_FIXED_COLUMNS and ITEM_PATTERN.match(c)]
+        for inst, r in irules.items():
+            miss = [c for c in r["items"] if c not in items]
+            if miss and len(miss) < len(r["items"]):
+                q.add(f, 1, "", ", ".join(miss), "", f"item column(s) of instrument {inst} missing")
+            elif miss:
+                q.add(f, 1, "", f"{inst}_1..{inst}_{len(r['items'])}", "",
+                      f"configured instrument {inst} has no item columns in this wave (not scored here)",
+                      "warning")
+        item_fields = []
+        for c in items:
+            inst = ITEM_PATTERN.match(c)["instrument"]
+            r = irules.get(inst)
+            if r and r["missing"]:
+                hit = wt.frame[c].str.strip().isin(r["missing"])
+                ctx.missing_code_count += int(hit.sum())
+                wt.frame[c] = wt.frame[c].where(~hit, "")
+            allowed = tuple(r["codes"]) if r else None
+            item_fields.append(Field(c, "int", allowed=allowed,
+                                     range_rule=None if r is None else
+                                     f"code not allowed for {inst} (allowed: "
+                                     f"{', '.join(str(int(x)) if x.is_integer() else str(x) for x in r['codes'])})"))
+        typed = check_fields(wt, rules["waves"] + item_fields, q, id_col="participant_id", date_formats=fmt)
+        out = _typed_rows(wt, typed)
         out["timepoint"] = w["timepoint"]
         out["month"] = float(w["month"])
-        out["source_line"] = out.index.astype(int)
-        if consent is not None:
-            cd = out.participant_id.map(consent)
-            for line in out.index[out.visit_date < cd]:
-                q.add(f, line, out.at[line, "participant_id"], "visit_date", out.at[line, "visit_date"].date(),
-                      "visit is dated before consent")
-            wd = out.participant_id.map(withdrawn)
-            after = out.visit_date > wd
-            for line in out.index[after]:
-                q.add(f, line, out.at[line, "participant_id"], "visit_date", out.at[line, "visit_date"].date(),
-                      "visit after withdrawal: record excluded from analysis", "warning")
-            out = out[~after.fillna(False)]
+        pid = out.participant_id.fillna("")
+        orphan = _id_match(ctx, wt, pid, known, _ORPHAN) if parts is not None else np.zeros(len(out), bool)
+        keep = np.ones(len(out), dtype=bool)
+        if person is not None:
+            cd = pid.map(person.consent_date)
+            q.add_many(wt, (out.visit_date < cd).to_numpy(), "visit_date", "visit is dated before consent",
+                       values=wt.frame.visit_date, ids=pid)
+            wd = pid.map(person.withdrawal_date)
+            after = (out.visit_date > wd).to_numpy()
+            if after_withdrawal == "exclude":
+                q.add_many(wt, after, "visit_date", "visit after withdrawal: record excluded from analysis",
+                           "warning", values=wt.frame.visit_date, ids=pid)
+                keep &= ~after
+                _count_excluded(ctx, "questionnaire record dated after withdrawal of consent",
+                                w["timepoint"], pid[after].map(person.site_id), sites)
+            else:
+                q.add_many(wt, after, "visit_date", "visit after withdrawal: record kept (after_withdrawal: keep)",
+                           "warning", values=wt.frame.visit_date, ids=pid)
         if baseline_dates is None:
-            baseline_dates = out.drop_duplicates("participant_id").set_index("participant_id").visit_date
+            baseline_dates = out[keep & ~orphan].set_index("participant_id").visit_date
+            prev_dates = baseline_dates
         else:
-            bd = out.participant_id.map(baseline_dates)
-            for line in out.index[out.visit_date <= bd]:
-                q.add(f, line, out.at[line, "participant_id"], "visit_date", out.at[line, "visit_date"].date(),
-                      "follow-up visit is not after the baseline visit")
-        item_cols_all += [c for c in items if c not in item_cols_all]
-        waves.append(out)
+            bd = pid.map(baseline_dates)
+            q.add_many(wt, (out.visit_date <= bd).to_numpy(), "visit_date",
+                       "follow-up visit is not after the baseline visit", values=wt.frame.visit_date, ids=pid)
+            pd_ = pid.map(prev_dates)
+            q.add_many(wt, ((out.visit_date <= pd_) & ~(out.visit_date <= bd)).to_numpy(), "visit_date",
+                       "visit is not after the previous time point's visit", values=wt.frame.visit_date, ids=pid)
+            no_bl = (pid != "") & ~pid.isin(baseline_dates.index) & ~orphan
+            q.add_many(wt, no_bl.to_numpy(), "participant_id", "follow-up record without a baseline record",
+                       "warning", ids=pid)
+            win = w.get("window_days")
+            if win:
+                target = bd + pd.to_timedelta(round(float(w["month"]) * DAYS_PER_MONTH), unit="D")
+                off = ((out.visit_date < target - pd.to_timedelta(win[0], unit="D")) |
+                       (out.visit_date > target + pd.to_timedelta(win[1], unit="D"))).to_numpy()
+                q.add_many(wt, off, "visit_date",
+                           f"visit outside its window ({win[0]:g} days before to {win[1]:g} days after "
+                           f"month {w['month']:g}): kept", "warning", values=wt.frame.visit_date, ids=pid)
+            cur = out[keep & ~orphan].set_index("participant_id").visit_date
+            prev_dates = cur.combine_first(prev_dates)
+        items_all += [c for c in items if c not in items_all]
+        waves.append(out[keep])
 
-    # ---- service use and fidelity (optional) ----------------------------------------------------
+    # ---- service use (optional) ------------------------------------------------------------------
     service = None
     if data.get("service_use"):
         f = data["service_use"]
-        su = read_raw_csv(raw / f, SERVICE_FIXED_COLUMNS, q)
+        ev = sorted(event_tp) if ctx.is_redcap(f) else None
+        su = _require(ctx, _load(ctx, "service_use", f, SERVICE_FIXED_COLUMNS, free="counts", events=ev,
+                                 event_tp=event_tp if ctx.is_redcap(f) else None), SERVICE_FIXED_COLUMNS)
         if su is not None:
-            tps = {w["timepoint"] for w in data["waves"]}
-            _allowed(su, "timepoint", tps, f, q, "participant_id")
-            for line, pid in su.participant_id.items():
-                if pid not in known:
-                    q.add(f, line, pid, "participant_id", pid, "record for a participant who is not in the participants file (orphan)")
-            key = su.participant_id + "|" + su.timepoint
-            for line in su.index[key.duplicated()]:
-                q.add(f, line, su.at[line, "participant_id"], "timepoint", su.at[line, "timepoint"],
-                      "duplicate participant and time point")
-            counts = [c for c in su.columns if c not in SERVICE_FIXED_COLUMNS]
-            vals = _integers(su, counts, f, q, "participant_id")
-            for c in counts:
-                for line in vals.index[vals[c] < 0]:
-                    q.add(f, line, su.at[line, "participant_id"], c, vals.at[line, c], "count cannot be negative")
-            service = pd.concat([su[["participant_id", "timepoint"]],
-                                 _parse_dates(su, "recall_start", f, q, id_col="participant_id").rename("recall_start"),
-                                 _parse_dates(su, "recall_end", f, q, id_col="participant_id").rename("recall_end"),
-                                 vals], axis=1)
+            counts = [c for c in su.frame.columns if c not in SERVICE_FIXED_COLUMNS]
+            cfields = [Field(c, "int", min=0, range_rule="count cannot be negative") for c in counts]
+            service = check_fields(su, rules["service_use"] + cfields, q, id_col="participant_id", date_formats=fmt)
+            pid = service.participant_id.fillna("")
+            orphan = _id_match(ctx, su, pid, known, _ORPHAN) if parts is not None else None
+            dup = (pid + "|" + service.timepoint.fillna("")).duplicated().to_numpy() & (pid != "").to_numpy()
+            q.add_many(su, dup, "timepoint", "duplicate participant and time point", ids=pid)
+            q.add_many(su, (service.recall_end < service.recall_start).to_numpy(), "recall_end",
+                       "recall period ends before it starts", ids=pid)
+            if person is not None:
+                wd = pid.map(person.withdrawal_date)
+                after = (service.recall_end > wd).to_numpy() & ~orphan
+                if after_withdrawal == "exclude" and after.any():
+                    q.add_many(su, after, "recall_end",
+                               "service use recorded after withdrawal: record excluded from analysis",
+                               "warning", ids=pid)
+                    for tp in tps:
+                        m = after & (service.timepoint == tp).to_numpy()
+                        _count_excluded(ctx, "service-use record dated after withdrawal of consent", tp,
+                                        pid[m].map(person.site_id), sites)
+                    service = service[~after]
+            service = service[SERVICE_FIXED_COLUMNS + counts]
+
+    # ---- fidelity (optional) -------------------------------------------------------------------------
     fidelity = None
     if data.get("fidelity"):
         f = data["fidelity"]
-        fd = read_raw_csv(raw / f, FIDELITY_COLUMNS, q)
-        if fd is not None:
-            _allowed(fd, "site_id", site_ids, f, q)
-            score = pd.to_numeric(fd.fidelity_score, errors="coerce")
-            for line in fd.index[score.isna() | (score < 0) | (score > 100)]:
-                q.add(f, line, "", "fidelity_score", fd.at[line, "fidelity_score"], "fidelity score must be a number 0-100")
-            fidelity = pd.DataFrame({"site_id": fd.site_id,
-                                     "assessment_date": _parse_dates(fd, "assessment_date", f, q),
-                                     "fidelity_score": score})
+        ft = _require(ctx, _load(ctx, "fidelity", f, FIDELITY_COLUMNS), FIDELITY_COLUMNS)
+        if ft is not None:
+            fidelity = check_fields(ft, rules["fidelity"], q, date_formats=fmt)
+            arm_of = dict(zip(sites.site_id, sites.arm))
+            ctrl = fidelity.site_id.map(arm_of) == cfg["design"]["control_arm"]
+            q.add_many(ft, ctrl.to_numpy(), "site_id", "fidelity assessed at a control-arm site", "warning")
+
+    if ctx.export is not None:
+        used_forms = {fm for v in (rcfg.get("forms") or {}).values() for fm in v}
+        used_events = set(event_tp) | {rcfg.get("enrolment_event") or waves_cfg[0].get("event")}
+        for r in rc.unused_rows(ctx.export, used_events, used_forms, ctx.dictionary):
+            ctx.exclusions.append(dict(step="ingest", reason=r["reason"], timepoint="", arm="all", n=r["n"]))
 
     if q.errors:
         raise DataValidationError(q.errors)
 
-    # ---- typed outputs ----------------------------------------------------------------------------
-    sites = sites.reset_index(drop=True)
+    # ---- typed outputs (canonical order, independent of the source format) --------------------------
+    sites = sites[SITE_COLUMNS].reset_index(drop=True)
     arm_of = sites.set_index("site_id").arm
     group_of = sites.set_index("site_id").client_group
-    parts = parts.reset_index(drop=True)
-    parts.insert(2, "arm", parts.site_id.map(arm_of))
-    parts.insert(3, "client_group", parts.site_id.map(group_of))
-    parts["withdrawal_reason"] = parts.withdrawal_reason.replace("", pd.NA)
-    parts["sex"] = parts.sex.replace("", pd.NA)
-    screen = screen.reset_index(drop=True)
+    parts = parts.sort_values("participant_id", kind="stable")[PARTICIPANT_COLUMNS].reset_index(drop=True)
+    parts.insert(2, "arm", parts.site_id.map(arm_of).astype("str"))
+    parts.insert(3, "client_group", parts.site_id.map(group_of).astype("str"))
+    screen = screen[SCREENING_COLUMNS].sort_values("screening_id", kind="stable").reset_index(drop=True)
     screen["eligible"] = screen.eligible == "yes"
     screen["consented"] = screen.consented.map({"yes": True, "no": False}).astype("boolean")
-    for c in ("exclusion_reason", "decline_reason", "participant_id"):
-        screen[c] = screen[c].replace("", pd.NA)
+    order = {p: i for i, p in enumerate(parts.participant_id)}
     responses = pd.concat(waves, ignore_index=True)
     responses = responses[["participant_id", "timepoint", "month", "visit_date", "source_line"]
-                          + [c for c in item_cols_all if c in responses.columns]]
+                          + [c for c in items_all if c in responses.columns]]
+    responses["_tp"] = responses.timepoint.map({t: i for i, t in enumerate(tps)})
+    responses["_p"] = responses.participant_id.map(order)
+    responses = responses.sort_values(["_tp", "_p"], kind="stable").drop(columns=["_tp", "_p"]).reset_index(drop=True)
+    responses["timepoint"] = responses.timepoint.astype("str")
+    for c in items_all:
+        if c in responses:
+            responses[c] = responses[c].astype("Int64")
+    if service is not None:
+        service = service.assign(_tp=service.timepoint.map({t: i for i, t in enumerate(tps)}),
+                                 _p=service.participant_id.map(order))
+        service = service.sort_values(["_tp", "_p"], kind="stable").drop(columns=["_tp", "_p"]).reset_index(drop=True)
+    else:
+        service = pd.DataFrame(columns=SERVICE_FIXED_COLUMNS)
+    fidelity = fidelity[FIDELITY_COLUMNS].sort_values(["site_id", "assessment_date"], kind="stable") \
+        .reset_index(drop=True) if fidelity is not None else pd.DataFrame(columns=FIDELITY_COLUMNS)
+    if ctx.missing_code_count:
+        ctx.exclusions.append(dict(step="ingest", reason="values equal to a declared missing-data code read as blank",
+                                   timepoint="", arm="all", n=ctx.missing_code_count))
+    exclusions = pd.DataFrame(ctx.exclusions, columns=EXCLUSION_COLUMNS)
+    if len(exclusions):
+        exclusions = exclusions.groupby(["step", "reason", "timepoint", "arm"], sort=False, as_index=False).n.sum()
     return {
         "sites": sites,
         "participants": parts,
         "screening": screen,
         "responses": responses,
-        "service_use": service if service is not None else pd.DataFrame(columns=SERVICE_FIXED_COLUMNS),
-        "fidelity": fidelity.reset_index(drop=True) if fidelity is not None else pd.DataFrame(columns=FIDELITY_COLUMNS),
+        "service_use": service,
+        "fidelity": fidelity,
         "queries": q.frame(),
+        "exclusions": exclusions[EXCLUSION_COLUMNS].astype({"n": "int64"}),
     }
+
+
+def _count_excluded(ctx: _Context, reason: str, timepoint: str, site_of_rows: pd.Series, sites: pd.DataFrame):
+    if not len(site_of_rows):
+        return
+    arm = site_of_rows.map(dict(zip(sites.site_id, sites.arm)))
+    for a, n in arm.value_counts().sort_index().items():
+        ctx.exclusions.append(dict(step="ingest", reason=reason, timepoint=timepoint, arm=a, n=int(n)))

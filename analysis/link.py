@@ -1,8 +1,10 @@
-"""Link waves by participant into one long analysis table."""
+"""Link waves by participant into one long analysis table; count exclusions for the flow."""
 
 from __future__ import annotations
 
 import pandas as pd
+
+EXCLUSION_COLUMNS = ["step", "reason", "timepoint", "arm", "n"]
 
 
 def link_waves(participants: pd.DataFrame, responses: pd.DataFrame, scores: pd.DataFrame,
@@ -13,7 +15,8 @@ def link_waves(participants: pd.DataFrame, responses: pd.DataFrame, scores: pd.D
     questionnaire was returned), so that denominators for retention and completion are the
     allocated participants.  Columns: participant_id, site_id, arm, client_group, age, sex,
     timepoint, month, visit_date, days_from_baseline, assessed, every score, and for every
-    numeric score its baseline value as ``<score>_bl``.
+    numeric score its baseline value as ``<score>_bl``.  Rows follow the order of the
+    participants table (canonical, independent of pseudonyms) and then time point.
     """
     tps = [w["timepoint"] for w in waves]
     grid = pd.MultiIndex.from_product([participants.participant_id, tps],
@@ -34,4 +37,27 @@ def link_waves(participants: pd.DataFrame, responses: pd.DataFrame, scores: pd.D
     for c in numeric:
         df[f"{c}_bl"] = df.participant_id.map(bl[c])
     df["timepoint"] = pd.Categorical(df.timepoint, categories=tps, ordered=True)
-    return df.sort_values(["participant_id", "timepoint"]).reset_index(drop=True)
+    order = pd.Series(range(len(participants)), index=participants.participant_id.to_numpy())
+    df["_order"] = df.participant_id.map(order)
+    return df.sort_values(["_order", "timepoint"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def exclusion_counts(linked: pd.DataFrame, ingest_exclusions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Tidy counts (step, reason, timepoint, arm, n) of records excluded and participants not
+    assessed, for the CONSORT flow.  Ingest counts (records excluded, rows not read) come first;
+    then, per time point and arm, participants allocated and those without a usable record."""
+    rows = []
+    if ingest_exclusions is not None and len(ingest_exclusions):
+        rows += ingest_exclusions[EXCLUSION_COLUMNS].to_dict("records")
+    arms = sorted(linked.arm.dropna().unique())
+    for tp in linked.timepoint.cat.categories:
+        at = linked[linked.timepoint == tp]
+        for arm in arms:
+            a = at[at.arm == arm]
+            rows.append(dict(step="link", reason="participants allocated", timepoint=str(tp), arm=arm, n=len(a)))
+            rows.append(dict(step="link", reason="no questionnaire record at this time point (not assessed)",
+                             timepoint=str(tp), arm=arm, n=int((~a.assessed).sum())))
+    out = pd.DataFrame(rows, columns=EXCLUSION_COLUMNS)
+    out["timepoint"] = out.timepoint.fillna("").astype(str)
+    out["n"] = out.n.astype("int64")
+    return out

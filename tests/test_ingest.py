@@ -97,7 +97,8 @@ def test_missing_column_and_wrong_delimiter(demo_cfg, raw):
     s = raw / "sites.csv"
     s.write_text(s.read_text().replace(",", ";"))
     msg, qs = _fails(demo_cfg, raw)
-    assert "sites.csv, line 1" in msg and "required column(s) missing (is the delimiter a comma?)" in msg
+    assert "sites.csv, line 1" in msg and "required column(s) missing (is the delimiter a comma?" in msg
+    assert len(qs) == 1 and "separated by ';'" in qs[0].rule
 
 
 def test_empty_file(demo_cfg, raw):
@@ -113,12 +114,18 @@ def test_arm_code_not_in_config(demo_cfg, raw):
     assert q.value == "interventon" and "allowed: control, intervention" in q.rule
 
 
-def test_visit_after_withdrawal_is_excluded_and_counted(demo_cfg, raw):
+def _withdraw_first_m9_participant(raw):
+    """Give the first participant with a 9-month record a withdrawal date of 2024-12-31."""
     parts = pd.read_csv(raw / "participants.csv", dtype=str, keep_default_na=False)
     m9 = pd.read_csv(raw / "wave_m9.csv", dtype=str, keep_default_na=False)
     pid = m9.participant_id[0]
     parts.loc[parts.participant_id == pid, ["withdrawal_date", "withdrawal_reason"]] = ["2024-12-31", "withdrew consent"]
     parts.to_csv(raw / "participants.csv", index=False)
+    return parts, m9, pid
+
+
+def test_visit_after_withdrawal_is_excluded_and_counted(demo_cfg, raw):
+    parts, m9, pid = _withdraw_first_m9_participant(raw)
     m9.loc[0, "visit_date"] = "2025-01-15"
     m9.to_csv(raw / "wave_m9.csv", index=False)
     out = ingest_trial(demo_cfg, raw)
@@ -133,3 +140,30 @@ def test_all_errors_reported_at_once(demo_cfg, raw):
     _edit(raw / "sites.csv", ",control,", ",ctrl,")
     _, qs = _fails(demo_cfg, raw)
     assert {q.file for q in qs} >= {"wave_m3.csv", "sites.csv"}
+
+
+def test_withdrawal_exclusions_are_counted_or_kept(demo_cfg, raw):
+    parts, m9, pid = _withdraw_first_m9_participant(raw)
+    arm = pd.read_csv(raw / "sites.csv").set_index("site_id").arm[parts.set_index("participant_id").site_id[pid]]
+    out = ingest_trial(demo_cfg, raw)
+    ex = out["exclusions"]
+    q = ex[ex.reason.str.startswith("questionnaire record dated after withdrawal")]
+    assert q[["timepoint", "arm", "n"]].values.tolist() == [["m9", arm, 1]]
+    demo_cfg["data"]["after_withdrawal"] = "keep"
+    kept = ingest_trial(demo_cfg, raw)
+    assert ((kept["responses"].participant_id == pid) & (kept["responses"].timepoint == "m9")).sum() == 1
+    assert kept["queries"].rule.str.contains("record kept").sum() == 1
+
+
+def test_visit_window_warning(demo_cfg, raw):
+    base = pd.read_csv(raw / "wave_baseline.csv", dtype=str, keep_default_na=False).set_index("participant_id")
+    m3 = pd.read_csv(raw / "wave_m3.csv", dtype=str, keep_default_na=False)
+    demo_cfg["data"]["waves"][1]["window_days"] = [14, 28]
+    out = ingest_trial(demo_cfg, raw)
+    target = pd.to_datetime(m3.participant_id.map(base.visit_date)) + pd.Timedelta(days=round(3 * 30.44))
+    delta = (pd.to_datetime(m3.visit_date) - target).dt.days
+    expected = set((m3.index[(delta < -14) | (delta > 28)] + 2).tolist())  # file lines
+    q = out["queries"]
+    got = set(q[q.rule.str.startswith("visit outside its window")].line.astype(int))
+    assert got == expected and len(expected) > 0
+    assert len(out["responses"]) == sum(len(pd.read_csv(raw / w["file"])) for w in demo_cfg["data"]["waves"])

@@ -1,20 +1,38 @@
-"""Link stage: one row per participant x time point; collect all data queries."""
+"""Link stage: one row per participant x time point; exclusion counts; all data queries.
+
+``data_queries.csv`` is for the data manager: it carries the trial's own participant IDs (the
+scoring queries' pseudonyms are mapped back) and file lines, so each query can be acted on.  It
+is never shown in the report beyond counts by rule.  The raw files' SHA-256 are checked again
+against the manifest taken at ingest.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from analysis.io import write_parquet, write_table
-from analysis.link import link_waves
+from analysis.link import exclusion_counts, link_waves
 from analysis.stages._common import log
+from analysis.stages.ingest import check_manifest
 
 
 def run(cfg: dict, participants: str, responses: str, scores: str, query_files: list[str],
-        out_linked: str, out_queries: str) -> None:
-    linked = link_waves(pd.read_parquet(participants), pd.read_parquet(responses),
-                        pd.read_parquet(scores), cfg["data"]["waves"])
+        out_linked: str, out_queries: str, pseudonyms: str | None = None, exclusions: str | None = None,
+        manifest: str | None = None, out_exclusions: str | None = None) -> None:
+    parts = pd.read_parquet(participants)
+    linked = link_waves(parts, pd.read_parquet(responses), pd.read_parquet(scores), cfg["data"]["waves"])
     write_parquet(linked, out_linked)
     queries = pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False) for f in query_files],
                         ignore_index=True)
+    if pseudonyms:
+        m = pd.read_parquet(pseudonyms)
+        back = dict(zip(m.pseudonym, m.raw_id))
+        queries["participant_id"] = queries.participant_id.map(lambda v: back.get(v, v))
     write_table(queries, out_queries)
+    if out_exclusions:
+        ing = pd.read_csv(exclusions, dtype={"timepoint": str}, keep_default_na=False) if exclusions else None
+        write_table(exclusion_counts(linked, ing), out_exclusions)
+    if manifest:
+        check_manifest(cfg["data"]["raw_dir"], pd.read_csv(manifest, dtype=str))
+        log.info("raw files unchanged since ingest (SHA-256 checked)")
     log.info("linked %d participant x time point rows", len(linked))
