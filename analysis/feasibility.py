@@ -1,11 +1,16 @@
-"""Feasibility outcomes: recruitment, consent, retention, completion and receipt, with CIs.
+"""Feasibility outcomes: disposition counts, recruitment, consent, retention, completion,
+receipt, adherence and fidelity, with CIs.
 
 Methods (docs/methods.md §Feasibility):
 
 * proportions use the Wilson score interval by default (Clopper–Pearson as an option), via
   ``statsmodels.stats.proportion.proportion_confint``;
 * the recruitment rate is participants per site-month open, with the exact (Garwood) Poisson
-  interval on the count divided by the exposure.
+  interval on the count divided by the exposure;
+* the disposition of every allocated participant at every time point is one of *assessed*
+  (questionnaire returned), *withdrawn* (withdrawal dated on or before the time point's
+  scheduled date, and not assessed) or *lost* (neither), so the three always add up to the
+  number allocated.
 """
 
 from __future__ import annotations
@@ -17,8 +22,28 @@ from statsmodels.stats.proportion import proportion_confint
 
 FEASIBILITY_COLUMNS = ["indicator", "timepoint", "arm", "numerator", "denominator", "estimate",
                        "ci_low", "ci_high", "ci_method", "unit", "definition"]
+FLOW_COLUMNS = ["stage", "arm", "site_id", "timepoint", "measure", "reason", "n"]
 _SM_METHOD = {"wilson": "wilson", "clopper-pearson": "beta"}
 DAYS_PER_MONTH = 365.25 / 12
+NOT_RECORDED = "reason not recorded"
+UNDECLARED = "other reason (not on the declared list)"
+
+# The denominator of every indicator (progression criteria may state it; it is checked).
+DENOMINATORS = {
+    "eligibility": "screened", "consent": "eligible", "recruitment_rate": "site-months open",
+    "recruitment_vs_target": "target", "retention": "allocated", "completion": "allocated",
+    "intervention_receipt": "allocated to intervention", "adherence": "allocated to intervention",
+    "fidelity": "intervention sites", "withdrawal": "allocated",
+}
+
+
+def denominator_of(indicator: str) -> str:
+    """The denominator an indicator is computed over (see ``DENOMINATORS``)."""
+    key = "completion" if indicator.startswith("completion_") else indicator
+    if key not in DENOMINATORS:
+        raise KeyError(f"unknown feasibility indicator {indicator!r}; known: "
+                       f"{sorted(DENOMINATORS)} and completion_<measure>")
+    return DENOMINATORS[key]
 
 
 def proportion_ci(k: int, n: int, method: str = "wilson", level: float = 0.95) -> tuple[float, float, float]:
@@ -28,7 +53,8 @@ def proportion_ci(k: int, n: int, method: str = "wilson", level: float = 0.95) -
     if n == 0:
         return (np.nan, np.nan, np.nan)
     lo, hi = proportion_confint(k, n, alpha=1 - level, method=_SM_METHOD[method])
-    return (k / n, float(lo), float(hi))
+    # the limits at k = 0 and k = n are exactly 0 and 1; floating point can miss them by ~1e-16
+    return (k / n, 0.0 if k == 0 else float(lo), 1.0 if k == n else float(hi))
 
 
 def poisson_rate_ci(count: int, exposure: float, level: float = 0.95) -> tuple[float, float, float]:
@@ -47,13 +73,162 @@ def site_months(sites: pd.DataFrame) -> pd.Series:
     return pd.Series(days.to_numpy() / DAYS_PER_MONTH, index=sites.site_id.to_numpy())
 
 
+def study_arms(sites: pd.DataFrame, control_arm: str, intervention_arm: str) -> list[str]:
+    """Arms present in the sites file, in the order control, intervention.
+
+    A sites file with a single arm is a single-arm (non-randomised) study: the flow then has
+    no allocation split.  An arm code that is neither configured arm is an error.
+    """
+    present = list(dict.fromkeys(sites.arm.astype(str)))
+    unknown = [a for a in present if a not in (control_arm, intervention_arm)]
+    if unknown:
+        raise ValueError(f"sites file, column 'arm': value {unknown[0]!r} is neither design.control_arm "
+                         f"({control_arm!r}) nor design.intervention_arm ({intervention_arm!r})")
+    return [a for a in (control_arm, intervention_arm) if a in present]
+
+
+def score_measures(linked: pd.DataFrame, measures: list[str] | None = None) -> list[str]:
+    """The measures assessed for each objective: configured, or every numeric score with a baseline."""
+    available = [c[:-3] for c in linked.columns if c.endswith("_bl") and c[:-3] in linked.columns]
+    if measures is None:
+        return available
+    missing = [m for m in measures if m not in linked.columns]
+    if missing:
+        raise ValueError(f"config key feasibility.measures: {missing[0]!r} is not a score column of the "
+                         f"linked table (available: {available})")
+    return list(measures)
+
+
+def _is_true(s: pd.Series) -> pd.Series:
+    return s.astype("boolean").fillna(False).astype(bool)
+
+
+def reason_counts(reasons: pd.Series, declared: list[str] | None) -> list[tuple[str, int]]:
+    """Counts per reason.  With a declared list: every declared reason in its order (n = 0
+    included), then undeclared reasons pooled, then missing reasons.  Without one: the
+    reasons seen, most frequent first (ties alphabetically), then missing reasons."""
+    r = reasons.astype("string").str.strip()
+    missing = int((r.isna() | (r == "")).sum())
+    seen = r[r.notna() & (r != "")].value_counts()
+    if declared is None:
+        out = sorted(((str(k), int(v)) for k, v in seen.items()), key=lambda kv: (-kv[1], kv[0]))
+    else:
+        out = [(d, int(seen.get(d, 0))) for d in declared]
+        other = int(seen[~seen.index.isin(declared)].sum())
+        if other:
+            out.append((UNDECLARED, other))
+    if missing:
+        out.append((NOT_RECORDED, missing))
+    return out
+
+
+def scheduled_status(participants: pd.DataFrame, linked: pd.DataFrame) -> pd.DataFrame:
+    """Per participant x time point: assessed / withdrawn / lost.
+
+    The scheduled date of a time point is the baseline visit date (consent date if there was no
+    baseline visit) plus ``month`` months of 365.25/12 days.  A participant not assessed at a
+    time point counts as *withdrawn* there if their withdrawal is dated on or before that
+    scheduled date, otherwise as *lost*.
+    """
+    tps = list(linked.timepoint.cat.categories)
+    base = linked[linked.timepoint == tps[0]].set_index("participant_id").visit_date
+    p = participants.set_index("participant_id")
+    anchor = base.reindex(p.index).fillna(p.consent_date)
+    lk = linked[["participant_id", "timepoint", "month", "arm", "site_id", "assessed"]].copy()
+    lk["scheduled"] = anchor.reindex(lk.participant_id).to_numpy() + pd.to_timedelta(
+        lk.month.to_numpy() * DAYS_PER_MONTH, unit="D")
+    wd = p.withdrawal_date.reindex(lk.participant_id).to_numpy()
+    lk["withdrawal_reason"] = p.withdrawal_reason.reindex(lk.participant_id).to_numpy()
+    withdrawn_by = pd.notna(wd) & (wd <= lk.scheduled.to_numpy())
+    lk["status"] = np.where(lk.assessed, "assessed", np.where(withdrawn_by, "withdrawn", "lost"))
+    return lk
+
+
+def disposition(sites: pd.DataFrame, participants: pd.DataFrame, screening: pd.DataFrame,
+                linked: pd.DataFrame, *, arms: list[str], intervention_arm: str,
+                measures: list[str], reasons: dict | None = None,
+                receipt_min_sessions: int = 1) -> pd.DataFrame:
+    """Every count of the CONSORT pilot flow, tidy: stage, arm, site_id, timepoint, measure,
+    reason, n (``"all"`` / ``""`` where a column does not apply).
+
+    Stages: screened, not_eligible (+ reasons), eligible, declined (+ reasons), consented,
+    allocated (by arm and by site), received / not_received (intervention arm; ``sessions >=
+    receipt_min_sessions``), and per time point: assessed, withdrawn (+ reasons), lost, and
+    assessed_measure (per measure: a scorable value).
+    """
+    reasons = reasons or {}
+    rows = []
+
+    def add(stage, n, arm="all", site="all", tp="", measure="", reason=""):
+        rows.append(dict(stage=stage, arm=arm, site_id=site, timepoint=tp, measure=measure,
+                         reason=reason, n=int(n)))
+
+    site_arm = sites.set_index("site_id").arm
+    sc = screening.assign(arm=screening.site_id.map(site_arm))
+    groups = [("all", "all", sc)] + [(a, "all", sc[sc.arm == a]) for a in arms] \
+        + [(site_arm[s], s, sc[sc.site_id == s]) for s in sites.site_id]
+    for arm, site, g in groups:
+        elig = g[_is_true(g.eligible)]
+        add("screened", len(g), arm, site)
+        add("not_eligible", len(g) - len(elig), arm, site)
+        add("eligible", len(elig), arm, site)
+        consented = _is_true(elig.consented)
+        add("declined", (~consented).sum(), arm, site)
+        add("consented", consented.sum(), arm, site)
+        if arm == "all" and site == "all":
+            for r, n in reason_counts(g.loc[~_is_true(g.eligible), "exclusion_reason"], reasons.get("exclusion")):
+                add("not_eligible", n, reason=r)
+            for r, n in reason_counts(elig.loc[~consented, "decline_reason"], reasons.get("decline")):
+                add("declined", n, reason=r)
+
+    for arm in arms:
+        p = participants[participants.arm == arm]
+        add("allocated", len(p), arm)
+        add("allocated_sites", (site_arm == arm).sum(), arm)
+        for s in sites.site_id[sites.arm == arm]:
+            add("allocated", (p.site_id == s).sum(), arm, s)
+        if arm == intervention_arm:
+            got = p.sessions_attended.fillna(0) >= receipt_min_sessions
+            add("received", got.sum(), arm)
+            add("not_received", (~got).sum(), arm)
+
+    status = scheduled_status(participants, linked)
+    for tp in linked.timepoint.cat.categories:
+        st = status[status.timepoint == tp]
+        for arm in arms:
+            a = st[st.arm == arm]
+            for s in ("assessed", "withdrawn", "lost"):
+                add(s, (a.status == s).sum(), arm, tp=str(tp))
+            for r, n in reason_counts(a.loc[a.status == "withdrawn", "withdrawal_reason"],
+                                      reasons.get("withdrawal")):
+                add("withdrawn", n, arm, tp=str(tp), reason=r)
+            sub = linked[(linked.timepoint == tp) & (linked.arm == arm)]
+            for m in measures:
+                add("assessed_measure", sub[m].notna().sum(), arm, tp=str(tp), measure=m)
+    return pd.DataFrame(rows, columns=FLOW_COLUMNS)
+
+
+def flow_n(flow: pd.DataFrame, stage: str, arm: str = "all", site_id: str = "all", timepoint: str = "",
+           measure: str = "", reason: str = "") -> int:
+    """One count from a disposition table (KeyError if absent)."""
+    hit = flow[(flow.stage == stage) & (flow.arm == arm) & (flow.site_id == site_id)
+               & (flow.timepoint == timepoint) & (flow.measure == measure) & (flow.reason == reason)]
+    if len(hit) != 1:
+        raise KeyError(f"no single disposition count for {stage}/{arm}/{site_id}/{timepoint}/{measure}/{reason}")
+    return int(hit.n.iloc[0])
+
+
 def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening: pd.DataFrame,
                       linked: pd.DataFrame, *, primary_outcome: str, arms: list[str],
                       intervention_arm: str, ci_method: str = "wilson", level: float = 0.95,
-                      recruitment_target: int | None = None) -> pd.DataFrame:
+                      recruitment_target: int | None = None, measures: list[str] | None = None,
+                      receipt_min_sessions: int = 1, adherence_min_sessions: int | None = None,
+                      fidelity: pd.DataFrame | None = None,
+                      fidelity_threshold: float | None = None) -> pd.DataFrame:
     """The tidy feasibility table (one row per indicator x time point x arm)."""
     rows = []
     method_label = {"wilson": "Wilson score", "clopper-pearson": "Clopper-Pearson exact"}[ci_method]
+    measures = measures if measures is not None else [primary_outcome]
 
     def prop(indicator, k, n, definition, timepoint="", arm="all"):
         est, lo, hi = proportion_ci(int(k), int(n), ci_method, level)
@@ -62,8 +237,9 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
                          ci_method=method_label, unit="proportion", definition=definition))
 
     n_screened = len(screening)
-    n_eligible = int(screening.eligible.sum())
-    n_consented = int((screening.consented == True).sum())  # noqa: E712 (nullable boolean)
+    eligible = _is_true(screening.eligible)
+    n_eligible = int(eligible.sum())
+    n_consented = int((eligible & _is_true(screening.consented)).sum())
     prop("eligibility", n_eligible, n_screened, "eligible / screened")
     prop("consent", n_consented, n_eligible, "consented / eligible")
 
@@ -80,24 +256,38 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
                          estimate=n_alloc / recruitment_target, ci_low=np.nan, ci_high=np.nan,
                          ci_method="", unit="ratio", definition="participants recruited / target"))
 
+    groups = ["all"] + arms if len(arms) > 1 else arms
     tps = list(linked.timepoint.cat.categories)
     for tp in tps[1:]:
         at = linked[linked.timepoint == tp]
-        for arm in ["all"] + arms:
+        for arm in groups:
             sub = at if arm == "all" else at[at.arm == arm]
             prop("retention", sub.assessed.sum(), len(sub),
                  "participants assessed at this time point / participants allocated", tp, arm)
-    for tp in tps:
-        at = linked[linked.timepoint == tp]
-        prop(f"completion_{primary_outcome}", at[primary_outcome].notna().sum(), len(at),
-             f"participants with a scorable {primary_outcome} / participants allocated", tp)
+    for m in measures:
+        for tp in tps:
+            at = linked[linked.timepoint == tp]
+            for arm in groups:
+                sub = at if arm == "all" else at[at.arm == arm]
+                prop(f"completion_{m}", sub[m].notna().sum(), len(sub),
+                     f"participants with a scorable {m} / participants allocated", tp, arm)
 
     treated = participants[participants.arm == intervention_arm]
-    if "sessions_attended" in treated and len(treated):
-        received = (treated.sessions_attended.fillna(0) > 0).sum()
-        prop("intervention_receipt", received, len(treated),
-             "intervention-arm participants attending >= 1 session / allocated to intervention",
-             arm=intervention_arm)
+    if intervention_arm in arms and len(treated):
+        sessions = treated.sessions_attended.fillna(0)
+        prop("intervention_receipt", (sessions >= receipt_min_sessions).sum(), len(treated),
+             f"intervention-arm participants attending >= {receipt_min_sessions} session(s) / "
+             "allocated to intervention", arm=intervention_arm)
+        if adherence_min_sessions is not None:
+            prop("adherence", (sessions >= adherence_min_sessions).sum(), len(treated),
+                 f"intervention-arm participants attending >= {adherence_min_sessions} sessions / "
+                 "allocated to intervention", arm=intervention_arm)
+        if fidelity is not None and fidelity_threshold is not None:
+            isites = sites.site_id[sites.arm == intervention_arm]
+            mean_score = fidelity.groupby("site_id").fidelity_score.mean().reindex(isites)
+            prop("fidelity", (mean_score >= fidelity_threshold).sum(), len(isites),
+                 f"intervention sites with mean fidelity score >= {fidelity_threshold:g} / intervention "
+                 "sites (a site without an assessment counts as not meeting it)", arm=intervention_arm)
     withdrawn = participants.withdrawal_date.notna().sum()
     prop("withdrawal", withdrawn, n_alloc, "participants withdrawn / participants allocated")
     return pd.DataFrame(rows, columns=FEASIBILITY_COLUMNS)
@@ -114,20 +304,4 @@ def recruitment_by_site(sites: pd.DataFrame, participants: pd.DataFrame,
         rows.append(dict(site_id=s.site_id, arm=s.arm, client_group=s.client_group,
                          recruited=int(counts[s.site_id]), site_months=float(months[s.site_id]),
                          rate_per_month=est, ci_low=lo, ci_high=hi))
-    return pd.DataFrame(rows)
-
-
-def flow_counts(screening: pd.DataFrame, participants: pd.DataFrame, linked: pd.DataFrame,
-                arms: list[str]) -> pd.DataFrame:
-    """Disposition counts by stage and arm (the numbers behind a CONSORT flow)."""
-    rows = [dict(stage="screened", arm="all", timepoint="", n=len(screening)),
-            dict(stage="eligible", arm="all", timepoint="", n=int(screening.eligible.sum())),
-            dict(stage="consented", arm="all", timepoint="", n=int((screening.consented == True).sum()))]  # noqa: E712
-    for arm in arms:
-        p = participants[participants.arm == arm]
-        rows.append(dict(stage="allocated", arm=arm, timepoint="", n=len(p)))
-        rows.append(dict(stage="withdrawn", arm=arm, timepoint="", n=int(p.withdrawal_date.notna().sum())))
-        for tp in linked.timepoint.cat.categories:
-            at = linked[(linked.timepoint == tp) & (linked.arm == arm)]
-            rows.append(dict(stage="assessed", arm=arm, timepoint=str(tp), n=int(at.assessed.sum())))
     return pd.DataFrame(rows)

@@ -84,11 +84,13 @@ def test_feasibility_table_counts_match_raw_files(demo_tables, root):
     t, linked = demo_tables
     table = feas.feasibility_table(t["sites"], t["participants"], t["screening"], linked,
                                    primary_outcome="wemwbs_total", arms=["control", "intervention"],
-                                   intervention_arm="intervention", recruitment_target=150)
+                                   intervention_arm="intervention", recruitment_target=150,
+                                   adherence_min_sessions=6, fidelity=t["fidelity"], fidelity_threshold=70)
     raw = root / "data/raw/demo"
     screen = pd.read_csv(raw / "screening_log.csv")
     parts = pd.read_csv(raw / "participants.csv")
     sites = pd.read_csv(raw / "sites.csv")
+    fid = pd.read_csv(raw / "fidelity.csv")
     m9 = pd.read_csv(raw / "wave_m9.csv")
     row = table.set_index(["indicator", "timepoint", "arm"])
     assert row.loc[("eligibility", "", "all"), ["numerator", "denominator"]].tolist() == [
@@ -97,6 +99,7 @@ def test_feasibility_table_counts_match_raw_files(demo_tables, root):
         (screen.consented == "yes").sum(), (screen.eligible == "yes").sum()]
     ctrl_sites = set(sites.site_id[sites.arm == "control"])
     ctrl = parts[parts.site_id.isin(ctrl_sites)]
+    trt = parts[~parts.site_id.isin(ctrl_sites)]
     assert row.loc[("retention", "m9", "control"), ["numerator", "denominator"]].tolist() == [
         m9.participant_id.isin(ctrl.participant_id).sum(), len(ctrl)]
     months = ((pd.to_datetime(sites.recruitment_end) - pd.to_datetime(sites.recruitment_start)).dt.days + 1).sum() / (365.25 / 12)
@@ -104,16 +107,143 @@ def test_feasibility_table_counts_match_raw_files(demo_tables, root):
     assert r.estimate == pytest.approx(len(parts) / months)
     assert r.ci_low < r.estimate < r.ci_high
     wem = [f"wemwbs_{k}" for k in range(1, 15)]
-    complete_m9 = m9[wem].notna().all(axis=1).sum()
-    assert row.loc[("completion_wemwbs_total", "m9", "all"), "numerator"] == complete_m9
+    complete_m9 = m9[wem].notna().all(axis=1)
+    assert row.loc[("completion_wemwbs_total", "m9", "all"), "numerator"] == complete_m9.sum()
+    assert row.loc[("completion_wemwbs_total", "m9", "intervention"), ["numerator", "denominator"]].tolist() == [
+        (complete_m9 & m9.participant_id.isin(trt.participant_id)).sum(), len(trt)]
+    assert row.loc[("intervention_receipt", "", "intervention"), ["numerator", "denominator"]].tolist() == [
+        (trt.sessions_attended >= 1).sum(), len(trt)]
+    assert row.loc[("adherence", "", "intervention"), ["numerator", "denominator"]].tolist() == [
+        (trt.sessions_attended >= 6).sum(), len(trt)]
+    isites = sites.site_id[sites.arm == "intervention"]
+    good = fid.groupby("site_id").fidelity_score.mean().reindex(isites) >= 70
+    assert row.loc[("fidelity", "", "intervention"), ["numerator", "denominator"]].tolist() == [good.sum(), len(isites)]
+    assert row.loc[("withdrawal", "", "all"), "numerator"] == parts.withdrawal_date.notna().sum()
     assert set(table.columns) >= {"indicator", "numerator", "denominator", "estimate", "ci_low", "ci_high"}
 
 
-def test_flow_counts_reconcile(demo_tables):
+def test_recruitment_interval_inverts_the_poisson_tails(demo_tables):
+    """The exact interval's limits are where the one-sided Poisson tails equal alpha/2."""
+    t, _ = demo_tables
+    by_site = feas.recruitment_by_site(t["sites"], t["participants"], 0.95)
+    for r in by_site.itertuples():
+        assert r.rate_per_month == pytest.approx(r.recruited / r.site_months)
+        assert stats.poisson.sf(r.recruited - 1, r.ci_low * r.site_months) == pytest.approx(0.025, abs=1e-9)
+        assert stats.poisson.cdf(r.recruited, r.ci_high * r.site_months) == pytest.approx(0.025, abs=1e-9)
+
+
+def test_zero_events_give_zero_estimate_and_closed_form_upper_limits():
+    n, z = 40, stats.norm.ppf(0.975)
+    est, lo, hi = feas.proportion_ci(0, n, "wilson")
+    assert (est, lo) == (0.0, 0.0) and hi == pytest.approx(z * z / (n + z * z), abs=1e-12)
+    est, lo, hi = feas.proportion_ci(0, n, "clopper-pearson")
+    assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** (1 / n), abs=1e-12)
+    est, lo, hi = feas.poisson_rate_ci(0, 6.0)
+    assert (est, lo) == (0.0, 0.0) and hi == pytest.approx(-math.log(0.025) / 6.0, abs=1e-12)
+
+
+def test_zero_event_category_in_the_tables(demo_tables):
+    """A trial with no withdrawals: withdrawal 0/n with a Wilson upper limit; declared reasons show n = 0."""
     t, linked = demo_tables
-    flow = feas.flow_counts(t["screening"], t["participants"], linked, ["control", "intervention"])
-    get = lambda stage, arm="all", tp="": int(flow.query("stage == @stage and arm == @arm and timepoint == @tp").n.iloc[0])  # noqa: E731
-    assert get("consented") == get("allocated", "control") + get("allocated", "intervention")
-    for arm in ("control", "intervention"):
-        assert get("assessed", arm, "baseline") <= get("allocated", arm)
-        assert get("assessed", arm, "m9") <= get("assessed", arm, "baseline") + get("allocated", arm)
+    parts = t["participants"].assign(withdrawal_date=pd.NaT, withdrawal_reason=pd.NA)
+    table = feas.feasibility_table(t["sites"], parts, t["screening"], linked, primary_outcome="wemwbs_total",
+                                   arms=["control", "intervention"], intervention_arm="intervention")
+    w = table.set_index("indicator").loc["withdrawal"]
+    n, z = len(parts), stats.norm.ppf(0.975)
+    assert (w.numerator, w.denominator, w.estimate, w.ci_low) == (0, n, 0.0, 0.0)
+    assert w.ci_high == pytest.approx(z * z / (n + z * z))
+    flow = feas.disposition(t["sites"], parts, t["screening"], linked, arms=["control", "intervention"],
+                            intervention_arm="intervention", measures=["wemwbs_total"],
+                            reasons={"withdrawal": ["withdrew consent", "died"]})
+    for tp in ("baseline", "m3", "m9"):
+        assert feas.flow_n(flow, "withdrawn", "control", timepoint=tp) == 0
+        assert feas.flow_n(flow, "withdrawn", "control", timepoint=tp, reason="died") == 0
+        assert feas.flow_n(flow, "withdrawn", "control", timepoint=tp, reason="withdrew consent") == 0
+
+
+def test_reason_counts_declared_undeclared_and_missing():
+    s = pd.Series(["a", "b", "b", None, "", "zz"], dtype="string")
+    assert feas.reason_counts(s, ["b", "a", "c"]) == [("b", 2), ("a", 1), ("c", 0), (feas.UNDECLARED, 1),
+                                                      (feas.NOT_RECORDED, 2)]
+    assert feas.reason_counts(s, None) == [("b", 2), ("a", 1), ("zz", 1), (feas.NOT_RECORDED, 2)]
+
+
+def test_disposition_partitions_every_arm_and_time_point(demo_tables):
+    t, linked = demo_tables
+    arms = ["control", "intervention"]
+    flow = feas.disposition(t["sites"], t["participants"], t["screening"], linked, arms=arms,
+                            intervention_arm="intervention", measures=["wemwbs_total"])
+    get = lambda *a, **k: feas.flow_n(flow, *a, **k)  # noqa: E731
+    assert get("consented") == sum(get("allocated", a) for a in arms)
+    for arm in arms:
+        arm_sites = t["sites"].site_id[t["sites"].arm == arm]
+        assert get("allocated", arm) == sum(get("allocated", arm, s) for s in arm_sites)
+        for tp in ("baseline", "m3", "m9"):
+            assert get("assessed", arm, timepoint=tp) + get("withdrawn", arm, timepoint=tp) \
+                + get("lost", arm, timepoint=tp) == get("allocated", arm)
+    # per site screening adds up to the arm totals
+    for arm in arms:
+        assert get("screened", arm) == sum(get("screened", arm, s) for s in t["sites"].site_id[t["sites"].arm == arm])
+
+
+def test_study_arms_single_arm_and_unknown_arm(demo_tables):
+    t, _ = demo_tables
+    s = t["sites"]
+    assert feas.study_arms(s, "control", "intervention") == ["control", "intervention"]
+    assert feas.study_arms(s[s.arm == "intervention"], "control", "intervention") == ["intervention"]
+    with pytest.raises(ValueError, match="column 'arm': value 'usual'"):
+        feas.study_arms(s.assign(arm="usual"), "control", "intervention")
+
+
+def test_stage_writes_every_output_reproducibly(demo_cfg, tmp_path):
+    """The feasibility stage on the demo: all outputs, feasibility.csv with band, byte-identical rerun."""
+    from analysis.io import write_parquet
+    from analysis.stages import feasibility as stage
+
+    t = ingest_trial(demo_cfg)
+    scores, _ = score_responses(t["responses"], t["participants"], demo_cfg["instruments"])
+    linked = link_waves(t["participants"], t["responses"], scores, demo_cfg["data"]["waves"])
+    for name in ("sites", "participants", "screening", "fidelity"):
+        write_parquet(t[name], tmp_path / f"{name}.parquet")
+    write_parquet(linked, tmp_path / "analysis.parquet")
+    ext = dict(consort_svg="svg", consort_png="png", figure="png", retention="png")
+    names = ["feasibility", "progression", "by_site", "flow", "table1", *ext]
+    outs = []
+    for run in ("a", "b"):
+        out = {n: str(tmp_path / run / f"{n}.{ext.get(n, 'csv')}") for n in names}
+        stage.run(demo_cfg, *(str(tmp_path / f"{n}.parquet") for n in
+                              ("sites", "participants", "screening", "analysis", "fidelity")), out)
+        outs.append(out)
+    for n in names:
+        a, b = (open(o[n], "rb").read() for o in outs)
+        assert a == b, n
+    f = pd.read_csv(outs[0]["feasibility"])
+    assert list(f.columns[:len(feas.FEASIBILITY_COLUMNS)]) == feas.FEASIBILITY_COLUMNS and "band" in f
+    prog = pd.read_csv(outs[0]["progression"])
+    assert len(prog) == len(demo_cfg["feasibility"]["progression_criteria"])
+    banded = f[f.band.notna()]
+    assert len(banded) == len(prog)
+    assert open(outs[0]["consort_svg"], "rb").read().lstrip().startswith((b"<?xml", b"<svg"))
+
+
+@pytest.mark.parametrize("method", ["wilson", "clopper-pearson"])
+@pytest.mark.parametrize("k,n", [(0, 3), (0, 7), (10, 10), (13, 13), (5, 10)])
+def test_interval_contains_the_estimate_at_the_extremes(k, n, method):
+    est, lo, hi = feas.proportion_ci(k, n, method)
+    assert lo <= est <= hi
+    assert (k > 0 or lo == 0.0) and (k < n or hi == 1.0)
+
+
+@pytest.mark.parametrize("k", [0, 9, 10])
+def test_retention_figure_handles_all_or_none_assessed(k):
+    """At 0% or 100% the CI limit can sit a rounding error past the estimate; the figure must still draw."""
+    from analysis.feasibility_plots import retention_completion_png
+
+    rows = []
+    for ind, tp in (("retention", "m3"), ("completion_x", "baseline"), ("completion_x", "m3")):
+        for arm in ("a", "b"):
+            est, lo, hi = feas.proportion_ci(k, 10)
+            lo, hi = (lo + 1e-15, hi) if k == 0 else (lo, hi - 1e-15) if k == 10 else (lo, hi)  # rounding
+            rows.append(dict(indicator=ind, timepoint=tp, arm=arm, estimate=est, ci_low=lo, ci_high=hi))
+    png = retention_completion_png(pd.DataFrame(rows), ["baseline", "m3"], ["a", "b"], {}, ["x"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

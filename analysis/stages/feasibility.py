@@ -1,26 +1,72 @@
-"""Feasibility stage: feasibility table, recruitment by site, flow counts, recruitment figure."""
+"""Feasibility stage: feasibility table with progression bands, progression criteria, recruitment
+by site, disposition (CONSORT) counts and diagram, Table 1, and the feasibility figures."""
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
+from analysis import consort
 from analysis import feasibility as feas
-from analysis import figures
+from analysis import feasibility_plots, progression
 from analysis.io import write_bytes, write_table
 from analysis.stages._common import read_linked
+from analysis.table1 import baseline_frame, table1
+
+log = logging.getLogger("pathways")
 
 
-def run(cfg: dict, sites: str, participants: str, screening: str, linked: str,
+def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, fidelity: str | None,
         out: dict[str, str]) -> None:
     s, p, sc, lk = (pd.read_parquet(sites), pd.read_parquet(participants),
                     pd.read_parquet(screening), read_linked(linked))
     d, f = cfg["design"], cfg["feasibility"]
-    arms = [d["control_arm"], d["intervention_arm"]]
-    table = feas.feasibility_table(s, p, sc, lk, primary_outcome=cfg["primary"]["outcome"],
-                                   arms=arms, intervention_arm=d["intervention_arm"],
-                                   ci_method=f["ci_method"], level=f["confidence_level"],
-                                   recruitment_target=f["recruitment_target"])
-    write_table(table, out["feasibility"])
-    write_table(feas.recruitment_by_site(s, p, f["confidence_level"]), out["by_site"])
-    write_table(feas.flow_counts(sc, p, lk, arms), out["flow"])
-    write_bytes(figures.recruitment_png(p, f["recruitment_target"]), out["figure"])
+    if f["fidelity_threshold"] is not None and not cfg["data"]["fidelity"]:
+        raise ValueError("config key feasibility.fidelity_threshold is set but data.fidelity is null "
+                         "(no fidelity assessments to evaluate)")
+    fid = pd.read_parquet(fidelity) if fidelity and cfg["data"]["fidelity"] else None
+    arms = feas.study_arms(s, d["control_arm"], d["intervention_arm"])
+    intervention = d["intervention_arm"] if d["intervention_arm"] in arms else arms[0]
+    if cfg.get("blinded"):  # receipt exists only in the intervention arm: it would unblind
+        intervention = None
+    if len(arms) == 1:
+        log.info("one arm (%s) in the sites file: single-arm flow, no allocation split", arms[0])
+    measures = feas.score_measures(lk, f["measures"])
+    level = f["confidence_level"]
+
+    table = feas.feasibility_table(
+        s, p, sc, lk, primary_outcome=cfg["primary"]["outcome"], arms=arms, intervention_arm=intervention,
+        ci_method=f["ci_method"], level=level, recruitment_target=f["recruitment_target"],
+        measures=measures, receipt_min_sessions=f["receipt_min_sessions"],
+        adherence_min_sessions=f["adherence_min_sessions"], fidelity=fid,
+        fidelity_threshold=f["fidelity_threshold"])
+    prog = progression.evaluate(table, f["progression_criteria"], test=f["progression_test"])
+    if len(prog):
+        log.info("progression: %s (%s)", progression.decision(list(prog.band)),
+                 ", ".join(f"{r.criterion}: {r.band}" for r in prog.itertuples()))
+    write_table(progression.add_bands(table, prog), out["feasibility"])
+    write_table(prog, out["progression"])
+    write_table(feas.recruitment_by_site(s, p, level), out["by_site"])
+
+    flow = feas.disposition(s, p, sc, lk, arms=arms, intervention_arm=intervention, measures=measures,
+                            reasons=f["reasons"], receipt_min_sessions=f["receipt_min_sessions"])
+    consented = feas.flow_n(flow, "consented")
+    if consented != len(p):
+        log.warning("screening log records %d consented but the participants file has %d allocated",
+                    consented, len(p))
+    write_table(flow, out["flow"])
+    waves = cfg["data"]["waves"]
+    svg, png = consort.diagram(flow, arms=arms, intervention_arm=intervention, arm_labels=d["arm_labels"],
+                               timepoints=[w["timepoint"] for w in waves], months=[w["month"] for w in waves],
+                               measures=measures, receipt_min_sessions=f["receipt_min_sessions"])
+    write_bytes(svg, out["consort_svg"])
+    write_bytes(png, out["consort_png"])
+
+    base = baseline_frame(p, lk, measures)
+    write_table(table1(base, arms, ["age"] + measures, ["sex", "client_group"]), out["table1"])
+
+    write_bytes(feasibility_plots.recruitment_png(p, s, f["recruitment_target"], arms, d["arm_labels"]),
+                out["figure"])
+    write_bytes(feasibility_plots.retention_completion_png(
+        table, [w["timepoint"] for w in waves], arms, d["arm_labels"], measures, level), out["retention"])

@@ -1,0 +1,63 @@
+"""Table 1: baseline characteristics by arm and overall (CONSORT item 15), without p-values.
+
+Continuous variables: n non-missing, mean (SD, n - 1 denominator) and median (IQR: 25th and
+75th percentiles by linear interpolation, R's default type 7); categorical variables: n (%) per
+level with the percentage of non-missing values; every variable reports its missing count.
+Every level seen in any arm is listed in every arm (with n = 0 where absent).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+TABLE1_COLUMNS = ["variable", "type", "level", "arm", "n", "missing", "count", "percent",
+                  "mean", "sd", "median", "q1", "q3"]
+
+
+def baseline_frame(participants: pd.DataFrame, linked: pd.DataFrame, measures: list[str]) -> pd.DataFrame:
+    """One row per allocated participant: arm, age, sex, client_group and baseline scores."""
+    base_tp = linked.timepoint.cat.categories[0]
+    base = linked[linked.timepoint == base_tp].set_index("participant_id")
+    out = participants.set_index("participant_id")[["arm", "age", "sex", "client_group"]].copy()
+    for m in measures:
+        out[m] = base[m].reindex(out.index)
+    return out.reset_index(drop=True)
+
+
+def table1(frame: pd.DataFrame, arms: list[str], continuous: list[str], categorical: list[str]) -> pd.DataFrame:
+    """Tidy Table 1 (one row per variable x level x arm; 'all' = every allocated participant)."""
+    groups = list(arms) + (["all"] if len(arms) > 1 else [])
+    rows = []
+
+    def sub(arm):
+        return frame if arm == "all" else frame[frame.arm == arm]
+
+    for arm in groups:
+        rows.append(dict(variable="participants", type="count", level="", arm=arm, n=len(sub(arm)),
+                         missing=0, count=len(sub(arm))))
+    for v in continuous:
+        for arm in groups:
+            x = pd.to_numeric(sub(arm)[v], errors="coerce").astype(float)
+            obs = x.dropna().to_numpy()
+            rows.append(dict(
+                variable=v, type="continuous", level="", arm=arm, n=len(obs), missing=int(x.isna().sum()),
+                mean=obs.mean() if len(obs) else np.nan,
+                sd=obs.std(ddof=1) if len(obs) > 1 else np.nan,
+                median=np.median(obs) if len(obs) else np.nan,
+                q1=np.quantile(obs, 0.25) if len(obs) else np.nan,
+                q3=np.quantile(obs, 0.75) if len(obs) else np.nan))
+    for v in categorical:
+        col = frame[v].astype("string").str.strip().replace("", pd.NA)
+        levels = sorted(col.dropna().unique())
+        for arm in groups:
+            x = col if arm == "all" else col[frame.arm == arm]
+            n = int(x.notna().sum())
+            for lev in levels:
+                k = int((x == lev).sum())
+                rows.append(dict(variable=v, type="categorical", level=lev, arm=arm, n=n,
+                                 missing=int(x.isna().sum()), count=k,
+                                 percent=100 * k / n if n else np.nan))
+    out = pd.DataFrame(rows, columns=TABLE1_COLUMNS)
+    out["count"] = out["count"].astype("Int64")
+    return out
