@@ -176,8 +176,10 @@ class _Core:
                 [np.full(nlevels[k], k) for k in self.small])
             self.qs = self.ZsZs.shape[0]
 
-    def pls(self, theta: np.ndarray):
-        """Return log|A|, log|X'V^-1 X|, beta, penalised RSS, (X'V^-1 X)^-1."""
+    def pls(self, theta: np.ndarray, full: bool = True):
+        """Return log|A|, log|X'V^-1 X|, beta, penalised RSS, (X'V^-1 X)^-1.
+
+        With ``full=False`` beta and the inverse are not computed (returned as None)."""
         theta = np.asarray(theta, dtype=float)
         p = self.p
         tb = theta[self.big]
@@ -193,16 +195,18 @@ class _Core:
             R = ls[:, None] * self.ZsF - CDi @ Wb
             Ls = np.linalg.cholesky(S)
             logdet_a += 2.0 * float(np.sum(np.log(np.diag(Ls))))
-            T = sla.solve_triangular(Ls, R, lower=True)
+            T = sla.solve_triangular(Ls, R, lower=True, check_finite=False)
             Q = Q + T.T @ T
         G = self.FF - Q
         M = G[:p, :p]
         c = G[:p, p]
         Lm = np.linalg.cholesky(M)
         logdet_m = 2.0 * float(np.sum(np.log(np.diag(Lm))))
-        z = sla.solve_triangular(Lm, c, lower=True)
+        z = sla.solve_triangular(Lm, c, lower=True, check_finite=False)
         r2 = float(G[p, p] - z @ z)
-        Minv = sla.cho_solve((Lm, True), np.eye(p))
+        if not full:
+            return logdet_a, logdet_m, None, r2, None
+        Minv = sla.cho_solve((Lm, True), np.eye(p), check_finite=False)
         beta = self.beta_ols + Minv @ c
         return logdet_a, logdet_m, beta, r2, Minv
 
@@ -211,7 +215,7 @@ class _Core:
 
     def profiled_deviance(self, theta: np.ndarray) -> float:
         try:
-            la, lm, _, r2, _ = self.pls(theta)
+            la, lm, _, r2, _ = self.pls(theta, full=False)
         except np.linalg.LinAlgError:
             return np.inf
         nd = self._denom()
@@ -228,7 +232,7 @@ class _Core:
         """Unprofiled (RE)ML deviance at (theta..., sigma), as lmerTest's devfun_vp."""
         theta, sigma = varpar[:-1], varpar[-1]
         s2 = sigma * sigma
-        la, lm, _, r2, _ = self.pls(theta)
+        la, lm, _, r2, _ = self.pls(theta, full=False)
         dev = la + r2 / s2 + self.n * math.log(2.0 * math.pi * s2)
         if self.reml:
             dev += lm - self.p * math.log(2.0 * math.pi * s2)
@@ -241,7 +245,7 @@ class _Core:
         return sigma * sigma * Minv
 
 
-def _optimise(core: _Core, warnings: list[str], group_names: list[str]):
+def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=None):
     """Minimise the profiled deviance over theta >= 0; return theta, converged."""
     K = core.K
     f = core.profiled_deviance
@@ -249,15 +253,23 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str]):
     # Derivative-free start (like lme4's BOBYQA, from theta = 1): a quasi-Newton
     # first step can jump onto theta = 0, where the deviance (even in theta) has
     # zero gradient, and stall there even when 0 is a local maximum.
-    nm = sopt.minimize(f, np.ones(K), method="Nelder-Mead", bounds=bounds,
-                       options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": 4000 * K,
-                                "maxfev": 4000 * K})
-    # Bounded Nelder-Mead can overshoot onto theta = 0 and collapse there (seen on the
-    # demo trial's 3-month ANCOVA, where lme4 finds an interior optimum), so quasi-Newton
-    # runs from several interior starts are added and the lowest deviance wins.
-    candidates = [nm]
-    for start in [np.maximum(nm.x, 0.0)] + [np.full(K, s) for s in (0.05, 0.2, 0.5, 1.0, 2.0)]:
-        candidates.append(sopt.minimize(f, start, method="L-BFGS-B", bounds=bounds,
+    if start is None:
+        nm = sopt.minimize(f, np.ones(K), method="Nelder-Mead", bounds=bounds,
+                           options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": 4000 * K,
+                                    "maxfev": 4000 * K})
+        # Bounded Nelder-Mead can overshoot onto theta = 0 and collapse there (seen on the
+        # demo trial's 3-month ANCOVA, where lme4 finds an interior optimum), so quasi-Newton
+        # runs from several interior starts are added and the lowest deviance wins.
+        candidates = [nm]
+        starts = [np.maximum(nm.x, 0.0)] + [np.full(K, s) for s in (0.05, 0.2, 0.5, 1.0, 2.0)]
+    else:
+        # warm start (e.g. refits on imputed data sets): quasi-Newton from the given theta
+        # (moved off the boundary, where the even deviance has zero gradient) and from 1
+        nm = None
+        candidates = []
+        starts = [np.maximum(np.asarray(start, dtype=float), 0.05), np.ones(K)]
+    for st in starts:
+        candidates.append(sopt.minimize(f, st, method="L-BFGS-B", bounds=bounds,
                                         options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000}))
     best = min(candidates, key=lambda r: r.fun)
     theta = np.maximum(best.x, 0.0)
@@ -304,7 +316,7 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str]):
     # small (lme4 warns above 2e-3).
     _, g, H = _hessian(f, theta, d=1e-3)
     free = free_set(theta, H)
-    converged = bool(best.success or nm.success or any(c.success for c in candidates))
+    converged = bool(any(c.success for c in candidates))
     if np.any(free):
         Hf = H[np.ix_(free, free)]
         if np.linalg.eigvalsh(Hf).min() <= 0:
@@ -397,6 +409,7 @@ class LMMResult:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     _jac: np.ndarray | None = field(default=None, repr=False)
+    _core: object = field(default=None, repr=False)
 
     @property
     def params(self) -> pd.Series:
@@ -446,13 +459,71 @@ class LMMResult:
             raise KeyError(f"No random intercept for {group!r}; have {list(self.groups)}.")
         return float(v[group] / v.sum())
 
+    def icc_ci(self, group: str, level: float = 0.95) -> tuple[float, float]:
+        """Profile-likelihood CI for :meth:`icc` (share of variance due to ``group``).
+
+        With relative SDs theta (theta_k = sd_k / sigma) the ICC of component j is
+        rho = theta_j^2 / (1 + sum_k theta_k^2). For a fixed rho the (RE)ML deviance,
+        already profiled over beta and sigma, is minimised over the other theta_k (with
+        theta_j^2 = rho (1 + sum_{k != j} theta_k^2) / (1 - rho)); the interval is the set
+        of rho whose profiled deviance is within the chi-square(1) quantile of the
+        minimum (Wilks). A limit at 0 means the interval reaches the boundary.
+        """
+        if group not in self.groups:
+            raise KeyError(f"No random intercept for {group!r}; have {list(self.groups)}.")
+        if self._core is None:
+            raise ValueError("This fit has no deviance function attached.")
+        core: _Core = self._core
+        j = self.groups.index(group)
+        others = [k for k in range(len(self.groups)) if k != j]
+        th_hat = np.array([self.theta[g] for g in self.groups])
+        dmin = core.profiled_deviance(th_hat)
+        crit = float(stats.chi2.ppf(level, 1))
+
+        def theta_at(rho, t_other):
+            th = np.zeros(len(self.groups))
+            th[others] = t_other
+            th[j] = math.sqrt(rho * (1.0 + float(np.sum(np.square(t_other)))) / (1.0 - rho))
+            return th
+
+        def prof(rho):
+            if not others:
+                return core.profiled_deviance(theta_at(rho, np.zeros(0)))
+            f = lambda t: core.profiled_deviance(theta_at(rho, np.abs(np.atleast_1d(t))))  # noqa: E731
+            if len(others) == 1:
+                upper = max(20.0, 5.0 * float(th_hat[others][0]))
+                r = sopt.minimize_scalar(f, bounds=(0.0, upper), method="bounded",
+                                         options={"xatol": 1e-10})
+                return float(r.fun)
+            r = sopt.minimize(f, np.maximum(th_hat[others], 0.05), method="L-BFGS-B",
+                              bounds=[(0.0, None)] * len(others))
+            return float(r.fun)
+
+        rho_hat = float(th_hat[j] ** 2 / (1.0 + np.sum(th_hat**2)))
+        g = lambda rho: prof(rho) - dmin - crit  # noqa: E731
+        limits = threadpool_limits(limits=1, user_api="blas") if threadpool_limits else None
+        try:
+            with np.errstate(invalid="ignore", over="ignore"):
+                lo = 0.0
+                if rho_hat > 0 and g(0.0) > 0:
+                    lo = float(sopt.brentq(g, 0.0, rho_hat, xtol=1e-9))
+                hi_edge = 1.0 - 1e-6
+                if g(hi_edge) <= 0:
+                    hi = 1.0
+                else:
+                    hi = float(sopt.brentq(g, max(rho_hat, 1e-12), hi_edge, xtol=1e-9))
+        finally:
+            if limits is not None:
+                limits.unregister()
+        return lo, hi
+
 
 # --------------------------------------------------------------------------
 # main entry point
 # --------------------------------------------------------------------------
 
 def fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
-            reml: bool = True) -> LMMResult:
+            reml: bool = True, start: Sequence[float] | None = None) -> LMMResult:
     """Fit ``formula`` with an independent random intercept for each column in ``groups``.
 
     Parameters
@@ -463,19 +534,22 @@ def fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
         (uniquely coded) nested in sites, ``["participant"]`` for an individually
         randomised trial.
     reml : REML (default) or maximum likelihood.
+    start : optional starting relative SDs theta (one per group), e.g. from a fit of the
+        same model to similar data; skips the multi-start search (faster refits).
 
     The matrices involved are small, so multithreaded BLAS only adds overhead
     (badly so on shared cores) and run-to-run rounding differences; the fit runs
     with BLAS limited to one thread when threadpoolctl is available.
     """
-    if threadpool_limits is None:
-        return _fit_lmm(data, formula, groups, reml)
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_lmm(data, formula, groups, reml)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if threadpool_limits is None:
+            return _fit_lmm(data, formula, groups, reml, start)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return _fit_lmm(data, formula, groups, reml, start)
 
 
 def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
-             reml: bool) -> LMMResult:
+             reml: bool, start=None) -> LMMResult:
     """Implementation of :func:`fit_lmm`."""
     if isinstance(groups, str):
         groups = [groups]
@@ -520,7 +594,7 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
 
     codes, nlevels, ngroups = [], [], {}
     for g in groups:
-        c, lev = pd.factorize(d[g], sort=True)
+        c, lev = pd.factorize(d[g], sort=False)  # order of appearance: independent of the pseudonym key
         codes.append(c)
         nlevels.append(len(lev))
         ngroups[g] = len(lev)
@@ -535,7 +609,9 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
                              "from the residual variance.")
 
     core = _Core(X, y, codes, nlevels, reml)
-    theta, crit, converged = _optimise(core, warnings, groups)
+    if start is not None and len(start) != len(groups):
+        raise ValueError(f"start has {len(start)} values; there are {len(groups)} groups.")
+    theta, crit, converged = _optimise(core, warnings, groups, start)
     la, lm, beta, r2, Minv = core.pls(theta)
     sigma = math.sqrt(r2 / core._denom())
     vcov = sigma**2 * Minv
@@ -586,7 +662,7 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
         converged=converged, singular=singular, sigma=sigma,
         theta=dict(zip(groups, theta.tolist())),
         vcov=pd.DataFrame(vcov, index=terms, columns=terms),
-        vcov_varpar=vcov_varpar, warnings=warnings, notes=notes, _jac=jac)
+        vcov_varpar=vcov_varpar, warnings=warnings, notes=notes, _jac=jac, _core=core)
     result.fixed = pd.DataFrame({"term": terms, "estimate": beta})
     rows = [result.contrast(np.eye(p)[i]) for i in range(p)]
     result.fixed = pd.concat([result.fixed, pd.DataFrame(rows)[

@@ -1,31 +1,57 @@
-"""Outcome analysis: descriptives by arm and time, and the primary mixed-model ANCOVA.
+"""Outcome analysis: descriptives, the prespecified mixed model, multiple imputation and
+sensitivity analyses, effect modification.
 
-The first cut fits, at every follow-up, ``y ~ treat + y_bl [+ covariates] + (1 | site)`` by
-REML with Satterthwaite degrees of freedom (``analysis.lmm``, checked against lme4/lmerTest).
-For an individually randomised trial (``design.clustered: false``) the site intercept is
-dropped and the model is ordinary least squares.  The [outcomes] issue extends this to the
-repeated-measures model, multiple imputation and sensitivity analyses.
+For every configured outcome (a numeric column of the linked table) the prespecified model
+is fitted to the follow-up rows (long format, one row per participant x follow-up):
+
+* several follow-ups: ``y ~ time + arm:time + y_baseline [+ covariates] [+ interactions]
+  + (1 | site) + (1 | participant)`` by REML (time categorical; with ``time: linear`` the
+  arm effect is ``treat + treat:month``); the intervention-minus-control difference at each
+  follow-up is a contrast of the fixed effects;
+* one follow-up: ANCOVA ``y ~ treat + y_baseline [+ covariates] + (1 | site)``;
+* no random effect left (individually randomised, one follow-up): ordinary least squares.
+
+Inference uses Satterthwaite df (``analysis.lmm``, checked against lmerTest). Sensitivity
+analyses use the same model: on multiply imputed data (``analysis.mi``, Rubin's rules with
+Barnard-Rubin df, ``analysis.mi_pool``), on complete cases (participants with the outcome at
+every follow-up), and delta-adjusted (tipping point). Effect modification adds a treatment
+x modifier interaction (common to all follow-ups).
 """
 
 from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from analysis.lmm import fit_lmm
+from analysis.mi import impute
+from analysis.mi_pool import pool
 
 EFFECT_COLUMNS = ["outcome", "timepoint", "analysis", "primary", "term", "estimate", "se",
-                  "ci_low", "ci_high", "df", "p_value", "n", "n_intervention", "n_control",
-                  "n_sites", "standardised_effect", "baseline_sd", "site_variance",
-                  "residual_variance", "site_icc", "warnings"]
+                  "ci_low", "ci_high", "df", "p_value", "n", "n_participants", "n_intervention",
+                  "n_control", "n_sites", "standardised_effect", "baseline_sd", "site_variance",
+                  "participant_variance", "residual_variance", "site_icc", "site_icc_ci_low",
+                  "site_icc_ci_high", "m_imputations", "fmi", "model", "warnings"]
+TIPPING_COLUMNS = ["outcome", "timepoint", "delta_sd", "delta", "arm_shifted", "estimate", "se",
+                   "ci_low", "ci_high", "df", "p_value", "m_imputations", "tipping_point"]
+SITE, PID = "site_id", "participant_id"
+TERM = "intervention vs control"
 
+
+# --------------------------------------------------------------------------
+# descriptives
+# --------------------------------------------------------------------------
 
 def describe(linked: pd.DataFrame, outcome: str, level: float = 0.95) -> pd.DataFrame:
     """Mean, SD and a t-based CI of the mean of ``outcome`` by arm and time point."""
     rows = []
     for (tp, arm), g in linked.groupby(["timepoint", "arm"], observed=True, sort=True):
-        y = g[outcome].dropna().astype(float)
+        y = pd.to_numeric(g[outcome], errors="coerce").dropna().astype(float)
         n = len(y)
         mean = float(y.mean()) if n else np.nan
         sd = float(y.std(ddof=1)) if n > 1 else np.nan
@@ -35,51 +61,595 @@ def describe(linked: pd.DataFrame, outcome: str, level: float = 0.95) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def ancova_effects(linked: pd.DataFrame, outcome: str, *, intervention_arm: str,
-                   clustered: bool, primary_timepoint: str, covariates: list[str] | None = None,
-                   level: float = 0.95) -> pd.DataFrame:
-    """Adjusted intervention effect at each follow-up (one row per time point)."""
-    covariates = list(covariates or [])
-    base = f"{outcome}_bl"
+# --------------------------------------------------------------------------
+# the prespecified model
+# --------------------------------------------------------------------------
+
+@dataclass
+class ModelSpec:
+    """The analysis plan's model for one outcome (see ``model_spec``)."""
+
+    outcome: str
+    intervention_arm: str
+    time: str = "categorical"                      # or "linear" (in months)
+    covariates: list[tuple[str, str]] = field(default_factory=list)  # (column, numeric|categorical)
+    interactions: list[str] = field(default_factory=list)            # "a:b"
+    groups: list[str] = field(default_factory=lambda: [SITE, PID])
+    level: float = 0.95
+
+
+def model_spec(cfg: dict, outcome: str, linked: pd.DataFrame | None = None) -> ModelSpec:
+    """Build the model for ``outcome`` from the validated trial config."""
+    pr = cfg["primary"]
+    covs = []
+    forced = set(pr.get("categorical_covariates", []))
+    unknown = forced - set(pr.get("covariates", []))
+    if unknown:
+        raise ValueError(f"config key primary.categorical_covariates: {sorted(unknown)} are not "
+                         f"listed in primary.covariates {pr.get('covariates', [])}")
+    for c in pr.get("covariates", []):
+        name, typ = c, ("categorical" if c in forced else "auto")
+        if typ == "auto":
+            typ = "numeric" if (linked is not None and name in linked
+                                and pd.api.types.is_numeric_dtype(linked[name])
+                                and not pd.api.types.is_bool_dtype(linked[name])) else "categorical"
+        covs.append((name, typ))
+    groups = pr.get("clustering")
+    if groups is None:
+        groups = [SITE, PID] if cfg["design"]["clustered"] else [PID]
+    level = cfg.get("outcomes", {}).get("confidence_level", 0.95)
+    return ModelSpec(outcome=outcome, intervention_arm=cfg["design"]["intervention_arm"],
+                     time=pr.get("time", "categorical"), covariates=covs,
+                     interactions=list(pr.get("interactions", [])), groups=list(groups), level=level)
+
+
+def _check_columns(linked: pd.DataFrame, spec: ModelSpec, extra: list[str] = ()) -> None:
+    need = [spec.outcome] + [c for c, _ in spec.covariates] + list(spec.groups) + list(extra)
+    missing = [c for c in dict.fromkeys(need) if c not in linked.columns]
+    if missing:
+        raise KeyError(
+            f"outcome analysis of {spec.outcome!r}: column(s) {missing} are not in the linked "
+            f"analysis table (config keys primary.outcome / outcomes.secondary / "
+            f"primary.covariates / primary.clustering); available: {sorted(linked.columns)}")
+    y = linked[spec.outcome]
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        raise TypeError(f"outcome {spec.outcome!r} is not numeric (dtype {y.dtype}); only "
+                        "numeric scores can be analysed with the linear mixed model.")
+
+
+def long_frame(linked: pd.DataFrame, spec: ModelSpec, extra: list[str] = ()) -> pd.DataFrame:
+    """Follow-up rows with columns y, y_bl, treat, time, month, groups, covariates, extra.
+
+    The baseline value is the outcome at the first (baseline) time point of the same
+    participant, so any numeric column works as an outcome (a pre-scored total declared in
+    ingest as much as an instrument score)."""
+    _check_columns(linked, spec, extra)
     tps = list(linked.timepoint.cat.categories)
-    baseline = linked[linked.timepoint == tps[0]]
-    baseline_sd = float(baseline[outcome].dropna().std(ddof=1))
-    rows = []
-    for tp in tps[1:]:
-        d = linked[linked.timepoint == tp].copy()
-        d["treat"] = (d.arm == intervention_arm).astype(float)
-        d = d.dropna(subset=[outcome, base] + covariates)
-        rhs = " + ".join(["treat", base] + [f"C({c})" if not pd.api.types.is_numeric_dtype(d[c])
-                                              else c for c in covariates])
-        formula = f"{outcome} ~ {rhs}"
-        if clustered:
-            fit = fit_lmm(d, formula, groups=["site_id"], reml=True)
-            ci = fit.fixed.set_index("term").loc["treat"]
-            var = fit.variance.set_index("component").variance
-            site_var = float(var["site_id"])
-            resid_var = float(var["Residual"])
-            label = "ANCOVA, random site intercept (REML), Satterthwaite df"
-            warn = " | ".join(fit.warnings + fit.notes)
-            if level != 0.95:
-                c = fit.contrast({"treat": 1.0}, level=level)
-                ci = pd.Series({**ci.to_dict(), "ci_low": c["ci_low"], "ci_high": c["ci_high"]})
+    base = linked.loc[linked.timepoint == tps[0], [PID, spec.outcome]]
+    base = base.drop_duplicates(PID).set_index(PID)[spec.outcome]
+    keep = list(dict.fromkeys([PID, SITE, "arm", "timepoint", "month", spec.outcome]
+                              + [c for c, _ in spec.covariates] + list(spec.groups) + list(extra)))
+    d = linked.loc[linked.timepoint != tps[0], [c for c in keep if c in linked.columns]].copy()
+    d["y"] = pd.to_numeric(d[spec.outcome]).astype(float)
+    d["y_bl"] = d[PID].map(base).astype(float)
+    d["treat"] = (d.arm == spec.intervention_arm).astype(float)
+    fu = [t for t in tps[1:]]
+    d["time"] = pd.Categorical(d.timepoint.astype(str), categories=[str(t) for t in fu])
+    d["month"] = d.month.astype(float)
+    for k, tp in enumerate(fu, 1):
+        d[f"trt_{k}"] = d.treat * (d.time == str(tp))
+    d["treat_month"] = d.treat * d.month
+    for c, typ in spec.covariates:
+        if typ == "numeric":
+            d[c] = pd.to_numeric(d[c]).astype(float)
         else:
-            import statsmodels.formula.api as smf
-            ols = smf.ols(formula, data=d).fit()
-            lo, hi = ols.conf_int(alpha=1 - level).loc["treat"]
-            ci = pd.Series({"estimate": ols.params["treat"], "se": ols.bse["treat"],
-                            "df": ols.df_resid, "p_value": ols.pvalues["treat"],
-                            "ci_low": lo, "ci_high": hi})
-            site_var, resid_var, warn = np.nan, float(ols.scale), ""
-            label = "ANCOVA (OLS)"
+            d[c] = d[c].astype(object).where(d[c].notna(), None)
+    return d.reset_index(drop=True)
+
+
+def _cov_term(spec: ModelSpec, name: str) -> str:
+    if name == "time":
+        return "month" if spec.time == "linear" else "time"
+    if name == "baseline":
+        return "y_bl"
+    typ = dict(spec.covariates).get(name)
+    if typ is None:
+        raise ValueError(f"config key primary.interactions: {name!r} is not a covariate, 'time' "
+                         f"or 'baseline' (covariates: {[c for c, _ in spec.covariates]})")
+    return f"C({name})" if typ == "categorical" else name
+
+
+def design(spec: ModelSpec, followups: list[str], months: list[float],
+           extra_terms: list[str] = ()) -> tuple[str, dict[str, dict[str, float]], str]:
+    """Formula, the contrast (term -> weight) giving the arm difference at each follow-up,
+    and a plain description of the model."""
+    rhs: list[str] = []
+    if len(followups) == 1:
+        rhs.append("treat")
+        contrasts = {followups[0]: {"treat": 1.0}}
+        desc = "ANCOVA: treat + baseline"
+    elif spec.time == "linear":
+        rhs += ["month", "treat", "treat_month"]
+        contrasts = {tp: {"treat": 1.0, "treat_month": float(mo)} for tp, mo in zip(followups, months)}
+        desc = "arm x time (linear in months) + baseline"
+    else:
+        rhs.append("time")
+        rhs += [f"trt_{k}" for k in range(1, len(followups) + 1)]
+        contrasts = {tp: {f"trt_{k}": 1.0} for k, tp in enumerate(followups, 1)}
+        desc = "arm x time (categorical) + baseline"
+    rhs.append("y_bl")
+    rhs += [_cov_term(spec, c) for c, _ in spec.covariates]
+    for inter in spec.interactions:
+        parts = [p.strip() for p in inter.split(":")]
+        if len(parts) < 2:
+            raise ValueError(f"config key primary.interactions: {inter!r} must be 'a:b'")
+        rhs.append(":".join(_cov_term(spec, p) for p in parts))
+    rhs += list(extra_terms)
+    if spec.covariates:
+        desc += " + " + " + ".join(c for c, _ in spec.covariates)
+    if spec.interactions:
+        desc += " + " + " + ".join(spec.interactions)
+    return "y ~ " + " + ".join(rhs), contrasts, desc
+
+
+def _groups_for(spec: ModelSpec, d: pd.DataFrame, n_followups: int) -> list[str]:
+    groups = [g for g in spec.groups if not (g == PID and n_followups == 1)]
+    return groups
+
+
+@dataclass
+class Fit:
+    """Uniform view of an LMM or OLS fit (estimates, contrasts, variance components)."""
+
+    kind: str
+    formula: str
+    groups: list[str]
+    nobs: int
+    contrast_fn: object
+    variances: dict[str, float]
+    warnings: list[str]
+    lmm: object = None
+
+    def contrast(self, L: dict[str, float], level: float) -> pd.Series:
+        return self.contrast_fn(L, level)
+
+
+def _fit_ols(d: pd.DataFrame, formula: str) -> Fit:
+    import statsmodels.formula.api as smf
+
+    cols = [c for c in d.columns if re.search(rf"\b{re.escape(c)}\b", formula)]
+    dd = d.dropna(subset=cols)
+    ols = smf.ols(formula, data=dd).fit()
+    names = list(ols.params.index)
+
+    def contrast(L, level):
+        vec = np.array([float(L.get(t, 0.0)) for t in names])
+        unknown = set(L) - set(names)
+        if unknown:
+            raise KeyError(f"unknown term(s) {sorted(unknown)}; model terms are {names}")
+        est = float(vec @ ols.params.to_numpy())
+        se = float(np.sqrt(vec @ ols.cov_params().to_numpy() @ vec))
+        df = float(ols.df_resid)
+        q = stats.t.ppf(0.5 + level / 2, df)
+        return pd.Series({"estimate": est, "se": se, "df": df,
+                          "p_value": float(2 * stats.t.sf(abs(est / se), df)),
+                          "ci_low": est - q * se, "ci_high": est + q * se})
+
+    return Fit("ols", formula, [], int(ols.nobs), contrast, {"Residual": float(ols.scale)}, [])
+
+
+def fit_model(d: pd.DataFrame, formula: str, groups: list[str], start=None) -> Fit:
+    """LMM by REML with Satterthwaite df, or OLS when there is no grouping level."""
+    if not groups:
+        return _fit_ols(d, formula)
+    fit = fit_lmm(d, formula, groups=groups, reml=True, start=start)
+    var = dict(zip(fit.variance.component, fit.variance.variance))
+    return Fit("lmm", formula, list(groups), fit.nobs, fit.contrast, var,
+               list(fit.warnings) + list(fit.notes), lmm=fit)
+
+
+def _model_label(spec: ModelSpec, fit: Fit, desc: str) -> str:
+    if fit.kind == "ols":
+        return f"{desc}; ordinary least squares (no random effects)"
+    re_ = " + ".join(f"(1 | {g})" for g in fit.groups)
+    return f"{desc} + {re_}; REML; Satterthwaite df"
+
+
+def _counts(d: pd.DataFrame) -> dict:
+    return dict(n=int(len(d)), n_participants=int(d[PID].nunique()),
+                n_intervention=int(d.loc[d.treat == 1, PID].nunique()),
+                n_control=int(d.loc[d.treat == 0, PID].nunique()),
+                n_sites=int(d[SITE].nunique()) if SITE in d else np.nan)
+
+
+def _variance_cols(fit: Fit, icc_ci: bool, level: float) -> dict:
+    v = fit.variances
+    out = dict(site_variance=v.get(SITE, np.nan), participant_variance=v.get(PID, np.nan),
+               residual_variance=v.get("Residual", np.nan), site_icc=np.nan,
+               site_icc_ci_low=np.nan, site_icc_ci_high=np.nan)
+    if fit.kind == "lmm" and SITE in fit.groups:
+        out["site_icc"] = fit.lmm.icc(SITE)
+        if icc_ci:
+            out["site_icc_ci_low"], out["site_icc_ci_high"] = fit.lmm.icc_ci(SITE, level)
+    return out
+
+
+def _analysis_rows(d, spec, fit, contrasts, desc, analysis, baseline_sd, primary_tp,
+                   is_primary_outcome, icc_ci=True, term=TERM) -> list[dict]:
+    rows = []
+    var = _variance_cols(fit, icc_ci, spec.level)
+    for tp, L in contrasts.items():
+        c = fit.contrast(L, spec.level)
+        dt = d[d.time == tp] if len(contrasts) > 1 else d
         rows.append(dict(
-            outcome=outcome, timepoint=str(tp), analysis=label, primary=(str(tp) == primary_timepoint),
-            term="intervention vs control", estimate=float(ci["estimate"]), se=float(ci["se"]),
-            ci_low=float(ci["ci_low"]), ci_high=float(ci["ci_high"]), df=float(ci["df"]),
-            p_value=float(ci["p_value"]), n=int(len(d)), n_intervention=int(d.treat.sum()),
-            n_control=int((1 - d.treat).sum()), n_sites=int(d.site_id.nunique()),
-            standardised_effect=float(ci["estimate"]) / baseline_sd, baseline_sd=baseline_sd,
-            site_variance=site_var, residual_variance=resid_var,
-            site_icc=site_var / (site_var + resid_var) if clustered else np.nan,
-            warnings=warn))
-    return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
+            outcome=spec.outcome, timepoint=tp, analysis=analysis,
+            primary=bool(is_primary_outcome and analysis == "primary" and tp == primary_tp),
+            term=term, estimate=float(c["estimate"]), se=float(c["se"]),
+            ci_low=float(c["ci_low"]), ci_high=float(c["ci_high"]), df=float(c["df"]),
+            p_value=float(c["p_value"]), **_counts(dt),
+            standardised_effect=float(c["estimate"]) / baseline_sd, baseline_sd=baseline_sd,
+            **var, m_imputations=np.nan, fmi=np.nan,
+            model=_model_label(spec, fit, desc), warnings=" | ".join(fit.warnings)))
+    return rows
+
+
+def _baseline_sd(linked: pd.DataFrame, outcome: str) -> float:
+    tps = list(linked.timepoint.cat.categories)
+    return float(pd.to_numeric(linked.loc[linked.timepoint == tps[0], outcome]).dropna().std(ddof=1))
+
+
+def _analysable(d: pd.DataFrame, spec: ModelSpec, extra: list[str] = ()) -> pd.DataFrame:
+    need = ["y", "y_bl"] + [c for c, _ in spec.covariates] + list(spec.groups) + list(extra)
+    return d.dropna(subset=[c for c in dict.fromkeys(need) if c in d]).reset_index(drop=True)
+
+
+def primary_effects(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str,
+                    is_primary_outcome: bool = True, analysis: str = "primary",
+                    complete_case: bool = False, icc_ci: bool = True) -> pd.DataFrame:
+    """The prespecified model on observed data (all available follow-ups), or on complete
+    cases (participants with the outcome at every follow-up)."""
+    d = long_frame(linked, spec)
+    fu = list(d.time.cat.categories)
+    months = [float(d.loc[d.time == t, "month"].iloc[0]) for t in fu]
+    n_all = len(d)
+    d = _analysable(d, spec)
+    note = []
+    if complete_case:
+        full = d.groupby(PID).y.transform("size") == len(fu)
+        d = d[full].reset_index(drop=True)
+        note.append(f"complete cases: {d[PID].nunique()} participants with {spec.outcome} "
+                    f"at every follow-up")
+    elif n_all > len(d):
+        note.append(f"{n_all - len(d)} of {n_all} follow-up rows not analysed (outcome, "
+                    "baseline or a covariate missing)")
+    formula, contrasts, desc = design(spec, fu, months)
+    fit = fit_model(d, formula, _groups_for(spec, d, len(fu)))
+    fit.warnings = note + fit.warnings if complete_case else fit.warnings + note
+    rows = _analysis_rows(d, spec, fit, contrasts, desc, analysis, _baseline_sd(linked, spec.outcome),
+                          primary_tp, is_primary_outcome, icc_ci=icc_ci)
+    return _frame(rows)
+
+
+def _frame(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows).reindex(columns=EFFECT_COLUMNS)
+
+
+def ancova_effects(linked: pd.DataFrame, outcome: str, *, intervention_arm: str,
+                   clustered: bool, primary_timepoint: str, covariates: list | None = None,
+                   level: float = 0.95, spec: ModelSpec | None = None,
+                   is_primary_outcome: bool = True, icc_ci: bool = False) -> pd.DataFrame:
+    """ANCOVA at each follow-up separately: ``y ~ treat + y_bl [+ covariates] + (1 | site)``.
+
+    With a single follow-up this is the primary model (``analysis == 'primary'``); with
+    several it is a supportive analysis (``analysis == 'ancova'``)."""
+    if spec is None:
+        covs = [(c, "auto") for c in (covariates or [])]
+        covs = [(c, "numeric" if pd.api.types.is_numeric_dtype(linked[c]) else "categorical")
+                for c, _ in covs]
+        spec = ModelSpec(outcome=outcome, intervention_arm=intervention_arm, covariates=covs,
+                         groups=[SITE] if clustered else [], level=level)
+    d_all = long_frame(linked, spec)
+    fu = list(d_all.time.cat.categories)
+    analysis = "primary" if len(fu) == 1 else "ancova"
+    groups = [g for g in spec.groups if g != PID]
+    rows = []
+    for tp in fu:
+        d = _analysable(d_all[d_all.time == tp], spec)
+        formula, _, desc = design(spec, [tp], [0.0])
+        fit = fit_model(d, formula, groups)
+        rows += _analysis_rows(d, spec, fit, {tp: {"treat": 1.0}}, desc, analysis,
+                               _baseline_sd(linked, outcome), primary_timepoint,
+                               is_primary_outcome, icc_ci=icc_ci)
+    return _frame(rows)
+
+
+# --------------------------------------------------------------------------
+# multiple imputation
+# --------------------------------------------------------------------------
+
+def wide_frame(linked: pd.DataFrame, spec: ModelSpec, auxiliary: list[str] = ()) -> pd.DataFrame:
+    """One row per participant: site, treat, covariates, auxiliary variables and the outcome
+    at every time point (``y__<timepoint>``); the imputation model's data."""
+    tps = [str(t) for t in linked.timepoint.cat.categories]
+    _check_columns(linked, spec, list(auxiliary))
+    first = linked[linked.timepoint == tps[0]].drop_duplicates(PID).set_index(PID)
+    w = pd.DataFrame(index=first.index)
+    if SITE in first:
+        w[SITE] = first[SITE].astype(str)
+    w["treat"] = (first.arm == spec.intervention_arm).astype(float)
+    for c in dict.fromkeys([c for c, _ in spec.covariates] + list(auxiliary)):
+        if c in (SITE, PID, "treat"):
+            continue
+        col = first[c]
+        typ = dict(spec.covariates).get(c)
+        if typ is None:
+            typ = "numeric" if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col) \
+                else "categorical"
+        w[c] = pd.to_numeric(col).astype(float) if typ == "numeric" else \
+            col.astype(object).where(col.notna(), None)
+    y = linked.assign(_tp=linked.timepoint.astype(str)).pivot(index=PID, columns="_tp",
+                                                               values=spec.outcome)
+    for tp in tps:
+        w[f"y__{tp}"] = pd.to_numeric(y[tp]).astype(float).reindex(w.index) if tp in y else np.nan
+    if SITE in w and w[SITE].nunique() < 2:
+        w = w.drop(columns=SITE)
+    return w
+
+
+def _long_from_wide(w: pd.DataFrame, linked: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    tps = [str(t) for t in linked.timepoint.cat.categories]
+    fu = tps[1:]
+    months = linked.groupby(linked.timepoint.astype(str), observed=True).month.first()
+    parts = []
+    for k, tp in enumerate(fu, 1):
+        p = pd.DataFrame({PID: w.index, "y": w[f"y__{tp}"].to_numpy(),
+                          "y_bl": w[f"y__{tps[0]}"].to_numpy(), "treat": w.treat.to_numpy(),
+                          "timepoint": tp, "month": float(months[tp])})
+        for c, _ in spec.covariates:
+            p[c] = w[c].to_numpy()
+        parts.append(p)
+    d = pd.concat(parts, ignore_index=True)
+    site = linked.drop_duplicates(PID).set_index(PID)[SITE] if SITE in linked else None
+    if site is not None:
+        d[SITE] = d[PID].map(site).astype(str)
+    d["time"] = pd.Categorical(d.timepoint, categories=fu)
+    for k, tp in enumerate(fu, 1):
+        d[f"trt_{k}"] = d.treat * (d.time == tp)
+    d["treat_month"] = d.treat * d.month
+    return d
+
+
+def _seed(base: int, outcome: str) -> int:
+    return int((int(base) * 1_000_003 + zlib.crc32(outcome.encode())) % (2**32))
+
+
+def multiply_impute(linked: pd.DataFrame, spec: ModelSpec, m: int, iterations: int, seed: int,
+                    donors: int = 5, auxiliary: list[str] = ()) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """The wide data (with missing values) and ``m`` completed copies."""
+    w = wide_frame(linked, spec, auxiliary)
+    imps = impute(w, m=m, iterations=iterations, seed=_seed(seed, spec.outcome), donors=donors)
+    return w, imps
+
+
+def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps: list[pd.DataFrame],
+                   primary_tp: str, delta: float = 0.0, shift_arm: float | None = 1.0,
+                   analysis: str = "multiple_imputation") -> pd.DataFrame:
+    """Fit the prespecified model to each completed data set and pool by Rubin's rules.
+
+    ``delta`` is added to the *imputed* follow-up values of the arm with treat == shift_arm
+    (both arms when shift_arm is None): the delta-adjusted (MNAR) sensitivity analysis.
+    The complete-data df for Barnard-Rubin is the mean Satterthwaite df of the contrast over
+    the imputations (n - p for least squares)."""
+    tps = [str(t) for t in linked.timepoint.cat.categories]
+    fu = tps[1:]
+    months = [float(linked.loc[linked.timepoint == t, "month"].iloc[0]) for t in fu]
+    formula, contrasts, desc = design(spec, fu, months)
+    groups = [g for g in _groups_for(spec, None, len(fu)) if g in (SITE, PID)]
+    if SITE not in w.columns and SITE in groups and linked[SITE].nunique() < 2:
+        groups.remove(SITE)
+    est = {tp: [] for tp in fu}
+    var = {tp: [] for tp in fu}
+    dfs = {tp: [] for tp in fu}
+    warns: list[str] = []
+    fit = None
+    for imp in imps:
+        imp = imp.copy()
+        if delta:
+            rows = np.ones(len(imp), bool) if shift_arm is None else (imp.treat == shift_arm).to_numpy()
+            for tp in fu:
+                mis = w[f"y__{tp}"].isna().to_numpy() & rows
+                imp.loc[mis, f"y__{tp}"] += delta
+        d = _long_from_wide(imp, linked, spec)
+        start = None if fit is None or fit.lmm is None else [fit.lmm.theta[g] for g in groups]
+        fit = fit_model(d, formula, groups, start=start)
+        for tp, L in contrasts.items():
+            c = fit.contrast(L, spec.level)
+            est[tp].append(c["estimate"])
+            var[tp].append(c["se"] ** 2)
+            dfs[tp].append(c["df"])
+        for wmsg in fit.warnings:
+            if wmsg not in warns:
+                warns.append(wmsg)
+    bsd = _baseline_sd(linked, spec.outcome)
+    rows = []
+    for tp in fu:
+        dfcom = float(np.mean(dfs[tp]))
+        p = pool(est[tp], var[tp], df_complete=dfcom, level=spec.level)
+        rows.append(dict(
+            outcome=spec.outcome, timepoint=tp, analysis=analysis, primary=False, term=TERM,
+            estimate=p["qbar"], se=p["se"], ci_low=p["ci_low"], ci_high=p["ci_high"], df=p["df"],
+            p_value=p["p_value"], n=int(len(w)), n_participants=int(len(w)),
+            n_intervention=int((w.treat == 1).sum()), n_control=int((w.treat == 0).sum()),
+            n_sites=int(w[SITE].nunique()) if SITE in w else np.nan,
+            standardised_effect=p["qbar"] / bsd, baseline_sd=bsd, m_imputations=len(imps),
+            fmi=p["fmi"],
+            model=(_model_label(spec, fit, desc) + f"; {len(imps)} imputations (chained "
+                   "equations, PMM), Rubin's rules, Barnard-Rubin df"),
+            warnings=(f"in some imputations: {' | '.join(warns)}" if warns else "")))
+    return _frame(rows)
+
+
+def tipping_point(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps: list[pd.DataFrame],
+                  primary_tp: str, deltas_sd: list[float], shift: str = "intervention") -> pd.DataFrame:
+    """Delta-adjusted MI: shift imputed outcomes by delta (in baseline SDs) and re-pool.
+
+    ``tipping_point`` is True on the first delta (in order of increasing |delta|) at which
+    the 95% CI of the primary-time-point difference no longer lies on the same side of zero as
+    at delta = 0 (or, when it includes zero at delta = 0, the first delta at which it no
+    longer does)."""
+    bsd = _baseline_sd(linked, spec.outcome)
+    shift_arm = {"intervention": 1.0, "control": 0.0, "both": None}[shift]
+    rows = []
+    for dsd in sorted(set([0.0] + list(deltas_sd)), key=lambda x: (abs(x), x)):
+        eff = pooled_effects(linked, spec, w, imps, primary_tp, delta=dsd * bsd, shift_arm=shift_arm)
+        for r in eff.itertuples():
+            rows.append(dict(outcome=spec.outcome, timepoint=r.timepoint, delta_sd=dsd,
+                             delta=dsd * bsd, arm_shifted=shift, estimate=r.estimate, se=r.se,
+                             ci_low=r.ci_low, ci_high=r.ci_high, df=r.df, p_value=r.p_value,
+                             m_imputations=r.m_imputations, tipping_point=False))
+    out = pd.DataFrame(rows, columns=TIPPING_COLUMNS)
+    for tp, g in out.groupby("timepoint", sort=False):
+        def side(r):
+            return 1 if r.ci_low > 0 else (-1 if r.ci_high < 0 else 0)
+        s0 = side(g.iloc[0])
+        for idx, r in g.iloc[1:].iterrows():
+            if side(r) != s0:
+                out.loc[idx, "tipping_point"] = True
+                break
+    return out
+
+
+# --------------------------------------------------------------------------
+# effect modification
+# --------------------------------------------------------------------------
+
+def modifier_column(linked: pd.DataFrame, mod: dict, tables: dict[str, pd.DataFrame]) -> pd.Series:
+    """The modifier for every row of ``linked`` (categorical labels)."""
+    var = mod["variable"]
+    src = mod.get("source", "linked")
+    if src == "linked":
+        if var not in linked:
+            raise KeyError(f"config key outcomes.effect_modifiers: {var!r} is not a column of the "
+                           f"linked table; available: {sorted(linked.columns)}")
+        col = linked[var]
+    else:
+        t = tables.get(src)
+        if t is None or var not in t or SITE not in t:
+            raise KeyError(f"config key outcomes.effect_modifiers: {var!r} not found in the "
+                           f"{src} table (needs columns site_id and {var})")
+        per_site = t.groupby(SITE)[var].mean()
+        col = linked[SITE].map(per_site)
+    cutoff = mod.get("cutoff")
+    if cutoff is not None:
+        x = pd.to_numeric(col)
+        lab = np.where(x.isna(), None, np.where(x >= cutoff, f"high (>= {cutoff:g})",
+                                                f"low (< {cutoff:g})"))
+        col = pd.Series(lab, index=linked.index, dtype=object)
+    return col.astype(object).where(col.notna(), None)
+
+
+def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
+                        tables: dict[str, pd.DataFrame], primary_tp: str) -> pd.DataFrame:
+    """Treatment x modifier interaction added to the prespecified model.
+
+    The modifier M (categorical; numeric ones are dichotomised at ``cutoff``) enters as
+    treat x [M = level] for every non-reference level, common to all follow-ups, plus its
+    main effect when it is defined in the control arm too. A modifier defined only in the
+    intervention arm (site fidelity) has no main effect: control rows form the comparison
+    for every level. Rows: the interaction (difference in effect, level vs reference) and the
+    effect within each level at each follow-up."""
+    name = mod.get("label") or mod["variable"]
+    lk = linked.copy()
+    lk["_mod"] = modifier_column(linked, mod, tables)
+    d = long_frame(lk, spec, extra=["_mod"])
+    fu = list(d.time.cat.categories)
+    months = [float(d.loc[d.time == t, "month"].iloc[0]) for t in fu]
+    d = _analysable(d, spec)
+    ctrl_defined = d.loc[d.treat == 0, "_mod"].notna().any()
+    d = d[d._mod.notna() | ((d.treat == 0) & ~ctrl_defined)].reset_index(drop=True)
+    levels = sorted(d._mod.dropna().unique(), key=str)
+    if mod.get("cutoff") is not None:  # low first: the reference
+        levels = sorted(levels, key=lambda v: not str(v).startswith("low"))
+    if mod.get("reference") is not None:
+        if mod["reference"] not in levels:
+            raise ValueError(f"effect modifier {name!r}: reference {mod['reference']!r} is not "
+                             f"one of its levels {levels}")
+        levels = [mod["reference"]] + [v for v in levels if v != mod["reference"]]
+    if len(levels) < 2:
+        raise ValueError(f"effect modifier {name!r}: fewer than two levels among analysed rows "
+                         f"({levels})")
+    ref = levels[0]
+    extra = []
+    for k, lev in enumerate(levels[1:], 1):
+        d[f"mod_{k}"] = (d._mod == lev).astype(float)
+        d[f"trtmod_{k}"] = d.treat * d[f"mod_{k}"]
+        extra += ([f"mod_{k}"] if ctrl_defined else []) + [f"trtmod_{k}"]
+    formula, contrasts, desc = design(spec, fu, months, extra)
+    fit = fit_model(d, formula, _groups_for(spec, d, len(fu)))
+    label = _model_label(spec, fit, desc + f" + treat x {name}")
+    bsd = _baseline_sd(linked, spec.outcome)
+    rows = []
+
+    def row(tp, term, L, sub):
+        c = fit.contrast(L, spec.level)
+        rows.append(dict(outcome=spec.outcome, timepoint=tp, analysis=f"effect_modification:{name}",
+                         primary=False, term=term, estimate=c["estimate"], se=c["se"],
+                         ci_low=c["ci_low"], ci_high=c["ci_high"], df=c["df"], p_value=c["p_value"],
+                         **_counts(sub), standardised_effect=c["estimate"] / bsd, baseline_sd=bsd,
+                         **_variance_cols(fit, False, spec.level), model=label,
+                         warnings=" | ".join(fit.warnings)))
+
+    for k, lev in enumerate(levels[1:], 1):
+        row("all follow-ups", f"interaction: {name} {lev} vs {ref}", {f"trtmod_{k}": 1.0}, d)
+    for tp, L in contrasts.items():
+        sub_tp = d[d.time == tp]
+        for k, lev in enumerate(levels):
+            L2 = dict(L)
+            if k:
+                L2[f"trtmod_{k}"] = 1.0
+            row(tp, f"{TERM}, {name} = {lev}", L2,
+                sub_tp[(sub_tp._mod == lev) | ((sub_tp.treat == 0) & ~ctrl_defined)])
+    return _frame(rows)
+
+
+# --------------------------------------------------------------------------
+# everything for one outcome
+# --------------------------------------------------------------------------
+
+def analyse_outcome(linked: pd.DataFrame, cfg: dict, outcome: str, primary_tp: str,
+                    tables: dict[str, pd.DataFrame] | None = None,
+                    log=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All configured analyses of one outcome: (effects rows, tipping-point rows)."""
+    tables = tables or {}
+    oc = cfg.get("outcomes", {})
+    is_primary = outcome == cfg["primary"]["outcome"]
+    spec = model_spec(cfg, outcome, linked)
+    fu = [str(t) for t in linked.timepoint.cat.categories][1:]
+    parts = [primary_effects(linked, spec, primary_tp, is_primary)]
+    if len(fu) > 1 and oc.get("ancova_each_followup", True):
+        parts.append(ancova_effects(linked, outcome, intervention_arm=spec.intervention_arm,
+                                    clustered=SITE in spec.groups, primary_timepoint=primary_tp,
+                                    spec=spec, is_primary_outcome=is_primary))
+    tip = pd.DataFrame(columns=TIPPING_COLUMNS)
+    mi = oc.get("multiple_imputation", {})
+    if mi.get("enabled", True):
+        seed = mi.get("seed")
+        seed = cfg.get("seed", 0) if seed is None else seed
+        w, imps = multiply_impute(linked, spec, m=mi.get("m", 20), iterations=mi.get("iterations", 10),
+                                  seed=seed, donors=mi.get("donors", 5),
+                                  auxiliary=mi.get("auxiliary", []))
+        if w.filter(like="y__").isna().any().any() or w.isna().any().any():
+            parts.append(pooled_effects(linked, spec, w, imps, primary_tp))
+            tp_cfg = oc.get("tipping_point", {})
+            if tp_cfg.get("enabled", True) and (is_primary or tp_cfg.get("all_outcomes", False)):
+                tip = tipping_point(linked, spec, w, imps, primary_tp, tp_cfg.get("deltas_sd", []),
+                                    tp_cfg.get("arm", "intervention"))
+        elif log is not None:
+            log.info("%s: no missing values; multiple imputation skipped", outcome)
+    if oc.get("complete_case", True):
+        parts.append(primary_effects(linked, spec, primary_tp, is_primary,
+                                     analysis="complete_case", complete_case=True, icc_ci=False))
+    for mod in oc.get("effect_modifiers", []):
+        parts.append(effect_modification(linked, spec, mod, tables, primary_tp))
+    eff = pd.concat([p for p in parts if len(p)], ignore_index=True).reindex(columns=EFFECT_COLUMNS)
+    return eff, tip
