@@ -14,6 +14,7 @@ include: "workflow/rules/score.smk"
 include: "workflow/rules/link.smk"
 include: "workflow/rules/feasibility.smk"
 include: "workflow/rules/outcome.smk"
+include: "workflow/rules/economics.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -21,3 +22,4 @@ rule all:
     input:
         REPORT,
         MANIFEST,
+        REPORT_DOCUMENTS,

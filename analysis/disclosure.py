@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 SUPPRESSED = "suppressed"
+SECONDARY = "*"  # shown for a count withheld only to protect a small count elsewhere
 
 
 @dataclass(frozen=True)
@@ -71,32 +72,62 @@ def total_needs_suppression(parts_mask: pd.Series) -> bool:
     return bool(parts_mask.sum() == 1 and len(parts_mask) == 1)
 
 
+def protect(counts: pd.Series, groups: list[tuple[object, list]], policy: Policy = Policy()) -> pd.Series:
+    """Primary plus secondary suppression over explicit (total, parts) groups.
+
+    ``counts`` is indexed by cell; each group names the index of a shown total (or None if
+    there is no total) and the indices of its parts, which add up to the total.  Secondary
+    suppression is repeated over all groups until nothing changes, so protection added for one
+    group is itself protected in every other group the cell belongs to.
+    """
+    mask = primary_mask(counts, policy)
+    changed = True
+    while changed:
+        changed = False
+        for total, parts in groups:
+            parts = [p for p in parts if p in mask.index]
+            if not parts:
+                continue
+            total_shown = total is not None and not mask[total]
+            m = secondary_mask(counts[parts], mask[parts], total_shown=total_shown)
+            if total is not None and total_shown and total_needs_suppression(m):
+                mask[total] = True
+                changed = True
+            if (m != mask[parts]).any():
+                mask[parts] = m
+                changed = True
+    return mask
+
+
 def suppress_table(df: pd.DataFrame, count_col: str, derived_cols: list[str], group_cols: list[str],
                    part_col: str | None = None, total_label: str = "all",
-                   policy: Policy = Policy()) -> tuple[pd.DataFrame, pd.Series]:
+                   policy: Policy = Policy(), extra_groups: list[tuple[object, list]] | None = None
+                   ) -> tuple[pd.DataFrame, pd.Series]:
     """Apply primary, secondary and derived-value suppression to a tidy table.
 
     ``group_cols`` identify sets of rows that belong together (e.g. indicator and time point);
     within each set, rows whose ``part_col`` is not ``total_label`` are the parts of the row
-    whose ``part_col`` equals ``total_label``.  Suppressed cells of ``count_col`` become
-    ``<threshold`` and their ``derived_cols`` become ``suppressed``.  Returns the new table
+    whose ``part_col`` equals ``total_label``.  ``extra_groups`` adds other (total, parts)
+    identities between rows (by index).  Small cells of ``count_col`` become ``<threshold``,
+    cells withheld only to protect them (secondary suppression) become ``*``, and the
+    ``derived_cols`` of both become ``suppressed``.  Returns the new table
     (object dtype for the affected columns) and the boolean mask of suppressed rows.
     """
     out = df.copy()
-    mask = primary_mask(out[count_col], policy)
+    groups = list(extra_groups or [])
     if part_col is not None:
         for _, rows in out.groupby(group_cols, sort=False, dropna=False):
             is_total = rows[part_col] == total_label
-            parts = rows[~is_total]
-            if parts.empty or not is_total.any():
-                continue
-            m = secondary_mask(parts[count_col], mask.loc[parts.index])
-            mask.loc[parts.index] = m
-            if total_needs_suppression(m):
-                mask.loc[rows[is_total].index] = True
+            parts = list(rows.index[~is_total])
+            totals = list(rows.index[is_total])
+            if parts:
+                groups.append((totals[0] if totals else None, parts))
+    mask = protect(out[count_col], groups, policy)
+    primary = primary_mask(out[count_col], policy)
     for c in [count_col] + derived_cols:
         out[c] = out[c].astype(object)
-    out.loc[mask, count_col] = policy.label
+    out.loc[mask & primary, count_col] = policy.label
+    out.loc[mask & ~primary, count_col] = SECONDARY
     for c in derived_cols:
         out.loc[mask, c] = SUPPRESSED
     return out, mask

@@ -105,7 +105,7 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
     if unknown:
         raise C.CostError(f"service use: time point(s) {unknown} are not configured waves {tps}")
     sc = C.service_costs(su, items, priced)
-    ids = pd.Index(sorted(linked.participant_id.unique()), name="participant_id")
+    ids = pd.Index(linked.participant_id.unique(), name="participant_id")  # linked (file) order: results must not depend on the pseudonym key
     out = pd.DataFrame(index=ids)
     first = linked[linked.timepoint == tps[0]].set_index("participant_id")
     out["site_id"] = first.site_id.reindex(ids)

@@ -46,8 +46,11 @@ def rerun(configfile: Path, workdir: Path, cores: int = 2) -> subprocess.Complet
     cfg.setdefault("data", {})["raw_dir"] = str(raw_dir)
     cfg_copy = workdir / "trial.yaml"
     cfg_copy.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    # Only what the manifest records: the result tables (and the statistician's report that is
+    # written with the manifest); the PDF/Word renderings and audience reports are not rerun.
+    target = f"reports/{load_config(cfg_copy)['trial_id']}/manifest.json"
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(cfg_copy), "--cores", str(cores), "--quiet"]
+           "--configfile", str(cfg_copy), "--cores", str(cores), "--quiet", "all", "--", target]
     return subprocess.run(cmd, capture_output=True, text=True)
 
 

@@ -84,6 +84,8 @@ def main() -> None:
     repeat = 1 if a.quick else 5
     bench_lmm(repeat)
     bench_pipeline_stages(repeat)
+    from bench_economics import bench_economics  # benchmarks/ is on sys.path when run as a script
+    bench_economics(repeat=1 if a.quick else 3)
 
 
 if __name__ == "__main__":

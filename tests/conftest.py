@@ -41,3 +41,14 @@ def demo_cfg(demo_cfg_session) -> dict:
     cfg = copy.deepcopy(demo_cfg_session)
     cfg["data"]["raw_dir"] = str(ROOT / "data" / "raw" / "demo")
     return cfg
+
+
+def fast_analysis(cfg: dict) -> dict:
+    """The demo analysis plan with fewer imputations, replicates and sensitivity deltas, and
+    HTML only (PDF and Word output are tested in test_report_outputs.py): the same code paths
+    in a fraction of the time."""
+    cfg["outcomes"]["multiple_imputation"].update(m=5, iterations=5)
+    cfg["outcomes"]["tipping_point"]["deltas_sd"] = [-0.2, -0.5]
+    cfg["economics"].setdefault("bootstrap", {})["replicates"] = 500
+    cfg.setdefault("report", {})["formats"] = []
+    return cfg

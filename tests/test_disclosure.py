@@ -40,6 +40,7 @@ def test_suppress_table_arms_and_total():
     df2 = df.assign(numerator=[44, 4, 40])
     out2, mask2 = suppress_table(df2, "numerator", ["estimate"], ["indicator"], part_col="arm")
     assert mask2.tolist() == [False, True, True]
+    assert out2.numerator.tolist() == [44, "<5", "*"]
     # a single part equal to the total: the total goes as well
     df3 = pd.DataFrame({"g": ["x", "x"], "arm": ["all", "intervention"], "numerator": [3, 3], "estimate": [0.1, 0.1]})
     _, mask3 = suppress_table(df3, "numerator", ["estimate"], ["g"], part_col="arm")
@@ -50,3 +51,18 @@ def test_suppress_table_arms_and_total():
                                          (["1,234", "4"], ["4"])])
 def test_output_scanner(values, bad):
     assert check_no_small_counts(values) == bad
+
+
+def test_suppressed_total_needs_no_secondary_protection():
+    # withdrawn (total 2) by reason: total is itself suppressed, zeros stay visible
+    df = pd.DataFrame({"stage": ["w"] * 4, "reason": ["", "consent", "moved", "unwell"], "n": [2, 2, 0, 0]})
+    out, mask = suppress_table(df, "n", [], ["stage"], part_col="reason", total_label="")
+    assert mask.tolist() == [True, True, False, False]
+
+
+def test_identity_across_stages_is_protected():
+    # allocated 85 = assessed 73 + lost 10 + withdrawn 2: hiding 2 alone is undone by subtraction
+    df = pd.DataFrame({"stage": ["allocated", "assessed", "lost", "withdrawn"], "n": [85, 73, 10, 2]})
+    out, mask = suppress_table(df, "n", [], ["stage"], extra_groups=[(0, [1, 2, 3])])
+    assert mask.tolist() == [False, False, True, True]
+    assert out.n.tolist() == [85, 73, "*", "<5"]  # 10 is withheld to protect the 2, not small itself

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import fast_analysis
 
 from analysis.manifest import config_hash
 from analysis.simulate import SimulationParameters, write_trial
@@ -14,14 +15,22 @@ from analysis.verify import compare
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
+FREE_TEXT = "said her husband Dave objects"
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("verify")
     write_trial(base / "raw", SimulationParameters(seed=5, trial_id="v", n_sites=8, truth_mc_draws=2000))
+    # a free-text withdrawal reason that must never reach funder or ethics outputs
+    parts = (base / "raw/participants.csv").read_text().splitlines()
+    i = next(k for k, line in enumerate(parts) if line.endswith("withdrew consent"))
+    parts[i] = parts[i][: -len("withdrew consent")] + FREE_TEXT
+    (base / "raw/participants.csv").write_text("\n".join(parts) + "\n")
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     cfg.update(trial_id="v")
+    fast_analysis(cfg)
+    cfg["report"]["formats"] = ["pdf", "docx"]
     cfg["data"]["raw_dir"] = str(base / "raw")
     cfgfile = base / "v.yaml"
     cfgfile.write_text(yaml.safe_dump(cfg))
@@ -113,3 +122,44 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
     artefacts = ROOT / "reports" / "test-artefacts"
     artefacts.mkdir(parents=True, exist_ok=True)
     (artefacts / "report-screenshot.png").write_bytes(shot.read_bytes())
+
+
+# ---- funder and ethics outputs: disclosure control and no identifiers ------------------------
+def _cells(html: str, cls: str) -> list[str]:
+    import re
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in
+            re.findall(rf'<td class="[^"]*\b{cls}\b[^"]*">(.*?)</td>', html, re.S)]
+
+
+def _docx_text(path: Path) -> str:
+    import re
+    import zipfile
+    return re.sub(r"<[^>]+>", " ", zipfile.ZipFile(path).read("word/document.xml").decode("utf-8"))
+
+
+@pytest.mark.parametrize("audience", ["funder", "ethics"])
+def test_audience_outputs_are_disclosure_safe(run, audience):
+    import pandas as pd
+
+    from analysis.disclosure import check_no_small_counts
+    base, _ = run
+    folder = base / "reports/v" / audience
+    html = (folder / "report.html").read_text()
+    docx = _docx_text(folder / "report.docx")
+    assert (folder / "report.pdf").read_bytes().startswith(b"%PDF-")
+    counts = _cells(html, "count")
+    assert len(counts) >= 10
+    flat = [x.strip() for c in counts for x in c.replace("/", " ").split()]
+    assert check_no_small_counts(flat) == [], f"small counts shown: {check_no_small_counts(flat)}"
+    assert "<5" in html.replace("&lt;", "<")  # the small cells are there, suppressed
+    if audience == "funder":  # site-level counts (fidelity) are about organisations: shown, marked as sites
+        assert any(c.endswith("sites") for c in _cells(html, "sites"))
+    raw_ids = pd.read_csv(base / "raw/participants.csv").participant_id
+    pseudonyms = pd.read_parquet(base / "data/processed/v/participants.parquet").participant_id
+    for text in (html, docx):
+        assert FREE_TEXT not in text and "Dave" not in text
+        leaked = [x for x in list(raw_ids) + list(pseudonyms) if str(x) in text]
+        assert leaked == [], leaked[:5]
+        assert "data_queries.csv" not in text  # the query log (raw IDs, lines) is not referenced
+        # the funder report says no p-values are shown, and shows none
+        assert "p-value" not in text.lower().replace("no p-values are shown", "") or audience == "ethics"

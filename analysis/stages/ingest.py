@@ -1,26 +1,66 @@
-"""Ingest stage: validate raw files; write typed Parquet tables and the ingest query log."""
+"""Ingest stage: hash the raw files, validate them, pseudonymise IDs, write typed tables.
+
+Writes data/processed/<trial>/: the typed tables (participant and screening IDs replaced by
+pseudonyms), ``ingest_queries.csv`` (data queries with the trial's own IDs, for the data
+manager), ``exclusions.csv`` (records excluded and rows not read, with reasons),
+``raw_manifest.csv`` (SHA-256 of every raw file, taken before reading and checked after) and
+``pseudonyms.parquet`` (the only table linking IDs to pseudonyms).  Nothing is written unless
+every error-level rule passes.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
+from analysis.blinding import blind_tables
 from analysis.ingest import ingest_trial
 from analysis.io import sha256_file, write_parquet, write_table
+from analysis.pseudonym import load_key, pseudonymise_tables
 from analysis.stages._common import log
 
 TABLES = ("sites", "participants", "screening", "responses", "service_use", "fidelity")
 
 
-def run(cfg: dict, raw_dir: str, outputs: dict[str, str]) -> None:
-    raw_files = sorted(p for p in Path(raw_dir).iterdir() if p.is_file())
-    before = {p.name: sha256_file(p) for p in raw_files}
+def raw_manifest(raw_dir: str | Path) -> pd.DataFrame:
+    """file, bytes, sha256 of every file under the raw folder (sorted by name)."""
+    root = Path(raw_dir)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return pd.DataFrame({"file": [p.relative_to(root).as_posix() for p in files],
+                         "bytes": [p.stat().st_size for p in files],
+                         "sha256": [sha256_file(p) for p in files]}, columns=["file", "bytes", "sha256"])
+
+
+def check_manifest(raw_dir: str | Path, manifest: pd.DataFrame) -> None:
+    """Raise if any raw file changed, appeared or disappeared since the manifest was taken."""
+    now = raw_manifest(raw_dir)
+    a = manifest.set_index("file").sha256.to_dict()
+    b = now.set_index("file").sha256.to_dict()
+    if a != b:
+        changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise RuntimeError(f"raw data in {raw_dir} changed during the run (SHA-256 differs): {changed}")
+
+
+def run(cfg: dict, raw_dir: str, outputs: dict[str, str], key: bytes | None = None) -> None:
+    manifest = raw_manifest(raw_dir)
     tables = ingest_trial(cfg, raw_dir)
-    after = {p.name: sha256_file(p) for p in raw_files}
-    if before != after:  # pragma: no cover - defensive: ingest only reads
-        raise RuntimeError(f"raw data in {raw_dir} changed while being read")
+    check_manifest(raw_dir, manifest)
+    ps = cfg.get("pseudonymisation") or {}
+    if key is None:
+        key = load_key(ps.get("key_file"))
+    tables, mapping = pseudonymise_tables(tables, key, trial_id=cfg["trial_id"],
+                                          prefix=ps.get("prefix", "ps_"), length=ps.get("length", 12))
+    if cfg.get("blinded"):
+        tables = blind_tables(tables, cfg, key)
+        log.info("ingest: blinded: arms relabelled A/B by the keyed coin flip; attendance and "
+                 "fidelity withheld")
     for name in TABLES:
         write_parquet(tables[name], outputs[name])
     write_table(tables["queries"], outputs["queries"])
-    log.info("ingest: %d participants, %d response records, %d warnings",
-             len(tables["participants"]), len(tables["responses"]),
+    write_table(tables["exclusions"], outputs["exclusions"])
+    write_table(manifest, outputs["manifest"])
+    write_parquet(mapping, outputs["pseudonyms"])
+    log.info("ingest: %d raw files hashed; %d participants, %d response records, %d warnings; "
+             "IDs pseudonymised", len(manifest), len(tables["participants"]), len(tables["responses"]),
              int((tables["queries"].severity == "warning").sum()))

@@ -1,8 +1,14 @@
 # Validate the trial config (fills every default; a bad key fails here, naming the key) and
 # define the output layout shared by all rules.
+from analysis.blinding import blinded_config
 from analysis.config import validate_config
 
 config = validate_config(config)
+# Ingest validates the raw files against the trial's own arm codes; every later stage sees the
+# analysis configuration, which under `blinded: true` has arms A/B and no allocation-revealing
+# analyses (analysis/blinding.py).
+INGEST_CONFIG = config
+config = blinded_config(config)
 TRIAL = config["trial_id"]
 RAW = config["data"]["raw_dir"]
 PROC = f"data/processed/{TRIAL}"
@@ -15,7 +21,7 @@ MANIFEST = f"{REP}/manifest.json"
 
 
 def raw_inputs():
-    d = config["data"]
+    d = INGEST_CONFIG["data"]
     names = [d["sites"], d["participants"], d["screening"]] + [w["file"] for w in d["waves"]]
     names += [d[k] for k in ("service_use", "fidelity") if d.get(k)]
     return [f"{RAW}/{n}" for n in names]

@@ -1,12 +1,16 @@
 rule ingest:
-    """Validate the raw files and write typed tables; raw data are only read."""
+    """Hash and validate the raw files, pseudonymise IDs, write typed tables; raw data are only read."""
     input:
         raw_inputs(),
+        [f"{RAW}/{config['data']['redcap']['dictionary']}"] if config["data"]["redcap"].get("dictionary") else [],
     output:
         **{t: f"{PROC}/{t}.parquet" for t in ["sites", "participants", "screening", "responses", "service_use", "fidelity"]},
         queries=f"{PROC}/ingest_queries.csv",
+        exclusions=f"{PROC}/exclusions.csv",
+        manifest=f"{PROC}/raw_manifest.csv",
+        pseudonyms=f"{PROC}/pseudonyms.parquet",
     params:
-        cfg=config,
+        cfg=INGEST_CONFIG,
         raw_dir=RAW,
     log:
         f"{LOGS}/ingest.log",

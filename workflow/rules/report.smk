@@ -1,5 +1,11 @@
+AUDIENCE_REPORTS = [f"{REP}/{a}/report.html" for a in config["report"]["audiences"]]
+REPORT_DOCUMENTS = AUDIENCE_REPORTS + [
+    html[: -len(".html")] + f".{fmt}" for html in [REPORT] + AUDIENCE_REPORTS for fmt in config["report"]["formats"]
+]
+
+
 rule report:
-    """Provenance manifest and the self-contained HTML report (aggregate numbers only)."""
+    """Provenance manifest and the statistician's self-contained HTML report."""
     input:
         **REPORT_INPUTS,
         raw=raw_inputs(),
@@ -13,3 +19,36 @@ rule report:
         f"{LOGS}/report.log",
     script:
         "../scripts/report.py"
+
+
+rule audience_report:
+    """Funder or ethics report: its own disclosure-controlled sections, no identifiers."""
+    input:
+        **REPORT_INPUTS,
+        flow=f"{TABLES}/flow_counts.csv",
+        manifest=MANIFEST,
+    output:
+        html=report(f"{REP}/{{audience}}/report.html", caption="../report/audience_report.rst", category="Report"),
+    wildcard_constraints:
+        audience="funder|ethics",
+    params:
+        cfg=config,
+    log:
+        f"{LOGS}/report_{{audience}}.log",
+    script:
+        "../scripts/audience_report.py"
+
+
+rule document:
+    """PDF (WeasyPrint) or Word (pandoc) version of a report, rendered offline from its HTML."""
+    input:
+        html=f"{REP}/{{path}}report.html",
+    output:
+        doc=f"{REP}/{{path}}report.{{fmt}}",
+    wildcard_constraints:
+        path="(funder/|ethics/)?",
+        fmt="pdf|docx",
+    log:
+        f"{LOGS}/document/{{path}}report_{{fmt}}.log",
+    script:
+        "../scripts/document.py"

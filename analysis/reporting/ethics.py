@@ -1,0 +1,44 @@
+"""Ethics report: recruitment and consent, withdrawals and losses with reasons, safety, and
+the data-protection statement.  All counts pass disclosure control; reasons are shown only
+when they are among the reasons the trial config declares (anything else is pooled)."""
+
+from __future__ import annotations
+
+from analysis.reporting import audience as A
+from analysis.reporting.common import read_table
+
+TEMPLATE = "sections/ethics.html.j2"
+STAGE_LABELS = {"screened": "Screened", "not_eligible": "Not eligible", "eligible": "Eligible",
+                "declined": "Declined", "consented": "Consented", "allocated": "Allocated",
+                "withdrawn": "Withdrawn (cumulative)", "lost": "Not assessed, not withdrawn",
+                "assessed": "Assessed", "received": "Received the intervention",
+                "not_received": "Did not receive the intervention"}
+
+
+def declared_reasons(cfg: dict) -> set[str]:
+    reasons = cfg.get("feasibility", {}).get("reasons", {}) or {}
+    return {r for lst in reasons.values() for r in (lst or [])}
+
+
+def context(cfg: dict, inputs: dict[str, str]) -> dict:
+    labels = cfg["design"]["arm_labels"]
+    flow = read_table(inputs["flow"], ("reason", "timepoint", "measure", "arm", "site_id"))
+    shown = A.suppressed_flow(flow, cfg, declared_reasons(cfg))
+    shown = shown[shown.measure == ""]
+
+    def rows(stages, with_timepoint=False):
+        out = []
+        for r in shown[shown.stage.isin(stages)].itertuples():
+            out.append(dict(stage=STAGE_LABELS.get(r.stage, r.stage), arm=labels.get(r.arm, r.arm),
+                            timepoint=r.timepoint or "–", reason=r.reason or "all reasons",
+                            n=A.show_count(r.n)))
+        return out
+
+    d = cfg["report"]
+    return dict(
+        policy=A.policy(cfg),
+        recruitment=rows(["screened", "not_eligible", "eligible", "declined", "consented", "allocated"]),
+        followup=rows(["assessed", "lost", "withdrawn"], with_timepoint=True),
+        safety=d.get("safety_statement") or "",
+        data_protection=d.get("data_protection_statement") or "",
+        blinded=cfg.get("blinded", False))

@@ -1,0 +1,103 @@
+"""Funder report: the progression decision, key feasibility estimates, effect estimates with
+95% CIs (no p-values) and the economic summary.  Counts pass through disclosure control; no
+identifiers, pseudonyms or free text are read."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from analysis.reporting import audience as A
+from analysis.reporting.common import png_data_uri, read_table
+from analysis.reporting.feasibility import label as indicator_label
+
+TEMPLATE = "sections/funder.html.j2"
+KEY_INDICATORS = ("consent", "recruitment_rate", "retention", "intervention_receipt", "withdrawal")
+DECISIONS = {"GREEN": "Go: proceed to the definitive trial",
+             "AMBER": "Proceed with amendments to address the amber criteria",
+             "RED": "Stop, or reconsider the design before proceeding"}
+
+
+def _decision(bands: list[str]) -> str | None:
+    bands = [b for b in bands if b in DECISIONS]
+    if not bands:
+        return None
+    worst = "RED" if "RED" in bands else "AMBER" if "AMBER" in bands else "GREEN"
+    return f"{worst}: {DECISIONS[worst]}"
+
+
+def _exists(inputs, key):
+    return key in inputs and os.path.exists(inputs[key])
+
+
+def context(cfg: dict, inputs: dict[str, str]) -> dict:
+    dp = cfg["report"]["decimals"]
+    labels = cfg["design"]["arm_labels"]
+    pol = A.policy(cfg)
+    ctx: dict = dict(policy=pol, outcome=cfg["primary"]["outcome"])
+
+    if _exists(inputs, "progression"):
+        prog = read_table(inputs["progression"], ("timepoint", "band", "arm"))
+        site_rows = A.is_about_sites(prog)  # by the indicator code, before it is replaced by the name
+        prog = prog.assign(indicator=prog.criterion).rename(columns={"criterion": "name"})
+        prog["unit"] = prog["indicator"].map(lambda _: "proportion")
+        rate = prog.denominator_of.astype(str).str.contains("month")
+        prog.loc[rate, "unit"] = "rate"
+        shown = A.suppressed_feasibility(prog.assign(indicator=prog.name), cfg, about_sites=site_rows)
+        ctx["criteria"] = [dict(
+            name=r.name, timepoint=r.timepoint or "–",
+            counts=f"{A.show_count(r.numerator)} / {A.show_count(r.denominator) if r.unit == 'proportion' else A.show_value(r.denominator, 1)}",
+            estimate=A.show_value(r.estimate, dp, 1 if r.unit == "rate" else 100, "" if r.unit == "rate" else "%"),
+            ci=f"{A.show_value(r.ci_low, dp, 1 if r.unit == 'rate' else 100)} to {A.show_value(r.ci_high, dp, 1 if r.unit == 'rate' else 100)}",
+            green=r.green, red=r.red, band=r.band, sites=bool(site_rows[r.Index]))
+            for r in shown.itertuples()]
+        ctx["decision"] = _decision(list(prog.band))
+
+    feas = read_table(inputs["feasibility"], ("timepoint", "arm", "ci_method", "band"))
+    primary_completion = f"completion_{cfg['primary']['outcome']}"
+    feas = feas[feas.indicator.isin(KEY_INDICATORS) | (feas.indicator == primary_completion)]
+    shown = A.suppressed_feasibility(feas, cfg)
+    site_rows = A.is_about_sites(feas)
+    ctx["feasibility"] = [dict(sites=bool(site_rows[r.Index]),
+        indicator=indicator_label(r.indicator), timepoint=r.timepoint or "–", arm=labels.get(r.arm, r.arm),
+        counts=f"{A.show_count(r.numerator)} / {A.show_count(r.denominator) if r.unit == 'proportion' else A.show_value(r.denominator, 1)}",
+        estimate=A.show_value(r.estimate, dp, 100 if r.unit == "proportion" else 1, "%" if r.unit == "proportion" else ""),
+        ci=("–" if not isinstance(r.ci_low, str) and pd.isna(r.ci_low) else
+            f"{A.show_value(r.ci_low, dp, 100 if r.unit == 'proportion' else 1)} to "
+            f"{A.show_value(r.ci_high, dp, 100 if r.unit == 'proportion' else 1)}"))
+        for r in shown.itertuples()]
+
+    eff = read_table(inputs["effects"], ("warnings", "analysis", "timepoint"))
+    primary_analysis = eff[eff.primary.astype(bool)].analysis.iloc[0] if eff.primary.astype(bool).any() \
+        else eff.analysis.iloc[0]
+    rows = eff[eff.analysis == primary_analysis]
+    ctx["effects"] = [dict(outcome=r.outcome, timepoint=r.timepoint,
+                           estimate=A.show_value(r.estimate, dp),
+                           ci=f"{A.show_value(r.ci_low, dp)} to {A.show_value(r.ci_high, dp)}",
+                           smd=A.show_value(r.standardised_effect, dp),
+                           n_int=A.show_count(pol.label if pol.is_small(r.n_intervention) else r.n_intervention),
+                           n_ctl=A.show_count(pol.label if pol.is_small(r.n_control) else r.n_control),
+                           primary=bool(r.primary)) for r in rows.itertuples()]
+    ctx["analysis_label"] = rows.model.iloc[0] if "model" in rows and len(rows) else primary_analysis
+    ctx["intervention"] = labels.get(cfg["design"]["intervention_arm"], cfg["design"]["intervention_arm"])
+    ctx["control"] = labels.get(cfg["design"]["control_arm"], cfg["design"]["control_arm"])
+    ctx["trajectory"] = png_data_uri(inputs["trajectory"]) if _exists(inputs, "trajectory") else None
+
+    if _exists(inputs, "cea"):
+        cea = read_table(inputs["cea"], ("threshold", "quadrant", "note", "price_year"))
+        q = cea[cea.analysis == "cea_qaly"].set_index("measure", drop=False)
+        if len(q):
+            def est(m, scale=1.0, d=dp):
+                r = q.loc[m]
+                return dict(estimate=A.show_value(r.estimate, d, scale),
+                            ci=f"{A.show_value(r.ci_low, d, scale)} to {A.show_value(r.ci_high, d, scale)}")
+            thr = q[q.measure == "inmb"]
+            ctx["economics"] = dict(
+                delta_cost=est("delta_cost", d=0), delta_qaly=est("delta_qaly", d=3),
+                icer=A.show_value(q.loc["icer"].estimate, 0), quadrant=q.loc["icer"].note,
+                price_year=q.loc["delta_cost"].price_year,
+                thresholds=[dict(threshold=r.threshold, probability=A.show_value(r.probability, 2))
+                            for r in thr.itertuples()],
+                ceac=png_data_uri(inputs["ceac_figure"]) if _exists(inputs, "ceac_figure") else None)
+    return ctx

@@ -1,0 +1,73 @@
+"""Report section: the methods actually used in this run, each with its reference.
+
+Only methods whose outputs exist (and whose config options were chosen) are listed, so the
+reference list cites what the numbers rest on and nothing else."""
+
+from __future__ import annotations
+
+import os
+
+from analysis.reporting.common import read_table
+
+TEMPLATE = "sections/methods.html.j2"
+
+REFS = {
+    "consort": "Eldridge SM, Chan CL, Campbell MJ, et al. CONSORT 2010 statement: extension to randomised pilot and feasibility trials. BMJ 2016;355:i5239.",
+    "wilson": "Newcombe RG. Two-sided confidence intervals for the single proportion: comparison of seven methods. Stat Med 1998;17:857-72.",
+    "clopper": "Clopper CJ, Pearson ES. The use of confidence or fiducial limits illustrated in the case of the binomial. Biometrika 1934;26:404-13.",
+    "garwood": "Garwood F. Fiducial limits for the Poisson distribution. Biometrika 1936;28:437-42.",
+    "progression": "Avery KNL, Williamson PR, Gamble C, et al. Informing efficient randomised controlled trials: exploration of challenges in developing progression criteria for internal pilot studies. BMJ Open 2017;7:e013537.",
+    "lewis": "Lewis M, Bromley K, Sutton CJ, et al. Determining sample size for progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot Feasibility Stud 2021;7:40.",
+    "lme4": "Bates D, Mächler M, Bolker B, Walker S. Fitting linear mixed-effects models using lme4. J Stat Softw 2015;67(1):1-48.",
+    "satterthwaite": "Kuznetsova A, Brockhoff PB, Christensen RHB. lmerTest package: tests in linear mixed effects models. J Stat Softw 2017;82(13):1-26.",
+    "mice": "van Buuren S. Flexible Imputation of Missing Data. 2nd ed. Chapman & Hall/CRC; 2018.",
+    "barnard_rubin": "Barnard J, Rubin DB. Small-sample degrees of freedom with multiple imputation. Biometrika 1999;86:948-55.",
+    "manca": "Manca A, Hawkins N, Sculpher MJ. Estimating mean QALYs in trial-based cost-effectiveness analysis: the importance of controlling for baseline utility. Health Econ 2005;14:487-96.",
+    "cluster_boot": "Ng ESW, Grieve R, Carpenter JR. Two-stage nonparametric bootstrap sampling with shrinkage correction for clustered data. Stata J 2013;13:141-64.",
+    "wellby": "HM Treasury. Wellbeing Guidance for Appraisal: Supplementary Green Book Guidance. 2021.",
+    "alpha": "Cronbach LJ. Coefficient alpha and the internal structure of tests. Psychometrika 1951;16:297-334.",
+}
+
+
+def _exists(inputs, key):
+    return key in inputs and os.path.exists(inputs[key])
+
+
+def context(cfg: dict, inputs: dict[str, str]) -> dict:
+    used: list[tuple[str, list[str]]] = []
+    f = cfg["feasibility"]
+    ci = "wilson" if f["ci_method"] == "wilson" else "clopper"
+    used.append(("Feasibility outcomes are reported as estimates with "
+                 f"{int(f['confidence_level'] * 100)}% confidence intervals, following the CONSORT extension for pilot "
+                 "and feasibility trials; proportions use the "
+                 + ("Wilson score interval" if ci == "wilson" else "Clopper–Pearson exact interval")
+                 + " and the recruitment rate the exact Poisson interval.", ["consort", ci, "garwood"]))
+    if _exists(inputs, "progression"):
+        prog = read_table(inputs["progression"], ("test",))
+        refs = ["progression"] + (["lewis"] if (prog.test.astype(str) != "").any() else [])
+        used.append(("Prespecified progression criteria are classified GREEN, AMBER or RED from their point "
+                     "estimates" + (", with a one-sided test against each RED threshold" if len(refs) > 1 else "")
+                     + ".", refs))
+    if _exists(inputs, "effects"):
+        eff = read_table(inputs["effects"], ("analysis",))
+        refs = ["lme4", "satterthwaite"]
+        text = ("Intervention effects are estimated with linear mixed models fitted by restricted maximum "
+                "likelihood, with Satterthwaite small-sample degrees of freedom.")
+        if eff.analysis.astype(str).str.contains("mi", case=False).any():
+            refs += ["mice", "barnard_rubin"]
+            text += (" Missing outcomes are handled by multiple imputation by chained equations, combined by "
+                     "Rubin's rules with Barnard–Rubin degrees of freedom.")
+        used.append((text, refs))
+    if _exists(inputs, "reliability"):
+        used.append(("Internal consistency of each scale is summarised by Cronbach's alpha.", ["alpha"]))
+    if _exists(inputs, "cea"):
+        used.append(("The economic evaluation estimates QALYs by the area under the EQ-5D utility curve adjusted "
+                     "for baseline utility, and incremental costs and QALYs by regression, with a two-stage "
+                     "(cluster) bootstrap for uncertainty; wellbeing changes are valued in WELLBYs.",
+                     ["manca", "cluster_boot", "wellby"]))
+    order: list[str] = []
+    for _, refs in used:
+        order += [r for r in refs if r not in order]
+    number = {r: i + 1 for i, r in enumerate(order)}
+    return dict(statements=[(t, ", ".join(str(number[r]) for r in refs)) for t, refs in used],
+                references=[REFS[r] for r in order])
