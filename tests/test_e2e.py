@@ -144,3 +144,25 @@ def test_raw_files_unchanged_after_the_run(small_trial):
     assert len(man) >= 8
     for r in man.itertuples():
         assert sha256_file(small_trial["raw"] / r.file) == r.sha256, r.file
+
+
+def test_report_html_is_the_executed_notebooks_rendering(small_trial):
+    from test_report_notebook import assert_report_is_the_notebooks
+    rep = small_trial["work"] / "reports/e2e"
+    assert_report_is_the_notebooks(rep / "report.ipynb", rep / "report.html")
+
+
+def test_snakemake_report_has_every_output_with_its_caption(small_trial, tmp_path):
+    """`snakemake --report` works on a finished run; every report() output has a caption file."""
+    import zipfile
+    smk = "\n".join(p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk"))
+    captions = re.findall(r'report\([^()]*?caption="([^"]+)"', smk)
+    assert len(captions) >= 15 and len(captions) == smk.count("report(")
+    for c in captions:
+        assert (ROOT / "workflow/rules" / c).resolve().is_file(), c
+    out = tmp_path / "report.zip"
+    res = run_snakemake(small_trial["work"], small_trial["cfgfile"], "--report", str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    names = zipfile.ZipFile(out).namelist()
+    assert any(n.endswith("/report.html") for n in names)
+    assert {"effects.csv", "feasibility.csv", "forest.png", "consort.svg"} <= {n.rsplit("/", 1)[-1] for n in names}

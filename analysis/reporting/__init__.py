@@ -27,18 +27,48 @@ AUDIENCES = {
 }
 
 
-def render_report(cfg: dict, inputs: dict[str, str], audience: str = "statistician") -> str:
-    """Render one audience's report as a self-contained HTML string."""
+# Every section in the one order consistent with all three audiences: the report notebook
+# (workflow/notebooks/report.ipynb) has one cell per section in this order.
+ALL_SECTIONS = ["funder", "ethics", "outcomes", "feasibility", "economics", "scoring", "methods",
+                "appendix", "provenance"]
+
+
+def _env() -> Environment:
+    return Environment(loader=PackageLoader("analysis", "templates"),
+                       autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+
+
+def _check_audience(audience: str) -> None:
     if audience not in AUDIENCES:
         raise ValueError(f"unknown report audience {audience!r}; choose one of {sorted(AUDIENCES)}")
-    label, section_list = AUDIENCES[audience]
-    env = Environment(loader=PackageLoader("analysis", "templates"),
-                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
-    sections = []
-    for name, module in section_list:
-        ctx = module.context(cfg, inputs)
-        if ctx is not None:
-            sections.append(env.get_template(module.TEMPLATE).render(cfg=cfg, audience=audience, **ctx))
-    return env.get_template("report.html.j2").render(
+
+
+def render_section(cfg: dict, inputs: dict[str, str], audience: str, name: str) -> str | None:
+    """One section's HTML for this audience, or None when the audience does not get the section
+    or the trial has nothing for it (e.g. economics not enabled)."""
+    _check_audience(audience)
+    modules = dict(AUDIENCES[audience][1])
+    if name not in modules:
+        return None
+    module = modules[name]
+    ctx = module.context(cfg, inputs)
+    if ctx is None:
+        return None
+    return _env().get_template(module.TEMPLATE).render(cfg=cfg, audience=audience, **ctx)
+
+
+def assemble_report(cfg: dict, audience: str, sections: list[str]) -> str:
+    """The self-contained HTML page around rendered sections."""
+    _check_audience(audience)
+    return _env().get_template("report.html.j2").render(
         title=cfg["title"], trial_id=cfg["trial_id"], version=analysis.__version__,
-        audience=audience, audience_label=label, sections=sections, withheld=withheld(cfg))
+        audience=audience, audience_label=AUDIENCES[audience][0], sections=sections,
+        withheld=withheld(cfg))
+
+
+def render_report(cfg: dict, inputs: dict[str, str], audience: str = "statistician") -> str:
+    """Render one audience's report as a self-contained HTML string (the same HTML the report
+    notebook produces; see :mod:`analysis.reporting.notebook`)."""
+    _check_audience(audience)
+    sections = [render_section(cfg, inputs, audience, name) for name, _ in AUDIENCES[audience][1]]
+    return assemble_report(cfg, audience, [s for s in sections if s is not None])

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from analysis.io import write_text
 from analysis.manifest import build_manifest, write_manifest
-from analysis.reporting import render_report
+from analysis.reporting.notebook import report_from_notebook
 
 
 def run(cfg: dict, inputs: dict[str, str], raw_files: list[str], report_dir: str,
-        out_html: str, out_manifest: str) -> None:
+        out_html: str, out_manifest: str, notebook: str, out_ipynb: str) -> None:
     """Write ``manifest.json`` (hashes of raw inputs and result tables, software versions),
-    then render the report, whose provenance appendix is read from that manifest."""
+    then execute the report notebook for the statistician (its provenance appendix is read
+    from that manifest); keep the executed notebook and write the HTML assembled from it."""
     write_manifest(build_manifest(cfg, raw_files, report_dir), out_manifest)
-    write_text(render_report(cfg, {**inputs, "manifest": out_manifest}), out_html)
+    html = report_from_notebook(cfg, {**inputs, "manifest": out_manifest}, "statistician",
+                                out_ipynb=out_ipynb, notebook=notebook)
+    write_text(html, out_html)
 
 
-def run_audience(cfg: dict, inputs: dict[str, str], audience: str, out_html: str) -> None:
-    """Render the funder or ethics report (disclosure-controlled sections only)."""
-    write_text(render_report(cfg, inputs, audience=audience), out_html)
+def run_audience(cfg: dict, inputs: dict[str, str], audience: str, out_html: str, notebook: str) -> None:
+    """Execute the report notebook for the funder or ethics report (disclosure-controlled
+    sections only).  Only the HTML is kept: the executed notebook is not a funder output."""
+    write_text(report_from_notebook(cfg, inputs, audience, notebook=notebook), out_html)
 
 
 def run_document(html_path: str, out_path: str, fmt: str) -> None:

@@ -1,5 +1,7 @@
 # Validate the trial config (fills every default; a bad key fails here, naming the key) and
 # define the output layout shared by all rules.
+import os
+
 from analysis.blinding import blinded_config
 from analysis.config import validate_config
 
@@ -29,3 +31,6 @@ def raw_inputs():
 # Named inputs of the report rule.  Each stage's rule file registers the result files its
 # report section reads; report.smk (included last) passes them all to the report stage.
 REPORT_INPUTS = {}
+
+# The report notebook: the one source of every report (executed once per audience).
+REPORT_NOTEBOOK = os.path.join(workflow.basedir, "workflow", "notebooks", "report.ipynb")

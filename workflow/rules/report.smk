@@ -5,13 +5,16 @@ REPORT_DOCUMENTS = AUDIENCE_REPORTS + [
 
 
 rule report:
-    """Provenance manifest and the statistician's self-contained HTML report."""
+    """Provenance manifest, then the report notebook executed for the statistician: the executed
+    notebook and the self-contained HTML report assembled from it."""
     input:
         **REPORT_INPUTS,
         raw=raw_inputs(),
+        notebook=REPORT_NOTEBOOK,
     output:
         html=report(REPORT, caption="../report/report.rst", category="Report"),
         manifest=report(MANIFEST, caption="../report/manifest.rst", category="Report"),
+        notebook=f"{REP}/report.ipynb",
     params:
         cfg=config,
         report_dir=REP,
@@ -22,9 +25,11 @@ rule report:
 
 
 rule audience_report:
-    """Funder or ethics report: its own disclosure-controlled sections, no identifiers."""
+    """Funder or ethics report (the report notebook executed for that audience): its own
+    disclosure-controlled sections, no identifiers."""
     input:
         **REPORT_INPUTS,
+        notebook=REPORT_NOTEBOOK,
         flow=f"{TABLES}/flow_counts.csv",
         manifest=MANIFEST,
     output:

@@ -1,5 +1,6 @@
 from analysis.stages import logged, report
 
 with logged(snakemake.log[0]):
-    report.run_audience(snakemake.params.cfg, dict(snakemake.input.items()),
-                        snakemake.wildcards.audience, snakemake.output.html)
+    inputs = {k: v for k, v in snakemake.input.items() if k != "notebook"}
+    report.run_audience(snakemake.params.cfg, inputs, snakemake.wildcards.audience, snakemake.output.html,
+                        snakemake.input.notebook)
