@@ -77,6 +77,28 @@ def bench_pipeline_stages(repeat: int) -> None:
     print(f"  scoring {len(big):,} records x {len(cfg['instruments'])} instruments: {t_score * 1000:8.1f} ms")
 
 
+def bench_eq5d(repeat: int) -> None:
+    """EQ-5D-5L scoring of 10,000 rows per method, against a plain pandas merge of the same
+    rows onto the crosswalk table (the least a lookup can cost)."""
+    from analysis import instruments
+    from analysis.instruments import _eq5d  # noqa: F401  (tables load on first use)
+    rng = np.random.default_rng(1)
+    n = 10_000
+    frame = pd.DataFrame({f"eq5d5l_{d}": rng.integers(1, 6, n) for d in range(1, 6)})
+    frame["age"] = rng.integers(18, 90, n)
+    frame["sex"] = rng.choice(["male", "female"], n)
+    instruments.score("eq5d5l", frame.head(5))
+    table = pd.DataFrame({"state": [int("".join(map(str, s))) for s in
+                                    np.array(np.meshgrid(*[range(1, 6)] * 5, indexing="ij")).reshape(5, -1).T],
+                          "value": rng.random(3125)})
+    state = (frame[[f"eq5d5l_{d}" for d in range(1, 6)]].astype(str).agg("".join, axis=1)).astype(int)
+    base = timeit(lambda: pd.DataFrame({"state": state}).merge(table, on="state", how="left"), repeat)
+    print(f"EQ-5D-5L scoring, {n:,} rows (validation, reasons and method column included)")
+    for method in ["dsu", "crosswalk", "devlin2018", "rowen2026"]:
+        t = timeit(lambda: instruments.score("eq5d5l", frame, method=method), repeat)
+        print(f"  {method:10s} {t * 1000:8.1f} ms | plain merge {base * 1000:6.1f} ms | ratio {t / base:5.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="one repeat instead of five")
@@ -84,6 +106,7 @@ def main() -> None:
     repeat = 1 if a.quick else 5
     bench_lmm(repeat)
     bench_pipeline_stages(repeat)
+    bench_eq5d(repeat)
     from bench_economics import bench_economics  # benchmarks/ is on sys.path when run as a script
     bench_economics(repeat=1 if a.quick else 3)
 
