@@ -15,9 +15,24 @@ them to files):
    cost-effectiveness plane and acceptability curve from a seeded, stratified (two-stage when
    clustered) bootstrap, cost per point gained on other outcomes, and the WELLBY value.
 
-Missing data: complete-case analysis of costs and effects; missing *baseline* covariates are
-replaced by their mean, which is valid in a randomised trial (White IR, Thompson SG. Stat Med
-2005;24:993).  Multiple imputation is designed in (``missing_data`` option) but not yet done.
+Missing data (``economics.missing_data``):
+
+* ``complete_case`` — costs and effects of the participants with both observed; missing
+  *baseline* covariates are replaced by their mean, which is valid in a randomised trial
+  (White IR, Thompson SG. Stat Med 2005;24:993).
+* ``multiple_imputation`` — "MI, then bootstrap" (:func:`multiply_impute`): ``m`` completed
+  participant tables from chained equations (``analysis.mi``: predictive mean matching for the
+  follow-up service cost, QALYs, WELLBYs, other outcomes and baseline covariates; site as fixed
+  effects, arm, intervention cost and auxiliary variables as predictors).  The analysis is run
+  on each; B bootstrap replicates are split into m consecutive chunks of about B/m, chunk k
+  resampling imputation k with the same seeded draws the complete-case analysis would use.
+  Point estimates and intervals of every linear quantity (incremental cost and effect, INMB,
+  WELLBY values) follow Rubin's rules with each imputation's bootstrap variance as its
+  within-imputation variance ("MI Boot" in the terminology of Schomaker & Heumann, Stat Med
+  2018;37:2252; valid when imputation and analysis models are congenial, Bartlett & Hughes,
+  Stat Methods Med Res 2020;29:3533);
+  the pooled replicates give the cost-effectiveness plane, quadrant shares and the
+  acceptability curve.  Brand J et al. (Stat Med 2019;38:210) compare the orderings.
 """
 
 from __future__ import annotations
@@ -29,8 +44,11 @@ import pandas as pd
 
 from analysis import bootstrap as boot
 from analysis import costs as C
+from analysis import mi as MI
+from analysis import mi_pool
 from analysis.qaly import auc, discount_weight
 
+MISSING_DATA_METHODS = ("complete_case", "multiple_imputation")
 QUADRANTS = {"NE": "more effective, more costly", "SE": "more effective, less costly (dominant)",
              "SW": "less effective, less costly", "NW": "less effective, more costly (dominated)"}
 DEFAULT_THRESHOLDS = [
@@ -111,6 +129,13 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
     out["site_id"] = first.site_id.reindex(ids)
     out["arm"] = first.arm.reindex(ids)
     out["treat"] = (out.arm == intervention_arm).astype(float)
+    for c in _mi_options(econ)["auxiliary"]:
+        if c not in linked:
+            raise KeyError(f"config key economics.multiple_imputation.auxiliary: {c!r} is not a column "
+                           "of the linked data")
+        col = first[c].reindex(ids)
+        out[f"aux_{c}"] = pd.to_numeric(col).astype(float) if _is_numeric(col) else \
+            col.astype(object).where(col.notna(), None)
     cats = list(dict.fromkeys(v["category"] for v in items.values()))
     base = sc[sc.timepoint == tps[0]].set_index("participant_id").reindex(ids)
     out["cost_bl"] = base[[f"cost_{c}" for c in items]].sum(axis=1, min_count=len(items))
@@ -176,6 +201,80 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
     return ParticipantData(out.reset_index(), priced, cats, notes)
 
 
+def _is_numeric(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
+def _mi_options(econ: dict) -> dict:
+    return {"m": None, "iterations": 10, "donors": 5, "auxiliary": [],
+            **(econ.get("multiple_imputation") or {})}
+
+
+# ----------------------------------------------------------------------------------------------
+# Multiple imputation of missing costs and outcomes
+# ----------------------------------------------------------------------------------------------
+
+def imputation_frame(t: pd.DataFrame, econ: dict) -> pd.DataFrame:
+    """The variables of the imputation model, one row per participant (wide).
+
+    Imputed when missing (predictive mean matching): the follow-up *service* cost (the
+    intervention cost is known for everyone and is added back), QALYs, baseline cost and
+    utility, and for the other analyses the outcome and its baseline value.  Predictors only:
+    site (fixed effects), arm, the intervention cost and the auxiliary variables (imputed
+    too if incomplete)."""
+    f = pd.DataFrame(index=t.index)
+    if t.site_id.nunique() > 1:
+        f["site_id"] = t.site_id.astype(object)
+    f["treat"] = t.treat.astype(float)
+    f["cost_intervention"] = t.cost_intervention.astype(float)
+    f["cost_bl"] = t.cost_bl.astype(float)
+    f["utility_bl"] = t.utility_bl.astype(float)
+    f["cost_services"] = (t.cost - t.cost_intervention).astype(float)
+    f["qaly"] = t.qaly.astype(float)
+    for y in econ["other_outcomes"]:
+        f[f"{y}_bl"] = t[f"{y}_bl"].astype(float)
+        f[y] = t[y].astype(float)
+    if "wellby" in t:
+        f["ls_bl"] = t.ls_bl.astype(float)
+        f["wellby"] = t.wellby.astype(float)
+    for c in [c for c in t.columns if c.startswith("aux_")]:
+        f[c] = t[c]
+    return f.loc[:, ~f.columns.duplicated()]
+
+
+def n_imputations(frame: pd.DataFrame, m: int | None) -> int:
+    """``m`` if given, else the larger of 20 and the percentage of participants with any
+    missing value in the imputation model (White IR, Royston P, Wood AM. Stat Med 2011;30:377)."""
+    if m is not None:
+        return int(m)
+    pct = 100.0 * float(frame.isna().any(axis=1).mean())
+    return max(20, int(np.ceil(pct - 1e-9)))
+
+
+def multiply_impute(pdata: ParticipantData, econ: dict, *, seed: int) -> list[pd.DataFrame]:
+    """``m`` completed copies of the participant table (observed values are kept exactly)."""
+    opts = _mi_options(econ)
+    t = pdata.table
+    frame = imputation_frame(t, econ)
+    m = n_imputations(frame, opts["m"])
+    if m < 2:
+        raise ValueError("config key economics.multiple_imputation.m: at least 2 imputations are needed")
+    imps = MI.impute(frame, m=m, iterations=int(opts["iterations"]), seed=[int(seed), 7],
+                     donors=int(opts["donors"]))
+    out = []
+    for f in imps:
+        c = t.copy()
+        for col in frame.columns:
+            if col in ("site_id", "treat", "cost_intervention", "cost_services"):
+                continue
+            c[col] = f[col].to_numpy() if not _is_numeric(t[col]) else \
+                np.where(t[col].isna(), f[col].to_numpy(float), t[col].to_numpy(float))
+        cost = f.cost_services.to_numpy(float) + t.cost_intervention.to_numpy(float)
+        c["cost"] = np.where(t.cost.isna(), cost, t.cost.to_numpy(float))
+        out.append(c)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # Incremental analysis and bootstrap
 # ----------------------------------------------------------------------------------------------
@@ -216,36 +315,110 @@ def _statistic(t: pd.DataFrame, eqs: list[dict]):
     return stat
 
 
+class _Percentile:
+    """Complete cases: SE = SD of the replicates, percentile interval."""
+
+    def __init__(self, reps: np.ndarray, level: float):
+        self.reps, self.a = reps, (1 - level) / 2
+
+    def __call__(self, f, k: int) -> dict:
+        d = np.asarray(f(self.reps[:, 2 * k], self.reps[:, 2 * k + 1]), float)
+        d = d[np.isfinite(d)]
+        return dict(se=float(np.std(d, ddof=1)), ci_low=float(np.quantile(d, self.a)),
+                    ci_high=float(np.quantile(d, 1 - self.a)))
+
+    def ceac_ci(self, rc, re, lam) -> tuple[float, float]:
+        return float(np.quantile(lam * re - rc, self.a)), float(np.quantile(lam * re - rc, 1 - self.a))
+
+
+class _Rubin:
+    """Multiple imputation: Rubin's rules (Barnard-Rubin df) on the per-imputation estimates,
+    with each imputation's bootstrap variance as its within-imputation variance."""
+
+    def __init__(self, Q: np.ndarray, reps: np.ndarray, which: np.ndarray, df_complete: float,
+                 level: float):
+        self.Q, self.reps, self.which, self.dfcom, self.level = Q, reps, which, df_complete, level
+        self.m = Q.shape[0]
+
+    def _within(self, d: np.ndarray) -> np.ndarray:
+        return np.stack([np.nanvar(d[self.which == j], axis=0, ddof=1) for j in range(self.m)])
+
+    def pooled(self, f, k: int) -> dict:
+        q = np.asarray(f(self.Q[:, 2 * k], self.Q[:, 2 * k + 1]), float)
+        u = self._within(np.asarray(f(self.reps[:, 2 * k], self.reps[:, 2 * k + 1]), float))
+        return mi_pool.pool(q, u, df_complete=self.dfcom, level=self.level)
+
+    def __call__(self, f, k: int) -> dict:
+        p = self.pooled(f, k)
+        return dict(se=p["se"], ci_low=p["ci_low"], ci_high=p["ci_high"])
+
+    def ceac_table(self, k: int, lambdas: np.ndarray):
+        """Pooled INMB intervals over the whole λ grid at once."""
+        lam = np.asarray(lambdas, float)[None, :]
+        q = lam * self.Q[:, [2 * k + 1]] - self.Q[:, [2 * k]]
+        u = self._within(lam * self.reps[:, [2 * k + 1]] - self.reps[:, [2 * k]])
+        p = mi_pool.pool(q, u, df_complete=self.dfcom, level=self.level)
+        return p["ci_low"], p["ci_high"]
+
+
 def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, clustered: bool,
                        level: float = 0.95) -> dict[str, pd.DataFrame]:
-    """Incremental analysis with bootstrap uncertainty; returns the result tables."""
-    if econ["missing_data"] != "complete_case":  # pragma: no cover - schema allows only this
-        raise NotImplementedError("multiple imputation for the CEA is not implemented yet")
+    """Incremental analysis with bootstrap uncertainty; returns the result tables.
+
+    ``econ["missing_data"]`` chooses complete cases or multiple imputation (module docstring).
+    """
+    method = econ.get("missing_data", "complete_case")
+    if method not in MISSING_DATA_METHODS:
+        raise ValueError(f"config key economics.missing_data: {method!r} is not one of "
+                         f"{list(MISSING_DATA_METHODS)}")
     t = pdata.table
-    eqs = _equations(t, econ)
-    stat = _statistic(t, eqs)
-    point = stat(np.ones((1, len(t))))[0]
     B = int(econ["bootstrap"]["replicates"])
     two_stage = clustered
-    reps = boot.bootstrap(stat, len(t), t.arm.to_numpy(), t.site_id.to_numpy(), replicates=B,
-                          seed=[seed, 6], two_stage=two_stage)
     scheme = ("two-stage (sites, then participants within sites), stratified by arm" if two_stage
               else "participants, stratified by arm")
+    draw = dict(replicates=B, seed=[seed, 6], two_stage=two_stage)
+    cc_use = t.cost.notna().to_numpy() & t.qaly.notna().to_numpy()
+    m = None
+    if method == "complete_case":
+        eqs = _equations(t, econ)
+        stat = _statistic(t, eqs)
+        point = stat(np.ones((1, len(t))))[0]
+        reps = boot.bootstrap(stat, len(t), t.arm.to_numpy(), t.site_id.to_numpy(), **draw)
+        unc = _Percentile(reps, level)
+    else:
+        imps = multiply_impute(pdata, econ, seed=seed)
+        m = len(imps)
+        if B < 2 * m:
+            raise ValueError(f"config key economics.bootstrap.replicates: {B} replicates cannot be "
+                             f"shared among {m} imputations (need at least 2 per imputation)")
+        eqs_k = [_equations(imp, econ) for imp in imps]
+        stats = [_statistic(imp, e) for imp, e in zip(imps, eqs_k)]
+        Q = np.vstack([s(np.ones((1, len(t))))[0] for s in stats])
+        which = np.repeat(np.arange(m), np.diff((np.arange(m + 1) * B) // m))
+        reps = np.empty((B, Q.shape[1]))
+        off = 0
+        for counts in boot.count_blocks(len(t), t.arm.to_numpy(), t.site_id.to_numpy(), **draw):
+            w = which[off:off + len(counts)]
+            for k in np.unique(w):
+                sel = np.flatnonzero(w == k)
+                reps[off + sel] = stats[k](counts[sel].astype(float))
+            off += len(counts)
+        eqs = eqs_k[0]
+        point = Q.mean(axis=0)
+        unc = _Rubin(Q, reps, which, df_complete=len(t) - eqs[0]["X"].shape[1], level=level)
+        scheme += f"; MI then bootstrap, {m} imputations x about {B // m} replicates each, pooled"
     thresholds = econ["thresholds"] or DEFAULT_THRESHOLDS
     lambdas = _lambda_grid(econ, thresholds)
-    a = (1 - level) / 2
     rows = []
 
-    def add(analysis, measure, estimate, draws=None, **kw):
+    def add(analysis, measure, estimate, k=None, f=None, **kw):
         r = dict(analysis=analysis, measure=measure, estimate=float(estimate))
-        if draws is not None:
-            d = np.asarray(draws, float)
-            d = d[np.isfinite(d)]
-            r.update(se=float(np.std(d, ddof=1)), ci_low=float(np.quantile(d, a)),
-                     ci_high=float(np.quantile(d, 1 - a)))
+        if f is not None:
+            r.update(unc(f, k))
         rows.append({**r, **kw})
 
     ceac_rows = []
+    fmi = {}
     for k, e in enumerate(eqs):
         dc, de = point[2 * k], point[2 * k + 1]
         rc, re = reps[:, 2 * k], reps[:, 2 * k + 1]
@@ -254,34 +427,41 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
                       n_control=int((use & (t.treat == 0)).sum()),
                       n_sites=int(t.site_id[use].nunique()))
         an = e["analysis"]
-        add(an, "delta_cost", dc, rc, **common)
-        add(an, f"delta_{e['effect']}", de, re, **common)
+        add(an, "delta_cost", dc, k, lambda c, e_: c, **common)
+        add(an, f"delta_{e['effect']}", de, k, lambda c, e_: e_, **common)
+        if m is not None:
+            fmi[an] = (unc.pooled(lambda c, e_: c, k)["fmi"], unc.pooled(lambda c, e_: e_, k)["fmi"])
         q = quadrant(dc, de)
-        add(an, "icer", icer(dc, de), None, quadrant=q, note=QUADRANTS[q], **common)
+        add(an, "icer", icer(dc, de), quadrant=q, note=QUADRANTS[q], **common)
         rq = np.where(rc >= 0, "N", "S").astype(object) + np.where(re >= 0, "E", "W")
         for qq in ("NE", "SE", "SW", "NW"):
-            add(an, f"share_{qq}", np.mean(rq == qq), None, quadrant=qq, note=QUADRANTS[qq], **common)
+            add(an, f"share_{qq}", np.mean(rq == qq), quadrant=qq, note=QUADRANTS[qq], **common)
         if an == "cea_qaly":
             prob = ceac(rc, re, lambdas)
-            for lam, p in zip(lambdas, prob):
+            if m is None:
+                cis = [unc.ceac_ci(rc, re, lam) for lam in lambdas]
+            else:
+                lo, hi = unc.ceac_table(k, lambdas)
+                cis = list(zip(lo.tolist(), hi.tolist()))
+            for lam, p, (lo_, hi_) in zip(lambdas, prob, cis):
                 ceac_rows.append(dict(lambda_=lam, prob_cost_effective=p, inmb=lam * de - dc,
-                                      inmb_ci_low=float(np.quantile(lam * re - rc, a)),
-                                      inmb_ci_high=float(np.quantile(lam * re - rc, 1 - a))))
+                                      inmb_ci_low=lo_, inmb_ci_high=hi_))
             for th in thresholds:
                 lam = float(th["value"])
-                add(an, "inmb", lam * de - dc, lam * re - rc, **{"lambda": lam}, threshold=th["label"],
-                    probability=float(ceac(rc, re, [lam])[0]), **common)
-            add(an, "prob_cost_saving", np.mean(rc < 0), None, **common)
-            add(an, "prob_more_effective", np.mean(re > 0), None, **common)
+                add(an, "inmb", lam * de - dc, k, lambda c, e_, lam=lam: lam * e_ - c, **{"lambda": lam},
+                    threshold=th["label"], probability=float(ceac(rc, re, [lam])[0]), **common)
+            add(an, "prob_cost_saving", np.mean(rc < 0), **common)
+            add(an, "prob_more_effective", np.mean(re > 0), **common)
         if an == "wellby":
             w = econ["wellby"]
-            for which, tag in (("value", "central"), ("low", "low"), ("high", "high")):
-                val = float(w[which]) * float(w["uprating_factor"])
-                add(an, f"wellby_value_{tag}", wellby_value(de, w[which], w["uprating_factor"]),
-                    re * val, **{"lambda": val}, note=f"£{val:,.0f} per WELLBY, {w['price_basis']}", **common)
+            for which_, tag in (("value", "central"), ("low", "low"), ("high", "high")):
+                val = float(w[which_]) * float(w["uprating_factor"])
+                add(an, f"wellby_value_{tag}", wellby_value(de, w[which_], w["uprating_factor"]),
+                    k, lambda c, e_, val=val: e_ * val, **{"lambda": val},
+                    note=f"£{val:,.0f} per WELLBY, {w['price_basis']}", **common)
             val = float(w["value"]) * float(w["uprating_factor"])
-            add(an, "wellby_net_value", de * val - dc, re * val - rc, **{"lambda": val},
-                probability=float(np.mean(re * val - rc > 0)),
+            add(an, "wellby_net_value", de * val - dc, k, lambda c, e_, val=val: e_ * val - c,
+                **{"lambda": val}, probability=float(np.mean(re * val - rc > 0)),
                 note="WELLBY value (central) minus incremental cost; price years may differ", **common)
     cea = pd.DataFrame(rows)
     for c in ("lambda", "threshold", "probability", "quadrant", "note", "se", "ci_low", "ci_high"):
@@ -290,9 +470,16 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
     cea["bootstrap"] = scheme
     cea["replicates"] = B
     cea["price_year"] = econ["price_year"]
+    cea["missing_data"] = method
+    cea["imputations"] = np.nan if m is None else float(m)
+    if m is not None:  # complete-case sensitivity analysis of the main result
+        cc = cost_effectiveness(pdata, {**econ, "missing_data": "complete_case"}, seed=seed,
+                                clustered=clustered, level=level)["cea"]
+        cc = cc[(cc.analysis == "cea_qaly") & cc.measure.isin(["delta_cost", "delta_qaly", "icer"])]
+        cea = pd.concat([cea, cc.assign(analysis="cea_qaly_complete_case")], ignore_index=True)
     cea = cea[["analysis", "measure", "lambda", "threshold", "estimate", "se", "ci_low", "ci_high",
                "probability", "quadrant", "n", "n_intervention", "n_control", "n_sites",
-               "bootstrap", "replicates", "price_year", "note"]]
+               "bootstrap", "replicates", "price_year", "note", "missing_data", "imputations"]]
     ceac_t = pd.DataFrame(ceac_rows).rename(columns={"lambda_": "lambda"})
     names = []
     for e in eqs:
@@ -300,7 +487,12 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
         names += [f"delta_cost_{tag}", f"delta_effect_{tag}"]
     rep_t = pd.DataFrame(reps, columns=names)
     rep_t.insert(0, "replicate", np.arange(1, B + 1))
-    return dict(cea=cea, ceac=ceac_t, replicates=rep_t, by_arm=summarise_by_arm(pdata, eqs[0]["use"]))
+    if m is not None:
+        rep_t.insert(1, "imputation", which + 1)
+    out = dict(cea=cea, ceac=ceac_t, replicates=rep_t, by_arm=summarise_by_arm(pdata, cc_use))
+    if m is not None:
+        out["fmi"] = fmi
+    return out
 
 
 def summarise_by_arm(pdata: ParticipantData, use: np.ndarray) -> pd.DataFrame:

@@ -62,5 +62,35 @@ def bench_economics(repeat: int = 3, replicates: int = 10_000) -> None:
           f"ratio {ours / replicates / base:5.2f}")
 
 
+def bench_economics_mi(replicates: int = 10_000, m: int = 40) -> None:
+    """MI, then bootstrap (economics.missing_data = multiple_imputation) on a demo-sized trial:
+    12 sites x about 13 participants, a third missing cost and QALYs."""
+    import pandas as pd
+
+    from analysis import economics as E
+    from analysis.config import validate_config
+
+    X, cost, qaly, site, treat = _data(n_sites=12, per_site=14, seed=3)
+    rng = np.random.default_rng(4)
+    lost = rng.random(len(cost)) < 1 / 3
+    t = pd.DataFrame(dict(participant_id=np.arange(len(cost)).astype(str), site_id=site.astype(str),
+                          arm=np.where(treat == 1, "intervention", "control"), treat=treat, cost_bl=X[:, 3],
+                          cost_intervention=300.0 * treat, cost=np.where(lost, np.nan, cost + 300 * treat),
+                          utility_bl=X[:, 2], qaly=np.where(lost, np.nan, qaly)))
+    econ = validate_config({"trial_id": "b", "economics": {
+        "missing_data": "multiple_imputation", "wellby": {"outcome": None},
+        "bootstrap": {"replicates": replicates}, "multiple_imputation": {"m": m}}})["economics"]
+    pdata = E.ParticipantData(t, pd.DataFrame(), [], [])
+    t0 = time.perf_counter()
+    E.multiply_impute(pdata, econ, seed=1)
+    t_imp = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    E.cost_effectiveness(pdata, econ, seed=1, clustered=True)
+    t_all = time.perf_counter() - t0
+    print(f"CEA with MI then bootstrap, {len(t)} participants in 12 sites, m = {m}, {replicates:,} replicates: "
+          f"{t_all:5.2f} s in all ({t_imp:4.2f} s imputing; includes the complete-case sensitivity run)")
+
+
 if __name__ == "__main__":
     bench_economics()
+    bench_economics_mi()

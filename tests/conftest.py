@@ -50,5 +50,7 @@ def fast_analysis(cfg: dict) -> dict:
     cfg["outcomes"]["multiple_imputation"].update(m=5, iterations=5)
     cfg["outcomes"]["tipping_point"]["deltas_sd"] = [-0.2, -0.5]
     cfg["economics"].setdefault("bootstrap", {})["replicates"] = 500
+    if cfg["economics"].get("missing_data") == "multiple_imputation":
+        cfg["economics"].setdefault("multiple_imputation", {}).update(m=5, iterations=5)
     cfg.setdefault("report", {})["formats"] = []
     return cfg

@@ -20,7 +20,8 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
         return None
     econ = cfg["economics"]
     labels = cfg["design"]["arm_labels"]
-    cea = read_table(inputs["cea"], ("analysis", "measure", "threshold", "quadrant", "note", "bootstrap"))
+    cea = read_table(inputs["cea"], ("analysis", "measure", "threshold", "quadrant", "note", "bootstrap",
+                                     "missing_data"))
     main = cea[cea.analysis == "cea_qaly"].set_index("measure")
     dc, de = main.loc["delta_cost"], main.loc["delta_qaly"]
     icer = main.loc["icer"]
@@ -29,7 +30,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
                   for r in cea[(cea.analysis == "cea_qaly") & (cea.measure == "inmb")].itertuples()]
     shares = {q: fmt(main.loc[f"share_{q}"].estimate, 3) for q in ("NE", "SE", "SW", "NW")}
     others = []
-    for an in sorted(set(cea.analysis) - {"cea_qaly", "wellby"}):
+    for an in sorted(a for a in set(cea.analysis) if a.startswith("cost_per_point:")):
         d = cea[cea.analysis == an].set_index("measure")
         y = an.split(":", 1)[1]
         e = d.loc[f"delta_{y}"]
@@ -50,6 +51,26 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
                       basis=econ["wellby"]["price_basis"], outcome=econ["wellby"]["outcome"],
                       net=_money(w.loc["wellby_net_value"].estimate),
                       net_prob=fmt(w.loc["wellby_net_value"].probability, 2), n=int(dw.n))
+    method = str(main.loc["delta_cost"].get("missing_data", "complete_case"))
+    if method != "multiple_imputation":  # older tables have no missing_data column
+        method = "complete_case"
+    sensitivity = None
+    if method == "multiple_imputation":
+        m = int(main.loc["delta_cost"].imputations)
+        missing = (f"multiple imputation, then bootstrap ({m} imputations by chained equations with predictive "
+                   "mean matching, site, arm, baseline cost and utility and auxiliary variables as predictors; "
+                   "each imputation bootstrapped with its share of the replicates; Rubin's rules for estimates "
+                   "and intervals, pooled replicates for the plane and acceptability curve; orderings compared by "
+                   "Brand et al., Stat Med 2019, and Bartlett & Hughes, Stat Methods Med Res 2020)")
+        cc = cea[cea.analysis == "cea_qaly_complete_case"].set_index("measure")
+        if len(cc):
+            sensitivity = dict(d_cost=_money(cc.loc["delta_cost"].estimate),
+                               d_cost_ci=f"{_money(cc.loc['delta_cost'].ci_low)} to {_money(cc.loc['delta_cost'].ci_high)}",
+                               d_qaly=fmt(cc.loc["delta_qaly"].estimate, 4),
+                               d_qaly_ci=f"{fmt(cc.loc['delta_qaly'].ci_low, 4)} to {fmt(cc.loc['delta_qaly'].ci_high, 4)}",
+                               icer=_money(cc.loc["icer"].estimate), n=int(cc.loc["delta_cost"].n))
+    else:
+        missing = "complete-case analysis; missing baseline covariates replaced by their mean"
     by_arm = read_table(inputs["cea_by_arm"], ("arm", "kind", "item"))
     arms = sorted(by_arm.arm.unique())
     items = list(dict.fromkeys(by_arm.item))
@@ -82,5 +103,5 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
         arm_n=[n_arm[a] for a in arms], arm_rows=arm_rows, unit_costs=unit_costs,
         unverified=", ".join(unverified), utility=econ["utility"],
         discount=dict(c=econ["discount_rate_costs"], e=econ["discount_rate_effects"]),
-        time_basis=econ["time_basis"],
+        time_basis=econ["time_basis"], missing_data=method, missing_method=missing, sensitivity=sensitivity,
         ce_plane=png_data_uri(inputs["ce_plane"]), ceac=png_data_uri(inputs["ceac_figure"]))

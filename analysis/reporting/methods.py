@@ -25,6 +25,7 @@ REFS = {
     "manca": "Manca A, Hawkins N, Sculpher MJ. Estimating mean QALYs in trial-based cost-effectiveness analysis: the importance of controlling for baseline utility. Health Econ 2005;14:487-96.",
     "cluster_boot": "Ng ESW, Grieve R, Carpenter JR. Two-stage nonparametric bootstrap sampling with shrinkage correction for clustered data. Stata J 2013;13:141-64.",
     "wellby": "HM Treasury. Wellbeing Guidance for Appraisal: Supplementary Green Book Guidance. 2021.",
+    "brand": "Brand J, van Buuren S, le Cessie S, van den Hout W. Combining multiple imputation and bootstrap in the analysis of cost-effectiveness trial data. Stat Med 2019;38:210-20.",
     "alpha": "Cronbach LJ. Coefficient alpha and the internal structure of tests. Psychometrika 1951;16:297-334.",
 }
 
@@ -65,6 +66,9 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                      "for baseline utility, and incremental costs and QALYs by regression, with a two-stage "
                      "(cluster) bootstrap for uncertainty; wellbeing changes are valued in WELLBYs.",
                      ["manca", "cluster_boot", "wellby"]))
+        if (cfg.get("economics") or {}).get("missing_data") == "multiple_imputation":
+            used.append(("Missing costs and QALYs are multiply imputed by chained equations before the bootstrap; "
+                         "estimates are combined by Rubin's rules.", ["mice", "brand"]))
     order: list[str] = []
     for _, refs in used:
         order += [r for r in refs if r not in order]

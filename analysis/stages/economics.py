@@ -25,9 +25,11 @@ def run(cfg: dict, inputs: dict[str, str], out: dict[str, str]) -> None:
                     r.item_id, r.unit_cost, r.price_year, r.verification)
     res = economics.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=design["clustered"])
     main = res["cea"][res["cea"].analysis == "cea_qaly"].set_index("measure")
-    log.info("economics: delta cost %.2f, delta QALY %.5f, %d complete cases, %s bootstrap x %d",
-             main.estimate["delta_cost"], main.estimate["delta_qaly"], main.n["delta_cost"],
-             res["cea"].bootstrap.iloc[0], econ["bootstrap"]["replicates"])
+    log.info("economics: missing data by %s; delta cost %.2f, delta QALY %.5f, n = %d, %s bootstrap x %d",
+             econ["missing_data"], main.estimate["delta_cost"], main.estimate["delta_qaly"],
+             main.n["delta_cost"], res["cea"].bootstrap.iloc[0], econ["bootstrap"]["replicates"])
+    for an, (f_cost, f_effect) in res.get("fmi", {}).items():
+        log.info("economics: %s fraction of missing information: cost %.3f, effect %.3f", an, f_cost, f_effect)
     write_parquet(pdata.table, out["participants"])
     write_table(res["cea"], out["cea"])
     write_table(res["ceac"], out["ceac"])
