@@ -293,6 +293,45 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
     return pd.DataFrame(rows, columns=FEASIBILITY_COLUMNS)
 
 
+SAFETY_COLUMNS = ["measure", "arm", "n", "denominator"]
+SAFETY_MEASURES = {
+    "events": "adverse events",
+    "participants_with_event": "participants with at least one adverse event",
+    "serious_events": "serious adverse events",
+    "participants_with_serious_event": "participants with at least one serious adverse event",
+    "related_events": "adverse events judged related to the intervention or trial",
+}
+
+
+def safety_table(participants: pd.DataFrame, adverse_events: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
+    """Adverse-event counts by arm and overall (tidy: measure, arm, n, denominator).
+
+    Events are counted as recorded (one row = one event); "participants with" counts people
+    with at least one such event; the denominator is the number of participants allocated to
+    the arm.  An event for a participant not in ``participants`` raises (ingest has already
+    refused such orphans).  No rates or tests: a pilot describes safety, it does not compare it.
+    """
+    arm_of = participants.set_index("participant_id").arm
+    ae = adverse_events.assign(arm=adverse_events.participant_id.map(arm_of))
+    if ae.arm.isna().any():
+        raise ValueError("adverse events for participants who are not allocated: "
+                         f"{sorted(ae.participant_id[ae.arm.isna()].unique())[:5]}")
+    serious = _is_true(ae.serious.astype(str).str.lower().map({"yes": True, "no": False, "true": True,
+                                                               "false": False}))
+    related = ae.related.astype(str).str.lower().isin(["yes", "true"])
+    rows = []
+    for arm in [*arms, "all"]:
+        sel = pd.Series(True, index=ae.index) if arm == "all" else ae.arm == arm
+        denom = len(participants) if arm == "all" else int((participants.arm == arm).sum())
+        counts = {"events": int(sel.sum()),
+                  "participants_with_event": int(ae.participant_id[sel].nunique()),
+                  "serious_events": int((sel & serious).sum()),
+                  "participants_with_serious_event": int(ae.participant_id[sel & serious].nunique()),
+                  "related_events": int((sel & related).sum())}
+        rows += [dict(measure=m, arm=arm, n=counts[m], denominator=denom) for m in SAFETY_MEASURES]
+    return pd.DataFrame(rows, columns=SAFETY_COLUMNS)
+
+
 def recruitment_by_site(sites: pd.DataFrame, participants: pd.DataFrame,
                         level: float = 0.95) -> pd.DataFrame:
     """Participants, site-months open and recruitment rate (exact Poisson CI) per site."""

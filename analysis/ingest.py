@@ -45,6 +45,10 @@ SCREENING_COLUMNS = ["screening_id", "site_id", "screen_date", "eligible", "excl
 WAVE_FIXED_COLUMNS = ["participant_id", "visit_date"]
 SERVICE_FIXED_COLUMNS = ["participant_id", "timepoint", "recall_start", "recall_end"]
 FIDELITY_COLUMNS = ["site_id", "assessment_date", "fidelity_score"]
+ADVERSE_EVENT_COLUMNS = ["participant_id", "event_date", "serious", "related"]
+# An adverse-event log's free-text description is accepted in the file but never read on:
+# no free text goes downstream of ingest.
+ADVERSE_EVENT_FREE_TEXT = ["description"]
 ITEM_PATTERN = re.compile(r"^(?P<instrument>[a-z0-9]+)_(?P<k>\d+)$")
 EXCLUSION_COLUMNS = ["step", "reason", "timepoint", "arm", "n"]
 DAYS_PER_MONTH = 30.44
@@ -88,6 +92,10 @@ def role_fields(cfg: dict, site_ids=None) -> dict[str, list[Field]]:
         "fidelity": [site, Field("assessment_date", "date", required=True),
                      Field("fidelity_score", "number", required=True, min=0, max=100,
                            range_rule="fidelity score must be a number 0-100")],
+        "adverse_events": [Field("participant_id", "id", required=True),
+                           Field("event_date", "date", required=True),
+                           Field("serious", "code", required=True, allowed=("yes", "no")),
+                           Field("related", "code", allowed=("yes", "no", "unknown"))],
     }
 
 
@@ -515,6 +523,21 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
             ctrl = fidelity.site_id.map(arm_of) == cfg["design"]["control_arm"]
             q.add_many(ft, ctrl.to_numpy(), "site_id", "fidelity assessed at a control-arm site", "warning")
 
+    # ---- adverse events (optional) -------------------------------------------------------------------
+    adverse = None
+    if data.get("adverse_events"):
+        f = data["adverse_events"]
+        at = _require(ctx, _load(ctx, "adverse_events", f, ADVERSE_EVENT_COLUMNS + ADVERSE_EVENT_FREE_TEXT),
+                      ADVERSE_EVENT_COLUMNS[:3])
+        if at is not None:
+            adverse = check_fields(at, rules["adverse_events"], q, id_col="participant_id", date_formats=fmt)
+            pid = adverse.participant_id.fillna("")
+            orphan = _id_match(ctx, at, pid, known, _ORPHAN) if parts is not None else np.zeros(len(pid), bool)
+            if person is not None:
+                before = (adverse.event_date < pid.map(person.consent_date)).to_numpy() & ~orphan
+                q.add_many(at, before, "event_date", "adverse event dated before consent: kept", "warning",
+                           values=at.frame.event_date, ids=pid)
+
     if ctx.export is not None:
         used_forms = {fm for v in (rcfg.get("forms") or {}).values() for fm in v}
         used_events = set(event_tp) | {rcfg.get("enrolment_event") or waves_cfg[0].get("event")}
@@ -553,6 +576,12 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
         service = pd.DataFrame(columns=SERVICE_FIXED_COLUMNS)
     fidelity = fidelity[FIDELITY_COLUMNS].sort_values(["site_id", "assessment_date"], kind="stable") \
         .reset_index(drop=True) if fidelity is not None else pd.DataFrame(columns=FIDELITY_COLUMNS)
+    if adverse is not None:
+        adverse = adverse[[c for c in ADVERSE_EVENT_COLUMNS if c in adverse]].reindex(columns=ADVERSE_EVENT_COLUMNS)
+        adverse = adverse.assign(_p=adverse.participant_id.map(order)) \
+            .sort_values(["_p", "event_date"], kind="stable").drop(columns="_p").reset_index(drop=True)
+    else:
+        adverse = pd.DataFrame(columns=ADVERSE_EVENT_COLUMNS)
     if ctx.missing_code_count:
         ctx.exclusions.append(dict(step="ingest", reason="values equal to a declared missing-data code read as blank",
                                    timepoint="", arm="all", n=ctx.missing_code_count))
@@ -566,6 +595,7 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
         "responses": responses,
         "service_use": service,
         "fidelity": fidelity,
+        "adverse_events": adverse,
         "queries": q.frame(),
         "exclusions": exclusions[EXCLUSION_COLUMNS].astype({"n": "int64"}),
     }

@@ -247,3 +247,28 @@ def test_retention_figure_handles_all_or_none_assessed(k):
             rows.append(dict(indicator=ind, timepoint=tp, arm=arm, estimate=est, ci_low=lo, ci_high=hi))
     png = retention_completion_png(pd.DataFrame(rows), ["baseline", "m3"], ["a", "b"], {}, ["x"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_safety_table_counts_by_hand():
+    parts = pd.DataFrame({"participant_id": ["a", "b", "c", "d", "e"],
+                          "arm": ["control", "control", "intervention", "intervention", "intervention"]})
+    ae = pd.DataFrame({"participant_id": ["a", "a", "c", "d", "d", "d"],
+                       "serious": ["no", "yes", "no", "yes", "yes", "no"],
+                       "related": ["no", "unknown", "yes", None, "yes", "no"]})
+    t = feas.safety_table(parts, ae, ["control", "intervention"]).set_index(["measure", "arm"])
+    expect = {  # by hand from the six events above
+        "events": {"control": 2, "intervention": 4, "all": 6},
+        "participants_with_event": {"control": 1, "intervention": 2, "all": 3},
+        "serious_events": {"control": 1, "intervention": 2, "all": 3},
+        "participants_with_serious_event": {"control": 1, "intervention": 1, "all": 2},
+        "related_events": {"control": 0, "intervention": 2, "all": 2},
+    }
+    for m, by_arm in expect.items():
+        for arm, n in by_arm.items():
+            assert t.loc[(m, arm), "n"] == n, (m, arm)
+    assert t.xs("all", level="arm").denominator.eq(5).all()
+    assert t.xs("control", level="arm").denominator.eq(2).all()
+    none = feas.safety_table(parts, ae.iloc[0:0], ["control", "intervention"])
+    assert len(none) == 15 and (none.n == 0).all()  # recorded, zero events: zeros, not missing
+    with pytest.raises(ValueError, match="not allocated"):
+        feas.safety_table(parts, ae.assign(participant_id=["a", "a", "c", "d", "d", "zz"]), ["control", "intervention"])

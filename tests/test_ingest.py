@@ -167,3 +167,19 @@ def test_visit_window_warning(demo_cfg, raw):
     got = set(q[q.rule.str.startswith("visit outside its window")].line.astype(int))
     assert got == expected and len(expected) > 0
     assert len(out["responses"]) == sum(len(pd.read_csv(raw / w["file"])) for w in demo_cfg["data"]["waves"])
+
+
+def test_adverse_events_are_typed_and_their_free_text_never_leaves_ingest(demo_cfg, raw):
+    (raw / "adverse_events.csv").write_text(
+        "participant_id,event_date,serious,related,description\n"
+        "P0003,2024-09-01,yes,no,admitted after a fall at her sister Jane's house\n"
+        "P0001,2024-03-01,no,unknown,headache\n")
+    demo_cfg["data"]["adverse_events"] = "adverse_events.csv"
+    out = ingest_trial(demo_cfg, raw)
+    ae = out["adverse_events"]
+    assert list(ae.columns) == ["participant_id", "event_date", "serious", "related"]
+    assert list(ae.participant_id) == ["P0001", "P0003"]  # participants-file order
+    assert "Jane" not in ae.to_csv()
+    q = out["queries"]
+    before = q[q.rule.str.startswith("adverse event dated before consent")]
+    assert len(before) == 1 and before.iloc[0].line == 3 and before.iloc[0].severity == "warning"

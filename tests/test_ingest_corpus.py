@@ -25,7 +25,7 @@ CASES = yaml.safe_load((ROOT / "tests/bad_inputs/cases.yaml").read_text(encoding
 BASES = {"demo": ("data/raw/demo", "config/config.yaml"),
          "demo_redcap": ("data/raw/demo_redcap", "config/demo_redcap.yaml")}
 KEY = b"corpus-test-key-0123456789abcdef"
-OUTPUTS = ["sites", "participants", "screening", "responses", "service_use", "fidelity"]
+OUTPUTS = list(ingest_stage.TABLES)
 
 
 def _set_csv_cell(path: Path, line: int, column: str, value: str) -> None:

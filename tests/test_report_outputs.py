@@ -1,6 +1,7 @@
 """Provenance manifest and reviewer verification (rerun from raw, compare hashes)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +28,19 @@ def run(tmp_path_factory):
     i = next(k for k, line in enumerate(parts) if line.endswith("withdrew consent"))
     parts[i] = parts[i][: -len("withdrew consent")] + FREE_TEXT
     (base / "raw/participants.csv").write_text("\n".join(parts) + "\n")
+    # an adverse-event log: ten events among the first seven participants, one serious, and a
+    # free-text description that must never leave ingest
+    import pandas as pd
+    p = pd.read_csv(base / "raw/participants.csv")
+    who = list(p.participant_id[:7]) + list(p.participant_id[:3])
+    when = list(pd.to_datetime(p.consent_date[:7]) + pd.Timedelta(days=30)) + \
+        list(pd.to_datetime(p.consent_date[:3]) + pd.Timedelta(days=60))
+    pd.DataFrame({"participant_id": who, "event_date": [d.strftime("%Y-%m-%d") for d in when],
+                  "serious": ["yes"] + ["no"] * 9, "related": ["no"] * 10,
+                  "description": [FREE_TEXT] + ["minor"] * 9}).to_csv(base / "raw/adverse_events.csv", index=False)
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     cfg.update(trial_id="v")
+    cfg["data"]["adverse_events"] = "adverse_events.csv"
     fast_analysis(cfg)
     cfg["report"]["formats"] = ["pdf", "docx"]
     cfg["data"]["raw_dir"] = str(base / "raw")
@@ -152,11 +164,15 @@ def test_audience_outputs_are_disclosure_safe(run, audience):
     flat = [x.strip() for c in counts for x in c.replace("/", " ").split()]
     assert check_no_small_counts(flat) == [], f"small counts shown: {check_no_small_counts(flat)}"
     assert "<5" in html.replace("&lt;", "<")  # the small cells are there, suppressed
+    if audience == "ethics":  # the adverse-event counts are there, disclosure-controlled
+        assert "serious adverse events" in html and "Allocated" in html
     if audience == "funder":  # site-level counts (fidelity) are about organisations: shown, marked as sites
         assert any(c.endswith("sites") for c in _cells(html, "sites"))
     raw_ids = pd.read_csv(base / "raw/participants.csv").participant_id
     pseudonyms = pd.read_parquet(base / "data/processed/v/participants.parquet").participant_id
-    for text in (html, docx):
+    # embedded images are base64 text in which any short string turns up by chance ("Dave" did)
+    visible = re.sub(r"data:[a-z/+.-]+;base64,[A-Za-z0-9+/=]+", "", html)
+    for text in (visible, docx):
         assert FREE_TEXT not in text and "Dave" not in text
         leaked = [x for x in list(raw_ids) + list(pseudonyms) if str(x) in text]
         assert leaked == [], leaked[:5]

@@ -34,8 +34,20 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                             n=A.show_count(r.n)))
         return out
 
+    safety_rows = []
+    if "safety" in inputs:
+        from analysis.disclosure import suppress_table
+        from analysis.feasibility import SAFETY_MEASURES
+        st = read_table(inputs["safety"], ("measure", "arm"))
+        if len(st):
+            st, _ = suppress_table(st, "n", [], ["measure"], part_col="arm", total_label="all",
+                                   policy=A.policy(cfg))
+            safety_rows = [dict(measure=SAFETY_MEASURES.get(r.measure, r.measure),
+                                arm="All" if r.arm == "all" else labels.get(r.arm, r.arm), n=A.show_count(r.n),
+                                denominator=A.show_count(r.denominator)) for r in st.itertuples()]
     d = cfg["report"]
     return dict(
+        safety_rows=safety_rows,
         policy=A.policy(cfg),
         recruitment=rows(["screened", "not_eligible", "eligible", "declined", "consented", "allocated"]),
         followup=rows(["assessed", "lost", "withdrawn"], with_timepoint=True),

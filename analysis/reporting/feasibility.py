@@ -97,7 +97,16 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
 
     t1 = read_table(inputs["table1"], ("level", "arm"))
     arms = list(dict.fromkeys(t1.arm))
+    safety = None
+    if "safety" in inputs and cfg["data"].get("adverse_events"):
+        from analysis.feasibility import SAFETY_MEASURES
+        st = read_table(inputs["safety"], ("measure", "arm"))
+        safety = dict(arms=[("Overall" if a == "all" else labels.get(a, a)) for a in dict.fromkeys(st.arm)],
+                      rows=[dict(label=SAFETY_MEASURES.get(m, m),
+                                 cells=[f"{int(r.n)} / {int(r.denominator)}" for r in g.itertuples()])
+                            for m, g in st.groupby("measure", sort=False)])
     return dict(
+        safety=safety,
         feasibility=rows, criteria=criteria, decision=decision(bands), overall=overall_band(bands),
         overall_colour=BAND_COLOURS.get(overall_band(bands) or "", ""),
         any_test=any(c["test"] for c in criteria), level=f"{level:.0%}",

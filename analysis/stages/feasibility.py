@@ -18,7 +18,7 @@ log = logging.getLogger("pathways")
 
 
 def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, fidelity: str | None,
-        out: dict[str, str]) -> None:
+        out: dict[str, str], adverse_events: str | None = None) -> None:
     s, p, sc, lk = (pd.read_parquet(sites), pd.read_parquet(participants),
                     pd.read_parquet(screening), read_linked(linked))
     d, f = cfg["design"], cfg["feasibility"]
@@ -68,5 +68,11 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
 
     write_bytes(feasibility_plots.recruitment_png(p, s, f["recruitment_target"], arms, d["arm_labels"]),
                 out["figure"])
+    if "safety" in out:  # an empty table when the trial records no adverse events
+        if adverse_events and cfg["data"].get("adverse_events"):
+            safety = feas.safety_table(p, pd.read_parquet(adverse_events), arms)
+        else:
+            safety = pd.DataFrame(columns=feas.SAFETY_COLUMNS)
+        write_table(safety, out["safety"])
     write_bytes(feasibility_plots.retention_completion_png(
         table, [w["timepoint"] for w in waves], arms, d["arm_labels"], measures, level), out["retention"])

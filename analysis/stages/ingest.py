@@ -20,7 +20,7 @@ from analysis.io import sha256_file, write_parquet, write_table
 from analysis.pseudonym import load_key, pseudonymise_tables
 from analysis.stages._common import log
 
-TABLES = ("sites", "participants", "screening", "responses", "service_use", "fidelity")
+TABLES = ("sites", "participants", "screening", "responses", "service_use", "fidelity", "adverse_events")
 
 
 def raw_manifest(raw_dir: str | Path) -> pd.DataFrame:

@@ -25,7 +25,7 @@ MANIFEST = f"{REP}/manifest.json"
 def raw_inputs():
     d = INGEST_CONFIG["data"]
     names = [d["sites"], d["participants"], d["screening"]] + [w["file"] for w in d["waves"]]
-    names += [d[k] for k in ("service_use", "fidelity") if d.get(k)]
+    names += [d[k] for k in ("service_use", "fidelity", "adverse_events") if d.get(k)]
     return [f"{RAW}/{n}" for n in names]
 
 # Named inputs of the report rule.  Each stage's rule file registers the result files its

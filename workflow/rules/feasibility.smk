@@ -5,6 +5,7 @@ REPORT_INPUTS.update(
     table1=f"{TABLES}/table1.csv",
     consort=f"{FIGS}/consort.png",
     retention=f"{FIGS}/retention_completion.png",
+    safety=f"{TABLES}/safety.csv",
 )
 
 
@@ -16,10 +17,12 @@ rule feasibility:
         screening=f"{PROC}/screening.parquet",
         linked=f"{PROC}/analysis.parquet",
         fidelity=f"{PROC}/fidelity.parquet",
+        adverse_events=f"{PROC}/adverse_events.parquet",
     output:
         feasibility=report(f"{TABLES}/feasibility.csv", caption="../report/feasibility.rst", category="Feasibility"),
         progression=report(f"{TABLES}/progression.csv", caption="../report/feasibility_progression.rst", category="Feasibility"),
         by_site=f"{TABLES}/recruitment_by_site.csv",
+        safety=report(f"{TABLES}/safety.csv", caption="../report/safety.rst", category="Feasibility"),
         flow=f"{TABLES}/flow_counts.csv",
         table1=report(f"{TABLES}/table1.csv", caption="../report/table1.rst", category="Feasibility"),
         consort_svg=report(f"{FIGS}/consort.svg", caption="../report/consort.rst", category="Feasibility"),

@@ -4,7 +4,7 @@ rule ingest:
         raw_inputs(),
         [f"{RAW}/{config['data']['redcap']['dictionary']}"] if config["data"]["redcap"].get("dictionary") else [],
     output:
-        **{t: f"{PROC}/{t}.parquet" for t in ["sites", "participants", "screening", "responses", "service_use", "fidelity"]},
+        **{t: f"{PROC}/{t}.parquet" for t in ["sites", "participants", "screening", "responses", "service_use", "fidelity", "adverse_events"]},
         queries=f"{PROC}/ingest_queries.csv",
         exclusions=f"{PROC}/exclusions.csv",
         manifest=f"{PROC}/raw_manifest.csv",
