@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.lmm import fit_lmm
-from analysis.mi import impute
+from analysis.mi import default_methods, impute
 from analysis.mi_pool import pool
 
 EFFECT_COLUMNS = ["outcome", "timepoint", "analysis", "primary", "term", "estimate", "se",
@@ -424,10 +424,15 @@ def _seed(base: int, outcome: str) -> int:
 
 
 def multiply_impute(linked: pd.DataFrame, spec: ModelSpec, m: int, iterations: int, seed: int,
-                    donors: int = 5, auxiliary: list[str] = ()) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    """The wide data (with missing values) and ``m`` completed copies."""
+                    donors: int = 5, auxiliary: list[str] = (), method: str = "pmm"
+                    ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """The wide data (with missing values) and ``m`` completed copies; ``method`` (pmm or
+    norm) imputes the numeric variables."""
     w = wide_frame(linked, spec, auxiliary)
-    imps = impute(w, m=m, iterations=iterations, seed=_seed(seed, spec.outcome), donors=donors)
+    methods = {c: method for c in w.columns if method != "pmm" and c in default_methods(w)
+               and default_methods(w)[c] == "pmm"}
+    imps = impute(w, m=m, iterations=iterations, seed=_seed(seed, spec.outcome), donors=donors,
+                  methods=methods)
     return w, imps
 
 
@@ -637,7 +642,7 @@ def analyse_outcome(linked: pd.DataFrame, cfg: dict, outcome: str, primary_tp: s
         seed = cfg.get("seed", 0) if seed is None else seed
         w, imps = multiply_impute(linked, spec, m=mi.get("m", 20), iterations=mi.get("iterations", 10),
                                   seed=seed, donors=mi.get("donors", 5),
-                                  auxiliary=mi.get("auxiliary", []))
+                                  auxiliary=mi.get("auxiliary", []), method=mi.get("method", "pmm"))
         if w.filter(like="y__").isna().any().any() or w.isna().any().any():
             parts.append(pooled_effects(linked, spec, w, imps, primary_tp))
             tp_cfg = oc.get("tipping_point", {})

@@ -46,4 +46,9 @@ if [ -f "$ROOT/data/processed/demo/analysis.parquet" ] && [ -x "$ROOT/.venv/bin/
   "$ROOT/.venv/bin/python" "$HERE/demo_dataset.py" "$ROOT/data/processed/demo" "$DATASETS/demo_linked.csv"
 fi
 Rscript "$HERE/demo_golden.R" "$DATASETS" "$GOLDEN"
+# mice (pmm and norm) on 200 simulated MAR trials, written to a temporary folder
+MIMAR="$(mktemp -d)"
+"$ROOT/.venv/bin/python" "$HERE/mi_mar_datasets.py" "$MIMAR"
+Rscript "$HERE/mi_mice_golden.R" "$MIMAR" "$GOLDEN"
+rm -rf "$MIMAR"
 echo "golden files written to $GOLDEN" >&2
