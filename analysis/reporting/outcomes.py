@@ -62,6 +62,16 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     modifiers = [dict(outcome=names.get(r.outcome, r.outcome), term=r.term.replace("interaction: ", ""),
                       estimate=fmt(r.estimate, dp), ci=_ci(r, dp), df=fmt(r.df, 1), warnings=r.warnings)
                  for r in mods.itertuples()]
+    # model notes as numbered footnotes: the same note repeated in every row makes the tables
+    # unreadable; each distinct note is listed once under the table
+    notes: list[str] = []
+    for r in rows + modifiers:
+        refs = []
+        for w in [x.strip() for x in str(r["warnings"] or "").split(" | ") if x.strip()]:
+            if w not in notes:
+                notes.append(w)
+            refs.append(str(notes.index(w) + 1))
+        r["notes"] = ", ".join(refs)
     tipping = []
     tpath = inputs.get("tipping_point")
     if tpath and Path(tpath).exists():
@@ -77,7 +87,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
         intervention=labels.get(d["intervention_arm"], d["intervention_arm"]),
         control=labels.get(d["control_arm"], d["control_arm"]),
         sensitivity=sens, analysis_names=list(ANALYSIS_NAMES.values()), mi_note=mi_note,
-        modifiers=modifiers, tipping=tipping,
+        modifiers=modifiers, tipping=tipping, notes=notes,
         descriptives=[dict(outcome=names.get(r.outcome, r.outcome), timepoint=r.timepoint,
                            arm=labels.get(r.arm, r.arm), n=r.n,
                            mean_sd=f"{fmt(r.mean, dp)} ({fmt(r.sd, dp)})") for r in desc.itertuples()],
