@@ -59,8 +59,7 @@ def blind_tables(tables: dict[str, pd.DataFrame], cfg: dict, key: bytes) -> dict
     for name, t in tables.items():
         if isinstance(t, pd.DataFrame) and "arm" in t.columns:
             t = t.copy()
-            t["arm"] = t["arm"].map(lambda a: mapping.get(a, a)).astype(t["arm"].dtype
-                                                                    if t["arm"].dtype == object else object)
+            t["arm"] = t["arm"].replace(mapping)
         out[name] = t
     if "participants" in out and "sessions_attended" in out["participants"]:
         out["participants"] = out["participants"].assign(
@@ -90,7 +89,7 @@ def blinded_config(cfg: dict) -> dict:
     return c
 
 
-UNBLINDED_TERM = "intervention vs control"
+UNBLINDED_TERM = "intervention vs control"  # the term of effects.csv (analysis.outcomes.TERM)
 
 
 def treatment_term(cfg: dict) -> str:

@@ -8,7 +8,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
 import pandas as pd  # noqa: E402
+
+from analysis.blinding import UNBLINDED_TERM  # noqa: E402
 
 ARM_COLOURS = ["#1b6ca8", "#d1495b", "#66a182", "#edae49"]
 
@@ -90,7 +93,7 @@ def forest_png(effects: pd.DataFrame, labels: dict[str, str] | None = None) -> b
     """Standardised adjusted differences (estimate and 95% CI divided by the baseline SD) for
     every outcome and follow-up; the primary analysis beside MI and complete cases."""
     labels = labels or {}
-    e = effects[effects.term == "intervention vs control"]
+    e = effects[effects.term == UNBLINDED_TERM]
     keys = list(dict.fromkeys(zip(e.outcome, e.timepoint)))
     present = [a for a in FOREST_ANALYSES if (e.analysis == a[0]).any()]
     fig, ax = plt.subplots(figsize=(6.8, 0.55 * len(keys) * max(1, len(present)) / 2 + 1.4))

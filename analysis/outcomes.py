@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.blinding import UNBLINDED_TERM
 from analysis.lmm import fit_lmm
 from analysis.mi import default_methods, impute
 from analysis.mi_pool import pool
@@ -40,7 +41,7 @@ EFFECT_COLUMNS = ["outcome", "timepoint", "analysis", "primary", "term", "estima
 TIPPING_COLUMNS = ["outcome", "timepoint", "delta_sd", "delta", "arm_shifted", "estimate", "se",
                    "ci_low", "ci_high", "df", "p_value", "m_imputations", "tipping_point"]
 SITE, PID = "site_id", "participant_id"
-TERM = "intervention vs control"
+TERM = UNBLINDED_TERM  # the between-arm term of effects.csv ("B vs A" once blinded)
 
 
 # --------------------------------------------------------------------------

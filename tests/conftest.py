@@ -54,3 +54,10 @@ def fast_analysis(cfg: dict) -> dict:
         cfg["economics"].setdefault("multiple_imputation", {}).update(m=5, iterations=5)
     cfg.setdefault("report", {})["formats"] = []
     return cfg
+
+
+def visible_text(html: str) -> str:
+    """HTML without its embedded base64 images, in which any short string (an ID, a name) can
+    turn up by chance: what identifier and free-text scans should look at."""
+    import re
+    return re.sub(r"data:[a-z/+.-]+;base64,[A-Za-z0-9+/=]+", "", html)

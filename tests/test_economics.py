@@ -104,8 +104,10 @@ def test_wellby_vectors():
 
 # ---- participant table and CEA on a hand-built trial ----------------------------------------
 
-def _trial(n_per_site=6, seed=0):
-    """Four sites (two per arm), baseline + 6 + 12 months; service use per recall period."""
+def _trial(n_per_site=6, seed=0, lose_every=None):
+    """Four sites (two per arm), baseline + 6 + 12 months; service use per recall period.
+    With ``lose_every=k`` every k-th participant misses the 12-month visit (no utility,
+    outcomes or service use then)."""
     rng = np.random.default_rng(seed)
     sites = ["A", "B", "C", "D"]
     arms = {"A": "control", "B": "control", "C": "intervention", "D": "intervention"}
@@ -113,16 +115,23 @@ def _trial(n_per_site=6, seed=0):
     site_of = {p: sites[i // n_per_site] for i, p in enumerate(pids)}
     tps = ["baseline", "m6", "m12"]
     rows, su = [], []
-    for p in pids:
+    for i, p in enumerate(pids):
+        lost = bool(lose_every) and i % lose_every == lose_every - 1
         for j, tp in enumerate(tps):
-            rows.append(dict(participant_id=p, timepoint=tp, month=[0.0, 6.0, 12.0][j],
-                             site_id=site_of[p], arm=arms[site_of[p]],
-                             days_from_baseline=[0, 180, 370][j],
-                             eq5d5l_index=float(np.clip(rng.normal(0.7, 0.15), -0.2, 1)),
-                             eq5d5l_method="dsu", ons4_life_satisfaction=float(rng.integers(0, 11)),
-                             wemwbs_total=float(rng.integers(20, 70))))
-            su.append(dict(participant_id=p, timepoint=tp, gp_contacts=int(rng.poisson(2)),
-                           social_worker_contacts=int(rng.poisson(1))))
+            miss = lost and tp == "m12"
+            row = dict(participant_id=p, timepoint=tp, month=[0.0, 6.0, 12.0][j],
+                       site_id=site_of[p], arm=arms[site_of[p]], age=float(30 + i),
+                       days_from_baseline=[0, 180, 370][j],
+                       eq5d5l_index=float(np.clip(rng.normal(0.7, 0.15), -0.2, 1)),
+                       eq5d5l_method="dsu", ons4_life_satisfaction=float(rng.integers(0, 11)),
+                       wemwbs_total=float(rng.integers(20, 70)))
+            visit = dict(participant_id=p, timepoint=tp, gp_contacts=int(rng.poisson(2)),
+                         social_worker_contacts=int(rng.poisson(1)))
+            if miss:
+                row.update(eq5d5l_index=np.nan, ons4_life_satisfaction=np.nan, wemwbs_total=np.nan)
+            else:
+                su.append(visit)
+            rows.append(row)
     linked = pd.DataFrame(rows)
     linked["timepoint"] = pd.Categorical(linked.timepoint, categories=tps, ordered=True)
     participants = pd.DataFrame(dict(participant_id=pids, site_id=[site_of[p] for p in pids],

@@ -153,33 +153,15 @@ def test_default_m_follows_the_incomplete_percentage_and_bad_settings_are_named(
 # ---- (4) the stage writes the method into cea.csv ----------------------------------------------
 
 def _trial_files(tmp_path, seed=0, n_per_site=8):
-    rng = np.random.default_rng(seed)
-    sites = ["A", "B", "C", "D"]
-    arms = {"A": "control", "B": "control", "C": "intervention", "D": "intervention"}
-    pids = [f"X{i:03d}" for i in range(4 * n_per_site)]
-    site_of = {p: sites[i // n_per_site] for i, p in enumerate(pids)}
-    tps = ["baseline", "m6", "m12"]
-    rows, su = [], []
-    for i, p in enumerate(pids):
-        lost = i % 4 == 3  # every fourth participant misses the 12-month visit
-        for j, tp in enumerate(tps):
-            miss = lost and tp == "m12"
-            rows.append(dict(participant_id=p, timepoint=tp, month=[0.0, 6.0, 12.0][j], site_id=site_of[p],
-                             arm=arms[site_of[p]], age=float(30 + i), days_from_baseline=[0, 180, 365][j],
-                             eq5d5l_index=np.nan if miss else float(np.clip(rng.normal(0.7, 0.15), -0.2, 1)),
-                             eq5d5l_method="dsu",
-                             ons4_life_satisfaction=np.nan if miss else float(rng.integers(0, 11))))
-            if not miss:
-                su.append(dict(participant_id=p, timepoint=tp, gp_contacts=int(rng.poisson(2))))
-    linked = pd.DataFrame(rows)
-    linked["timepoint"] = pd.Categorical(linked.timepoint, categories=tps, ordered=True)
-    parts = pd.DataFrame(dict(participant_id=pids, site_id=[site_of[p] for p in pids],
-                              sessions_attended=[3.0 if arms[site_of[p]] == "intervention" else np.nan
-                                                 for p in pids]))
+    """test_economics' hand-built trial with every fourth participant lost at 12 months, as
+    the stage's input files."""
+    from test_economics import _trial
+    linked, su, parts = _trial(n_per_site=n_per_site, seed=seed, lose_every=4)
+    parts["sessions_attended"] = pd.to_numeric(parts.sessions_attended, errors="coerce").astype(float)
     paths = dict(linked=tmp_path / "analysis.parquet", service_use=tmp_path / "service_use.parquet",
                  participants=tmp_path / "participants.parquet")
     linked.to_parquet(paths["linked"])
-    pd.DataFrame(su).to_parquet(paths["service_use"])
+    su.to_parquet(paths["service_use"])
     parts.to_parquet(paths["participants"])
     return {k: str(v) for k, v in paths.items()}
 

@@ -8,6 +8,8 @@ participant identifier, name or free text reaches the report.
 
 from __future__ import annotations
 
+import functools
+
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 import analysis
@@ -33,6 +35,7 @@ ALL_SECTIONS = ["funder", "ethics", "outcomes", "feasibility", "economics", "sco
                 "appendix", "provenance"]
 
 
+@functools.lru_cache(maxsize=1)
 def _env() -> Environment:
     return Environment(loader=PackageLoader("analysis", "templates"),
                        autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)

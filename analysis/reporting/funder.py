@@ -27,6 +27,12 @@ def _decision(bands: list[str]) -> str | None:
     return f"{worst}: {DECISIONS[worst]}"
 
 
+def _counts(r) -> str:
+    """numerator / denominator as shown (a rate's denominator is exposure, not a count)."""
+    den = A.show_count(r.denominator) if r.unit == "proportion" else A.show_value(r.denominator, 1)
+    return f"{A.show_count(r.numerator)} / {den}"
+
+
 def _exists(inputs, key):
     return key in inputs and os.path.exists(inputs[key])
 
@@ -47,7 +53,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
         shown = A.suppressed_feasibility(prog.assign(indicator=prog.name), cfg, about_sites=site_rows)
         ctx["criteria"] = [dict(
             name=r.name, timepoint=r.timepoint or "–",
-            counts=f"{A.show_count(r.numerator)} / {A.show_count(r.denominator) if r.unit == 'proportion' else A.show_value(r.denominator, 1)}",
+            counts=_counts(r),
             estimate=A.show_value(r.estimate, dp, 1 if r.unit == "rate" else 100, "" if r.unit == "rate" else "%"),
             ci=f"{A.show_value(r.ci_low, dp, 1 if r.unit == 'rate' else 100)} to {A.show_value(r.ci_high, dp, 1 if r.unit == 'rate' else 100)}",
             green=r.green, red=r.red, band=r.band, sites=bool(site_rows[r.Index]))
@@ -61,7 +67,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     site_rows = A.is_about_sites(feas)
     ctx["feasibility"] = [dict(sites=bool(site_rows[r.Index]),
         indicator=indicator_label(r.indicator), timepoint=r.timepoint or "–", arm=labels.get(r.arm, r.arm),
-        counts=f"{A.show_count(r.numerator)} / {A.show_count(r.denominator) if r.unit == 'proportion' else A.show_value(r.denominator, 1)}",
+        counts=_counts(r),
         estimate=A.show_value(r.estimate, dp, 100 if r.unit == "proportion" else 1, "%" if r.unit == "proportion" else ""),
         ci=("–" if not isinstance(r.ci_low, str) and pd.isna(r.ci_low) else
             f"{A.show_value(r.ci_low, dp, 100 if r.unit == 'proportion' else 1)} to "
