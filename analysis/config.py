@@ -34,6 +34,11 @@ def _fill_defaults(instance: Any, schema: dict) -> Any:
                 instance[key] = copy.deepcopy(sub["default"])
             if key in instance:
                 instance[key] = _fill_defaults(instance[key], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict) and extra.get("properties"):  # a map of objects: fill each value
+            for key in instance:
+                if key not in schema.get("properties", {}):
+                    instance[key] = _fill_defaults(instance[key], extra)
     elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
         return [_fill_defaults(x, schema["items"]) for x in instance]
     return instance
@@ -46,13 +51,22 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return out or "(top level)"
 
 
-def validate_config(config: dict, schema: dict | None = None) -> dict:
+def validate_config(config: dict, schema: dict | None = None, *, check_plan: bool = True) -> dict:
     """Return a validated copy of ``config`` with every default filled in.
 
-    Raises :class:`ConfigError` listing every violation as ``key: message``.
+    Raises :class:`ConfigError` listing every violation as ``key: message``.  With
+    ``check_plan`` (the default) the analysis plan is also checked for consistency across keys
+    (:func:`plan_problems`: the design's required inputs, outcomes and covariates that exist,
+    progression criteria whose data are collected, ...), so that a mistake a config alone
+    reveals stops the run before anything is read or written.
     """
+    config = dict(config)
+    design = config.get("design")
+    if isinstance(design, dict) and "clustered" in design:
+        raise ConfigError("Invalid trial configuration:\n  config key design.clustered: replaced by "
+                          "design.type (cluster, individual or single_arm; docs/designs.md)")
     schema = schema or load_schema()
-    cfg = _fill_defaults(copy.deepcopy(dict(config)), schema)
+    cfg = _fill_defaults(copy.deepcopy(config), schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -68,12 +82,243 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     if len(set(timepoints)) != len(timepoints):
         raise ConfigError(f"config key data.waves: time points must be unique, got {timepoints}")
     months = [w["month"] for w in cfg["data"]["waves"]]
-    if months[0] != 0 or months != sorted(months) or len(set(months)) != len(months):
-        raise ConfigError(f"config key data.waves: months must start at 0 (baseline) and increase strictly, got {months}")
+    known = [m for m in months if m is not None]
+    if months[0] != 0 or known != sorted(known) or len(set(known)) != len(known):
+        raise ConfigError(f"config key data.waves: months must start at 0 (baseline) and increase strictly "
+                          f"(null for an unknown follow-up time), got {months}")
     tp = cfg["primary"]["timepoint"]
     if tp is not None and tp not in timepoints[1:]:
         raise ConfigError(f"config key primary.timepoint: {tp!r} is not a follow-up time point ({timepoints[1:]})")
+    if check_plan:
+        problems = plan_problems(cfg)
+        if problems:
+            raise ConfigError("Invalid trial configuration:\n  " + "\n  ".join(problems))
     return cfg
+
+
+# ---- the analysis plan, checked across keys ------------------------------------------------------
+
+#: participant columns that are not declared covariates but may be adjusted for or tabulated
+BUILTIN_PARTICIPANT = {"age": "numeric", "sex": "categorical"}
+#: site-level columns carried onto every participant
+BUILTIN_SITE = {"client_group": "categorical"}
+
+
+def register_trial_instruments(cfg: dict) -> list[str]:
+    """Register the trial's own instrument definitions (``instrument_definitions``); returns
+    their ids.  Registering the same definition again is harmless."""
+    from analysis import instruments
+
+    ids = []
+    for path in cfg.get("instrument_definitions") or []:
+        try:
+            ids.append(instruments.register_definition(path, replace=True))
+        except FileNotFoundError:
+            raise ConfigError(f"config key instrument_definitions: file {path!r} not found") from None
+        except ValueError as e:
+            raise ConfigError(f"config key instrument_definitions: {path}: {e}") from None
+    return ids
+
+
+def score_directions(cfg: dict) -> dict[str, str]:
+    """Every outcome column the plan can analyse -> which way is better (higher/lower):
+    instrument scores (from their definitions), then pre-scored columns, then the
+    ``outcomes.direction`` overrides."""
+    from analysis import instruments
+
+    register_trial_instruments(cfg)
+    out: dict[str, str] = {}
+    for inst, opts in (cfg.get("instruments") or {}).items():
+        opts = dict(opts or {})
+        opts.pop("missing_codes", None)
+        out.update(instruments.score_columns(inst, **opts))
+    for name, spec in (cfg.get("prescored") or {}).items():
+        out[name] = spec.get("direction", "higher")
+    for name, d in ((cfg.get("outcomes") or {}).get("direction") or {}).items():
+        if name in out:
+            out[name] = d
+    return out
+
+
+def design_type(cfg: dict) -> str:
+    return cfg["design"]["type"]
+
+
+def covariate_kinds(cfg: dict) -> dict[str, str]:
+    """Participant-level columns usable as covariates -> categorical/numeric."""
+    kinds = dict(BUILTIN_PARTICIPANT)
+    kinds.update({k: v["type"] for k, v in (cfg.get("covariates") or {}).items()})
+    if cfg["data"].get("sites"):
+        kinds.update(BUILTIN_SITE)
+    return kinds
+
+
+def plan_problems(cfg: dict) -> list[str]:
+    """Inconsistencies across keys of a schema-valid config (empty when the plan is coherent)."""
+    from analysis import instruments
+
+    probs: list[str] = []
+    d, data = cfg["design"], cfg["data"]
+    typ = d["type"]
+    if typ == "cluster" and not data.get("sites"):
+        probs.append("config key data.sites: a cluster design (design.type: cluster, the default) needs "
+                     "the sites file, which holds each site's arm; for an individually randomised trial "
+                     "set design.type: individual, for a study without a comparison group single_arm")
+    if typ == "single_arm":
+        if cfg.get("blinded"):
+            probs.append("config key blinded: a single-arm study has no allocation to blind")
+        if cfg["outcomes"]["tipping_point"]["arm"] != "intervention":
+            probs.append("config key outcomes.tipping_point.arm: a single-arm study has only one arm")
+    if d["control_arm"] == d["intervention_arm"] and typ != "single_arm":
+        probs.append("config key design.intervention_arm: must differ from design.control_arm")
+    covs = cfg.get("covariates") or {}
+    for name, spec in covs.items():
+        if spec["type"] == "numeric" and spec.get("levels") is not None:
+            probs.append(f"config key covariates.{name}.levels: only a categorical covariate has levels")
+        if spec["type"] == "categorical" and any(spec.get(k) is not None for k in ("min", "max")):
+            probs.append(f"config key covariates.{name}: min/max apply to numeric covariates only")
+        if spec.get("levels") and len({str(v) for v in spec["levels"]}) != len(spec["levels"]):
+            probs.append(f"config key covariates.{name}.levels: levels must be distinct")
+    reserved = {"participant_id", "site_id", "arm", "consent_date", "sessions_attended",
+                "withdrawal_date", "withdrawal_reason", "client_group", "timepoint", "visit_date"}
+    for name in covs:
+        if name in reserved:
+            probs.append(f"config key covariates.{name}: {name!r} is a column Pathways reads itself; "
+                         "choose another name (map the file's column with data.columns.participants)")
+    for name in d["stratification"]:
+        if name not in covs:
+            probs.append(f"config key design.stratification: {name!r} is not declared under covariates")
+    if d["population"] is not None:
+        if d["population"] not in covs:
+            probs.append(f"config key design.population: {d['population']!r} is not declared under covariates")
+        elif covs[d["population"]]["type"] != "categorical":
+            probs.append(f"config key design.population: {d['population']!r} must be a categorical covariate")
+
+    # instruments and outcomes
+    try:
+        register_trial_instruments(cfg)
+    except ConfigError as e:
+        probs.append(str(e))
+    known_inst = set(instruments.list_instruments())
+    for inst in cfg.get("instruments") or {}:
+        if inst not in known_inst:
+            probs.append(f"config key instruments.{inst}: no instrument definition {inst!r} (known: "
+                         f"{', '.join(sorted(known_inst))}; add a trial-specific one with "
+                         "instrument_definitions)")
+    if any(p.startswith("config key instruments.") or p.startswith("config key instrument_definitions")
+           for p in probs):
+        return probs
+    try:
+        dirs = score_directions(cfg)
+    except ValueError as e:
+        return probs + [f"config key instruments: {e}"]
+    for name, spec in (cfg.get("prescored") or {}).items():
+        if any(name == c for c in dirs if c not in cfg["prescored"]):
+            probs.append(f"config key prescored.{name}: an instrument already produces a score named {name!r}")
+        if spec.get("min") is not None and spec.get("max") is not None and spec["min"] > spec["max"]:
+            probs.append(f"config key prescored.{name}: min must not exceed max")
+        tps = [w["timepoint"] for w in data["waves"]]
+        for tp in spec.get("timepoints") or []:
+            if tp not in tps:
+                probs.append(f"config key prescored.{name}.timepoints: {tp!r} is not a time point ({tps})")
+        if name in covs or name in reserved:
+            probs.append(f"config key prescored.{name}: the name is also a covariate or reserved column")
+    known = sorted(dirs)
+    hint = f" (outcome columns of this plan: {', '.join(known) or 'none'})"
+    if cfg["primary"]["outcome"] not in dirs:
+        probs.append(f"config key primary.outcome: {cfg['primary']['outcome']!r} is not a score of the "
+                     f"configured instruments or a pre-scored column{hint}")
+    for y in cfg["outcomes"]["secondary"]:
+        if y not in dirs:
+            probs.append(f"config key outcomes.secondary: {y!r} is not an outcome column{hint}")
+    for y in (cfg["outcomes"].get("direction") or {}):
+        if y not in dirs:
+            probs.append(f"config key outcomes.direction: {y!r} is not an outcome column{hint}")
+    for y in (cfg["feasibility"].get("measures") or []):
+        if y not in dirs:
+            probs.append(f"config key feasibility.measures: {y!r} is not an outcome column{hint}")
+
+    # covariates of the model, imputation and effect modification
+    kinds = covariate_kinds(cfg)
+    usable = ", ".join(sorted(kinds))
+    for c in cfg["primary"]["covariates"]:
+        if c not in kinds:
+            probs.append(f"config key primary.covariates: {c!r} is not a declared covariate, age, sex or "
+                         f"client_group (usable: {usable})")
+    for key in ("outcomes", "economics"):
+        for c in cfg[key]["multiple_imputation"].get("auxiliary", []):
+            if c not in kinds and c not in dirs:
+                probs.append(f"config key {key}.multiple_imputation.auxiliary: {c!r} is not a covariate or "
+                             f"score (usable: {usable})")
+    for i, mod in enumerate(cfg["outcomes"]["effect_modifiers"]):
+        if mod.get("source", "linked") == "linked" and mod["variable"] not in kinds and mod["variable"] not in dirs:
+            probs.append(f"config key outcomes.effect_modifiers[{i}].variable: {mod['variable']!r} is not a "
+                         f"covariate (usable: {usable})")
+        if mod.get("source") == "fidelity" and not data.get("fidelity"):
+            probs.append(f"config key outcomes.effect_modifiers[{i}]: source fidelity needs data.fidelity")
+        if mod.get("source") in ("fidelity", "sites") and not data.get("sites"):
+            probs.append(f"config key outcomes.effect_modifiers[{i}]: a site-level modifier needs data.sites")
+    if typ == "single_arm" and cfg["outcomes"]["effect_modifiers"]:
+        probs.append("config key outcomes.effect_modifiers: effect modification compares arms; a single-arm "
+                     "study has none")
+
+    # feasibility: indicators whose data are not collected
+    f = cfg["feasibility"]
+    if f["fidelity_threshold"] is not None and not data.get("fidelity"):
+        probs.append("config key feasibility.fidelity_threshold: set, but data.fidelity is null (no fidelity "
+                     "assessments to evaluate)")
+    needs = {"eligibility": ("data.screening", data.get("screening")),
+             "consent": ("data.screening", data.get("screening")),
+             "fidelity": ("data.fidelity", data.get("fidelity")),
+             "recruitment_rate": ("data.sites (with recruitment windows) or feasibility.recruitment_period",
+                                  data.get("sites") or f.get("recruitment_period")),
+             "recruitment_vs_target": ("feasibility.recruitment_target", f.get("recruitment_target"))}
+    for i, crit in enumerate(f["progression_criteria"]):
+        ind = crit["indicator"]
+        if ind in needs and not needs[ind][1]:
+            probs.append(f"config key feasibility.progression_criteria[{i}] ({crit.get('name', ind)}): "
+                         f"indicator {ind} needs {needs[ind][0]}, which this trial does not collect")
+        if ind.startswith("completion_") and ind[len("completion_"):] not in dirs:
+            probs.append(f"config key feasibility.progression_criteria[{i}]: {ind!r} names no outcome column{hint}")
+        if typ == "single_arm" and crit.get("arm") not in (None, "all", d["intervention_arm"]):
+            probs.append(f"config key feasibility.progression_criteria[{i}].arm: a single-arm study has no "
+                         f"arm {crit.get('arm')!r}")
+    rp = f.get("recruitment_period")
+    if rp and rp["end"] < rp["start"]:
+        probs.append("config key feasibility.recruitment_period: end is before start")
+
+    # follow-ups whose timing is unknown (month: null)
+    unknown_month = [w["timepoint"] for w in data["waves"] if w["month"] is None]
+    if unknown_month:
+        if cfg["primary"]["time"] == "linear":
+            probs.append(f"config key primary.time: linear time needs every wave's month ({unknown_month} "
+                         "have month: null)")
+        for w in data["waves"]:
+            if w["month"] is None and w.get("window_days"):
+                probs.append(f"config key data.waves ({w['timepoint']}): a visit window needs the month")
+        if cfg["economics"]["enabled"]:
+            probs.append(f"config key economics.enabled: QALYs and costs over time need every wave's month "
+                         f"({unknown_month} have month: null)")
+
+    # economics
+    e = cfg["economics"]
+    if e["enabled"]:
+        if not data.get("service_use"):
+            probs.append("config key economics.enabled: the economic evaluation needs service-use data "
+                         "(data.service_use is null)")
+        if e["utility"] not in dirs:
+            probs.append(f"config key economics.utility: {e['utility']!r} is not an outcome column{hint}")
+        for y in e["other_outcomes"]:
+            if y not in dirs:
+                probs.append(f"config key economics.other_outcomes: {y!r} is not an outcome column{hint}")
+        w = e["wellby"]["outcome"]
+        if w is not None and w not in dirs:
+            probs.append(f"config key economics.wellby.outcome: {w!r} is not an outcome column (set it to "
+                         f"null to skip the WELLBY valuation){hint}")
+        if typ == "single_arm":
+            probs.append("config key economics.enabled: the trial-based economic evaluation compares arms; a "
+                         "single-arm study has none")
+    return probs
 
 
 def load_config(path: str | Path) -> dict:
@@ -90,7 +335,8 @@ def followups(cfg: dict) -> list[str]:
 
 
 def primary_timepoint(cfg: dict) -> str:
-    return cfg["primary"]["timepoint"] or followups(cfg)[-1]
+    fu = followups(cfg)
+    return cfg["primary"]["timepoint"] or (fu[-1] if fu else None)
 
 
 def schema_markdown(schema: dict | None = None) -> str:

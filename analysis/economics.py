@@ -110,7 +110,8 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
     years_sched = months / 12.0
 
     # ---- unit costs -------------------------------------------------------------------------
-    items = {k: {"units_per_contact": 1.0, "category": k, **v} for k, v in econ["service_items"].items()}
+    items = {k: {**v, "units_per_contact": v.get("units_per_contact") or 1.0, "category": v.get("category") or k}
+             for k, v in econ["service_items"].items()}
     comps = econ["intervention_costs"]
     ucost = C.load_unit_costs(econ.get("unit_costs_file"), econ.get("unit_cost_overrides"))
     index = C.load_inflation_index(econ.get("inflation_index_file"))

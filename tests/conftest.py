@@ -48,7 +48,7 @@ def fast_analysis(cfg: dict) -> dict:
     HTML only (PDF and Word output are tested in test_report_outputs.py): the same code paths
     in a fraction of the time."""
     cfg["outcomes"]["multiple_imputation"].update(m=5, iterations=5)
-    cfg["outcomes"]["tipping_point"]["deltas_sd"] = [-0.2, -0.5]
+    cfg["outcomes"]["tipping_point"]["shifts_sd"] = [0.2, 0.5]
     cfg["economics"].setdefault("bootstrap", {})["replicates"] = 500
     if cfg["economics"].get("missing_data") == "multiple_imputation":
         cfg["economics"].setdefault("multiple_imputation", {}).update(m=5, iterations=5)

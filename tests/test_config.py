@@ -5,28 +5,36 @@ from analysis.config import ConfigError, load_config, load_schema, validate_conf
 
 
 def _walk(schema, path=""):
-    """Yield (path, subschema) for every property in the schema."""
+    """Yield (path, subschema, required) for every property in the schema, including the
+    properties of the values of maps (``additionalProperties``, shown as ``<name>``)."""
+    required = set(schema.get("required", []))
     for key, sub in schema.get("properties", {}).items():
         p = f"{path}.{key}" if path else key
-        yield p, sub
+        yield p, sub, key in required
         yield from _walk(sub, p)
         if isinstance(sub.get("items"), dict):
             yield from _walk(sub["items"], p + "[]")
+        if isinstance(sub.get("additionalProperties"), dict):
+            yield from _walk(sub["additionalProperties"], p + ".<name>")
 
 
 def test_every_key_has_description_and_default():
     schema = load_schema()
-    for path, sub in _walk(schema):
+    paths = []
+    for path, sub, required in _walk(schema):
+        paths.append(path)
         assert sub.get("description"), f"{path} has no description"
-        if "[]" not in path:  # array-item fields are required keys, not defaulted
+        if "[]" not in path and not required:  # required keys and array-item fields have no default
             assert "default" in sub, f"{path} has no default"
+    # the walk reaches the entries of maps such as prescored and covariates
+    assert "prescored.<name>.direction" in paths and "covariates.<name>.levels" in paths
 
 
 def test_minimal_config_gets_defaults():
-    cfg = validate_config({"trial_id": "t1"})
+    cfg = validate_config({"trial_id": "t1"}, check_plan=False)
     assert cfg["feasibility"]["ci_method"] == "wilson"
     assert cfg["feasibility"]["confidence_level"] == 0.95
-    assert cfg["design"]["clustered"] is True
+    assert cfg["design"]["type"] == "cluster"
     assert [w["timepoint"] for w in cfg["data"]["waves"]] == ["baseline", "m3", "m9"]
     assert cfg["primary"]["outcome"] == "wemwbs_total"
 
@@ -43,7 +51,7 @@ def test_demo_config_is_valid(root):
     ({"design": {"clustred": True}}, "design"),
     ({"data": {"waves": [{"timepoint": "baseline", "month": 0, "file": "a.csv"},
                          {"timepoint": "m3", "month": "three", "file": "b.csv"}]}}, "data.waves[1].month"),
-    ({"instruments": {"wembws": {}}}, "instruments"),
+    ({"instruments": {"wembws": {}}}, "instruments.wembws"),
     ({"trial_id": "my trial"}, "trial_id"),
 ])
 def test_invalid_config_names_the_key(bad, key):

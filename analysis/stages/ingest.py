@@ -59,6 +59,8 @@ def run(cfg: dict, raw_dir: str, outputs: dict[str, str], key: bytes | None = No
         write_parquet(tables[name], outputs[name])
     write_table(tables["queries"], outputs["queries"])
     write_table(tables["exclusions"], outputs["exclusions"])
+    if "collected" in outputs:
+        write_table(tables["collected"], outputs["collected"])
     write_table(manifest, outputs["manifest"])
     write_parquet(mapping, outputs["pseudonyms"])
     log.info("ingest: %d raw files hashed; %d participants, %d response records, %d warnings; "

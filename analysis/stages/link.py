@@ -20,7 +20,8 @@ def run(cfg: dict, participants: str, responses: str, scores: str, query_files: 
         out_linked: str, out_queries: str, pseudonyms: str | None = None, exclusions: str | None = None,
         manifest: str | None = None, out_exclusions: str | None = None) -> None:
     parts = pd.read_parquet(participants)
-    linked = link_waves(parts, pd.read_parquet(responses), pd.read_parquet(scores), cfg["data"]["waves"])
+    linked = link_waves(parts, pd.read_parquet(responses), pd.read_parquet(scores), cfg["data"]["waves"],
+                        covariates=list(cfg.get("covariates") or {}))
     write_parquet(linked, out_linked)
     queries = pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False) for f in query_files],
                         ignore_index=True)

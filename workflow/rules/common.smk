@@ -24,9 +24,9 @@ MANIFEST = f"{REP}/manifest.json"
 
 def raw_inputs():
     d = INGEST_CONFIG["data"]
-    names = [d["sites"], d["participants"], d["screening"]] + [w["file"] for w in d["waves"]]
-    names += [d[k] for k in ("service_use", "fidelity", "adverse_events") if d.get(k)]
-    return [f"{RAW}/{n}" for n in names]
+    names = [d["participants"]] + [w["file"] for w in d["waves"]]
+    names += [d[k] for k in ("sites", "screening", "service_use", "fidelity", "adverse_events") if d.get(k)]
+    return [f"{RAW}/{n}" for n in dict.fromkeys(names)]
 
 # Named inputs of the report rule.  Each stage's rule file registers the result files its
 # report section reads; report.smk (included last) passes them all to the report stage.

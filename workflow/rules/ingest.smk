@@ -7,6 +7,7 @@ rule ingest:
         **{t: f"{PROC}/{t}.parquet" for t in ["sites", "participants", "screening", "responses", "service_use", "fidelity", "adverse_events"]},
         queries=f"{PROC}/ingest_queries.csv",
         exclusions=f"{PROC}/exclusions.csv",
+        collected=f"{PROC}/collected.csv",
         manifest=f"{PROC}/raw_manifest.csv",
         pseudonyms=f"{PROC}/pseudonyms.parquet",
     params:
