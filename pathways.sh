@@ -5,7 +5,7 @@
 # Other commands:
 #   bash pathways.sh setup                 # only create/update the virtual environment (.venv)
 #   bash pathways.sh run path/to/trial.yaml [snakemake options]   # run your own trial
-#   bash pathways.sh simulate OUT_DIR [--seed N]                  # write a synthetic trial
+#   bash pathways.sh simulate OUT_DIR [--design D] [--seed N]     # write a synthetic trial
 #   bash pathways.sh verify [path/to/trial.yaml]  # rerun from raw data; compare with manifest.json
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
