@@ -196,7 +196,8 @@ def intervention_costs(participants: pd.DataFrame, components: list[dict], price
         elif c["per"] == "participant":
             cost = np.where(treated, per_unit, 0.0)
         elif c["per"] == "session":
-            sess = pd.to_numeric(participants.sessions_attended, errors="coerce").fillna(0).to_numpy(float)
+            # unknown attendance is an unknown cost, never 0 sessions
+            sess = pd.to_numeric(participants.sessions_attended, errors="coerce").to_numpy(float)
             cost = np.where(treated, per_unit * sess, 0.0)
         else:
             raise CostError(f"config key economics.intervention_costs[{k}].per: {c['per']!r} is not "

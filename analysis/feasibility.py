@@ -256,14 +256,16 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
                       fidelity: pd.DataFrame | None = None,
                       fidelity_threshold: float | None = None,
                       collected: dict[str, bool] | None = None,
-                      recruitment_period: dict | None = None) -> pd.DataFrame:
+                      recruitment_period: dict | None = None, single_arm: bool = False) -> pd.DataFrame:
     """The tidy feasibility table (one row per indicator x time point x arm).
 
     An indicator whose data the trial did not collect (``collected``, from ingest) gets one row
     with no numbers, ``unit`` = ``not collected`` and the reason in ``definition``; it is never
-    computed from defaults."""
+    computed from defaults.  A single-arm study's rows are all ``arm`` = ``all`` (one group)."""
     rows = []
     collected = collected or {}
+    iarm = "all" if single_arm else intervention_arm
+    who = "participants" if single_arm else "intervention-arm participants"
     method_label = {"wilson": "Wilson score", "clopper-pearson": "Clopper-Pearson exact"}[ci_method]
     measures = measures if measures is not None else [primary_outcome]
 
@@ -316,7 +318,7 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
                          estimate=n_alloc / recruitment_target, ci_low=np.nan, ci_high=np.nan,
                          ci_method="", unit="ratio", definition="participants recruited / target"))
 
-    groups = ["all"] + arms if len(arms) > 1 else arms
+    groups = ["all"] + arms if len(arms) > 1 else (["all"] if single_arm else arms)
     tps = list(linked.timepoint.cat.categories)
     for tp in tps[1:]:
         at = linked[linked.timepoint == tp]
@@ -335,28 +337,28 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
     treated = participants[participants.arm == intervention_arm] if intervention_arm else participants.iloc[0:0]
     if intervention_arm in arms and len(treated):
         if not collected.get("sessions_attended", True):
-            absent("intervention_receipt", "no sessions_attended column in the participants file", intervention_arm)
+            absent("intervention_receipt", "no sessions_attended column in the participants file", iarm)
             if adherence_min_sessions is not None:
-                absent("adherence", "no sessions_attended column in the participants file", intervention_arm)
+                absent("adherence", "no sessions_attended column in the participants file", iarm)
         else:
             sessions = treated.sessions_attended
             known = sessions.notna()
             n_known, n_unknown = int(known.sum()), int((~known).sum())
             unk = f" ({n_unknown} with attendance not recorded are left out)" if n_unknown else ""
             prop("intervention_receipt", (sessions[known] >= receipt_min_sessions).sum(), n_known,
-                 f"intervention-arm participants attending >= {receipt_min_sessions} session(s) / "
-                 f"intervention-arm participants whose attendance is recorded{unk}", arm=intervention_arm)
+                 f"{who} attending >= {receipt_min_sessions} session(s) / "
+                 f"{who} whose attendance is recorded{unk}", arm=iarm)
             if adherence_min_sessions is not None:
                 prop("adherence", (sessions[known] >= adherence_min_sessions).sum(), n_known,
-                     f"intervention-arm participants attending >= {adherence_min_sessions} sessions / "
-                     f"intervention-arm participants whose attendance is recorded{unk}", arm=intervention_arm)
+                     f"{who} attending >= {adherence_min_sessions} sessions / "
+                     f"{who} whose attendance is recorded{unk}", arm=iarm)
         if fidelity is not None and fidelity_threshold is not None:
             isites = sites.site_id[sites.arm == intervention_arm] if sites.arm.notna().any() \
                 else pd.Series(sorted(fidelity.site_id.unique()))
             mean_score = fidelity.groupby("site_id").fidelity_score.mean().reindex(isites)
             prop("fidelity", (mean_score >= fidelity_threshold).sum(), len(isites),
                  f"intervention sites with mean fidelity score >= {fidelity_threshold:g} / intervention "
-                 "sites (a site without an assessment counts as not meeting it)", arm=intervention_arm)
+                 "sites (a site without an assessment counts as not meeting it)", arm=iarm)
     if collected.get("withdrawal_date", True):
         withdrawn = participants.withdrawal_date.notna().sum()
         prop("withdrawal", withdrawn, n_alloc, "participants withdrawn / participants allocated")

@@ -682,28 +682,28 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
         if person is not None:
             cd = pid.map(person.consent_date)
             q.add_many(wt, (out.visit_date < cd).to_numpy(), "visit_date", "visit is dated before consent",
-                       values=wt.frame.visit_date, ids=pid)
+                       values=wt.frame.get("visit_date"), ids=pid)
             wd = pid.map(person.withdrawal_date)
             after = (out.visit_date > wd).to_numpy()
             if after_withdrawal == "exclude":
                 q.add_many(wt, after, "visit_date", "visit after withdrawal: record excluded from analysis",
-                           "warning", values=wt.frame.visit_date, ids=pid)
+                           "warning", values=wt.frame.get("visit_date"), ids=pid)
                 keep &= ~after
                 _count_excluded(ctx, "questionnaire record dated after withdrawal of consent",
                                 w["timepoint"], pid[after].map(person.arm))
             else:
                 q.add_many(wt, after, "visit_date", "visit after withdrawal: record kept (after_withdrawal: keep)",
-                           "warning", values=wt.frame.visit_date, ids=pid)
+                           "warning", values=wt.frame.get("visit_date"), ids=pid)
         if baseline_dates is None:
             baseline_dates = out[keep & ~orphan].set_index("participant_id").visit_date
             prev_dates = baseline_dates
         else:
             bd = pid.map(baseline_dates)
             q.add_many(wt, (out.visit_date <= bd).to_numpy(), "visit_date",
-                       "follow-up visit is not after the baseline visit", values=wt.frame.visit_date, ids=pid)
+                       "follow-up visit is not after the baseline visit", values=wt.frame.get("visit_date"), ids=pid)
             pd_ = pid.map(prev_dates)
             q.add_many(wt, ((out.visit_date <= pd_) & ~(out.visit_date <= bd)).to_numpy(), "visit_date",
-                       "visit is not after the previous time point's visit", values=wt.frame.visit_date, ids=pid)
+                       "visit is not after the previous time point's visit", values=wt.frame.get("visit_date"), ids=pid)
             no_bl = (pid != "") & ~pid.isin(baseline_dates.index) & ~orphan
             q.add_many(wt, no_bl.to_numpy(), "participant_id", "follow-up record without a baseline record",
                        "warning", ids=pid)
@@ -714,7 +714,7 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
                        (out.visit_date > target + pd.to_timedelta(win[1], unit="D"))).to_numpy()
                 q.add_many(wt, off, "visit_date",
                            f"visit outside its window ({win[0]:g} days before to {win[1]:g} days after "
-                           f"month {w['month']:g}): kept", "warning", values=wt.frame.visit_date, ids=pid)
+                           f"month {w['month']:g}): kept", "warning", values=wt.frame.get("visit_date"), ids=pid)
             cur = out[keep & ~orphan].set_index("participant_id").visit_date
             prev_dates = cur.combine_first(prev_dates)
         items_all += [c for c in items if c not in items_all]

@@ -349,6 +349,18 @@ def _analysable(d: pd.DataFrame, spec: ModelSpec, extra: list[str] = ()) -> pd.D
     return d.dropna(subset=[c for c in dict.fromkeys(need) if c in d]).reset_index(drop=True)
 
 
+def _check_centres(d: pd.DataFrame, spec: ModelSpec) -> None:
+    """Centre fixed effects need both arms within some centre: when every centre has one arm
+    only, allocation was by centre and the design is a cluster design."""
+    if spec.single_arm or (SITE, "categorical") not in spec.covariates or not len(d):
+        return
+    arms_per_centre = d.groupby(SITE, observed=True).treat.nunique()
+    if (arms_per_centre < 2).all():
+        raise ValueError(f"outcome {spec.outcome!r}: every centre has participants in one arm only, so "
+                         "centre fixed effects (design.centre_effect: fixed) cannot be estimated beside the "
+                         "arm; if sites were randomised, the design is design.type: cluster")
+
+
 def _set_followups(d: pd.DataFrame, fu: list[str]) -> pd.DataFrame:
     """Keep the rows of follow-ups ``fu`` and rebuild the time factor and the arm x time
     indicators for exactly those follow-ups."""
@@ -392,6 +404,7 @@ def primary_effects(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str,
     fu = list(d.time.cat.categories)
     n_all = len(d)
     d = _analysable(d, spec)
+    _check_centres(d, spec)
     fu_ok, why = estimable_followups(d, fu, spec)
     dropped = _not_estimable_rows(spec, why, analysis, TERM)
     if not fu_ok:
@@ -740,10 +753,14 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
                          f"({levels})")
     ref = levels[0]
     extra = []
+    # a modifier that is already a categorical covariate of the model (a stratification factor,
+    # say) has its main effect there: adding it again would alias it
+    in_model = mod.get("source", "linked") == "linked" and mod.get("cutoff") is None and \
+        dict(spec.covariates).get(mod["variable"]) == "categorical"
     for k, lev in enumerate(levels[1:], 1):
         d[f"mod_{k}"] = (d._mod == lev).astype(float)
         d[f"trtmod_{k}"] = d.treat * d[f"mod_{k}"]
-        extra += ([f"mod_{k}"] if ctrl_defined else []) + [f"trtmod_{k}"]
+        extra += ([f"mod_{k}"] if ctrl_defined and not in_model else []) + [f"trtmod_{k}"]
     formula, contrasts, desc = design(spec, fu, months, extra)
     fit = fit_model(d, formula, _groups_for(spec, d, len(fu)))
     label = _model_label(spec, fit, desc + f" + treat x {name}")

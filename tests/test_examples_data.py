@@ -208,7 +208,7 @@ def compare_with_golden(eff: pd.DataFrame, example: str) -> None:
     components of the mixed models)."""
     eff = eff[eff.term == outcomes.TERM] if "term" in eff else eff
     if "population" in eff:
-        eff = eff[eff.population.astype(str).isin(["all", "nan"])]
+        eff = eff[eff.population.isna() | (eff.population == "all")]
     g = GOLDEN[GOLDEN.example == example]
     assert len(g)
     for r in g.itertuples():
@@ -246,7 +246,7 @@ def linked_from_raw(example: str, cfg: dict) -> pd.DataFrame:
         d = parts.merge(wave, on="participant_id", how="left")
         for c in wave.columns[1:]:
             d[c] = as_float(d[c].fillna(""))
-        d["timepoint"], d["month"] = w["timepoint"], float(w["month"])
+        d["timepoint"], d["month"] = w["timepoint"], np.nan if w["month"] is None else float(w["month"])
         frames.append(d)
     lk = pd.concat(frames, ignore_index=True)
     lk["timepoint"] = pd.Categorical(lk.timepoint, categories=[w["timepoint"] for w in cfg["data"]["waves"]],
@@ -279,9 +279,7 @@ def test_model_code_matches_r_on_the_raw_files(example):
 def pipeline():
     """ingest -> score -> link -> outcomes on each example with its committed config (multiple
     imputation off: it is not part of the R reference and takes most of the time)."""
-    from analysis.ingest import ingest_trial
-    from analysis.link import link_waves
-    from analysis.scoring import score_responses
+    from analysis.pipeline import prepare
 
     cache = {}
 
@@ -290,9 +288,8 @@ def pipeline():
             cfg = example_config(example)
             cfg["data"] = dict(cfg["data"], raw_dir=str(raw_dir(example)))
             cfg["outcomes"]["multiple_imputation"]["enabled"] = False
-            t = ingest_trial(cfg)
-            scores, _ = score_responses(t["responses"], t["participants"], cfg["instruments"])
-            linked = link_waves(t["participants"], t["responses"], scores, cfg["data"]["waves"])
+            t = prepare(cfg)
+            linked = t["linked"]
             ys = list(dict.fromkeys([cfg["primary"]["outcome"], *cfg["outcomes"]["secondary"]]))
             eff = pd.concat([outcomes.analyse_outcome(linked, cfg, y, primary_timepoint(cfg))[0] for y in ys],
                             ignore_index=True)

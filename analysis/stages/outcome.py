@@ -53,7 +53,8 @@ def run(cfg: dict, linked: str, out: dict[str, str], fidelity: str | None = None
     labels = cfg["outcomes"]["labels"]
     d = cfg["design"]
     write_table(desc, out["descriptives"])
-    write_table(relabel_results(eff.reindex(columns=outcomes.EFFECT_COLUMNS), cfg), out["effects"])
+    columns = [c for c in outcomes.EFFECT_COLUMNS if not (single and c in ("n_intervention", "n_control"))]
+    write_table(relabel_results(eff.reindex(columns=columns), cfg), out["effects"])
     write_table(relabel_results(tip.reindex(columns=outcomes.TIPPING_COLUMNS).infer_objects(), cfg),
                 out["tipping_point"])
     all_desc = desc[desc.population == "all"]
