@@ -77,6 +77,26 @@ FOREST_ANALYSES = [("primary", "Primary model", "o", "#1b6ca8"),
                    ("paired_change", "Paired change", "D", "#edae49")]
 
 
+def forest_rows(effects: pd.DataFrame, directions: dict[str, str] | None = None,
+                single_arm: bool = False) -> pd.DataFrame:
+    """The plotted values of the forest plot: every outcome x follow-up x analysis (all
+    participants), the estimate and CI divided by the baseline SD and, for an outcome where
+    lower is better, multiplied by -1 (``reversed``), so that right always means better."""
+    directions = directions or {}
+    term = CHANGE_TERM if single_arm else UNBLINDED_TERM
+    e = effects[(effects.term == term) & effects.estimate.notna()]
+    if "population" in e:
+        e = e[e.population.fillna("all") == "all"]
+    rows = []
+    for r in e.itertuples():
+        flip = directions.get(r.outcome, "higher") == "lower"
+        sd = r.baseline_sd * (-1.0 if flip else 1.0)
+        lo, hi = sorted([r.ci_low / sd, r.ci_high / sd])
+        rows.append(dict(outcome=r.outcome, timepoint=r.timepoint, analysis=r.analysis,
+                         x=r.estimate / sd, lo=lo, hi=hi, reversed=flip))
+    return pd.DataFrame(rows, columns=["outcome", "timepoint", "analysis", "x", "lo", "hi", "reversed"])
+
+
 def forest_png(effects: pd.DataFrame, labels: dict[str, str] | None = None,
                directions: dict[str, str] | None = None, level: float = 0.95,
                arm_labels: dict[str, str] | None = None, single_arm: bool = False) -> bytes:
@@ -85,13 +105,10 @@ def forest_png(effects: pd.DataFrame, labels: dict[str, str] | None = None,
 
     Each row is oriented so that right means better for the intervention (or, in a single-arm
     study, improvement): an outcome where lower is better is plotted with its sign reversed and
-    says so, so "favours" labels hold for every row."""
-    labels, directions = labels or {}, directions or {}
+    says so (:func:`forest_rows`), so "favours" labels hold for every row."""
+    labels = labels or {}
     pct = f"{level * 100:g}%"
-    term = CHANGE_TERM if single_arm else UNBLINDED_TERM
-    e = effects[(effects.term == term) & effects.estimate.notna()]
-    if "population" in e:
-        e = e[e.population.fillna("all") == "all"]
+    e = forest_rows(effects, directions, single_arm)
     keys = list(dict.fromkeys(zip(e.outcome, e.timepoint)))
     present = [a for a in FOREST_ANALYSES if (e.analysis == a[0]).any()]
     fig, ax = plt.subplots(figsize=(6.8, 0.55 * max(1, len(keys)) * max(1, len(present)) / 2 + 1.6))
@@ -99,18 +116,16 @@ def forest_png(effects: pd.DataFrame, labels: dict[str, str] | None = None,
     for i, (y, tp) in enumerate(keys):
         base = len(keys) - 1 - i
         yt.append(base)
-        flip = directions.get(y, "higher") == "lower"
+        sub = e[(e.outcome == y) & (e.timepoint == tp)]
+        flip = bool(sub.reversed.iloc[0])
         ylab.append(f"{labels.get(y, y)}, {tp}" + (" (lower is better: sign reversed)" if flip else ""))
         for j, (code, name, marker, colour) in enumerate(present):
-            r = e[(e.outcome == y) & (e.timepoint == tp) & (e.analysis == code)]
+            r = sub[sub.analysis == code]
             if r.empty:
                 continue
             r = r.iloc[0]
             pos = base + 0.22 * ((len(present) - 1) / 2 - j)
-            sd = r.baseline_sd * (-1.0 if flip else 1.0)
-            lo, hi = sorted([r.ci_low / sd, r.ci_high / sd])
-            est = r.estimate / sd
-            ax.errorbar(est, pos, xerr=[[est - lo], [hi - est]],
+            ax.errorbar(r.x, pos, xerr=[[r.x - r.lo], [r.hi - r.x]],
                         fmt=marker, color=colour, capsize=3, ms=5, label=name if i == 0 else None)
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(yt)

@@ -736,8 +736,13 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
     lk["_mod"] = modifier_column(linked, mod, tables)
     d = long_frame(lk, spec, extra=["_mod"])
     fu = list(d.time.cat.categories)
-    months = [float(d.loc[d.time == t, "month"].iloc[0]) for t in fu]
     d = _analysable(d, spec)
+    fu_ok, _ = estimable_followups(d, fu, spec)
+    if not fu_ok:
+        return _frame([])
+    if len(fu_ok) < len(fu):  # a follow-up without the outcome is left out, as in the primary model
+        d, fu = _set_followups(d, fu_ok), fu_ok
+    months = [float(d.loc[d.time == t, "month"].iloc[0]) for t in fu]
     ctrl_defined = d.loc[d.treat == 0, "_mod"].notna().any()
     d = d[d._mod.notna() | ((d.treat == 0) & ~ctrl_defined)].reset_index(drop=True)
     levels = sorted(d._mod.dropna().unique(), key=str)
