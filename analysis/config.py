@@ -91,9 +91,8 @@ def validate_config(config: dict, schema: dict | None = None, *, check_plan: boo
         raise ConfigError(f"config key primary.timepoint: {tp!r} is not a follow-up time point ({timepoints[1:]})")
     if cfg["design"]["type"] == "single_arm":  # no comparison group: nothing may name one
         d = cfg["design"]
-        if d.get("control_arm") == "control" and "control_arm" not in (config.get("design") or {}):
-            d["control_arm"] = None
-        if d["control_arm"] is None:
+        if "control_arm" not in (config.get("design") or {}):
+            del d["control_arm"]
             d["arm_labels"] = {k: v for k, v in d["arm_labels"].items() if k != "control"}
     if check_plan:
         problems = plan_problems(cfg)
@@ -175,9 +174,9 @@ def plan_problems(cfg: dict) -> list[str]:
             probs.append("config key blinded: a single-arm study has no allocation to blind")
         if cfg["outcomes"]["tipping_point"]["arm"] != "intervention":
             probs.append("config key outcomes.tipping_point.arm: a single-arm study has only one arm")
-    if typ == "single_arm" and d["control_arm"] is not None:
+    if typ == "single_arm" and "control_arm" in d:
         probs.append("config key design.control_arm: a single-arm study has no control arm (leave the key out)")
-    if d["control_arm"] == d["intervention_arm"] and typ != "single_arm":
+    if typ != "single_arm" and d["control_arm"] == d["intervention_arm"]:
         probs.append("config key design.intervention_arm: must differ from design.control_arm")
     covs = cfg.get("covariates") or {}
     for name, spec in covs.items():

@@ -103,7 +103,7 @@ def build_boxes(flow: pd.DataFrame, *, arms: list[str], intervention_arm: str | 
         row = 1
     for arm in arms:
         label = arm_labels.get(arm, arm)
-        items = [(f"{'Enrolled in' if single else 'Allocated to'} {label}", flow_n(flow, "allocated", arm), 0)]
+        items = [(f"Enrolled ({label})" if single else f"Allocated to {label}", flow_n(flow, "allocated", arm), 0)]
         if _has(flow, "allocated_sites"):
             items.append(("Sites", flow_n(flow, "allocated_sites", arm), 1))
         if arm == intervention_arm and _has(flow, "received"):

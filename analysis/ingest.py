@@ -65,7 +65,7 @@ def role_fields(cfg: dict, site_ids=None) -> dict[str, list[Field]]:
     A field's ``required`` means a blank value is an error *when the column is in the file*;
     which columns a file must have depends on the design (:func:`required_columns`)."""
     d = cfg["design"]
-    arms = (d["control_arm"], d["intervention_arm"])
+    arms = (d.get("control_arm"), d["intervention_arm"])
     sites = tuple(sorted(site_ids)) if site_ids is not None else None
     site = Field("site_id", "code", required=True, allowed=sites) if sites is not None else \
         Field("site_id", "text", required=True)
@@ -760,7 +760,7 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
             fidelity = check_fields(ft, rules["fidelity"], q, date_formats=fmt)
             if design == "cluster":
                 arm_of = dict(zip(sites.site_id, sites.arm))
-                ctrl = fidelity.site_id.map(arm_of) == cfg["design"]["control_arm"]
+                ctrl = fidelity.site_id.map(arm_of) == cfg["design"].get("control_arm")
                 q.add_many(ft, ctrl.to_numpy(), "site_id", "fidelity assessed at a control-arm site", "warning")
 
     # ---- adverse events (optional) -------------------------------------------------------------------

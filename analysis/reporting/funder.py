@@ -113,7 +113,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                                primary=bool(r.primary)) for r in rows.itertuples()]
         ctx["analysis_label"] = rows.model.iloc[0] if "model" in rows and len(rows) else primary_analysis
     ctx["intervention"] = labels.get(d["intervention_arm"], d["intervention_arm"])
-    ctx["control"] = labels.get(d["control_arm"], d["control_arm"]) if d["control_arm"] else None
+    ctx["control"] = labels.get(d["control_arm"], d["control_arm"]) if d.get("control_arm") else None
     ctx["trajectory"] = png_data_uri(inputs["trajectory"]) if _exists(inputs, "trajectory") else None
 
     if _exists(inputs, "cea"):

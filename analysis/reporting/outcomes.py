@@ -110,7 +110,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
             else:
                 tipping.append(row)
     arm = {"intervention": labels.get(d["intervention_arm"], d["intervention_arm"]),
-           "control": labels.get(d["control_arm"], d["control_arm"])}
+           "control": labels.get(d.get("control_arm"), d.get("control_arm"))}
     return dict(
         outcome=names.get(cfg["primary"]["outcome"], cfg["primary"]["outcome"]), primary=primary,
         effects=rows, clustered=d["type"] == "cluster", single_arm=single, by_population=by_pop,

@@ -29,7 +29,7 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
         raise ValueError("config key feasibility.fidelity_threshold is set but data.fidelity is null "
                          "(no fidelity assessments to evaluate)")
     fid = pd.read_parquet(fidelity) if fidelity and cfg["data"]["fidelity"] else None
-    arms = feas.study_arms(p, d["control_arm"], d["intervention_arm"], single_arm=single)
+    arms = feas.study_arms(p, d.get("control_arm"), d["intervention_arm"], single_arm=single)
     intervention = d["intervention_arm"] if d["intervention_arm"] in arms else None
     if cfg.get("blinded"):  # receipt exists only in the intervention arm: it would unblind
         intervention = None

@@ -61,7 +61,7 @@ def run(cfg: dict, linked: str, out: dict[str, str], fidelity: str | None = None
     write_bytes(figures.trajectories_png(all_desc, d["arm_labels"], labels, level=level,
                                          timepoints=[w["timepoint"] for w in cfg["data"]["waves"]]),
                 out["figure"])
-    arm_names = {"control": d["arm_labels"].get(d["control_arm"], d["control_arm"]),
+    arm_names = {"control": d["arm_labels"].get(d.get("control_arm"), d.get("control_arm")),
                  "intervention": d["arm_labels"].get(d["intervention_arm"], d["intervention_arm"])}
     write_bytes(figures.forest_png(eff, labels, score_directions(cfg), level=level, arm_labels=arm_names,
                                    single_arm=single), out["forest"])
