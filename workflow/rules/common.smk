@@ -3,9 +3,17 @@
 import os
 
 from analysis.blinding import blinded_config
-from analysis.config import validate_config
+from analysis.config import check_input_files, read_config_file, validate_config
 
+# Every config file Snakemake read is re-read as untrusted YAML: one using YAML tags or YTE
+# templating is refused here even in an environment without the Pathways config guard (which
+# refuses it before Snakemake evaluates it: analysis/snakemake_guard.py).
+for _configfile in workflow.configfiles:
+    read_config_file(_configfile)
 config = validate_config(config)
+# A misspelt, moved or deleted raw file stops the run here, before any job is planned, so
+# outputs made from earlier inputs are never kept or reused as if they were current.
+check_input_files(config)
 # Ingest validates the raw files against the trial's own arm codes; every later stage sees the
 # analysis configuration, which under `blinded: true` has arms A/B and no allocation-revealing
 # analyses (analysis/blinding.py).
@@ -20,6 +28,7 @@ FIGS = f"{REP}/figures"
 LOGS = f"logs/{TRIAL}"
 REPORT = f"{REP}/report.html"
 MANIFEST = f"{REP}/manifest.json"
+
 
 
 def raw_inputs():
