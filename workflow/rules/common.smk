@@ -4,6 +4,7 @@ import os
 
 from analysis.blinding import blinded_config
 from analysis.config import check_input_files, read_config_file, validate_config
+from analysis.pseudonym import config_key_fingerprint
 
 # Every config file Snakemake read is re-read as untrusted YAML: one using YAML tags or YTE
 # templating is refused here even in an environment without the Pathways config guard (which
@@ -29,6 +30,13 @@ LOGS = f"logs/{TRIAL}"
 REPORT = f"{REP}/report.html"
 MANIFEST = f"{REP}/manifest.json"
 
+
+
+def key_fingerprint_param(wildcards):
+    """Fingerprint of the pseudonymisation key (never the key): a parameter of ingest and link,
+    so a changed key reruns ingest (Snakemake's params rerun trigger) and link refuses processed
+    data made with another key.  A dry run does not create a key."""
+    return config_key_fingerprint(INGEST_CONFIG, create=not workflow.dryrun)
 
 
 def raw_inputs():
