@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         load_config(argv[1])
     except (ConfigError, OSError) as exc:
         print(f"pathways: {exc}", file=sys.stderr)
-        return 1
+        return 2
     return 0
 
 

@@ -31,7 +31,6 @@ REPORT = f"{REP}/report.html"
 MANIFEST = f"{REP}/manifest.json"
 
 
-
 def key_fingerprint_param(wildcards):
     """Fingerprint of the pseudonymisation key (never the key): a parameter of ingest and link,
     so a changed key reruns ingest (Snakemake's params rerun trigger) and link refuses processed
