@@ -32,6 +32,7 @@ ENV_VAR = "PATHWAYS_PSEUDONYM_KEY"
 DEFAULT_KEY_FILE = "~/.config/pathways/pseudonym.key"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("pathways")
+_warned_readable: set[str] = set()
 
 
 class PseudonymKeyError(RuntimeError):
@@ -110,7 +111,8 @@ def load_key(key_file: str | None = None, *, create: bool = True, env: dict | No
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
         raise PseudonymKeyError(f"cannot read the pseudonymisation key file {path} ({why})") from None
-    if mode & 0o077:
+    if mode & 0o077 and str(path) not in _warned_readable:
+        _warned_readable.add(str(path))  # once per process, however often the key is read
         log.warning("pseudonymisation key file %s can be read by other users (mode %s): restrict it with "
                     "chmod 600 %s", path, oct(mode & 0o777), path)
     if len(key) < 16:
