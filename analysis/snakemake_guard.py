@@ -31,9 +31,12 @@ import sys
 
 TARGET = "snakemake.common.configfile"
 PTH_NAME = "pathways_config_guard.pth"
+# A checkout of Pathways without this module (an older branch on PYTHONPATH) must not make every
+# Python start-up in the environment print an import error: such a checkout simply has no guard.
 PTH_TEXT = ("# Pathways: refuse trial configs that use YAML tags or YTE templating before Snakemake "
             "evaluates them (analysis/snakemake_guard.py)\n"
-            "import analysis.snakemake_guard as _pathways_guard; _pathways_guard.activate()\n")
+            "import sys; exec('try:\\n import analysis.snakemake_guard as _g\\nexcept ImportError:\\n pass\\n"
+            "else:\\n _g.activate()')\n")
 
 
 def _refuse(message: str):
