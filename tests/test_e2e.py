@@ -175,7 +175,7 @@ def test_identifier_files_are_owner_only_and_manifest_records_the_key_fingerprin
     from analysis.pseudonym import key_fingerprint
     work = small_trial["work"]
     for f in ("reports/e2e/data_queries.csv", "data/processed/e2e/ingest_queries.csv",
-              "data/processed/e2e/pseudonyms.parquet"):
+              "data/processed/e2e/pseudonyms.parquet", "logs/e2e/ingest.log"):
         assert (work / f).stat().st_mode & 0o077 == 0, f
     assert (work / "reports/e2e/tables/effects.csv").stat().st_mode & 0o044  # results stay shareable
     manifest = json.loads((work / "reports/e2e/manifest.json").read_text())

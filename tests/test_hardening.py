@@ -310,6 +310,7 @@ def test_a_stage_stopped_by_bad_input_prints_its_message_without_a_traceback(tmp
     assert res.returncode == 1
     assert "pathways: PATHWAYS_PSEUDONYM_KEY is set but empty" in res.stderr
     assert "Traceback" not in res.stderr and "is set but empty" in (tmp_path / "x.log").read_text()
+    assert (tmp_path / "x.log").stat().st_mode & 0o777 == 0o600  # logs can name the trial's own IDs
 
 
 # ---- verify exits 1 whenever anything differs (item 12) ---------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ def logged(log_path: str | Path):
     bug and keeps its traceback."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    os.chmod(log_path, 0o600)  # an ingest log lists data queries with the trial's own IDs
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
