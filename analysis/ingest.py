@@ -695,7 +695,8 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
                 q.add_many(wt, after, "visit_date", "visit after withdrawal: record kept (after_withdrawal: keep)",
                            "warning", values=wt.frame.get("visit_date"), ids=pid)
         if baseline_dates is None:
-            baseline_dates = out[keep & ~orphan].set_index("participant_id").visit_date
+            # a duplicated participant is already a "duplicate identifier" query: map by the first
+            baseline_dates = out[keep & ~orphan].drop_duplicates("participant_id").set_index("participant_id").visit_date
             prev_dates = baseline_dates
         else:
             bd = pid.map(baseline_dates)
@@ -715,7 +716,7 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
                 q.add_many(wt, off, "visit_date",
                            f"visit outside its window ({win[0]:g} days before to {win[1]:g} days after "
                            f"month {w['month']:g}): kept", "warning", values=wt.frame.get("visit_date"), ids=pid)
-            cur = out[keep & ~orphan].set_index("participant_id").visit_date
+            cur = out[keep & ~orphan].drop_duplicates("participant_id").set_index("participant_id").visit_date
             prev_dates = cur.combine_first(prev_dates)
         items_all += [c for c in items if c not in items_all]
         waves.append(out[keep])

@@ -64,6 +64,10 @@ def apply_edit(raw: Path, edit: dict) -> None:
         path.write_bytes(bytes.fromhex(a["hex"]) + path.read_bytes())
     elif op == "delete":
         path.unlink()
+    elif op == "reencode":
+        path.write_bytes(path.read_bytes().decode("utf-8").encode(a["encoding"]))
+    elif op == "copy":
+        shutil.copyfile(ROOT / a["src"], path)
     elif op == "xlsx_set":
         import openpyxl
         wb = openpyxl.load_workbook(path)

@@ -92,8 +92,8 @@ def register_definition(definition: Mapping | str | Path, *, replace: bool = Fal
     Returns its id. A built-in or already-registered id is refused unless ``replace=True``.
     """
     if isinstance(definition, (str, Path)):
-        with Path(definition).open(encoding="utf-8") as fh:
-            definition = yaml.safe_load(fh)
+        from analysis.safe_yaml import load_file  # a file shipped with a trial is untrusted input
+        definition = load_file(definition)
     defn = validate_definition(copy.deepcopy(dict(definition)), where="registered definition")
     if defn["id"] in _all_definitions() and not replace:
         raise ValueError(f"instrument {defn['id']!r} already exists; pass replace=True to replace it")

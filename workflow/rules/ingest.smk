@@ -13,6 +13,7 @@ rule ingest:
     params:
         cfg=INGEST_CONFIG,
         raw_dir=RAW,
+        key_fingerprint=key_fingerprint_param,
     log:
         f"{LOGS}/ingest.log",
     script:
