@@ -205,7 +205,12 @@ def test_misspelt_input_after_a_run_stops_without_rebuilding_anything(small_tria
     assert {p: p.stat().st_mtime_ns for p in rep.rglob("*") if p.is_file()} == before
     # an input renamed to another existing file is a new input: ingest reruns
     cfg["data"]["participants"] = "participants.csv"
-    cfg["data"]["fidelity"] = None
+    cfg["data"]["fidelity"] = None  # and what needs it: the plan must stay coherent
+    cfg["feasibility"]["fidelity_threshold"] = None
+    cfg["feasibility"]["progression_criteria"] = [c for c in cfg["feasibility"]["progression_criteria"]
+                                                  if c["indicator"] != "fidelity"]
+    cfg["outcomes"]["effect_modifiers"] = [m for m in cfg["outcomes"]["effect_modifiers"]
+                                           if m.get("source") != "fidelity"]
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(cfg))
     plan = run_snakemake(small_trial["work"], other, "-n", quiet=False)
