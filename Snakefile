@@ -15,6 +15,7 @@ include: "workflow/rules/link.smk"
 include: "workflow/rules/feasibility.smk"
 include: "workflow/rules/outcome.smk"
 include: "workflow/rules/economics.smk"
+include: "workflow/rules/planning.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -372,6 +372,22 @@ def plan_problems(cfg: dict) -> list[str]:
         if typ == "single_arm":
             probs.append("config key economics.enabled: the trial-based economic evaluation compares arms; a "
                          "single-arm study has none")
+
+    # planning the definitive trial (analysis.planning)
+    pl = cfg.get("planning") or {}
+    if typ == "single_arm" and pl.get("target_difference") is not None:
+        probs.append("config key planning.target_difference: a single-arm study has no comparison group, so it "
+                     "cannot size a definitive two-arm trial (leave it null; the report says what such a trial needs)")
+    if typ != "cluster":
+        for key in ("icc", "cluster_size", "cv_cluster_size"):
+            if pl.get(key) is not None:
+                probs.append(f"config key planning.{key}: only a cluster design (sites randomised) has an ICC and "
+                             "site sizes")
+        if pl.get("icc_values"):
+            probs.append("config key planning.icc_values: only a cluster design (sites randomised) has an ICC")
+    elif pl.get("centres") is not None:
+        probs.append("config key planning.centres: in a cluster design the number of sites follows from the sample "
+                     "size (set planning.cluster_size for participants per site)")
     return probs
 
 

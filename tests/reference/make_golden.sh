@@ -17,7 +17,7 @@ GOLDEN="$HERE/golden"
 
 have_r_packages() {
   command -v Rscript >/dev/null 2>&1 &&
-    Rscript -e 'for (p in c("lme4","lmerTest","mice","pbkrtest","numDeriv","jsonlite"))
+    Rscript -e 'for (p in c("lme4","lmerTest","mice","pbkrtest","numDeriv","jsonlite","survey"))
                   if (!requireNamespace(p, quietly = TRUE)) quit(status = 1)' >/dev/null 2>&1
 }
 
@@ -27,7 +27,7 @@ if ! have_r_packages; then
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends \
-    r-base-core r-cran-lme4 r-cran-lmertest r-cran-mice r-cran-pbkrtest
+    r-base-core r-cran-lme4 r-cran-lmertest r-cran-mice r-cran-pbkrtest r-cran-survey
   have_r_packages || { echo "R packages still missing after apt-get install" >&2; exit 1; }
 fi
 
@@ -47,6 +47,8 @@ if [ -f "$ROOT/data/processed/demo/analysis.parquet" ] && [ -x "$ROOT/.venv/bin/
   "$ROOT/.venv/bin/python" "$HERE/demo_dataset.py" "$ROOT/data/processed/demo" "$DATASETS/demo_linked.csv"
 fi
 Rscript "$HERE/demo_golden.R" "$DATASETS" "$GOLDEN"
+# planning inputs of the demo (SD, UCL, correlation, ICCs, site sizes, retention, recruitment)
+Rscript "$HERE/planning_golden.R" "$DATASETS" "$GOLDEN" "$ROOT/data/raw/demo"
 # the worked examples from published trials, fitted on their converted raw files
 # (data/raw/{btheb,opt,anorexia}, written by examples/convert_rdatasets.py)
 Rscript "$HERE/examples_golden.R" "$ROOT/data/raw" "$GOLDEN"
