@@ -722,8 +722,8 @@ def sample_size_figure(inputs: pd.DataFrame, table: pd.DataFrame, cfg: dict) -> 
 
 SINGLE_ARM_NEEDS = [
     "a comparison group: a definitive trial of effectiveness randomises participants (or sites) to the "
-    "intervention or a control condition; this pilot had no comparison group, so it cannot say how the "
-    "outcome would differ between arms",
+    "intervention or to a comparator such as usual care; this pilot had no comparison group, so it cannot "
+    "say how the outcome would differ between arms",
     "a decision on the unit of randomisation (participants, or sites when the intervention is delivered to "
     "whole services), and for sites an ICC from published estimates for the outcome, since this pilot "
     "cannot estimate between-site variation between arms",
