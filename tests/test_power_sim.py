@@ -110,3 +110,19 @@ def test_setup_from_the_demo_pilot(demo_cfg_session):
     cfg["design"]["type"] = "single_arm"
     with pytest.raises(ValueError, match="two-arm"):
         power_sim.setup(linked, cfg, sizes, inputs)
+
+
+def test_report_shows_the_simulation(tmp_path, demo_cfg_session):
+    from analysis.reporting import render_section
+    from test_planning import _run_stage
+    cfg = copy.deepcopy(demo_cfg_session)
+    files = _run_stage(tmp_path / "plan", cfg)
+    params, pool = _params("individual", 30)
+    params["sizes"] = [20, 30]
+    res = pd.concat([power_sim.batch(params, pool, s, 0, 20, 20) for s in (0, 1)], ignore_index=True)
+    write_table(power_sim.summarise(params, res), tmp_path / "power_simulation.csv")
+    (tmp_path / "power_curve.png").write_bytes(power_sim.power_curve_png(power_sim.summarise(params, res), 0.9))
+    html = render_section(cfg, {**files, "power_simulation": str(tmp_path / "power_simulation.csv"),
+                                "power_curve": str(tmp_path / "power_curve.png")}, "statistician", "planning")
+    assert "Simulation-based power" in html and "95% CI excludes zero" in html and "Landau S" in html
+    assert html.count("participants recruited per arm") == 1

@@ -134,7 +134,7 @@ def grid_rows(sizes: pd.DataFrame, cluster: bool, dp: int) -> list[dict]:
     return rows
 
 
-def simulation_context(inputs: dict, dp: int) -> dict | None:
+def simulation_context(inputs: dict, dp: int, alpha: float = 0.05) -> dict | None:
     if not _exists(inputs, "power_simulation"):
         return None
     sim = read_table(inputs["power_simulation"], ("kind", "analysis"))
@@ -145,6 +145,7 @@ def simulation_context(inputs: dict, dp: int) -> dict | None:
                  reps=int(r.replicates), failed=int(r.failed)) for r in sim.itertuples()]
     first = sim.iloc[0]
     return dict(rows=rows, unit=first["size_unit"], model=first["model"], dropout=first["dropout"],
+                level=f"{1 - alpha:.0%}", alpha=f"{alpha:g}",
                 figure=png_data_uri(inputs["power_curve"]) if _exists(inputs, "power_curve") else None)
 
 
@@ -162,7 +163,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
         refs += ["sim_lewis"] if pl["sd_method"] == "sim_lewis" else []
     if design == "cluster":
         refs += ["eldridge", "korn", "vangel"]
-    sim = simulation_context(inputs, dp)
+    sim = simulation_context(inputs, dp, pl["alpha"])
     if sim:
         refs.append("landau")
     return dict(

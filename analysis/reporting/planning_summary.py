@@ -44,7 +44,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
         key = "icc_adjusted" if cfg["planning"]["ancova"] else "icc"
         if key in table.index and pd.notna(table.at[key, "estimate"]):
             r = table.loc[key]
-            icc = f"{fmt(r.estimate, 3)} ({r.ci_level:.0%} CI {fmt(r.ci_low, 3)} to {fmt(r.ci_high, 3)})"
+            icc = dict(estimate=fmt(r.estimate, 3), ci=f"{r.ci_level:.0%} CI {fmt(r.ci_low, 3)} to {fmt(r.ci_high, 3)}")
     return dict(single_arm=design == "single_arm", needs=SINGLE_ARM_NEEDS,
                 target_missing=design != "single_arm" and cfg["planning"]["target_difference"] is None,
                 rec=recommendation(cfg, sizes, dp), no_rec=no_recommendation(cfg, table.reset_index(), sizes),
