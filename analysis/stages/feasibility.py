@@ -45,7 +45,7 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
         measures=measures, receipt_min_sessions=f["receipt_min_sessions"],
         adherence_min_sessions=f["adherence_min_sessions"], fidelity=fid,
         fidelity_threshold=f["fidelity_threshold"], collected=got,
-        recruitment_period=f.get("recruitment_period"), single_arm=single)
+        recruitment_period=f.get("recruitment_period"), single_arm=single, cluster=cluster)
     for r in table[table.unit == feas.NOT_COLLECTED].itertuples():
         log.info("feasibility: %s %s", r.indicator, r.definition)
     prog = progression.evaluate(table, f["progression_criteria"], test=f["progression_test"])
