@@ -495,7 +495,7 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
     else:
         absent("withdrawal", "no withdrawal_date column in the participants file")
     out = pd.DataFrame(rows, columns=FEASIBILITY_COLUMNS)
-    out["ci_method_cluster"] = out.ci_method_cluster.fillna("")
+    out["ci_method_cluster"] = out.ci_method_cluster.astype(object).fillna("")
     return out
 
 

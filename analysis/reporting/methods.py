@@ -16,6 +16,8 @@ REFS = {
     "wilson": "Newcombe RG. Two-sided confidence intervals for the single proportion: comparison of seven methods. Stat Med 1998;17:857-72.",
     "clopper": "Clopper CJ, Pearson ES. The use of confidence or fiducial limits illustrated in the case of the binomial. Biometrika 1934;26:404-13.",
     "garwood": "Garwood F. Fiducial limits for the Poisson distribution. Biometrika 1936;28:437-42.",
+    "korn_graubard": "Korn EL, Graubard BI. Confidence intervals for proportions with small expected number of positive counts estimated from survey data. Survey Methodology 1998;24:193-201.",
+    "quasi_poisson": "McCullagh P, Nelder JA. Generalized Linear Models. 2nd ed. Chapman & Hall; 1989 (section 6.2, over-dispersion).",
     "progression": "Avery KNL, Williamson PR, Gamble C, et al. Informing efficient randomised controlled trials: exploration of challenges in developing progression criteria for internal pilot studies. BMJ Open 2017;7:e013537.",
     "lewis": "Lewis M, Bromley K, Sutton CJ, et al. Determining sample size for progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot Feasibility Stud 2021;7:40.",
     "lme4": "Bates D, Mächler M, Bolker B, Walker S. Fitting linear mixed-effects models using lme4. J Stat Softw 2015;67(1):1-48.",
@@ -45,6 +47,12 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                  "and feasibility trials; proportions use the "
                  + ("Wilson score interval" if ci == "wilson" else "Clopper–Pearson exact interval")
                  + " and rates the exact Poisson interval.", ["consort", ci, "garwood"]))
+    if cfg["design"]["type"] == "cluster":
+        used.append(("Because sites were randomised, proportions and the recruitment rate also get intervals that "
+                     "allow for variation between sites, which the progression criteria use: Korn and Graubard's "
+                     "interval for proportions (Clopper–Pearson on the effective sample size) and a quasi-Poisson "
+                     "interval over site-months for the recruitment rate, each with t on sites − 1 degrees of "
+                     "freedom.", ["korn_graubard", "quasi_poisson"]))
     if _exists(inputs, "progression") and len(read_table(inputs["progression"])):
         prog = read_table(inputs["progression"], ("test",))
         refs = ["progression"] + (["lewis"] if (prog.test.astype(str) != "").any() else [])
