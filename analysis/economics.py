@@ -14,6 +14,10 @@ them to files):
    Zellner A. JASA 1962;57:348), the ICER and its quadrant, INMB over a λ grid, the
    cost-effectiveness plane and acceptability curve from a seeded, stratified (two-stage when
    clustered) bootstrap, cost per point gained on other outcomes, and the WELLBY value.
+   ``economics.bootstrap.cluster_correction: shrinkage_t`` (cluster designs) resamples
+   shrinkage-corrected residuals (:func:`analysis.bootstrap.shrink_residuals`) and gives
+   intervals estimate +/- t on (sites - 2) df x bootstrap SE, for trials with few sites per arm
+   where the plain two-stage percentile interval is too narrow (docs/methods.md, "Few sites").
 
 Missing data (``economics.missing_data``):
 
@@ -28,7 +32,8 @@ Missing data (``economics.missing_data``):
   resampling imputation k with the same seeded draws the complete-case analysis would use.
   Point estimates and intervals of every linear quantity (incremental cost and effect, INMB,
   WELLBY values) follow Rubin's rules with each imputation's bootstrap variance as its
-  within-imputation variance ("MI Boot" in the terminology of Schomaker & Heumann, Stat Med
+  within-imputation variance and complete-data df sites - 2 in a cluster design (the arm is a
+  site-level contrast), participants - 4 otherwise ("MI Boot" in the terminology of Schomaker & Heumann, Stat Med
   2018;37:2252; valid when imputation and analysis models are congenial, Bartlett & Hughes,
   Stat Methods Med Res 2020;29:3533);
   the pooled replicates give the cost-effectiveness plane, quadrant shares and the

@@ -26,6 +26,7 @@ REFS = {
     "barnard_rubin": "Barnard J, Rubin DB. Small-sample degrees of freedom with multiple imputation. Biometrika 1999;86:948-55.",
     "manca": "Manca A, Hawkins N, Sculpher MJ. Estimating mean QALYs in trial-based cost-effectiveness analysis: the importance of controlling for baseline utility. Health Econ 2005;14:487-96.",
     "cluster_boot": "Ng ESW, Grieve R, Carpenter JR. Two-stage nonparametric bootstrap sampling with shrinkage correction for clustered data. Stata J 2013;13:141-64.",
+    "davison_hinkley": "Davison AC, Hinkley DV. Bootstrap Methods and their Application. Cambridge University Press; 1997 (section 3.8).",
     "wellby": "HM Treasury. Wellbeing Guidance for Appraisal: Supplementary Green Book Guidance. 2021.",
     "brand": "Brand J, van Buuren S, le Cessie S, van den Hout W. Combining multiple imputation and bootstrap in the analysis of cost-effectiveness trial data. Stat Med 2019;38:210-20.",
     "alpha": "Cronbach LJ. Coefficient alpha and the internal structure of tests. Psychometrika 1951;16:297-334.",
@@ -89,11 +90,15 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
         used.append(("Internal consistency of each scale is summarised by Cronbach's alpha.", ["alpha"]))
     if _exists(inputs, "cea"):
         cluster = cfg["design"]["type"] == "cluster"
+        shrunk = cluster and (cfg.get("economics") or {}).get("bootstrap", {}).get("cluster_correction") == "shrinkage_t"
+        boot_text = ("two-stage (cluster) bootstrap with the shrinkage correction and t intervals on sites − 2 "
+                     "degrees of freedom" if shrunk else
+                     "two-stage (cluster) bootstrap" if cluster else "bootstrap stratified by arm")
         used.append(("The economic evaluation estimates QALYs by the area under the EQ-5D utility curve adjusted "
                      "for baseline utility, and incremental costs and QALYs by regression, with a "
-                     + ("two-stage (cluster) bootstrap" if cluster else "bootstrap stratified by arm")
-                     + " for uncertainty; wellbeing changes are valued in WELLBYs.",
-                     (["manca", "cluster_boot", "wellby"] if cluster else ["manca", "wellby"])))
+                     + boot_text + " for uncertainty; wellbeing changes are valued in WELLBYs.",
+                     (["manca", "cluster_boot"] + (["davison_hinkley"] if shrunk else []) + ["wellby"]
+                      if cluster else ["manca", "wellby"])))
         if (cfg.get("economics") or {}).get("missing_data") == "multiple_imputation":
             used.append(("Missing costs and QALYs are multiply imputed by chained equations before the bootstrap; "
                          "estimates are combined by Rubin's rules.", ["mice", "brand"]))
