@@ -372,13 +372,14 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
     measures = measures if measures is not None else [primary_outcome]
 
     def prop(indicator, k, n, definition, timepoint="", arm="all", by_site=None):
-        """by_site: (hit, site) Series over the denominator's members, for the cluster interval."""
+        """by_site: a function giving (hit, site) over the denominator's members, for the cluster
+        interval (called only in a cluster design: other designs need no site column)."""
         est, lo, hi = proportion_ci(int(k), int(n), ci_method, level)
         row = dict(indicator=indicator, timepoint=timepoint, arm=arm, numerator=int(k),
                    denominator=int(n), estimate=est, ci_low=lo, ci_high=hi,
                    ci_method=method_label, unit="proportion", definition=definition)
         if cluster and by_site is not None:
-            hit, site = by_site
+            hit, site = by_site()
             g = pd.DataFrame({"hit": np.asarray(hit, bool), "site": np.asarray(site)}).groupby("site").hit
             c = cluster_proportion_ci(g.sum().to_numpy(), g.size().to_numpy(), level)
             row.update(ci_low_cluster=c["ci_low"], ci_high_cluster=c["ci_high"],
@@ -397,9 +398,9 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
         n_consented = int((eligible & _is_true(screening.consented)).sum())
         consented = eligible & _is_true(screening.consented)
         prop("eligibility", n_eligible, n_screened, "eligible / screened",
-             by_site=(eligible, screening.site_id))
+             by_site=lambda: (eligible, screening.site_id))
         prop("consent", n_consented, n_eligible, "consented / eligible",
-             by_site=(consented[eligible], screening.site_id[eligible]))
+             by_site=lambda: (consented[eligible], screening.site_id[eligible]))
     else:
         absent("eligibility", "no screening log (data.screening)")
         absent("consent", "no screening log (data.screening)")
@@ -447,7 +448,7 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
             sub = at if arm == "all" else at[at.arm == arm]
             prop("retention", sub.assessed.sum(), len(sub),
                  "participants assessed at this time point / participants allocated", tp, arm,
-                 by_site=(sub.assessed, sub.site_id))
+                 by_site=lambda: (sub.assessed, sub.site_id))
     for m in measures:
         for tp in tps:
             at = linked[linked.timepoint == tp]
@@ -455,7 +456,7 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
                 sub = at if arm == "all" else at[at.arm == arm]
                 prop(f"completion_{m}", sub[m].notna().sum(), len(sub),
                      f"participants with a scorable {m} / participants allocated", tp, arm,
-                     by_site=(sub[m].notna(), sub.site_id))
+                     by_site=lambda: (sub[m].notna(), sub.site_id))
 
     treated = participants[participants.arm == intervention_arm] if intervention_arm else participants.iloc[0:0]
     if intervention_arm in arms and len(treated):
@@ -471,12 +472,12 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
             prop("intervention_receipt", (sessions[known] >= receipt_min_sessions).sum(), n_known,
                  f"{who} attending >= {receipt_min_sessions} session(s) / "
                  f"{who} whose attendance is recorded{unk}", arm=iarm,
-                 by_site=(sessions[known] >= receipt_min_sessions, treated.site_id[known]))
+                 by_site=lambda: (sessions[known] >= receipt_min_sessions, treated.site_id[known]))
             if adherence_min_sessions is not None:
                 prop("adherence", (sessions[known] >= adherence_min_sessions).sum(), n_known,
                      f"{who} attending >= {adherence_min_sessions} sessions / "
                      f"{who} whose attendance is recorded{unk}", arm=iarm,
-                     by_site=(sessions[known] >= adherence_min_sessions, treated.site_id[known]))
+                     by_site=lambda: (sessions[known] >= adherence_min_sessions, treated.site_id[known]))
         if fidelity is not None and fidelity_threshold is not None:
             isites = sites.site_id[sites.arm == intervention_arm] if sites.arm.notna().any() \
                 else pd.Series(sorted(fidelity.site_id.unique()))
@@ -491,7 +492,7 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
     if collected.get("withdrawal_date", True):
         withdrawn = participants.withdrawal_date.notna().sum()
         prop("withdrawal", withdrawn, n_alloc, "participants withdrawn / participants allocated",
-             by_site=(participants.withdrawal_date.notna(), participants.site_id))
+             by_site=lambda: (participants.withdrawal_date.notna(), participants.site_id))
     else:
         absent("withdrawal", "no withdrawal_date column in the participants file")
     out = pd.DataFrame(rows, columns=FEASIBILITY_COLUMNS)
