@@ -334,8 +334,12 @@ def _shrunk(t: pd.DataFrame, eqs: list[dict]) -> list[dict]:
     arm, site = t.arm.to_numpy(), t.site_id.to_numpy()
     out = []
     for e in eqs:
-        yc, _ = boot.shrink_residuals(e["X"], t.cost.to_numpy(float), e["use"], arm, site)
-        ye, _ = boot.shrink_residuals(e["X"], t[e["effect"]].to_numpy(float), e["use"], arm, site)
+        try:
+            yc, _ = boot.shrink_residuals(e["X"], t.cost.to_numpy(float), e["use"], arm, site)
+            ye, _ = boot.shrink_residuals(e["X"], t[e["effect"]].to_numpy(float), e["use"], arm, site)
+        except ValueError as err:
+            raise ValueError(f"config key economics.bootstrap.cluster_correction: shrinkage_t cannot be used "
+                             f"for {e['analysis']}: {err}") from None
         out.append({**e, "y_cost": yc, "y_effect": ye})
     return out
 

@@ -144,6 +144,12 @@ def test_shrinkage_t_is_refused_outside_cluster_designs():
         E.cost_effectiveness(pdata, _econ(bootstrap={"cluster_correction": "shrinkage_t"}), seed=1, clustered=False)
     with pytest.raises(Exception, match="cluster_correction"):
         _econ(bootstrap={"cluster_correction": "bca"})
+    # one site in an arm: no between-site variance to estimate, refused with the config key
+    t = pdata.table.copy()
+    t.loc[t.arm == "intervention", "site_id"] = "S99"
+    with pytest.raises(ValueError, match="cluster_correction: shrinkage_t cannot be used.*two sites in each arm"):
+        E.cost_effectiveness(E.ParticipantData(t, pd.DataFrame(), [], []),
+                             _econ(bootstrap={"cluster_correction": "shrinkage_t"}), seed=1, clustered=True)
 
 
 @pytest.mark.parametrize("correction", ["none", "shrinkage_t"])
