@@ -29,7 +29,6 @@ from statsmodels.stats.proportion import proportion_confint
 FEASIBILITY_COLUMNS = ["indicator", "timepoint", "arm", "numerator", "denominator", "estimate",
                        "ci_low", "ci_high", "ci_method", "unit", "definition",
                        "ci_low_cluster", "ci_high_cluster", "ci_method_cluster", "sites", "design_effect"]
-CLUSTER_COLUMNS = ["ci_low_cluster", "ci_high_cluster", "ci_method_cluster", "sites", "design_effect"]
 KORN_GRAUBARD = ("Korn-Graubard: Clopper-Pearson on the effective sample size, sites as clusters, "
                  "t on sites - 1 df")
 QUASI_POISSON = "quasi-Poisson over site-months: Pearson dispersion, t on sites - 1 df, log scale"
