@@ -185,8 +185,9 @@ def evaluate(table: pd.DataFrame, criteria: list[dict], *, test: bool = False, c
         if use_cluster:
             lo, hi, how, interval = r.ci_low_cluster, r.ci_high_cluster, r.ci_method_cluster, CLUSTER
         elif cluster:
-            why = str(getattr(r, "ci_method_cluster", "") or "no cluster-aware interval for this indicator")
-            interval = f"simple (cluster-aware interval {why})"
+            why = str(getattr(r, "ci_method_cluster", "") or "")
+            interval = f"simple (cluster-aware interval {why})" if why else \
+                "simple (no cluster-aware interval for this indicator)"
         t, p = ("", np.nan)
         if test:
             sites_are_units = c["indicator"] == "fidelity"  # counts sites: the simple test is the cluster one
