@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.feasibility import DAYS_PER_MONTH, poisson_rate_ci, proportion_ci, site_months
+from analysis.feasibility import (DAYS_PER_MONTH, cluster_proportion_ci, cluster_rate_ci, poisson_rate_ci,
+                                  proportion_ci, site_months)
 
 SITE, PID = "site_id", "participant_id"
 
@@ -53,10 +54,6 @@ SIZE_COLUMNS = ["scenario", "recommended", "target_difference", "standardised_di
 SD_BASIS_LABEL = {"point": "pilot SD (point estimate)", "ucl": "Browne upper confidence limit of the SD",
                   "sim_lewis": "Sim & Lewis: sample size from the pilot SD × variance inflation factor"}
 RETENTION_LABEL = {"point": "pilot retention (point estimate)", "lower": "lower confidence limit of retention"}
-
-KORN_GRAUBARD = ("Korn-Graubard over sites: Clopper-Pearson on the effective sample size (design effect "
-                 "from the between-site variance), t on sites - 1 df")
-QUASI_POISSON = "quasi-Poisson over sites: Pearson dispersion, t on sites - 1 df, log scale"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,64 +183,6 @@ def sites_per_arm(delta: float, sd: float, icc: float, m: float, cv: float = 0.0
     if not (delta != 0 and sd > 0 and m > 0):
         raise ValueError("the target difference must be non-zero, the SD and the cluster size positive")
     return _smallest(lambda k: power_cluster(k, m, delta, sd, icc, cv, alpha), 2, power)
-
-
-# ---------------------------------------------------------------------------------------------
-# intervals that allow for between-site variation
-# ---------------------------------------------------------------------------------------------
-
-def cluster_proportion_ci(k, n, level: float = 0.95) -> dict:
-    """Pooled proportion sum(k)/sum(n) over sites with the Korn-Graubard interval (Korn EL,
-    Graubard BI. Survey Methodology 1998;24:193; R ``survey::svyciprop(method = "beta")`` with
-    sites as clusters): the with-replacement cluster variance v = K/(K-1) sum((k_j - p n_j)/N)^2
-    gives the design effect d = v / (p(1-p)/N) and the effective size N/d x (t_{N-1}/t_{K-1})^2,
-    on which the Clopper-Pearson interval is computed (non-integer counts).  The same method as
-    the cluster-aware feasibility intervals; equal site proportions give d = 1."""
-    k = np.asarray(k, float)
-    n = np.asarray(n, float)
-    keep = n > 0
-    k, n = k[keep], n[keep]
-    K, N = len(n), float(n.sum())
-    out = dict(estimate=np.nan, ci_low=np.nan, ci_high=np.nan, design_effect=np.nan, sites=K)
-    if N == 0:
-        return out
-    p = float(k.sum()) / N
-    out["estimate"] = p
-    if K < 2:
-        return out
-    v = K / (K - 1) * float(np.sum(((k - p * n) / N) ** 2))
-    deff = v / (p * (1 - p) / N) if (0 < p < 1 and v > 0) else 1.0
-    a = 1 - level
-    n_eff = N / deff * (stats.t.ppf(a / 2, N - 1) / stats.t.ppf(a / 2, K - 1)) ** 2
-    x = p * n_eff
-    lo = 0.0 if k.sum() == 0 else float(stats.beta.ppf(a / 2, x, n_eff - x + 1))
-    hi = 1.0 if k.sum() == N else float(stats.beta.ppf(1 - a / 2, x + 1, n_eff - x))
-    out.update(ci_low=lo, ci_high=hi, design_effect=float(deff))
-    return out
-
-
-def cluster_rate_ci(counts, exposure, level: float = 0.95) -> dict:
-    """Rate sum(y)/sum(t) over sites with a quasi-Poisson interval (McCullagh & Nelder 1989,
-    section 6.2; R ``glm(y ~ offset(log(t)), family = quasipoisson)``): dispersion phi = Pearson
-    X^2 / (K - 1), SE of log(rate) = sqrt(phi / sum(y)), interval exp(log rate +/- t_{K-1} SE)."""
-    y = np.asarray(counts, float)
-    t = np.asarray(exposure, float)
-    keep = t > 0
-    y, t = y[keep], t[keep]
-    K, Y, T = len(t), float(y.sum()), float(t.sum())
-    out = dict(estimate=np.nan, ci_low=np.nan, ci_high=np.nan, dispersion=np.nan, sites=K)
-    if T <= 0:
-        return out
-    rate = Y / T
-    out["estimate"] = rate
-    if K < 2 or Y == 0:
-        return out
-    mu = rate * t
-    phi = float(np.sum((y - mu) ** 2 / mu)) / (K - 1)
-    se = math.sqrt(phi / Y)
-    q = stats.t.ppf(0.5 + level / 2, K - 1)
-    out.update(ci_low=rate * math.exp(-q * se), ci_high=rate * math.exp(q * se), dispersion=phi)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +336,7 @@ def planning_inputs(linked: pd.DataFrame, participants: pd.DataFrame, sites: pd.
         ci = cluster_proportion_ci(by_site.sum(), by_site.size(), flevel)
         rows.append(_row("retention", f"Retention: {label} observed at {tp} / allocated", ci["estimate"],
                          (ci["ci_low"], ci["ci_high"]), flevel, n=n_alloc, sites=ci["sites"], unit="proportion",
-                         method=KORN_GRAUBARD, note=f"{k_ret} of {n_alloc}; design effect {ci['design_effect']:.2f}"))
+                         method=ci["method"], note=f"{k_ret} of {n_alloc}; design effect {ci['design_effect']:.2f}"))
     else:
         est, lo, hi = proportion_ci(k_ret, n_alloc, "wilson", flevel)
         rows.append(_row("retention", f"Retention: {label} observed at {tp} / allocated", est, (lo, hi), flevel,
@@ -428,9 +367,9 @@ def _recruitment_row(participants: pd.DataFrame, sites: pd.DataFrame, cfg: dict,
             ci = cluster_rate_ci(counts.to_numpy(), months.to_numpy(), level)
             return _row("recruitment_rate", "Recruitment per site-month", ci["estimate"], (ci["ci_low"], ci["ci_high"]),
                         level, n=int(counts.sum()), sites=len(months), unit="participants per site-month",
-                        method=QUASI_POISSON, note=f"{int(counts.sum())} participants over "
-                                                   f"{months.sum():.1f} site-months; dispersion "
-                                                   f"{ci['dispersion']:.2f}")
+                        method=ci["method"], note=f"{int(counts.sum())} participants over "
+                                                 f"{months.sum():.1f} site-months; dispersion "
+                                                 f"{ci['design_effect']:.2f}")
         est, lo, hi = poisson_rate_ci(int(counts.sum()), float(months.sum()), level)
         return _row("recruitment_rate", "Recruitment per site-month", est, (lo, hi), level, n=int(counts.sum()),
                     sites=1, unit="participants per site-month", method="exact Poisson (Garwood)")

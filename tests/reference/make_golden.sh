@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Regenerate the R reference ("golden") outputs used by tests/test_lmm.py,
-# tests/test_mi_pool.py, tests/test_outcomes.py, tests/test_mi_mice.py and
-# tests/test_examples_data.py. R is needed only here, never at test time.
+# tests/test_mi_pool.py, tests/test_outcomes.py, tests/test_mi_mice.py,
+# tests/test_examples_data.py and tests/test_feasibility_cluster.py. R is needed only here, never at test time.
 #
 #   tests/reference/make_golden.sh                 # fits + pooling on the committed datasets
 #   tests/reference/make_golden.sh --new-datasets  # also re-simulate datasets/*.csv
 #
 # Installs R and the packages from Debian apt when they are missing (needs root;
 # CRAN is not used). Measured here: R 4.2.2, lme4 1.1-31, lmerTest 3.1-3,
-# mice 3.15, numDeriv 2016.8-1.1, Matrix 1.5-3.
+# mice 3.15, numDeriv 2016.8-1.1, Matrix 1.5-3, survey 4.1.1.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,6 +40,9 @@ fi
 
 Rscript "$HERE/lmm_golden.R" "$DATASETS" "$GOLDEN"
 Rscript "$HERE/mi_golden.R" "$GOLDEN"
+# cluster-aware feasibility intervals: survey::svyciprop (Korn-Graubard) and quasi-Poisson glm
+# on site-level data simulated in the script (datasets/feasibility_sites.csv)
+Rscript "$HERE/feasibility_golden.R" "$DATASETS" "$GOLDEN"
 # datasets/demo_linked.csv is the demo's linked table with neutral participant codes, written
 # from the pipeline's output when it exists (tests/test_outcomes.py checks it still matches):
 ROOT="$(cd "$HERE/../.." && pwd)"
