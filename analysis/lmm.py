@@ -245,8 +245,109 @@ class _Core:
         return sigma * sigma * Minv
 
 
+def _boundary_slope(f, theta: np.ndarray, k: int, h: float = 1e-3, r: int = 4) -> float:
+    """One-sided derivative of ``f`` with respect to the variance v_k = theta_k^2 at theta_k = 0.
+
+    The deviance depends on theta only through the variances theta_k^2 (it is even in each
+    theta_k), so its derivative in theta_k at 0 is always 0 and says nothing; its derivative
+    in v_k is the informative one: theta_k = 0 can only be a minimum if it is >= 0. Forward
+    differences in v_k (steps h, h/2, ...) with Richardson extrapolation."""
+    f0 = f(theta)
+    a = np.empty(r)
+    for i in range(r):
+        t = theta.copy()
+        t[k] = math.sqrt(h)
+        a[i] = (f(t) - f0) / h
+        h /= 2
+    for m in range(1, r):  # forward-difference error is a power series in h
+        a = (a[1:] * 2.0**m - a[:-1]) / (2.0**m - 1)
+    return float(a[0])
+
+
+def _polish(f, theta: np.ndarray) -> tuple[np.ndarray, float]:
+    """Projected Newton steps on Richardson-extrapolated derivatives (theta scale).
+
+    A component at zero with non-negative curvature there stays fixed; the polish stops
+    when the free part of the Hessian is not positive definite (the boundary check in
+    :func:`_optimise` deals with that case)."""
+    fval = f(theta)
+    for _ in range(50):
+        near0 = (theta > 0) & (theta < 1e-6)
+        if np.any(near0):
+            t0 = np.where(near0, 0.0, theta)
+            f0 = f(t0)
+            if f0 <= fval + 1e-12:
+                theta, fval = t0, f0
+        _, g, H = _hessian(f, theta, d=1e-3)
+        free = _free_set(theta, H)
+        if not np.any(free):
+            break
+        Hf = H[np.ix_(free, free)]
+        if np.linalg.eigvalsh(Hf).min() <= 0:
+            break
+        step = -np.linalg.solve(Hf, g[free])
+        t = 1.0
+        cand, fc = theta, fval
+        for _ls in range(30):  # backtracking, projected onto theta >= 0
+            trial = theta.copy()
+            trial[free] = np.maximum(theta[free] + t * step, 0.0)
+            ft = f(trial)
+            if ft <= fval:
+                cand, fc = trial, ft
+                break
+            t /= 2
+        move = float(np.max(np.abs(cand - theta)))
+        theta, fval = cand, fc
+        if move < 1e-11:
+            break
+    return theta, fval
+
+
+def _free_set(theta: np.ndarray, H: np.ndarray) -> np.ndarray:
+    # at theta_k = 0 the curvature in theta_k is twice the slope in theta_k^2
+    return ~((theta == 0.0) & (np.diag(H) >= 0))
+
+
+def _leave_boundary(f, theta: np.ndarray, slopes: dict[int, float]):
+    """Move the zero components with a negative slope off the boundary and re-optimise.
+
+    Line search along the direction of steepest descent in the variances (theta_k^2),
+    then L-BFGS-B over the variances v = theta^2 >= 0: on that scale the gradient at
+    v_k = 0 is the (non-zero) slope, so the quasi-Newton run cannot stall on the bound
+    the way it can on the theta scale, where the gradient there is exactly zero."""
+    K = theta.size
+    w = np.zeros(K)
+    for k, s in slopes.items():
+        w[k] = -s
+    w /= w.max()
+    v0 = theta**2
+
+    def along(s):
+        return f(np.sqrt(v0 + s * w))
+
+    upper = max(4.0, 4.0 * float(v0.max()))
+    line = sopt.minimize_scalar(along, bounds=(0.0, upper), method="bounded",
+                                options={"xatol": 1e-10})
+    v1 = v0 + line.x * w
+    fv = lambda v: f(np.sqrt(np.maximum(v, 0.0)))  # noqa: E731
+    res = sopt.minimize(fv, v1, method="L-BFGS-B", bounds=[(0.0, None)] * K,
+                        options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
+    v = res.x if res.fun <= line.fun else v1
+    return np.sqrt(np.maximum(v, 0.0))
+
+
+#: a zero variance component is a boundary optimum when the one-sided slope of the
+#: deviance in that variance (theta_k^2) is at least -BOUNDARY_SLOPE_TOL
+BOUNDARY_SLOPE_TOL = 1e-6
+
+
 def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=None):
-    """Minimise the profiled deviance over theta >= 0; return theta, converged."""
+    """Minimise the profiled deviance over theta >= 0; return theta, deviance, converged.
+
+    The result is checked against the optimality conditions of the bounded problem: the
+    free components have a positive-definite Hessian and a small Newton step, and every
+    component at zero has a non-negative one-sided slope in its variance (otherwise the
+    fit is moved off the boundary and re-optimised)."""
     K = core.K
     f = core.profiled_deviance
     bounds = [(0.0, None)] * K
@@ -265,71 +366,47 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
     else:
         # warm start (e.g. refits on imputed data sets): quasi-Newton from the given theta
         # (moved off the boundary, where the even deviance has zero gradient) and from 1
-        nm = None
         candidates = []
         starts = [np.maximum(np.asarray(start, dtype=float), 0.05), np.ones(K)]
     for st in starts:
         candidates.append(sopt.minimize(f, st, method="L-BFGS-B", bounds=bounds,
                                         options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000}))
     best = min(candidates, key=lambda r: r.fun)
-    theta = np.maximum(best.x, 0.0)
-    # Polish: projected Newton steps on Richardson-extrapolated derivatives. The
-    # deviance is even in each theta_k, so at theta_k = 0 its gradient is 0 and a
-    # component at zero is a boundary minimum when the curvature there is >= 0;
-    # such components stay fixed at zero.
-    fval = f(theta)
-
-    def free_set(theta, H):
-        return ~((theta == 0.0) & (np.diag(H) >= 0))
-
-    for _ in range(50):
-        near0 = (theta > 0) & (theta < 1e-6)
-        if np.any(near0):
-            t0 = np.where(near0, 0.0, theta)
-            f0 = f(t0)
-            if f0 <= fval + 1e-12:
-                theta, fval = t0, f0
-        _, g, H = _hessian(f, theta, d=1e-3)
-        free = free_set(theta, H)
-        if not np.any(free):
+    theta, fval = _polish(f, np.maximum(best.x, 0.0))
+    # Boundary check. Every optimiser above works on the theta scale, where the gradient
+    # at theta_k = 0 is exactly zero whatever the deviance does nearby, so a run that lands
+    # on the bound can stop there although the deviance falls as theta_k grows. A zero
+    # component is kept only if the one-sided slope in its variance is non-negative.
+    slopes: dict[int, float] = {}
+    for _round in range(5):
+        slopes = {int(k): _boundary_slope(f, theta, int(k)) for k in np.flatnonzero(theta == 0.0)}
+        bad = {k: s for k, s in slopes.items() if s < -BOUNDARY_SLOPE_TOL}
+        if not bad:
             break
-        Hf = H[np.ix_(free, free)]
-        if np.linalg.eigvalsh(Hf).min() <= 0:
-            break  # not locally convex: leave it to the convergence check
-        step = -np.linalg.solve(Hf, g[free])
-        t = 1.0
-        cand, fc = theta, fval
-        for _ls in range(30):  # backtracking, projected onto theta >= 0
-            trial = theta.copy()
-            trial[free] = np.maximum(theta[free] + t * step, 0.0)
-            ft = f(trial)
-            if ft <= fval:
-                cand, fc = trial, ft
-                break
-            t /= 2
-        move = float(np.max(np.abs(cand - theta)))
-        theta, fval = cand, fc
-        if move < 1e-11:
-            break
+        moved, fmoved = _polish(f, _leave_boundary(f, theta, bad))
+        if not fmoved < fval - 1e-12:
+            break  # no lower deviance off the boundary: the slope was rounding noise
+        theta, fval = moved, fmoved
+        slopes = {}
     # Convergence check in the spirit of lme4's: the free part of the Hessian is
     # positive definite and the Newton step (gradient scaled by the Hessian) is
-    # small (lme4 warns above 2e-3).
+    # small (lme4 warns above 2e-3); zero components have a non-negative slope.
     _, g, H = _hessian(f, theta, d=1e-3)
-    free = free_set(theta, H)
-    converged = bool(any(c.success for c in candidates))
+    free = _free_set(theta, H)
+    converged = True
     if np.any(free):
         Hf = H[np.ix_(free, free)]
         if np.linalg.eigvalsh(Hf).min() <= 0:
             converged = False
         else:
-            converged = converged and bool(
-                np.max(np.abs(np.linalg.solve(Hf, g[free]))) < 2e-3)
-    else:
-        converged = True
+            converged = bool(np.max(np.abs(np.linalg.solve(Hf, g[free]))) < 2e-3)
+    slopes = {int(k): _boundary_slope(f, theta, int(k)) for k in np.flatnonzero(theta == 0.0)}
+    if any(s < -BOUNDARY_SLOPE_TOL for s in slopes.values()):
+        converged = False
     if not converged:
         warnings.append(
             "The optimiser did not converge: the variance components (relative SDs "
-            f"{dict(zip(group_names, np.round(theta, 6)))}) may not be at the "
+            f"{dict(zip(group_names, np.round(theta, 6).tolist()))}) may not be at the "
             "maximum of the likelihood, so estimates, SEs and df are unreliable.")
     return theta, fval, converged
 
@@ -612,6 +689,10 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
     if start is not None and len(start) != len(groups):
         raise ValueError(f"start has {len(start)} values; there are {len(groups)} groups.")
     theta, crit, converged = _optimise(core, warnings, groups, start)
+    if start is not None and not converged:
+        # a warm start that did not reach a verified optimum: refit from cold
+        warnings = warnings[:-1]
+        theta, crit, converged = _optimise(core, warnings, groups, None)
     la, lm, beta, r2, Minv = core.pls(theta)
     sigma = math.sqrt(r2 / core._denom())
     vcov = sigma**2 * Minv

@@ -37,11 +37,14 @@ if [ "${1:-}" = "--new-datasets" ] ||
   Rscript "$HERE/make_datasets.R" "$DATASETS"
 fi
 
+ROOT="$(cd "$HERE/../.." && pwd)"
+if [ "${1:-}" = "--new-datasets" ] || [ ! -f "$DATASETS/boundary_pilot.csv" ]; then
+  "$ROOT/.venv/bin/python" "$HERE/boundary_dataset.py" "$DATASETS"
+fi
 Rscript "$HERE/lmm_golden.R" "$DATASETS" "$GOLDEN"
 Rscript "$HERE/mi_golden.R" "$GOLDEN"
 # datasets/demo_linked.csv is the demo's linked table with neutral participant codes, written
 # from the pipeline's output when it exists (tests/test_outcomes.py checks it still matches):
-ROOT="$(cd "$HERE/../.." && pwd)"
 if [ -f "$ROOT/data/processed/demo/analysis.parquet" ] && [ -x "$ROOT/.venv/bin/python" ]; then
   "$ROOT/.venv/bin/python" "$HERE/demo_dataset.py" "$ROOT/data/processed/demo" "$DATASETS/demo_linked.csv"
 fi
