@@ -377,17 +377,20 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
     # at theta_k = 0 is exactly zero whatever the deviance does nearby, so a run that lands
     # on the bound can stop there although the deviance falls as theta_k grows. A zero
     # component is kept only if the one-sided slope in its variance is non-negative.
-    slopes: dict[int, float] = {}
+    # Components that stopped just above zero (theta_k < 1e-4, where the deviance is as flat
+    # as at zero) are checked the same way, from theta_k = 0.
     for _round in range(5):
-        slopes = {int(k): _boundary_slope(f, theta, int(k)) for k in np.flatnonzero(theta == 0.0)}
+        near = np.flatnonzero(theta < SINGULAR_TOL)
+        base = theta.copy()
+        base[near] = 0.0
+        slopes = {int(k): _boundary_slope(f, base, int(k)) for k in near}
         bad = {k: s for k, s in slopes.items() if s < -BOUNDARY_SLOPE_TOL}
         if not bad:
             break
-        moved, fmoved = _polish(f, _leave_boundary(f, theta, bad))
+        moved, fmoved = _polish(f, _leave_boundary(f, base, bad))
         if not fmoved < fval - 1e-12:
             break  # no lower deviance off the boundary: the slope was rounding noise
         theta, fval = moved, fmoved
-        slopes = {}
     # Convergence check in the spirit of lme4's: the free part of the Hessian is
     # positive definite and the Newton step (gradient scaled by the Hessian) is
     # small (lme4 warns above 2e-3); zero components have a non-negative slope.

@@ -444,8 +444,12 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
 
     ``delta`` is added to the *imputed* follow-up values of the arm with treat == shift_arm
     (both arms when shift_arm is None): the delta-adjusted (MNAR) sensitivity analysis.
-    The complete-data df for Barnard-Rubin is the mean Satterthwaite df of the contrast over
-    the imputations (n - p for least squares)."""
+    The complete-data df for Barnard-Rubin is the median over the imputations of the
+    contrast's small-sample df (n - p for least squares): every completed data set is a
+    complete data set, so each gives an estimate of it, and the median is not moved by the
+    few imputations whose site variance is estimated at zero (where Satterthwaite df jump
+    towards n - p). A fit that does not converge (after a refit from the default starting
+    values) stops the analysis: it is never pooled."""
     tps = [str(t) for t in linked.timepoint.cat.categories]
     fu = tps[1:]
     months = [float(linked.loc[linked.timepoint == t, "month"].iloc[0]) for t in fu]
@@ -458,7 +462,7 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
     dfs = {tp: [] for tp in fu}
     warns: list[str] = []
     fit = None
-    for imp in imps:
+    for i_imp, imp in enumerate(imps, 1):
         imp = imp.copy()
         if delta:
             rows = np.ones(len(imp), bool) if shift_arm is None else (imp.treat == shift_arm).to_numpy()
@@ -468,6 +472,14 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
         d = _long_from_wide(imp, linked, spec)
         start = None if fit is None or fit.lmm is None else [fit.lmm.theta[g] for g in groups]
         fit = fit_model(d, formula, groups, start=start)
+        if fit.lmm is not None and not fit.lmm.converged:
+            why = next((m for m in fit.lmm.warnings if "converge" in m), "")
+            raise RuntimeError(
+                f"multiple imputation of {spec.outcome!r}: the model did not converge on "
+                f"imputed data set {i_imp} of {len(imps)}, even when fitted from the default "
+                f"starting values, so its estimate cannot be pooled. {why} Check the model "
+                "(e.g. primary.clustering) and the imputation settings "
+                "(outcomes.multiple_imputation).")
         for tp, L in contrasts.items():
             c = fit.contrast(L, spec.level)
             est[tp].append(c["estimate"])
@@ -479,7 +491,7 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
     bsd = _baseline_sd(linked, spec.outcome)
     rows = []
     for tp in fu:
-        dfcom = float(np.mean(dfs[tp]))
+        dfcom = float(np.median(dfs[tp]))
         p = pool(est[tp], var[tp], df_complete=dfcom, level=spec.level)
         rows.append(dict(
             outcome=spec.outcome, timepoint=tp, analysis=analysis, primary=False, term=TERM,

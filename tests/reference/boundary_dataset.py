@@ -55,6 +55,19 @@ def simulate(seed: int = SEED, n_sites: int = 12, per_site: int = 14, site_sd: f
     return d.sort_values(["site", "participant", "time"]).reset_index(drop=True)
 
 
+def linked(d: pd.DataFrame) -> pd.DataFrame:
+    """The same trial in the pipeline's linked-table layout (baseline rows added, columns
+    participant_id, site_id, arm, timepoint, month, score), for tests of analysis.outcomes."""
+    base = d.drop_duplicates("participant").assign(time="baseline", y=lambda x: x.y0)
+    x = pd.concat([base, d], ignore_index=True).drop(columns="y0")
+    x = x.rename(columns={"participant": "participant_id", "site": "site_id",
+                          "time": "timepoint", "y": "score"})
+    x["month"] = x.timepoint.map({"baseline": 0.0, "t1": 3.0, "t2": 9.0})
+    x["timepoint"] = pd.Categorical(x.timepoint, categories=["baseline", "t1", "t2"],
+                                    ordered=True)
+    return x.sort_values(["participant_id", "timepoint"]).reset_index(drop=True)
+
+
 if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "datasets")
     out.mkdir(parents=True, exist_ok=True)
