@@ -62,6 +62,8 @@ __all__ = ["fit_lmm", "LMMResult"]
 SINGULAR_TOL = 1e-4
 #: eigenvalue tolerance for the deviance Hessian, as lmerTest.
 HESSIAN_EIG_TOL = 1e-8
+#: small-sample df methods for fixed-effect contrasts
+DF_METHODS = ("satterthwaite", "kenward_roger")
 
 _PATSY_NAMES = {
     "C", "I", "Q", "center", "standardize", "scale", "Treatment", "Sum", "Poly",
@@ -161,6 +163,7 @@ class _Core:
         F = np.column_stack([X, e])
         Z = [sp.csr_matrix((np.ones(self.n), (np.arange(self.n), c)),
                            shape=(self.n, m)) for c, m in zip(codes, nlevels)]
+        self.X, self.Z = X, Z  # kept for Kenward-Roger (built on request only)
         self.big = int(np.argmax(nlevels))
         self.small = [k for k in range(self.K) if k != self.big]
         Zb = Z[self.big]
@@ -415,6 +418,86 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
 
 
 # --------------------------------------------------------------------------
+# Kenward-Roger (as pbkrtest's vcovAdj and Lb_ddf)
+# --------------------------------------------------------------------------
+
+def _kenward_roger_pieces(X: np.ndarray, Z: list, variances: np.ndarray, phi: np.ndarray):
+    """Adjusted covariance of beta-hat and the pieces the KR df need, as pbkrtest 0.5.
+
+    The covariance of y is written linearly in the variance parameters,
+    Sigma = sum_i s_i G_i with G_i = Z_i Z_i' (one per random intercept) and G = I for the
+    residual; ``variances`` are their REML estimates (s_1, ..., s_K, sigma^2) and ``phi`` is
+    the unadjusted Var(beta-hat) = (X' Sigma^-1 X)^-1. With P_i = -X' S G_i S X,
+    Q_ij = X' S G_i S G_j S X (S = Sigma^-1) and the REML expected information
+    I_ij = (tr(S G_i S G_j) - 2 tr(phi Q_ij) + tr(phi P_i phi P_j)) / 2, W = I^-1 and
+
+        Phi_A = phi + 2 phi [sum_ij W_ij (Q_ij - P_i phi P_j)] phi
+
+    (Kenward & Roger, Biometrics 1997;53:983, eq. for Lambda; the second-derivative terms
+    R_ij vanish for a covariance linear in its parameters). Returns Phi_A, [P_i], W."""
+    n, p = X.shape
+    mats = list(Z) + [sp.identity(n, format="csr")]
+    sigma = np.zeros((n, n))
+    for s_i, M in zip(variances, mats):
+        sigma += s_i * (M @ M.T).toarray()
+    chol = sla.cho_factor(sigma, lower=True, check_finite=False)
+    sinv = sla.cho_solve(chol, np.eye(n), check_finite=False)
+    sinv = (sinv + sinv.T) / 2.0
+    tt = sinv @ X
+    A = [np.asarray(M.T @ tt) for M in mats]            # Z_i' S X
+    Srows = [np.asarray((M.T @ sinv)) for M in mats]     # Z_i' S
+    P = [-(a.T @ a) for a in A]
+    r = len(mats)
+    info2 = np.empty((r, r))
+    Q = {}
+    for i in range(r):
+        phiPi = phi @ P[i]
+        for j in range(i, r):
+            C = np.asarray((mats[j].T @ Srows[i].T).T)    # Z_i' S Z_j
+            Q[i, j] = A[i].T @ C @ A[j]
+            info2[i, j] = info2[j, i] = (float(np.sum(C * C)) - 2.0 * float(np.sum(phi * Q[i, j]))
+                                         + float(np.sum(phiPi * (P[j] @ phi))))
+    eig = np.linalg.eigvalsh(info2)
+    W = 2.0 * (np.linalg.inv(info2) if np.min(np.abs(eig)) > 1e-10 else np.linalg.pinv(info2))
+    U = np.zeros((p, p))
+    for i in range(r - 1):
+        for j in range(i + 1, r):
+            U += W[i, j] * (Q[i, j] - P[i] @ phi @ P[j])
+    U = U + U.T
+    for i in range(r):
+        U += W[i, i] * (Q[i, i] - P[i] @ phi @ P[i])
+    phi_a = phi + 2.0 * phi @ U @ phi
+    return (phi_a + phi_a.T) / 2.0, P, W
+
+
+def _kenward_roger_df(L: np.ndarray, phi: np.ndarray, P: list, W: np.ndarray) -> float:
+    """Denominator df of the KR F test of L beta = 0 (pbkrtest's Lb_ddf, here rank 1)."""
+    L = np.atleast_2d(L)
+    q = int(np.linalg.matrix_rank(L))
+    theta = L.T @ np.linalg.solve(L @ phi @ L.T, L)
+    theta_phi = theta @ phi
+    a1 = a2 = 0.0
+    r = len(P)
+    for i in range(r):
+        for j in range(i, r):
+            e = 1.0 if i == j else 2.0
+            ui = theta_phi @ P[i] @ phi
+            uj = theta_phi @ P[j] @ phi
+            a1 += e * W[i, j] * float(np.trace(ui)) * float(np.trace(uj))
+            a2 += e * W[i, j] * float(np.sum(ui * uj.T))
+    B = (a1 + 6.0 * a2) / (2.0 * q)
+    g = ((q + 1) * a1 - (q + 4) * a2) / ((q + 2) * a2)
+    den = 3.0 * q + 2.0 * (1.0 - g)
+    c1, c2, c3 = g / den, (q - g) / den, (q + 2 - g) / den
+    v0, v1, v2 = 1.0 + c1 * B, 1.0 - c2 * B, 1.0 - c3 * B
+    v0 = 0.0 if abs(v0) < 1e-10 else v0
+    x = 1.0 - a2 / q
+    ratio = 1.0 if (abs(x) < 1e-14 and abs(v1) < 1e-14) else x / v1
+    rho = ratio**2 * v0 / v2 / q
+    return float(4.0 + (q + 2) / (q * rho - 1.0))
+
+
+# --------------------------------------------------------------------------
 # formula handling
 # --------------------------------------------------------------------------
 
@@ -465,6 +548,8 @@ class LMMResult:
         NaN for ML fits.
     deviance : -2 x loglik (for ML fits, lme4's deviance()).
     converged, singular : optimiser convergence; any theta < 1e-4 (lme4's isSingular).
+    df_method : "satterthwaite" (lmerTest) or "kenward_roger" (pbkrtest): the df and, for
+        Kenward-Roger, the adjusted covariance behind ``fixed`` and :meth:`contrast`.
     warnings : plain-English warnings (boundary fits, convergence, Hessian problems).
     notes : plain-English notes (e.g. rows dropped).
     """
@@ -488,8 +573,25 @@ class LMMResult:
     vcov_varpar: np.ndarray
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    df_method: str = "satterthwaite"
     _jac: np.ndarray | None = field(default=None, repr=False)
     _core: object = field(default=None, repr=False)
+    _kr: tuple | None = field(default=None, repr=False)
+
+    @property
+    def vcov_kenward_roger(self) -> pd.DataFrame:
+        """Kenward-Roger adjusted covariance of the fixed effects (pbkrtest's vcovAdj)."""
+        return pd.DataFrame(self._kenward_roger()[0], index=self.vcov.index,
+                            columns=self.vcov.columns)
+
+    def _kenward_roger(self):
+        if self._kr is None:
+            if self.method != "REML":
+                raise ValueError("Kenward-Roger df need a REML fit; this model was fitted by ML.")
+            core: _Core = self._core
+            v = self.variance["variance"].to_numpy()
+            self._kr = _kenward_roger_pieces(core.X, core.Z, v, self.vcov.to_numpy())
+        return self._kr
 
     @property
     def params(self) -> pd.Series:
@@ -510,21 +612,32 @@ class LMMResult:
                                  f"{len(terms)} fixed effects {terms}.")
         return vec
 
-    def contrast(self, L, level: float = 0.95) -> pd.Series:
-        """Estimate, SE, Satterthwaite df, t, p and CI for the linear combination L.beta.
+    def contrast(self, L, level: float = 0.95, df_method: str | None = None) -> pd.Series:
+        """Estimate, SE, small-sample df, t, p and CI for the linear combination L.beta.
 
         ``L`` is a vector over the fixed-effect terms (in ``fixed['term']`` order) or
-        a mapping ``term -> weight`` (unnamed terms get weight 0).
+        a mapping ``term -> weight`` (unnamed terms get weight 0). ``df_method`` (default:
+        the fit's) is "satterthwaite" (lmerTest: model-based SE, Satterthwaite df) or
+        "kenward_roger" (pbkrtest: SE from the adjusted covariance, KR df).
         """
+        method = self.df_method if df_method is None else df_method
+        if method not in DF_METHODS:
+            raise ValueError(f"df_method must be one of {DF_METHODS}, not {method!r}.")
         vec = self._as_vector(L)
         beta = self.fixed["estimate"].to_numpy()
         C = self.vcov.to_numpy()
         est = float(vec @ beta)
-        var = float(vec @ C @ vec)
-        grad = np.einsum("i,ijk,j->k", vec, self._jac, vec)
-        denom = float(grad @ self.vcov_varpar @ grad)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            df = 2.0 * var**2 / denom if denom > 0 else np.inf
+        if method == "kenward_roger":
+            phi_a, P, W = self._kenward_roger()
+            var = float(vec @ phi_a @ vec)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                df = _kenward_roger_df(vec, C, P, W)
+        else:
+            var = float(vec @ C @ vec)
+            grad = np.einsum("i,ijk,j->k", vec, self._jac, vec)
+            denom = float(grad @ self.vcov_varpar @ grad)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                df = 2.0 * var**2 / denom if denom > 0 else np.inf
         se = math.sqrt(var)
         t = est / se if se > 0 else np.nan
         p = float(2.0 * stats.t.sf(abs(t), df))
@@ -603,7 +716,8 @@ class LMMResult:
 # --------------------------------------------------------------------------
 
 def fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
-            reml: bool = True, start: Sequence[float] | None = None) -> LMMResult:
+            reml: bool = True, start: Sequence[float] | None = None,
+            df_method: str = "satterthwaite") -> LMMResult:
     """Fit ``formula`` with an independent random intercept for each column in ``groups``.
 
     Parameters
@@ -614,6 +728,8 @@ def fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
         (uniquely coded) nested in sites, ``["participant"]`` for an individually
         randomised trial.
     reml : REML (default) or maximum likelihood.
+    df_method : "satterthwaite" (default) or "kenward_roger" (REML only): small-sample
+        inference for ``fixed`` and, by default, :meth:`LMMResult.contrast`.
     start : optional starting relative SDs theta (one per group), e.g. from a fit of the
         same model to similar data; skips the multi-start search (faster refits).
 
@@ -623,14 +739,18 @@ def fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
     """
     with np.errstate(invalid="ignore", over="ignore"):
         if threadpool_limits is None:
-            return _fit_lmm(data, formula, groups, reml, start)
+            return _fit_lmm(data, formula, groups, reml, start, df_method)
         with threadpool_limits(limits=1, user_api="blas"):
-            return _fit_lmm(data, formula, groups, reml, start)
+            return _fit_lmm(data, formula, groups, reml, start, df_method)
 
 
 def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
-             reml: bool, start=None) -> LMMResult:
+             reml: bool, start=None, df_method: str = "satterthwaite") -> LMMResult:
     """Implementation of :func:`fit_lmm`."""
+    if df_method not in DF_METHODS:
+        raise ValueError(f"df_method must be one of {DF_METHODS}, not {df_method!r}.")
+    if df_method == "kenward_roger" and not reml:
+        raise ValueError("Kenward-Roger df need a REML fit (reml=True).")
     if isinstance(groups, str):
         groups = [groups]
     groups = list(groups)
@@ -746,13 +866,14 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
         converged=converged, singular=singular, sigma=sigma,
         theta=dict(zip(groups, theta.tolist())),
         vcov=pd.DataFrame(vcov, index=terms, columns=terms),
-        vcov_varpar=vcov_varpar, warnings=warnings, notes=notes, _jac=jac, _core=core)
-    result.fixed = pd.DataFrame({"term": terms, "estimate": beta})
-    rows = [result.contrast(np.eye(p)[i]) for i in range(p)]
-    result.fixed = pd.concat([result.fixed, pd.DataFrame(rows)[
-        ["se", "df", "t", "p_value", "ci_low", "ci_high"]]], axis=1)
+        vcov_varpar=vcov_varpar, warnings=warnings, notes=notes, df_method=df_method,
+        _jac=jac, _core=core)
     var = np.append(sigma**2 * theta**2, sigma**2)
     result.variance = pd.DataFrame({
         "component": groups + ["Residual"], "variance": var, "sd": np.sqrt(var),
         "theta": np.append(theta, np.nan)})
+    result.fixed = pd.DataFrame({"term": terms, "estimate": beta})
+    rows = [result.contrast(np.eye(p)[i]) for i in range(p)]
+    result.fixed = pd.concat([result.fixed, pd.DataFrame(rows)[
+        ["se", "df", "t", "p_value", "ci_low", "ci_high"]]], axis=1)
     return result

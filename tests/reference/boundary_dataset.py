@@ -1,5 +1,6 @@
-"""Write datasets/boundary_pilot.csv: a 12-site pilot whose REML optimum lies just off the
-boundary (site variance small but positive).
+"""Write datasets/boundary_pilot.csv, a 12-site pilot whose REML optimum lies just off the
+boundary (site variance small but positive), and datasets/four_site_pilot.csv, a 4-site pilot
+(2 sites per arm) for the Kenward-Roger golden files.
 
 On this data set the optimiser of analysis/lmm.py before issue 12 (commit 4d9e03d) stopped at
 theta_site = 0 (REML criterion 1870.886603, arm difference at t2 3.0028, SE 0.9145,
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 SEED = 202
+FOUR_SITE_SEED = 11
 
 
 def simulate(seed: int = SEED, n_sites: int = 12, per_site: int = 14, site_sd: float = 0.6,
@@ -72,3 +74,5 @@ if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "datasets")
     out.mkdir(parents=True, exist_ok=True)
     simulate().to_csv(out / "boundary_pilot.csv", index=False, na_rep="")
+    simulate(seed=FOUR_SITE_SEED, n_sites=4, per_site=15, site_sd=1.5).to_csv(
+        out / "four_site_pilot.csv", index=False, na_rep="")

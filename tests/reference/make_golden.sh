@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate the R reference ("golden") outputs used by tests/test_lmm.py and
-# tests/test_mi_pool.py. R is needed only here, never at test time.
+# Regenerate the R reference ("golden") outputs used by tests/test_lmm.py,
+# tests/test_lmm_kr.py and tests/test_mi_pool.py. R is needed only here, never at test time.
 #
 #   tests/reference/make_golden.sh                 # fits + pooling on the committed datasets
 #   tests/reference/make_golden.sh --new-datasets  # also re-simulate datasets/*.csv
@@ -38,10 +38,12 @@ if [ "${1:-}" = "--new-datasets" ] ||
 fi
 
 ROOT="$(cd "$HERE/../.." && pwd)"
-if [ "${1:-}" = "--new-datasets" ] || [ ! -f "$DATASETS/boundary_pilot.csv" ]; then
+if [ "${1:-}" = "--new-datasets" ] || [ ! -f "$DATASETS/boundary_pilot.csv" ] ||
+   [ ! -f "$DATASETS/four_site_pilot.csv" ]; then
   "$ROOT/.venv/bin/python" "$HERE/boundary_dataset.py" "$DATASETS"
 fi
 Rscript "$HERE/lmm_golden.R" "$DATASETS" "$GOLDEN"
+Rscript "$HERE/kr_golden.R" "$DATASETS" "$GOLDEN"
 Rscript "$HERE/mi_golden.R" "$GOLDEN"
 # datasets/demo_linked.csv is the demo's linked table with neutral participant codes, written
 # from the pipeline's output when it exists (tests/test_outcomes.py checks it still matches):
