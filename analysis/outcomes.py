@@ -35,7 +35,8 @@ from analysis.mi_pool import pool
 
 EFFECT_COLUMNS = ["outcome", "timepoint", "analysis", "primary", "term", "estimate", "se",
                   "ci_low", "ci_high", "df", "p_value", "n", "n_participants", "n_intervention",
-                  "n_control", "n_sites", "standardised_effect", "baseline_sd", "site_variance",
+                  "n_control", "n_sites", "standardised_effect", "standardised_ci_low",
+                  "standardised_ci_high", "baseline_sd", "site_variance",
                   "participant_variance", "residual_variance", "site_icc", "site_icc_ci_low",
                   "site_icc_ci_high", "m_imputations", "fmi", "model", "warnings"]
 TIPPING_COLUMNS = ["outcome", "timepoint", "delta_sd", "delta", "arm_shifted", "estimate", "se",
@@ -275,7 +276,7 @@ def _variance_cols(fit: Fit, icc_ci: bool, level: float) -> dict:
     return out
 
 
-def _analysis_rows(d, spec, fit, contrasts, desc, analysis, baseline_sd, primary_tp,
+def _analysis_rows(d, spec, fit, contrasts, desc, analysis, baseline, primary_tp,
                    is_primary_outcome, icc_ci=True, term=TERM) -> list[dict]:
     rows = []
     var = _variance_cols(fit, icc_ci, spec.level)
@@ -288,15 +289,39 @@ def _analysis_rows(d, spec, fit, contrasts, desc, analysis, baseline_sd, primary
             term=term, estimate=float(c["estimate"]), se=float(c["se"]),
             ci_low=float(c["ci_low"]), ci_high=float(c["ci_high"]), df=float(c["df"]),
             p_value=float(c["p_value"]), **_counts(dt),
-            standardised_effect=float(c["estimate"]) / baseline_sd, baseline_sd=baseline_sd,
+            **standardised_effect(c["estimate"], c["se"], c["df"], *baseline, spec.level),
+            baseline_sd=baseline[0],
             **var, m_imputations=np.nan, fmi=np.nan,
             model=_model_label(spec, fit, desc), warnings=" | ".join(fit.warnings)))
     return rows
 
 
-def _baseline_sd(linked: pd.DataFrame, outcome: str) -> float:
+def _baseline(linked: pd.DataFrame, outcome: str) -> tuple[float, int]:
+    """SD (n - 1 denominator) and number of the non-missing baseline values of ``outcome``."""
     tps = list(linked.timepoint.cat.categories)
-    return float(pd.to_numeric(linked.loc[linked.timepoint == tps[0], outcome]).dropna().std(ddof=1))
+    y = pd.to_numeric(linked.loc[linked.timepoint == tps[0], outcome]).dropna()
+    return float(y.std(ddof=1)), int(len(y))
+
+
+def _baseline_sd(linked: pd.DataFrame, outcome: str) -> float:
+    return _baseline(linked, outcome)[0]
+
+
+def standardised_effect(estimate: float, se: float, df: float, baseline_sd: float,
+                        n_baseline: int, level: float = 0.95) -> dict[str, float]:
+    """Standardised difference d = estimate / baseline SD with a CI that allows for the
+    sampling error of both the difference and the SD (delta method):
+
+        SE(d)^2 = (se / s)^2 + d^2 / (2 (n_baseline - 1)),
+
+    the second term being Var(s) / s^2 for a normal sample, as in the usual large-sample
+    variance of Cohen's d (Hedges & Olkin 1985); the difference and the baseline SD are
+    treated as independent. Interval d +/- t(level, df) SE(d), on the analysis' df."""
+    d = float(estimate) / baseline_sd
+    se_d = float(np.sqrt((float(se) / baseline_sd) ** 2 + d * d / (2.0 * (n_baseline - 1))))
+    q = float(stats.t.ppf(0.5 + level / 2.0, df))
+    return dict(standardised_effect=d, standardised_ci_low=d - q * se_d,
+                standardised_ci_high=d + q * se_d)
 
 
 def _analysable(d: pd.DataFrame, spec: ModelSpec, extra: list[str] = ()) -> pd.DataFrame:
@@ -326,7 +351,7 @@ def primary_effects(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str,
     formula, contrasts, desc = design(spec, fu, months)
     fit = fit_model(d, formula, _groups_for(spec, d, len(fu)))
     fit.warnings = note + fit.warnings if complete_case else fit.warnings + note
-    rows = _analysis_rows(d, spec, fit, contrasts, desc, analysis, _baseline_sd(linked, spec.outcome),
+    rows = _analysis_rows(d, spec, fit, contrasts, desc, analysis, _baseline(linked, spec.outcome),
                           primary_tp, is_primary_outcome, icc_ci=icc_ci)
     return _frame(rows)
 
@@ -359,7 +384,7 @@ def ancova_effects(linked: pd.DataFrame, outcome: str, *, intervention_arm: str,
         formula, _, desc = design(spec, [tp], [0.0])
         fit = fit_model(d, formula, groups)
         rows += _analysis_rows(d, spec, fit, {tp: {"treat": 1.0}}, desc, analysis,
-                               _baseline_sd(linked, outcome), primary_timepoint,
+                               _baseline(linked, outcome), primary_timepoint,
                                is_primary_outcome, icc_ci=icc_ci)
     return _frame(rows)
 
@@ -488,7 +513,7 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
         for wmsg in fit.warnings:
             if wmsg not in warns:
                 warns.append(wmsg)
-    bsd = _baseline_sd(linked, spec.outcome)
+    bsd, n_bl = _baseline(linked, spec.outcome)
     rows = []
     for tp in fu:
         dfcom = float(np.median(dfs[tp]))
@@ -499,7 +524,8 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
             p_value=p["p_value"], n=int(len(w)), n_participants=int(len(w)),
             n_intervention=int((w.treat == 1).sum()), n_control=int((w.treat == 0).sum()),
             n_sites=int(w[SITE].nunique()) if SITE in w else np.nan,
-            standardised_effect=p["qbar"] / bsd, baseline_sd=bsd, m_imputations=len(imps),
+            **standardised_effect(p["qbar"], p["se"], p["df"], bsd, n_bl, spec.level),
+            baseline_sd=bsd, m_imputations=len(imps),
             fmi=p["fmi"],
             model=(_model_label(spec, fit, desc) + f"; {len(imps)} imputations (chained "
                    "equations, PMM), Rubin's rules, Barnard-Rubin df"),
@@ -605,7 +631,7 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
     formula, contrasts, desc = design(spec, fu, months, extra)
     fit = fit_model(d, formula, _groups_for(spec, d, len(fu)))
     label = _model_label(spec, fit, desc + f" + treat x {name}")
-    bsd = _baseline_sd(linked, spec.outcome)
+    bsd, n_bl = _baseline(linked, spec.outcome)
     rows = []
 
     def row(tp, term, L, sub):
@@ -613,7 +639,8 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
         rows.append(dict(outcome=spec.outcome, timepoint=tp, analysis=f"effect_modification:{name}",
                          primary=False, term=term, estimate=c["estimate"], se=c["se"],
                          ci_low=c["ci_low"], ci_high=c["ci_high"], df=c["df"], p_value=c["p_value"],
-                         **_counts(sub), standardised_effect=c["estimate"] / bsd, baseline_sd=bsd,
+                         **_counts(sub), baseline_sd=bsd,
+                         **standardised_effect(c["estimate"], c["se"], c["df"], bsd, n_bl, spec.level),
                          **_variance_cols(fit, False, spec.level), model=label,
                          warnings=" | ".join(fit.warnings)))
 
