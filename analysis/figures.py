@@ -90,8 +90,9 @@ FOREST_ANALYSES = [("primary", "Primary model", "o", "#1b6ca8"),
 
 
 def forest_png(effects: pd.DataFrame, labels: dict[str, str] | None = None) -> bytes:
-    """Standardised adjusted differences (estimate and 95% CI divided by the baseline SD) for
-    every outcome and follow-up; the primary analysis beside MI and complete cases."""
+    """Standardised adjusted differences (estimate / baseline SD, with the 95% CI of
+    effects.csv, which allows for the SD's sampling error) for every outcome and follow-up;
+    the primary analysis beside MI and complete cases."""
     labels = labels or {}
     e = effects[effects.term == UNBLINDED_TERM]
     keys = list(dict.fromkeys(zip(e.outcome, e.timepoint)))
@@ -108,8 +109,8 @@ def forest_png(effects: pd.DataFrame, labels: dict[str, str] | None = None) -> b
                 continue
             r = r.iloc[0]
             pos = base + 0.22 * ((len(present) - 1) / 2 - j)
-            sd = r.baseline_sd
-            ax.errorbar(r.estimate / sd, pos, xerr=[[(r.estimate - r.ci_low) / sd], [(r.ci_high - r.estimate) / sd]],
+            d = r.standardised_effect
+            ax.errorbar(d, pos, xerr=[[d - r.standardised_ci_low], [r.standardised_ci_high - d]],
                         fmt=marker, color=colour, capsize=3, ms=5, label=name if i == 0 else None)
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(yt)
