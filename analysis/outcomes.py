@@ -11,7 +11,8 @@ is fitted to the follow-up rows (long format, one row per participant x follow-u
 * one follow-up: ANCOVA ``y ~ treat + y_baseline [+ covariates] + (1 | site)``;
 * no random effect left (individually randomised, one follow-up): ordinary least squares.
 
-Inference uses Satterthwaite df (``analysis.lmm``, checked against lmerTest). Sensitivity
+Inference uses Kenward-Roger (default when sites are a random effect; checked against
+pbkrtest) or Satterthwaite df (``analysis.lmm``, checked against lmerTest). Sensitivity
 analyses use the same model: on multiply imputed data (``analysis.mi``, Rubin's rules with
 Barnard-Rubin df, ``analysis.mi_pool``), on complete cases (participants with the outcome at
 every follow-up), and delta-adjusted (tipping point). Effect modification adds a treatment
@@ -78,6 +79,7 @@ class ModelSpec:
     interactions: list[str] = field(default_factory=list)            # "a:b"
     groups: list[str] = field(default_factory=lambda: [SITE, PID])
     level: float = 0.95
+    df_method: str = "satterthwaite"                # or "kenward_roger" (see model_spec)
 
 
 def model_spec(cfg: dict, outcome: str, linked: pd.DataFrame | None = None) -> ModelSpec:
@@ -100,9 +102,15 @@ def model_spec(cfg: dict, outcome: str, linked: pd.DataFrame | None = None) -> M
     if groups is None:
         groups = [SITE, PID] if cfg["design"]["clustered"] else [PID]
     level = cfg.get("outcomes", {}).get("confidence_level", 0.95)
+    # small-sample df: Kenward-Roger by default when sites are a random effect (see
+    # docs/methods.md for the simulation behind this choice), Satterthwaite otherwise
+    df_method = pr.get("df_method", "auto")
+    if df_method == "auto":
+        df_method = "kenward_roger" if SITE in groups else "satterthwaite"
     return ModelSpec(outcome=outcome, intervention_arm=cfg["design"]["intervention_arm"],
                      time=pr.get("time", "categorical"), covariates=covs,
-                     interactions=list(pr.get("interactions", [])), groups=list(groups), level=level)
+                     interactions=list(pr.get("interactions", [])), groups=list(groups), level=level,
+                     df_method=df_method)
 
 
 def _check_columns(linked: pd.DataFrame, spec: ModelSpec, extra: list[str] = ()) -> None:
@@ -240,11 +248,13 @@ def _fit_ols(d: pd.DataFrame, formula: str) -> Fit:
     return Fit("ols", formula, [], int(ols.nobs), contrast, {"Residual": float(ols.scale)}, [])
 
 
-def fit_model(d: pd.DataFrame, formula: str, groups: list[str], start=None) -> Fit:
-    """LMM by REML with Satterthwaite df, or OLS when there is no grouping level."""
+def fit_model(d: pd.DataFrame, formula: str, groups: list[str], start=None,
+              df_method: str = "satterthwaite") -> Fit:
+    """LMM by REML with Satterthwaite or Kenward-Roger df, or OLS when there is no grouping
+    level."""
     if not groups:
         return _fit_ols(d, formula)
-    fit = fit_lmm(d, formula, groups=groups, reml=True, start=start)
+    fit = fit_lmm(d, formula, groups=groups, reml=True, start=start, df_method=df_method)
     var = dict(zip(fit.variance.component, fit.variance.variance))
     return Fit("lmm", formula, list(groups), fit.nobs, fit.contrast, var,
                list(fit.warnings) + list(fit.notes), lmm=fit)
@@ -254,7 +264,9 @@ def _model_label(spec: ModelSpec, fit: Fit, desc: str) -> str:
     if fit.kind == "ols":
         return f"{desc}; ordinary least squares (no random effects)"
     re_ = " + ".join(f"(1 | {g})" for g in fit.groups)
-    return f"{desc} + {re_}; REML; Satterthwaite df"
+    df = {"kenward_roger": "Kenward-Roger df and adjusted SE"}.get(fit.lmm.df_method,
+                                                                    "Satterthwaite df")
+    return f"{desc} + {re_}; REML; {df}"
 
 
 def _counts(d: pd.DataFrame) -> dict:
@@ -349,7 +361,7 @@ def primary_effects(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str,
         note.append(f"{n_all - len(d)} of {n_all} follow-up rows not analysed (outcome, "
                     "baseline or a covariate missing)")
     formula, contrasts, desc = design(spec, fu, months)
-    fit = fit_model(d, formula, _groups_for(spec, d, len(fu)))
+    fit = fit_model(d, formula, _groups_for(spec, d, len(fu)), df_method=spec.df_method)
     fit.warnings = note + fit.warnings if complete_case else fit.warnings + note
     rows = _analysis_rows(d, spec, fit, contrasts, desc, analysis, _baseline(linked, spec.outcome),
                           primary_tp, is_primary_outcome, icc_ci=icc_ci)
@@ -382,7 +394,7 @@ def ancova_effects(linked: pd.DataFrame, outcome: str, *, intervention_arm: str,
     for tp in fu:
         d = _analysable(d_all[d_all.time == tp], spec)
         formula, _, desc = design(spec, [tp], [0.0])
-        fit = fit_model(d, formula, groups)
+        fit = fit_model(d, formula, groups, df_method=spec.df_method)
         rows += _analysis_rows(d, spec, fit, {tp: {"treat": 1.0}}, desc, analysis,
                                _baseline(linked, outcome), primary_timepoint,
                                is_primary_outcome, icc_ci=icc_ci)
@@ -496,7 +508,7 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
                 imp.loc[mis, f"y__{tp}"] += delta
         d = _long_from_wide(imp, linked, spec)
         start = None if fit is None or fit.lmm is None else [fit.lmm.theta[g] for g in groups]
-        fit = fit_model(d, formula, groups, start=start)
+        fit = fit_model(d, formula, groups, start=start, df_method=spec.df_method)
         if fit.lmm is not None and not fit.lmm.converged:
             why = next((m for m in fit.lmm.warnings if "converge" in m), "")
             raise RuntimeError(
@@ -629,7 +641,7 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
         d[f"trtmod_{k}"] = d.treat * d[f"mod_{k}"]
         extra += ([f"mod_{k}"] if ctrl_defined else []) + [f"trtmod_{k}"]
     formula, contrasts, desc = design(spec, fu, months, extra)
-    fit = fit_model(d, formula, _groups_for(spec, d, len(fu)))
+    fit = fit_model(d, formula, _groups_for(spec, d, len(fu)), df_method=spec.df_method)
     label = _model_label(spec, fit, desc + f" + treat x {name}")
     bsd, n_bl = _baseline(linked, spec.outcome)
     rows = []

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis import outcomes
+from analysis.config import load_config
 from analysis.lmm import fit_lmm
 from test_lmm import assert_close, r_name
 
@@ -107,3 +109,48 @@ def test_kenward_roger_needs_reml_and_a_known_method():
     res = fit_lmm(d, "y ~ arm + y0", ["site"])
     with pytest.raises(ValueError, match="df_method"):
         res.contrast({"arm[T.intervention]": 1}, df_method="z")
+
+
+# --------------------------------------------------------------------------
+# the pipeline: Kenward-Roger is the default for a cluster design (primary.df_method: auto)
+# --------------------------------------------------------------------------
+
+def _demo_linked() -> pd.DataFrame:
+    """The demo's linked table as committed for the R references (tests/test_outcomes.py
+    checks it is what the pipeline produces), in the pipeline's layout."""
+    d = pd.read_csv(DATA / "demo_linked.csv").rename(columns={"participant": "participant_id"})
+    d["timepoint"] = pd.Categorical(d.timepoint, categories=["baseline", "m3", "m9"], ordered=True)
+    return d
+
+
+def test_demo_effects_use_kenward_roger_by_default_and_match_pbkrtest(root):
+    cfg = load_config(root / "config" / "config.yaml")
+    assert cfg["primary"]["df_method"] == "auto" and cfg["design"]["clustered"]
+    lk = _demo_linked()
+    gold = pd.read_csv(GOLDEN / "kr_demo.csv")
+    got = []
+    for y in gold.outcome.unique():
+        spec = outcomes.model_spec(cfg, y, lk)
+        assert spec.df_method == "kenward_roger"
+        got.append(outcomes.primary_effects(lk, spec, "m9", icc_ci=False))
+        if y == "wemwbs_total":
+            got.append(outcomes.primary_effects(lk, spec, "m9", analysis="complete_case",
+                                                complete_case=True, icc_ci=False))
+            got.append(outcomes.ancova_effects(lk, y, intervention_arm="intervention",
+                                               clustered=True, primary_timepoint="m9", spec=spec))
+    got = pd.concat(got).set_index(["outcome", "analysis", "timepoint"])
+    for g in gold.itertuples():
+        e = got.loc[(g.outcome, g.analysis, g.timepoint)]
+        what = f"{g.outcome} {g.analysis} {g.timepoint}"
+        assert_close(e[["estimate", "se"]].to_numpy(float), [g.estimate, g.se], RTOL_EST, 1e-10, what)
+        assert_close(e.df, g.df, RTOL_DF, 0, f"{what} df")
+        assert_close(e[["ci_low", "ci_high"]].to_numpy(float), [g.ci_low, g.ci_high], 0,
+                     RTOL_EST * g.se, f"{what} CI")
+        assert "REML; Kenward-Roger df and adjusted SE" in e.model
+    # an individually randomised design keeps Satterthwaite; an explicit choice wins
+    ind = dict(cfg, design=dict(cfg["design"], clustered=False), primary=dict(cfg["primary"], clustering=None))
+    assert outcomes.model_spec(ind, "wemwbs_total", lk).df_method == "satterthwaite"
+    sat = dict(cfg, primary=dict(cfg["primary"], df_method="satterthwaite"))
+    spec = outcomes.model_spec(sat, "wemwbs_total", lk)
+    assert spec.df_method == "satterthwaite"
+    assert "REML; Satterthwaite df" in outcomes.primary_effects(lk, spec, "m9", icc_ci=False).model.iloc[0]

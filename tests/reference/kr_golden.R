@@ -5,7 +5,8 @@
 # sqrt(L vcovAdj L'), the KR df (Lb_ddf), t, p and 95% CI, and golden/kr_<case>_vcov.csv
 # with the full adjusted covariance matrix. Cross-checks inside R: lmerTest's
 # contest(ddf = "Kenward-Roger") and pbkrtest's KRmodcomp give the same SE/df and F = t^2.
-# Fits use the same tight optimiser settings as lmm_golden.R.
+# Fits use the same tight optimiser settings as lmm_golden.R. golden/kr_demo.csv: the
+# embedded demo's primary models and ANCOVAs (as demo_golden.R) with KR inference.
 #
 # Usage: Rscript kr_golden.R <dataset_dir> <golden_dir>
 
@@ -98,6 +99,57 @@ kr_case("individual", y ~ arm * time + y0 + (1 | participant), read("individual_
 ss <- read("sleepstudy.csv")
 ss$Subject <- as.character(ss$Subject)
 kr_case("sleepstudy", Reaction ~ Days + (1 | Subject), ss)
+# --- the embedded demo (datasets/demo_linked.csv, as demo_golden.R) ----------------------
+# primary repeated-measures model per outcome (and complete cases for wemwbs_total) and the
+# single-follow-up ANCOVAs of wemwbs_total, with KR inference -> golden/kr_demo.csv
+raw <- read.csv(file.path(data_dir, "demo_linked.csv"), stringsAsFactors = FALSE)
+long_for <- function(y) {
+  base <- raw[raw$timepoint == "baseline", c("participant", y)]
+  names(base)[2] <- "y_bl"
+  d <- raw[raw$timepoint != "baseline", ]
+  d$y <- d[[y]]
+  d <- merge(d, base, by = "participant", sort = FALSE)
+  d$treat <- as.numeric(d$arm == "intervention")
+  d$time <- factor(d$timepoint, levels = c("m3", "m9"))
+  d$trt_m3 <- d$treat * (d$timepoint == "m3")
+  d$trt_m9 <- d$treat * (d$timepoint == "m9")
+  d[!is.na(d$y) & !is.na(d$y_bl), ]
+}
+kr_row <- function(fit, L) {
+  est <- sum(L * fixef(fit))
+  Vadj <- vcovAdj(fit)
+  se <- sqrt(drop(t(L) %*% as.matrix(Vadj) %*% L))
+  df <- Lb_ddf(L, as.matrix(vcov(fit)), Vadj)
+  q <- qt(0.975, df)
+  data.frame(estimate = est, se = se, df = df,
+             p_value = 2 * pt(abs(est / se), df, lower.tail = FALSE),
+             ci_low = est - q * se, ci_high = est + q * se)
+}
+rows <- list()
+for (y in c("wemwbs_total", "ucla3_total", "eq5d5l_index", "rguk_total")) {
+  for (analysis in c("primary", "complete_case")) {
+    dd <- long_for(y)
+    if (analysis == "complete_case") {
+      if (y != "wemwbs_total") next
+      dd <- dd[dd$participant %in% names(which(table(dd$participant) == 2)), ]
+    }
+    fit <- lmer(y ~ time + trt_m3 + trt_m9 + y_bl + (1 | site_id) + (1 | participant),
+                data = dd, REML = TRUE, control = tight)
+    fe <- names(fixef(fit))
+    for (tp in c("m3", "m9"))
+      rows[[length(rows) + 1]] <- cbind(data.frame(outcome = y, analysis = analysis, timepoint = tp),
+                                        kr_row(fit, as.numeric(fe == paste0("trt_", tp))))
+  }
+}
+dd <- long_for("wemwbs_total")
+for (tp in c("m3", "m9")) {
+  fit <- lmer(y ~ treat + y_bl + (1 | site_id), data = dd[dd$timepoint == tp, ], REML = TRUE,
+              control = tight)
+  rows[[length(rows) + 1]] <- cbind(data.frame(outcome = "wemwbs_total", analysis = "ancova",
+                                               timepoint = tp), kr_row(fit, c(0, 1, 0)))
+}
+write_table(do.call(rbind, rows), "kr_demo.csv")
+
 writeLines(c(paste0("R==", R.version.string),
              paste0("lme4==", packageVersion("lme4")),
              paste0("lmerTest==", packageVersion("lmerTest")),
