@@ -67,13 +67,21 @@ def simulate(seed: int, n_sites: int, icc: float, per_site: int = 14) -> pd.Data
     return pd.concat(out, ignore_index=True)
 
 
-def one_trial(seed: int, n_sites: int, icc: float) -> list[dict]:
+def scenario_seed(n_sites: int, icc: float, rep: int) -> int:
+    """Seed of replicate ``rep`` of a scenario (so any subset reproduces exactly)."""
+    return 1_000_000 * (SCENARIOS.index((n_sites, icc)) + 1) + rep
+
+
+def one_trial(seed: int, n_sites: int, icc: float,
+              models: tuple[str, ...] = ("repeated", "ancova")) -> list[dict]:
     d = simulate(seed, n_sites, icc)
     rows = []
     for model, data, formula, groups, L in (
             ("repeated", d, "y ~ arm * time + y0", ["site", "participant"],
              {"arm[T.b_int]": 1.0, "arm[T.b_int]:time[T.t2]": 1.0}),
             ("ancova", d[d.time == "t2"], "y ~ arm + y0", ["site"], {"arm[T.b_int]": 1.0})):
+        if model not in models:
+            continue
         fit = fit_lmm(data, formula, groups, df_method="kenward_roger")
         s = fit.contrast(L, df_method="satterthwaite")
         k = fit.contrast(L, df_method="kenward_roger")
@@ -117,9 +125,9 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     rows = []
     t0 = time.time()
-    for si, (g, icc) in enumerate(SCENARIOS):
+    for g, icc in SCENARIOS:
         for rep in range(args.reps):
-            rows += one_trial(seed=1_000_000 * (si + 1) + rep, n_sites=g, icc=icc)
+            rows += one_trial(seed=scenario_seed(g, icc, rep), n_sites=g, icc=icc)
         print(f"scenario {g} sites, ICC {icc}: done ({time.time() - t0:.0f} s)", flush=True)
     res = pd.DataFrame(rows)
     if args.out:
