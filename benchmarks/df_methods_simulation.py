@@ -20,9 +20,10 @@ For each fit the 95% interval for the arm difference is formed four ways:
 
 Prints coverage (with Monte Carlo SE), mean interval width relative to Satterthwaite, and
 coverage among fits with the site variance at zero, for every scenario; writes the per-fit
-results as CSV (``--out``). Every trial has its own seed (scenario, replicate), so any subset
-reproduces exactly. The figures in docs/methods.md come from ``--reps 1000`` (about 40
-minutes on one core).
+results as CSV (``--out``) and the markdown table of docs/methods.md. Every trial has its own
+seed (scenario, replicate), so any subset reproduces exactly. The figures in docs/methods.md
+come from ``--reps 2000`` (about 30 minutes on one core); ``--summarise FILE`` re-tabulates an
+earlier ``--out`` file.
 """
 
 from __future__ import annotations
@@ -118,21 +119,46 @@ def summarise(res: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def markdown(summ: pd.DataFrame) -> str:
+    """The table of docs/methods.md (coverage in %, widths relative to Satterthwaite)."""
+    lines = ["| model | G | ICC | fits with site variance 0 | S | KR | S-BW | KR-BW | S, site var. 0 "
+             "| KR, site var. 0 | S-BW, site var. 0 | width KR / S | width S-BW / S |",
+             "|" + "---|" * 13]
+    names = {"repeated": "repeated measures", "ancova": "ANCOVA"}
+    for model in ("repeated", "ancova"):
+        for r in summ[summ.model == model].itertuples():
+            pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
+            lines.append(
+                f"| {names[model]} | {r.sites} | {r.icc:g} | {100 * r.site_zero:.0f}% | "
+                f"{pct(r.cover_satterthwaite)} | {pct(r.cover_kenward_roger)} | "
+                f"{pct(r.cover_satterthwaite_bw)} | {pct(r.cover_kenward_roger_bw)} | "
+                f"{pct(r.cover_zero_satterthwaite)} | {pct(r.cover_zero_kenward_roger)} | "
+                f"{pct(r.cover_zero_satterthwaite_bw)} | {r.width_kenward_roger:.2f} | "
+                f"{r.width_satterthwaite_bw:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--out", type=Path, default=None, help="per-fit results (CSV)")
+    ap.add_argument("--summarise", type=Path, default=None,
+                    help="summarise an earlier --out file instead of simulating")
     args = ap.parse_args(argv)
-    rows = []
-    t0 = time.time()
-    for g, icc in SCENARIOS:
-        for rep in range(args.reps):
-            rows += one_trial(seed=scenario_seed(g, icc, rep), n_sites=g, icc=icc)
-        print(f"scenario {g} sites, ICC {icc}: done ({time.time() - t0:.0f} s)", flush=True)
-    res = pd.DataFrame(rows)
+    if args.summarise:
+        res = pd.read_csv(args.summarise)
+    else:
+        rows = []
+        t0 = time.time()
+        for g, icc in SCENARIOS:
+            for rep in range(args.reps):
+                rows += one_trial(seed=scenario_seed(g, icc, rep), n_sites=g, icc=icc)
+            print(f"scenario {g} sites, ICC {icc}: done ({time.time() - t0:.0f} s)", flush=True)
+        res = pd.DataFrame(rows)
     if args.out:
         res.to_csv(args.out, index=False, float_format="%.10g")
     summ = summarise(res)
+    print(f"not converged: {int((~res.converged.astype(bool)).sum())} of {len(res)} fits")
     pd.set_option("display.width", 200)
     cols = ["model", "sites", "icc", "reps", "site_zero", "median_df_s", "median_df_kr"]
     print(summ[cols].round(3).to_string(index=False))
@@ -147,6 +173,7 @@ def main(argv=None) -> None:
     print("\nmean interval width relative to Satterthwaite")
     print(summ[["model", "sites", "icc"] + [f"width_{m}" for m in METHODS]].round(3)
           .to_string(index=False))
+    print("\n" + markdown(summ))
 
 
 if __name__ == "__main__":

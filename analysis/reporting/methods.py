@@ -59,7 +59,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                           + (["Satterthwaite degrees of freedom"] if sat else []))
         text = ("Intervention effects are estimated with linear mixed models fitted by restricted maximum "
                 f"likelihood, with small-sample inference by {df} (as stated for each model).")
-        if eff.analysis.astype(str).str.contains("mi", case=False).any():
+        if (eff.analysis == "multiple_imputation").any():
             refs += ["mice", "barnard_rubin"]
             text += (" Missing outcomes are handled by multiple imputation by chained equations, combined by "
                      "Rubin's rules with Barnard–Rubin degrees of freedom.")
