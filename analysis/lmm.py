@@ -14,8 +14,12 @@ deviations ``theta_k = sd_k / sigma`` subject to ``theta_k >= 0``. The optimum i
 found with bounded Nelder-Mead from theta = 1 (as lme4 starts its derivative-free
 BOBYQA), refined with L-BFGS-B and polished with projected Newton steps on
 Richardson-extrapolated derivatives, so estimates agree with a tightly converged
-lme4 fit to about 1e-7 relative. A variance component is reported as a boundary
-(singular) fit when theta_k < 1e-4, lme4's isSingular rule.
+lme4 fit to about 1e-7 relative. Because the deviance depends on theta_k only through
+theta_k^2, its theta-gradient vanishes at 0 whatever the deviance does nearby; a component
+at (or near) zero is therefore accepted only if the one-sided slope of the deviance in the
+variance theta_k^2 is non-negative, and otherwise moved off the boundary and re-optimised on
+the variance scale. A variance component is reported as a boundary (singular) fit when
+theta_k < 1e-4, lme4's isSingular rule.
 
 Computation: everything is done on cross-products. The grouping factor with the
 most levels (usually participant) contributes a diagonal block that is eliminated
@@ -33,6 +37,10 @@ the Jacobian of Var(beta-hat) with respect to them is taken numerically, both wi
 the Richardson scheme of R's numDeriv (with larger steps, see below), so the df
 match lmerTest.
 For a contrast L: df = 2 (L C L')^2 / (g' A g), g_j = L (dC/dvarpar_j) L'.
+
+With ``df_method="kenward_roger"`` the SE comes from the Kenward-Roger adjusted covariance
+and the df from the KR formula, both as pbkrtest (vcovAdj, Lb_ddf), with the covariance of
+y parametrised linearly in the variances (see :func:`_kenward_roger_pieces`).
 """
 
 from __future__ import annotations
@@ -542,7 +550,7 @@ class LMMResult:
 
     Attributes
     ----------
-    fixed : DataFrame with columns term, estimate, se, df (Satterthwaite), t,
+    fixed : DataFrame with columns term, estimate, se, df (per ``df_method``), t,
         p_value (two-sided, t on df), ci_low, ci_high (95%).
     variance : DataFrame with columns component, variance, sd, theta (one row per
         grouping column, then "Residual").
@@ -818,11 +826,13 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
     core = _Core(X, y, codes, nlevels, reml)
     if start is not None and len(start) != len(groups):
         raise ValueError(f"start has {len(start)} values; there are {len(groups)} groups.")
-    theta, crit, converged = _optimise(core, warnings, groups, start)
+    opt_warnings: list[str] = []
+    theta, crit, converged = _optimise(core, opt_warnings, groups, start)
     if start is not None and not converged:
-        # a warm start that did not reach a verified optimum: refit from cold
-        warnings = warnings[:-1]
-        theta, crit, converged = _optimise(core, warnings, groups, None)
+        # a warm start that did not reach a verified optimum: refit from the default starts
+        opt_warnings = []
+        theta, crit, converged = _optimise(core, opt_warnings, groups, None)
+    warnings += opt_warnings
     la, lm, beta, r2, Minv = core.pls(theta)
     sigma = math.sqrt(r2 / core._denom())
     vcov = sigma**2 * Minv

@@ -148,7 +148,8 @@ def test_demo_effects_use_kenward_roger_by_default_and_match_pbkrtest(root):
                      RTOL_EST * g.se, f"{what} CI")
         assert "REML; Kenward-Roger df and adjusted SE" in e.model
     # an individually randomised design keeps Satterthwaite; an explicit choice wins
-    ind = dict(cfg, design=dict(cfg["design"], clustered=False), primary=dict(cfg["primary"], clustering=None))
+    ind = dict(cfg, design=dict(cfg["design"], clustered=False),
+               primary=dict(cfg["primary"], clustering=None))
     assert outcomes.model_spec(ind, "wemwbs_total", lk).df_method == "satterthwaite"
     sat = dict(cfg, primary=dict(cfg["primary"], df_method="satterthwaite"))
     spec = outcomes.model_spec(sat, "wemwbs_total", lk)
