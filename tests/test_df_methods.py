@@ -37,7 +37,7 @@ def _check(sites, icc, reps, lo, hi):
     # why KR is the default: where the site variance is estimated at zero, Satterthwaite's
     # df jump towards n - p and its intervals cover clearly less
     zero = f["site_zero"]
-    assert zero.sum() > 0.1 * reps
+    assert zero.sum() > 0.05 * reps
     assert np.mean(err[zero] <= half_kr[zero]) > np.mean(err[zero] <= half_s[zero]) + 0.02
 
 
