@@ -5,12 +5,15 @@
 # Other commands:
 #   bash pathways.sh setup                 # only create/update the virtual environment (.venv)
 #   bash pathways.sh run path/to/trial.yaml [snakemake options]   # run your own trial
-#   bash pathways.sh simulate OUT_DIR [--seed N]                  # write a synthetic trial
+#   bash pathways.sh simulate OUT_DIR [--design D] [--seed N]     # write a synthetic trial
 #   bash pathways.sh verify [path/to/trial.yaml]  # rerun from raw data; compare with manifest.json
+# A config is checked as untrusted data before anything reads it (no YAML tags or templating:
+# analysis/safe_yaml.py).  run and demo recover by themselves from a run that was killed (stale
+# lock removed, half-made outputs made again); a run still working in the directory is refused.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-VENV=.venv
+VENV=${PATHWAYS_VENV:-.venv}
 PY=${PYTHON:-}
 if [ -z "$PY" ]; then
   for c in python3.11 python3; do
@@ -32,6 +35,22 @@ setup() {
     rm -f "$VENV"/.pathways-*
     touch "$stamp"
   fi
+  # Refuse unsafe configs inside Snakemake itself, before it evaluates them (YTE templating):
+  # a .pth start-up hook in the environment (analysis/snakemake_guard.py).
+  "$VENV/bin/python" -m analysis.snakemake_guard install >/dev/null
+}
+
+# Check a trial config as untrusted data (strict YAML, schema, files inside raw_dir) before
+# Snakemake or anything else evaluates it.
+check_config() {
+  "$VENV/bin/python" -m analysis.config --check "$1"
+}
+
+# Run the workflow: remove a lock left by a killed run (never one held by a live run), and
+# remake any outputs a killed run left incomplete.
+snakemake_run() {
+  "$VENV/bin/python" -m analysis.runlock "$@"
+  "$VENV/bin/snakemake" --cores "${CORES:-2}" --rerun-incomplete "$@"
 }
 
 cmd=${1:-help}
@@ -40,17 +59,20 @@ case "$cmd" in
   setup) setup ;;
   demo)
     setup
-    "$VENV/bin/snakemake" --cores "${CORES:-2}" --configfile config/config.yaml "$@"
+    check_config config/config.yaml
+    snakemake_run --configfile config/config.yaml "$@"
     echo "pathways: report written to reports/demo/report.html"
     ;;
   run)
     [ $# -ge 1 ] || { echo "usage: bash pathways.sh run path/to/trial.yaml [snakemake options]" >&2; exit 2; }
     setup
     cfg=$1; shift
-    "$VENV/bin/snakemake" --cores "${CORES:-2}" --configfile "$cfg" "$@"
+    check_config "$cfg"
+    snakemake_run --configfile "$cfg" "$@"
     ;;
   verify)
     setup
+    check_config "${1:-config/config.yaml}"
     "$VENV/bin/python" -m analysis.verify --configfile "${1:-config/config.yaml}" "${@:2}"
     ;;
   test)
@@ -62,7 +84,7 @@ case "$cmd" in
     "$VENV/bin/python" -m analysis.simulate "$@"
     ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

@@ -73,40 +73,59 @@ def _reasons(flow: pd.DataFrame, stage: str, arm: str = "all", timepoint: str = 
     return [(r.reason, int(r.n), 1) for r in f.itertuples()]
 
 
-def build_boxes(flow: pd.DataFrame, *, arms: list[str], intervention_arm: str, arm_labels: dict[str, str],
-                timepoints: list[str], months: list[float], measures: list[str],
+def _has(flow: pd.DataFrame, stage: str) -> bool:
+    return bool((flow.stage == stage).any())
+
+
+def build_boxes(flow: pd.DataFrame, *, arms: list[str], intervention_arm: str | None, arm_labels: dict[str, str],
+                timepoints: list[str], months: list[float | None], measures: list[str],
                 receipt_min_sessions: int = 1) -> list[Box]:
-    """The boxes of the flow diagram (see the module docstring)."""
+    """The boxes of the flow diagram (see the module docstring).  Stages the trial did not
+    collect are absent from the disposition table and so from the diagram: without a screening
+    log the flow starts at enrolment, without withdrawal data the participants not assessed are
+    one count, without attendance there is no received/not received split."""
     single = len(arms) == 1
-    boxes = [
-        Box("screened", "main", 0, [("Assessed for eligibility (screened)", flow_n(flow, "screened"), 0)]),
-        Box("not_eligible", "side", 1, [("Not eligible", flow_n(flow, "not_eligible"), 0)]
-            + _reasons(flow, "not_eligible")),
-        Box("eligible", "main", 2, [("Eligible", flow_n(flow, "eligible"), 0)]),
-        Box("declined", "side", 3, [("Declined to take part", flow_n(flow, "declined"), 0)]
-            + _reasons(flow, "declined")),
-        Box("consented", "main", 4, [("Consented" + (" and enrolled" if single else ""),
-                                      flow_n(flow, "consented"), 0)]),
-    ]
-    row = 5
+    if _has(flow, "screened"):
+        boxes = [
+            Box("screened", "main", 0, [("Assessed for eligibility (screened)", flow_n(flow, "screened"), 0)]),
+            Box("not_eligible", "side", 1, [("Not eligible", flow_n(flow, "not_eligible"), 0)]
+                + _reasons(flow, "not_eligible")),
+            Box("eligible", "main", 2, [("Eligible", flow_n(flow, "eligible"), 0)]),
+            Box("declined", "side", 3, [("Declined to take part", flow_n(flow, "declined"), 0)]
+                + _reasons(flow, "declined")),
+            Box("consented", "main", 4, [("Consented" + (" and enrolled" if single else ""),
+                                          flow_n(flow, "consented"), 0)]),
+        ]
+        row = 5
+    else:
+        boxes = [Box("enrolled", "main", 0, [("Enrolled (no screening log: eligibility and consent not "
+                                              "collected)", flow_n(flow, "enrolled"), 0)])]
+        row = 1
     for arm in arms:
         label = arm_labels.get(arm, arm)
-        items = [(f"{'Enrolled in' if single else 'Allocated to'} {label}", flow_n(flow, "allocated", arm), 0),
-                 ("Sites", flow_n(flow, "allocated_sites", arm), 1)]
-        if arm == intervention_arm:
+        items = [(f"Enrolled ({label})" if single else f"Allocated to {label}", flow_n(flow, "allocated", arm), 0)]
+        if _has(flow, "allocated_sites"):
+            items.append(("Sites", flow_n(flow, "allocated_sites", arm), 1))
+        if arm == intervention_arm and _has(flow, "received"):
             s = "session" if receipt_min_sessions == 1 else "sessions"
             items += [(f"Received the intervention (>= {receipt_min_sessions} {s})", flow_n(flow, "received", arm), 1),
                       ("Did not receive the intervention", flow_n(flow, "not_received", arm), 1)]
+            if _has(flow, "receipt_unknown"):
+                items.append(("Attendance not recorded", flow_n(flow, "receipt_unknown", arm), 1))
         boxes.append(Box(f"allocated:{arm}", arm, row, items))
     row += 1
-    for tp, month in zip(timepoints, months):
-        when = "baseline" if month == 0 else f"{tp} (month {month:g})"
+    withdrawal = _has(flow, "withdrawn")
+    for k, (tp, month) in enumerate(zip(timepoints, months)):
+        when = "baseline" if k == 0 else (f"{tp} (month {month:g})" if month is not None else tp)
         for arm in arms:
-            items = [(f"Assessed at {when}", flow_n(flow, "assessed", arm, timepoint=tp), 0),
-                     ("Withdrawn by this time point", flow_n(flow, "withdrawn", arm, timepoint=tp), 0)]
-            items += _reasons(flow, "withdrawn", arm, tp)
-            items.append(("Lost to follow-up (not withdrawn, not assessed)",
-                          flow_n(flow, "lost", arm, timepoint=tp), 0))
+            items = [(f"Assessed at {when}", flow_n(flow, "assessed", arm, timepoint=tp), 0)]
+            if withdrawal:
+                items.append(("Withdrawn by this time point", flow_n(flow, "withdrawn", arm, timepoint=tp), 0))
+                items += _reasons(flow, "withdrawn", arm, tp)
+                items.append(("Lost to follow-up (not withdrawn, not assessed)",
+                              flow_n(flow, "lost", arm, timepoint=tp), 0))
+            else:
+                items.append(("Not assessed (withdrawal not recorded)", flow_n(flow, "lost", arm, timepoint=tp), 0))
             boxes.append(Box(f"status:{arm}:{tp}", arm, row, items))
             obj = [(f"Assessed for each objective at {tp}", None, 0)]
             obj += [(m, flow_n(flow, "assessed_measure", arm, timepoint=tp, measure=m), 1) for m in measures]

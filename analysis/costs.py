@@ -44,7 +44,8 @@ def _check_year(year: str, where: str) -> str:
 
 
 def _read_unit_cost_csv(path: str | Path) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype={"price_year": str, "item_id": str}, keep_default_na=True)
+    df = pd.read_csv(path, dtype={"price_year": str, "item_id": str}, keep_default_na=True, skip_blank_lines=False)
+    df = df.dropna(how="all")  # blank lines; the index stays the data row, so line = index + 2
     missing = [c for c in ("item_id", "unit_cost", "price_year", "source") if c not in df]
     if missing:
         raise CostError(f"{path}: unit-cost table lacks column(s) {missing}; needed: {UNIT_COST_COLUMNS}")
@@ -56,6 +57,8 @@ def _read_unit_cost_csv(path: str | Path) -> pd.DataFrame:
         raise CostError(f"{path}: item_id {dup.iloc[0]!r} appears more than once")
     for i, r in df.iterrows():
         if pd.notna(r.unit_cost):
+            if not np.isfinite(float(r.unit_cost)):
+                raise CostError(f"{path} line {i + 2}, column unit_cost: value {r.unit_cost} must be a finite number")
             if float(r.unit_cost) < 0:
                 raise CostError(f"{path} line {i + 2}, column unit_cost: value {r.unit_cost} is negative")
             _check_year(r.price_year, f"{path} line {i + 2}, column price_year")
@@ -196,7 +199,8 @@ def intervention_costs(participants: pd.DataFrame, components: list[dict], price
         elif c["per"] == "participant":
             cost = np.where(treated, per_unit, 0.0)
         elif c["per"] == "session":
-            sess = pd.to_numeric(participants.sessions_attended, errors="coerce").fillna(0).to_numpy(float)
+            # unknown attendance is an unknown cost, never 0 sessions
+            sess = pd.to_numeric(participants.sessions_attended, errors="coerce").to_numpy(float)
             cost = np.where(treated, per_unit * sess, 0.0)
         else:
             raise CostError(f"config key economics.intervention_costs[{k}].per: {c['per']!r} is not "

@@ -110,7 +110,8 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
     years_sched = months / 12.0
 
     # ---- unit costs -------------------------------------------------------------------------
-    items = {k: {"units_per_contact": 1.0, "category": k, **v} for k, v in econ["service_items"].items()}
+    items = {k: {**v, "units_per_contact": v.get("units_per_contact") or 1.0, "category": v.get("category") or k}
+             for k, v in econ["service_items"].items()}
     comps = econ["intervention_costs"]
     ucost = C.load_unit_costs(econ.get("unit_costs_file"), econ.get("unit_cost_overrides"))
     index = C.load_inflation_index(econ.get("inflation_index_file"))
@@ -157,10 +158,14 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
     if any(c["per"] == "session" for c in comps):
         miss = parts.sessions_attended.isna() & (parts.arm == intervention_arm)
         if miss.any():
-            notes.append(f"{int(miss.sum())} intervention participants have no sessions_attended; "
-                         "their session costs are 0")
+            notes.append(f"{int(miss.sum())} intervention participants have no sessions_attended: their "
+                         "session costs are unknown (missing, not 0: imputed under multiple imputation, "
+                         "left out of a complete-case analysis)")
     ic = C.intervention_costs(parts, comps, priced, intervention_arm).set_index("participant_id")
-    out["cost_intervention"] = ic.sum(axis=1) if len(comps) else 0.0
+    out["cost_intervention"] = ic.sum(axis=1, min_count=ic.shape[1]) if len(comps) else 0.0
+    service_cats = list(cats)
+    out["cost_services"] = out[[f"cost_{c}" for c in service_cats]].sum(axis=1, min_count=len(service_cats)) \
+        if service_cats else 0.0
     if len(comps):
         cats = cats + ["intervention"]
     out["cost"] = out[[f"cost_{c}" for c in cats]].sum(axis=1, min_count=len(cats))
@@ -221,7 +226,8 @@ def imputation_frame(t: pd.DataFrame, econ: dict) -> pd.DataFrame:
     intervention cost is known for everyone and is added back), QALYs, baseline cost and
     utility, and for the other analyses the outcome and its baseline value.  Predictors only:
     site (fixed effects), arm, the intervention cost and the auxiliary variables (imputed
-    too if incomplete)."""
+    too if incomplete).  The intervention cost is imputed too where it is unknown (an
+    intervention participant whose attendance was not recorded)."""
     f = pd.DataFrame(index=t.index)
     if t.site_id.nunique() > 1:
         f["site_id"] = t.site_id.astype(object)
@@ -229,7 +235,7 @@ def imputation_frame(t: pd.DataFrame, econ: dict) -> pd.DataFrame:
     f["cost_intervention"] = t.cost_intervention.astype(float)
     f["cost_bl"] = t.cost_bl.astype(float)
     f["utility_bl"] = t.utility_bl.astype(float)
-    f["cost_services"] = (t.cost - t.cost_intervention).astype(float)
+    f["cost_services"] = (t.cost_services if "cost_services" in t else t.cost - t.cost_intervention).astype(float)
     f["qaly"] = t.qaly.astype(float)
     for y in econ["other_outcomes"]:
         f[f"{y}_bl"] = t[f"{y}_bl"].astype(float)
@@ -265,11 +271,11 @@ def multiply_impute(pdata: ParticipantData, econ: dict, *, seed: int) -> list[pd
     for f in imps:
         c = t.copy()
         for col in frame.columns:
-            if col in ("site_id", "treat", "cost_intervention", "cost_services"):
+            if col in ("site_id", "treat", "cost_services"):
                 continue
             c[col] = f[col].to_numpy() if not _is_numeric(t[col]) else \
                 np.where(t[col].isna(), f[col].to_numpy(float), t[col].to_numpy(float))
-        cost = f.cost_services.to_numpy(float) + t.cost_intervention.to_numpy(float)
+        cost = f.cost_services.to_numpy(float) + c.cost_intervention.to_numpy(float)
         c["cost"] = np.where(t.cost.isna(), cost, t.cost.to_numpy(float))
         out.append(c)
     return out

@@ -32,7 +32,8 @@ UNDECLARED = "other reason (not on the declared list)"
 DENOMINATORS = {
     "eligibility": "screened", "consent": "eligible", "recruitment_rate": "site-months open",
     "recruitment_vs_target": "target", "retention": "allocated", "completion": "allocated",
-    "intervention_receipt": "allocated to intervention", "adherence": "allocated to intervention",
+    "intervention_receipt": "allocated to intervention with attendance recorded",
+    "adherence": "allocated to intervention with attendance recorded",
     "fidelity": "intervention sites", "withdrawal": "allocated",
 }
 
@@ -73,16 +74,17 @@ def site_months(sites: pd.DataFrame) -> pd.Series:
     return pd.Series(days.to_numpy() / DAYS_PER_MONTH, index=sites.site_id.to_numpy())
 
 
-def study_arms(sites: pd.DataFrame, control_arm: str, intervention_arm: str) -> list[str]:
-    """Arms present in the sites file, in the order control, intervention.
-
-    A sites file with a single arm is a single-arm (non-randomised) study: the flow then has
-    no allocation split.  An arm code that is neither configured arm is an error.
-    """
-    present = list(dict.fromkeys(sites.arm.astype(str)))
+def study_arms(participants: pd.DataFrame, control_arm: str, intervention_arm: str,
+               single_arm: bool = False) -> list[str]:
+    """Arms present among the participants, in the order control, intervention (one arm in a
+    single-arm study: the flow then has no allocation split).  An arm code that is neither
+    configured arm is an error (ingest has refused it already)."""
+    if single_arm:
+        return [intervention_arm]
+    present = list(dict.fromkeys(participants.arm.dropna().astype(str)))
     unknown = [a for a in present if a not in (control_arm, intervention_arm)]
     if unknown:
-        raise ValueError(f"sites file, column 'arm': value {unknown[0]!r} is neither design.control_arm "
+        raise ValueError(f"participants: arm {unknown[0]!r} is neither design.control_arm "
                          f"({control_arm!r}) nor design.intervention_arm ({intervention_arm!r})")
     return [a for a in (control_arm, intervention_arm) if a in present]
 
@@ -128,7 +130,9 @@ def scheduled_status(participants: pd.DataFrame, linked: pd.DataFrame) -> pd.Dat
     The scheduled date of a time point is the baseline visit date (consent date if there was no
     baseline visit) plus ``month`` months of 365.25/12 days.  A participant not assessed at a
     time point counts as *withdrawn* there if their withdrawal is dated on or before that
-    scheduled date, otherwise as *lost*.
+    scheduled date, otherwise as *lost*.  When the scheduled date cannot be known (no visit or
+    consent date, or the time point's month is not known) a participant who withdrew at any
+    time and was not assessed counts as withdrawn.
     """
     tps = list(linked.timepoint.cat.categories)
     base = linked[linked.timepoint == tps[0]].set_index("participant_id").visit_date
@@ -137,71 +141,94 @@ def scheduled_status(participants: pd.DataFrame, linked: pd.DataFrame) -> pd.Dat
     lk = linked[["participant_id", "timepoint", "month", "arm", "site_id", "assessed"]].copy()
     lk["scheduled"] = anchor.reindex(lk.participant_id).to_numpy() + pd.to_timedelta(
         lk.month.to_numpy() * DAYS_PER_MONTH, unit="D")
-    wd = p.withdrawal_date.reindex(lk.participant_id).to_numpy()
+    wd = pd.Series(p.withdrawal_date.reindex(lk.participant_id).to_numpy(), index=lk.index)
     lk["withdrawal_reason"] = p.withdrawal_reason.reindex(lk.participant_id).to_numpy()
-    withdrawn_by = pd.notna(wd) & (wd <= lk.scheduled.to_numpy())
+    sched = lk.scheduled
+    withdrawn_by = wd.notna() & (sched.isna() | (wd <= sched))
     lk["status"] = np.where(lk.assessed, "assessed", np.where(withdrawn_by, "withdrawn", "lost"))
     return lk
 
 
-def disposition(sites: pd.DataFrame, participants: pd.DataFrame, screening: pd.DataFrame,
-                linked: pd.DataFrame, *, arms: list[str], intervention_arm: str,
+def disposition(sites: pd.DataFrame, participants: pd.DataFrame, screening: pd.DataFrame | None,
+                linked: pd.DataFrame, *, arms: list[str], intervention_arm: str | None,
                 measures: list[str], reasons: dict | None = None,
-                receipt_min_sessions: int = 1) -> pd.DataFrame:
+                receipt_min_sessions: int = 1, cluster: bool = True,
+                collected: dict[str, bool] | None = None) -> pd.DataFrame:
     """Every count of the CONSORT pilot flow, tidy: stage, arm, site_id, timepoint, measure,
     reason, n (``"all"`` / ``""`` where a column does not apply).
 
-    Stages: screened, not_eligible (+ reasons), eligible, declined (+ reasons), consented,
-    allocated (by arm and by site), received / not_received (intervention arm; ``sessions >=
-    receipt_min_sessions``), and per time point: assessed, withdrawn (+ reasons), lost, and
-    assessed_measure (per measure: a scorable value).
+    Stages: screened, not_eligible (+ reasons), eligible, declined (+ reasons), consented (only
+    with a screening log; otherwise ``enrolled``), allocated (by arm and by site),
+    allocated_sites (cluster designs), received / not_received / receipt_unknown (intervention
+    arm, when attendance was recorded; ``sessions >= receipt_min_sessions``), and per time point:
+    assessed, withdrawn (+ reasons; only when withdrawals are recorded), lost, and
+    assessed_measure (per measure: a scorable value).  Stages whose data were not collected are
+    absent, never zero.
     """
     reasons = reasons or {}
+    collected = collected or {}
     rows = []
 
     def add(stage, n, arm="all", site="all", tp="", measure="", reason=""):
         rows.append(dict(stage=stage, arm=arm, site_id=site, timepoint=tp, measure=measure,
                          reason=reason, n=int(n)))
 
-    site_arm = sites.set_index("site_id").arm
-    sc = screening.assign(arm=screening.site_id.map(site_arm))
-    groups = [("all", "all", sc)] + [(a, "all", sc[sc.arm == a]) for a in arms] \
-        + [(site_arm[s], s, sc[sc.site_id == s]) for s in sites.site_id]
-    for arm, site, g in groups:
-        elig = g[_is_true(g.eligible)]
-        add("screened", len(g), arm, site)
-        add("not_eligible", len(g) - len(elig), arm, site)
-        add("eligible", len(elig), arm, site)
-        consented = _is_true(elig.consented)
-        add("declined", (~consented).sum(), arm, site)
-        add("consented", consented.sum(), arm, site)
-        if arm == "all" and site == "all":
-            for r, n in reason_counts(g.loc[~_is_true(g.eligible), "exclusion_reason"], reasons.get("exclusion")):
-                add("not_eligible", n, reason=r)
-            for r, n in reason_counts(elig.loc[~consented, "decline_reason"], reasons.get("decline")):
-                add("declined", n, reason=r)
+    if screening is not None and len(screening.columns) and collected.get("screening", True):
+        # people are screened before allocation: only in a cluster design does the site give an arm
+        site_arm = sites.set_index("site_id").arm if cluster else None
+        sc = screening.assign(arm=screening.site_id.map(site_arm) if cluster else "all")
+        groups = [("all", "all", sc)]
+        if cluster:
+            groups += [(a, "all", sc[sc.arm == a]) for a in arms]
+        groups += [(site_arm[s] if cluster else "all", s, sc[sc.site_id == s]) for s in sites.site_id]
+        for arm, site, g in groups:
+            elig = g[_is_true(g.eligible)]
+            add("screened", len(g), arm, site)
+            add("not_eligible", len(g) - len(elig), arm, site)
+            add("eligible", len(elig), arm, site)
+            consented = _is_true(elig.consented)
+            add("declined", (~consented).sum(), arm, site)
+            add("consented", consented.sum(), arm, site)
+            if arm == "all" and site == "all":
+                for r, n in reason_counts(g.loc[~_is_true(g.eligible), "exclusion_reason"], reasons.get("exclusion")):
+                    add("not_eligible", n, reason=r)
+                for r, n in reason_counts(elig.loc[~consented, "decline_reason"], reasons.get("decline")):
+                    add("declined", n, reason=r)
+    else:
+        add("enrolled", len(participants))
 
+    sessions_known = collected.get("sessions_attended", True)
     for arm in arms:
         p = participants[participants.arm == arm]
         add("allocated", len(p), arm)
-        add("allocated_sites", (site_arm == arm).sum(), arm)
-        for s in sites.site_id[sites.arm == arm]:
+        if cluster:
+            add("allocated_sites", (sites.arm == arm).sum(), arm)
+        for s in (sites.site_id[sites.arm == arm] if cluster else sites.site_id):
             add("allocated", (p.site_id == s).sum(), arm, s)
-        if arm == intervention_arm:
-            got = p.sessions_attended.fillna(0) >= receipt_min_sessions
+        if arm == intervention_arm and sessions_known:
+            sess = p.sessions_attended
+            known = sess.notna()
+            got = known & (sess.fillna(0) >= receipt_min_sessions)
             add("received", got.sum(), arm)
-            add("not_received", (~got).sum(), arm)
+            add("not_received", (known & ~got).sum(), arm)
+            if (~known).any():
+                add("receipt_unknown", (~known).sum(), arm)
 
+    withdrawal = collected.get("withdrawal_date", True)
     status = scheduled_status(participants, linked)
     for tp in linked.timepoint.cat.categories:
         st = status[status.timepoint == tp]
         for arm in arms:
             a = st[st.arm == arm]
-            for s in ("assessed", "withdrawn", "lost"):
-                add(s, (a.status == s).sum(), arm, tp=str(tp))
-            for r, n in reason_counts(a.loc[a.status == "withdrawn", "withdrawal_reason"],
-                                      reasons.get("withdrawal")):
-                add("withdrawn", n, arm, tp=str(tp), reason=r)
+            if withdrawal:
+                for s in ("assessed", "withdrawn", "lost"):
+                    add(s, (a.status == s).sum(), arm, tp=str(tp))
+                for r, n in reason_counts(a.loc[a.status == "withdrawn", "withdrawal_reason"],
+                                          reasons.get("withdrawal")):
+                    add("withdrawn", n, arm, tp=str(tp), reason=r)
+            else:
+                add("assessed", (a.status == "assessed").sum(), arm, tp=str(tp))
+                add("lost", (a.status != "assessed").sum(), arm, tp=str(tp))
             sub = linked[(linked.timepoint == tp) & (linked.arm == arm)]
             for m in measures:
                 add("assessed_measure", sub[m].notna().sum(), arm, tp=str(tp), measure=m)
@@ -218,15 +245,27 @@ def flow_n(flow: pd.DataFrame, stage: str, arm: str = "all", site_id: str = "all
     return int(hit.n.iloc[0])
 
 
-def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening: pd.DataFrame,
+NOT_COLLECTED = "not collected"
+
+
+def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening: pd.DataFrame | None,
                       linked: pd.DataFrame, *, primary_outcome: str, arms: list[str],
-                      intervention_arm: str, ci_method: str = "wilson", level: float = 0.95,
+                      intervention_arm: str | None, ci_method: str = "wilson", level: float = 0.95,
                       recruitment_target: int | None = None, measures: list[str] | None = None,
                       receipt_min_sessions: int = 1, adherence_min_sessions: int | None = None,
                       fidelity: pd.DataFrame | None = None,
-                      fidelity_threshold: float | None = None) -> pd.DataFrame:
-    """The tidy feasibility table (one row per indicator x time point x arm)."""
+                      fidelity_threshold: float | None = None,
+                      collected: dict[str, bool] | None = None,
+                      recruitment_period: dict | None = None, single_arm: bool = False) -> pd.DataFrame:
+    """The tidy feasibility table (one row per indicator x time point x arm).
+
+    An indicator whose data the trial did not collect (``collected``, from ingest) gets one row
+    with no numbers, ``unit`` = ``not collected`` and the reason in ``definition``; it is never
+    computed from defaults.  A single-arm study's rows are all ``arm`` = ``all`` (one group)."""
     rows = []
+    collected = collected or {}
+    iarm = "all" if single_arm else intervention_arm
+    who = "participants" if single_arm else "intervention-arm participants"
     method_label = {"wilson": "Wilson score", "clopper-pearson": "Clopper-Pearson exact"}[ci_method]
     measures = measures if measures is not None else [primary_outcome]
 
@@ -236,27 +275,50 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
                          denominator=int(n), estimate=est, ci_low=lo, ci_high=hi,
                          ci_method=method_label, unit="proportion", definition=definition))
 
-    n_screened = len(screening)
-    eligible = _is_true(screening.eligible)
-    n_eligible = int(eligible.sum())
-    n_consented = int((eligible & _is_true(screening.consented)).sum())
-    prop("eligibility", n_eligible, n_screened, "eligible / screened")
-    prop("consent", n_consented, n_eligible, "consented / eligible")
+    def absent(indicator, why, arm="all"):
+        rows.append(dict(indicator=indicator, timepoint="", arm=arm, numerator=np.nan, denominator=np.nan,
+                         estimate=np.nan, ci_low=np.nan, ci_high=np.nan, ci_method="", unit=NOT_COLLECTED,
+                         definition=f"not collected: {why}"))
+
+    if collected.get("screening", True) and screening is not None:
+        n_screened = len(screening)
+        eligible = _is_true(screening.eligible)
+        n_eligible = int(eligible.sum())
+        n_consented = int((eligible & _is_true(screening.consented)).sum())
+        prop("eligibility", n_eligible, n_screened, "eligible / screened")
+        prop("consent", n_consented, n_eligible, "consented / eligible")
+    else:
+        absent("eligibility", "no screening log (data.screening)")
+        absent("consent", "no screening log (data.screening)")
 
     n_alloc = len(participants)
-    exposure = float(site_months(sites).sum())
-    est, lo, hi = poisson_rate_ci(n_alloc, exposure, level)
-    rows.append(dict(indicator="recruitment_rate", timepoint="", arm="all", numerator=n_alloc,
-                     denominator=exposure, estimate=est, ci_low=lo, ci_high=hi,
-                     ci_method="exact Poisson (Garwood)", unit="participants per site-month",
-                     definition="participants recruited / site-months open to recruitment"))
+    windows = sites.recruitment_start.notna() & sites.recruitment_end.notna() if len(sites) else pd.Series(dtype=bool)
+    if len(sites) and windows.all() and collected.get("recruitment_window", True) and not recruitment_period:
+        exposure = float(site_months(sites).sum())
+        est, lo, hi = poisson_rate_ci(n_alloc, exposure, level)
+        rows.append(dict(indicator="recruitment_rate", timepoint="", arm="all", numerator=n_alloc,
+                         denominator=exposure, estimate=est, ci_low=lo, ci_high=hi,
+                         ci_method="exact Poisson (Garwood)", unit="participants per site-month",
+                         definition="participants recruited / site-months open to recruitment"))
+    elif recruitment_period:
+        start, end = pd.Timestamp(recruitment_period["start"]), pd.Timestamp(recruitment_period["end"])
+        exposure = ((end - start).days + 1) / DAYS_PER_MONTH
+        est, lo, hi = poisson_rate_ci(n_alloc, exposure, level)
+        rows.append(dict(indicator="recruitment_rate", timepoint="", arm="all", numerator=n_alloc,
+                         denominator=exposure, estimate=est, ci_low=lo, ci_high=hi,
+                         ci_method="exact Poisson (Garwood)", unit="participants per month",
+                         definition=f"participants recruited / months open to recruitment "
+                                    f"({recruitment_period['start']} to {recruitment_period['end']})"))
+    else:
+        absent("recruitment_rate", "no recruitment windows (recruitment_start/recruitment_end in the sites "
+               "file, or feasibility.recruitment_period)")
     if recruitment_target:
         rows.append(dict(indicator="recruitment_vs_target", timepoint="", arm="all",
                          numerator=n_alloc, denominator=int(recruitment_target),
                          estimate=n_alloc / recruitment_target, ci_low=np.nan, ci_high=np.nan,
                          ci_method="", unit="ratio", definition="participants recruited / target"))
 
-    groups = ["all"] + arms if len(arms) > 1 else arms
+    groups = ["all"] + arms if len(arms) > 1 else (["all"] if single_arm else arms)
     tps = list(linked.timepoint.cat.categories)
     for tp in tps[1:]:
         at = linked[linked.timepoint == tp]
@@ -272,24 +334,36 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
                 prop(f"completion_{m}", sub[m].notna().sum(), len(sub),
                      f"participants with a scorable {m} / participants allocated", tp, arm)
 
-    treated = participants[participants.arm == intervention_arm]
+    treated = participants[participants.arm == intervention_arm] if intervention_arm else participants.iloc[0:0]
     if intervention_arm in arms and len(treated):
-        sessions = treated.sessions_attended.fillna(0)
-        prop("intervention_receipt", (sessions >= receipt_min_sessions).sum(), len(treated),
-             f"intervention-arm participants attending >= {receipt_min_sessions} session(s) / "
-             "allocated to intervention", arm=intervention_arm)
-        if adherence_min_sessions is not None:
-            prop("adherence", (sessions >= adherence_min_sessions).sum(), len(treated),
-                 f"intervention-arm participants attending >= {adherence_min_sessions} sessions / "
-                 "allocated to intervention", arm=intervention_arm)
+        if not collected.get("sessions_attended", True):
+            absent("intervention_receipt", "no sessions_attended column in the participants file", iarm)
+            if adherence_min_sessions is not None:
+                absent("adherence", "no sessions_attended column in the participants file", iarm)
+        else:
+            sessions = treated.sessions_attended
+            known = sessions.notna()
+            n_known, n_unknown = int(known.sum()), int((~known).sum())
+            unk = f" ({n_unknown} with attendance not recorded are left out)" if n_unknown else ""
+            prop("intervention_receipt", (sessions[known] >= receipt_min_sessions).sum(), n_known,
+                 f"{who} attending >= {receipt_min_sessions} session(s) / "
+                 f"{who} whose attendance is recorded{unk}", arm=iarm)
+            if adherence_min_sessions is not None:
+                prop("adherence", (sessions[known] >= adherence_min_sessions).sum(), n_known,
+                     f"{who} attending >= {adherence_min_sessions} sessions / "
+                     f"{who} whose attendance is recorded{unk}", arm=iarm)
         if fidelity is not None and fidelity_threshold is not None:
-            isites = sites.site_id[sites.arm == intervention_arm]
+            isites = sites.site_id[sites.arm == intervention_arm] if sites.arm.notna().any() \
+                else pd.Series(sorted(fidelity.site_id.unique()))
             mean_score = fidelity.groupby("site_id").fidelity_score.mean().reindex(isites)
             prop("fidelity", (mean_score >= fidelity_threshold).sum(), len(isites),
                  f"intervention sites with mean fidelity score >= {fidelity_threshold:g} / intervention "
-                 "sites (a site without an assessment counts as not meeting it)", arm=intervention_arm)
-    withdrawn = participants.withdrawal_date.notna().sum()
-    prop("withdrawal", withdrawn, n_alloc, "participants withdrawn / participants allocated")
+                 "sites (a site without an assessment counts as not meeting it)", arm=iarm)
+    if collected.get("withdrawal_date", True):
+        withdrawn = participants.withdrawal_date.notna().sum()
+        prop("withdrawal", withdrawn, n_alloc, "participants withdrawn / participants allocated")
+    else:
+        absent("withdrawal", "no withdrawal_date column in the participants file")
     return pd.DataFrame(rows, columns=FEASIBILITY_COLUMNS)
 
 
@@ -334,13 +408,16 @@ def safety_table(participants: pd.DataFrame, adverse_events: pd.DataFrame, arms:
 
 def recruitment_by_site(sites: pd.DataFrame, participants: pd.DataFrame,
                         level: float = 0.95) -> pd.DataFrame:
-    """Participants, site-months open and recruitment rate (exact Poisson CI) per site."""
+    """Participants, site-months open and recruitment rate (exact Poisson CI) per site; the
+    rate is left empty for a site without a recruitment window (not collected)."""
     months = site_months(sites)
     counts = participants.groupby("site_id").size().reindex(sites.site_id, fill_value=0)
     rows = []
     for _, s in sites.iterrows():
-        est, lo, hi = poisson_rate_ci(int(counts[s.site_id]), float(months[s.site_id]), level)
+        mo = float(months[s.site_id])
+        est, lo, hi = poisson_rate_ci(int(counts[s.site_id]), mo, level) if mo == mo else (np.nan,) * 3
         rows.append(dict(site_id=s.site_id, arm=s.arm, client_group=s.client_group,
-                         recruited=int(counts[s.site_id]), site_months=float(months[s.site_id]),
+                         recruited=int(counts[s.site_id]), site_months=mo,
                          rate_per_month=est, ci_low=lo, ci_high=hi))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["site_id", "arm", "client_group", "recruited", "site_months",
+                                       "rate_per_month", "ci_low", "ci_high"])

@@ -16,11 +16,25 @@ from matplotlib.ticker import MaxNLocator
 from analysis.figures import ARM_COLOURS, _png, plt
 
 
+def _not_collected_png(text: str) -> bytes:
+    fig, ax = plt.subplots(figsize=(6.4, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=10)
+    return _png(fig)
+
+
 def recruitment_png(participants: pd.DataFrame, sites: pd.DataFrame, target: int | None,
-                    arms: list[str], arm_labels: dict[str, str]) -> bytes:
-    """Two panels: cumulative recruitment overall (with the target line) and per site."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.8), sharex=True)
-    d = participants.sort_values(["consent_date", "participant_id"])
+                    arms: list[str], arm_labels: dict[str, str], cluster: bool = True) -> bytes:
+    """Two panels: cumulative recruitment overall (with the target line) and per site (the
+    site's recruitment window when the sites file has one).  Without consent dates the figure
+    says that recruitment dates were not collected."""
+    d = participants[participants.consent_date.notna()].sort_values(["consent_date", "participant_id"])
+    if not len(d):
+        return _not_collected_png("Recruitment over time: consent dates not collected")
+    per_site = len(sites) > 1 and participants.site_id.notna().any()
+    fig, axes = plt.subplots(1, 2 if per_site else 1, figsize=(10.5 if per_site else 5.6, 3.8),
+                             sharex=True, squeeze=False)
+    ax1 = axes[0, 0]
     ax1.step(d.consent_date, np.arange(1, len(d) + 1), where="post", color=ARM_COLOURS[0],
              label=f"Recruited ({len(d)})")
     if target:
@@ -29,22 +43,31 @@ def recruitment_png(participants: pd.DataFrame, sites: pd.DataFrame, target: int
     ax1.set_title("Overall")
     ax1.set_ylabel("Participants consented (cumulative)")
     ax1.legend(frameon=False, loc="lower right")
-    styles = {a: (ARM_COLOURS[i % 4], "-" if i == len(arms) - 1 else "--") for i, a in enumerate(arms)}
-    for s in sites.sort_values("site_id").itertuples():
-        p = d[d.site_id == s.site_id]
-        colour, ls = styles.get(s.arm, ("grey", ":"))
-        x = [s.recruitment_start] + list(p.consent_date) + [max(s.recruitment_end, *p.consent_date)
-                                                           if len(p) else s.recruitment_end]
-        y = [0] + list(range(1, len(p) + 1)) + [len(p)]
-        ax2.step(x, y, where="post", color=colour, ls=ls, lw=1.1)
-        ax2.annotate(s.site_id, (x[-1], y[-1]), fontsize=7, xytext=(2, 0), textcoords="offset points",
-                     va="center")
-    for a in arms:
-        ax2.plot([], [], color=styles[a][0], ls=styles[a][1], label=arm_labels.get(a, a))
-    ax2.set_title("Per site (each site's recruitment window)")
-    ax2.set_ylabel("Participants consented (cumulative)")
-    ax2.legend(frameon=False, loc="upper left")
-    for ax in (ax1, ax2):
+    if per_site:
+        ax2 = axes[0, 1]
+        styles = {a: (ARM_COLOURS[i % 4], "-" if i == len(arms) - 1 else "--") for i, a in enumerate(arms)}
+        windows = sites.recruitment_start.notna().all() and sites.recruitment_end.notna().all()
+        for s in sites.sort_values("site_id").itertuples():
+            p = d[d.site_id == s.site_id]
+            colour, ls = styles.get(s.arm, (ARM_COLOURS[0], "-")) if cluster else (ARM_COLOURS[0], "-")
+            if windows:
+                x = [s.recruitment_start] + list(p.consent_date) + [max(s.recruitment_end, *p.consent_date)
+                                                                   if len(p) else s.recruitment_end]
+                y = [0] + list(range(1, len(p) + 1)) + [len(p)]
+            elif len(p):
+                x, y = list(p.consent_date), list(range(1, len(p) + 1))
+            else:
+                continue
+            ax2.step(x, y, where="post", color=colour, ls=ls, lw=1.1)
+            ax2.annotate(s.site_id, (x[-1], y[-1]), fontsize=7, xytext=(2, 0), textcoords="offset points",
+                         va="center")
+        if cluster:
+            for a in arms:
+                ax2.plot([], [], color=styles[a][0], ls=styles[a][1], label=arm_labels.get(a, a))
+            ax2.legend(frameon=False, loc="upper left")
+        ax2.set_title("Per site (each site's recruitment window)" if windows else "Per site")
+        ax2.set_ylabel("Participants consented (cumulative)")
+    for ax in axes.flat:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.set_xlabel("Date of consent")

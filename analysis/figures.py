@@ -13,6 +13,8 @@ import pandas as pd  # noqa: E402
 
 from analysis.blinding import UNBLINDED_TERM  # noqa: E402
 
+CHANGE_TERM = "change from baseline"  # analysis.outcomes.CHANGE_TERM
+
 ARM_COLOURS = ["#1b6ca8", "#d1495b", "#66a182", "#edae49"]
 
 
@@ -23,99 +25,122 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def trajectory_png(desc: pd.DataFrame, arm_labels: dict[str, str], ylabel: str) -> bytes:
-    """Mean outcome by arm over time with 95% CIs of the mean."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    arms = sorted(desc.arm.unique())
-    for i, arm in enumerate(arms):
-        d = desc[desc.arm == arm].sort_values("month")
-        shift = (i - (len(arms) - 1) / 2) * 0.12
-        ax.errorbar(d.month + shift, d["mean"], yerr=[d["mean"] - d.ci_low, d.ci_high - d["mean"]],
-                    marker="o", capsize=4, color=ARM_COLOURS[i % 4], label=arm_labels.get(arm, arm))
-    ax.set_xlabel("Months from baseline")
-    ax.set_ylabel(ylabel)
-    ax.set_xticks(sorted(desc.month.unique()))
-    ax.legend(frameon=False)
-    ax.grid(alpha=0.3)
-    ax.set_title("Mean (95% CI) by arm and time point")
-    return _png(fig)
-
-
-def recruitment_png(participants: pd.DataFrame, target: int | None) -> bytes:
-    """Cumulative recruitment over calendar time, with the target as a dashed line."""
-    d = participants.sort_values("consent_date")
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    ax.step(d.consent_date, range(1, len(d) + 1), where="post", color=ARM_COLOURS[0], label="Recruited")
-    if target:
-        ax.axhline(target, ls="--", color="grey", label=f"Target ({target})")
-    ax.set_ylabel("Participants consented (cumulative)")
-    ax.set_xlabel("Date of consent")
-    ax.legend(frameon=False, loc="upper left")
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    return _png(fig)
+def _time_axis(d: pd.DataFrame, order: list[str]) -> tuple[pd.Series, list, list[str], str]:
+    """x positions of the time points: their months when every month is known, else their
+    order (a follow-up whose timing is unknown has month NaN)."""
+    months = d.groupby("timepoint", sort=False).month.first()
+    if months.notna().all():
+        ticks = sorted(months.unique())
+        return d.month, ticks, [f"{m:g}" for m in ticks], "Months from baseline"
+    pos = {tp: i for i, tp in enumerate(order)}
+    return d.timepoint.map(pos).astype(float), list(range(len(order))), list(order), "Time point"
 
 
 def trajectories_png(desc: pd.DataFrame, arm_labels: dict[str, str],
-                     labels: dict[str, str] | None = None) -> bytes:
-    """One panel per outcome: mean by arm over time with 95% CIs of the mean (observed data)."""
+                     labels: dict[str, str] | None = None, level: float = 0.95,
+                     timepoints: list[str] | None = None) -> bytes:
+    """One panel per outcome: mean by arm over time with CIs of the mean (observed data)."""
     labels = labels or {}
+    pct = f"{level * 100:g}%"
     outs = list(dict.fromkeys(desc.outcome))
-    ncol = min(2, len(outs))
-    nrow = -(-len(outs) // ncol)
+    order = timepoints or list(dict.fromkeys(desc.timepoint))
+    ncol = max(1, min(2, len(outs)))
+    nrow = max(1, -(-len(outs) // ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(6.4 * ncol / 1.25, 3.6 * nrow), squeeze=False)
     arms = sorted(desc.arm.unique())
     for ax, y in zip(axes.ravel(), outs):
         dy = desc[desc.outcome == y]
+        x_all, ticks, ticklabels, xlabel = _time_axis(dy, order)
         for i, arm in enumerate(arms):
-            d = dy[dy.arm == arm].sort_values("month")
+            d = dy[dy.arm == arm]
+            x = x_all[d.index]
             shift = (i - (len(arms) - 1) / 2) * 0.12
-            ax.errorbar(d.month + shift, d["mean"], yerr=[d["mean"] - d.ci_low, d.ci_high - d["mean"]],
+            ax.errorbar(x + shift, d["mean"], yerr=[d["mean"] - d.ci_low, d.ci_high - d["mean"]],
                         marker="o", capsize=4, color=ARM_COLOURS[i % 4], label=arm_labels.get(arm, arm))
         ax.set_title(labels.get(y, y), fontsize=10)
-        ax.set_xlabel("Months from baseline")
-        ax.set_ylabel("Mean (95% CI)")
-        ax.set_xticks(sorted(dy.month.unique()))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"Mean ({pct} CI)")
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(ticklabels)
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(outs):]:
         ax.axis("off")
-    axes.ravel()[0].legend(frameon=False, fontsize=8)
+    if outs:
+        axes.ravel()[0].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return _png(fig)
 
 
 FOREST_ANALYSES = [("primary", "Primary model", "o", "#1b6ca8"),
                    ("multiple_imputation", "Multiple imputation", "s", "#d1495b"),
-                   ("complete_case", "Complete cases", "^", "#66a182")]
+                   ("complete_case", "Complete cases", "^", "#66a182"),
+                   ("paired_change", "Paired change", "D", "#edae49")]
 
 
-def forest_png(effects: pd.DataFrame, labels: dict[str, str] | None = None) -> bytes:
-    """Standardised adjusted differences (estimate / baseline SD, with the 95% CI of
-    effects.csv, which allows for the SD's sampling error) for every outcome and follow-up;
-    the primary analysis beside MI and complete cases."""
+def forest_rows(effects: pd.DataFrame, directions: dict[str, str] | None = None,
+                single_arm: bool = False) -> pd.DataFrame:
+    """The plotted values of the forest plot: every outcome x follow-up x analysis (all
+    participants), the estimate and CI divided by the baseline SD and, for an outcome where
+    lower is better, multiplied by -1 (``reversed``), so that right always means better."""
+    directions = directions or {}
+    term = CHANGE_TERM if single_arm else UNBLINDED_TERM
+    e = effects[(effects.term == term) & effects.estimate.notna()]
+    if "population" in e:
+        e = e[e.population.fillna("all") == "all"]
+    rows = []
+    for r in e.itertuples():
+        flip = directions.get(r.outcome, "higher") == "lower"
+        sd = r.baseline_sd * (-1.0 if flip else 1.0)
+        lo, hi = sorted([r.ci_low / sd, r.ci_high / sd])
+        rows.append(dict(outcome=r.outcome, timepoint=r.timepoint, analysis=r.analysis,
+                         x=r.estimate / sd, lo=lo, hi=hi, reversed=flip))
+    return pd.DataFrame(rows, columns=["outcome", "timepoint", "analysis", "x", "lo", "hi", "reversed"])
+
+
+def forest_png(effects: pd.DataFrame, labels: dict[str, str] | None = None,
+               directions: dict[str, str] | None = None, level: float = 0.95,
+               arm_labels: dict[str, str] | None = None, single_arm: bool = False) -> bytes:
+    """Standardised estimates (estimate and CI divided by the baseline SD) for every outcome
+    and follow-up, the primary analysis beside MI and complete cases; all participants.
+
+    Each row is oriented so that right means better for the intervention (or, in a single-arm
+    study, improvement): an outcome where lower is better is plotted with its sign reversed and
+    says so (:func:`forest_rows`), so "favours" labels hold for every row."""
     labels = labels or {}
-    e = effects[effects.term == UNBLINDED_TERM]
+    pct = f"{level * 100:g}%"
+    e = forest_rows(effects, directions, single_arm)
     keys = list(dict.fromkeys(zip(e.outcome, e.timepoint)))
     present = [a for a in FOREST_ANALYSES if (e.analysis == a[0]).any()]
-    fig, ax = plt.subplots(figsize=(6.8, 0.55 * len(keys) * max(1, len(present)) / 2 + 1.4))
+    fig, ax = plt.subplots(figsize=(6.8, 0.55 * max(1, len(keys)) * max(1, len(present)) / 2 + 1.6))
     yt, ylab = [], []
     for i, (y, tp) in enumerate(keys):
         base = len(keys) - 1 - i
         yt.append(base)
-        ylab.append(f"{labels.get(y, y)}, {tp}")
+        sub = e[(e.outcome == y) & (e.timepoint == tp)]
+        flip = bool(sub.reversed.iloc[0])
+        ylab.append(f"{labels.get(y, y)}, {tp}" + (" (lower is better: sign reversed)" if flip else ""))
         for j, (code, name, marker, colour) in enumerate(present):
-            r = e[(e.outcome == y) & (e.timepoint == tp) & (e.analysis == code)]
+            r = sub[sub.analysis == code]
             if r.empty:
                 continue
             r = r.iloc[0]
             pos = base + 0.22 * ((len(present) - 1) / 2 - j)
-            d = r.standardised_effect
-            ax.errorbar(d, pos, xerr=[[d - r.standardised_ci_low], [r.standardised_ci_high - d]],
+            ax.errorbar(r.x, pos, xerr=[[r.x - r.lo], [r.hi - r.x]],
                         fmt=marker, color=colour, capsize=3, ms=5, label=name if i == 0 else None)
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(yt)
     ax.set_yticklabels(ylab, fontsize=8)
-    ax.set_xlabel("Standardised difference, intervention minus control (baseline SDs, 95% CI)")
+    arm_labels = arm_labels or {}
+    if single_arm:
+        ax.set_xlabel(f"Standardised change from baseline (baseline SDs, {pct} CI)")
+        left, right = "Worse than baseline", "Better than baseline"
+    else:
+        ctrl, intv = arm_labels.get("control", "control"), arm_labels.get("intervention", "intervention")
+        ax.set_xlabel(f"Standardised difference, {intv} minus {ctrl} (baseline SDs, {pct} CI)")
+        left, right = f"Favours {ctrl}", f"Favours {intv}"
+    ax.annotate(f"\u2190 {left}", xy=(0.0, -0.16), xycoords="axes fraction", ha="left", fontsize=8)
+    ax.annotate(f"{right} \u2192", xy=(1.0, -0.16), xycoords="axes fraction", ha="right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(frameon=False, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(present))
+    if present:
+        ax.legend(frameon=False, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(present))
     return _png(fig)

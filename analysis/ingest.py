@@ -40,6 +40,10 @@ __all__ = ["ingest_trial", "DataValidationError", "Query", "QUERY_COLUMNS", "rol
 SITE_COLUMNS = ["site_id", "client_group", "arm", "recruitment_start", "recruitment_end"]
 PARTICIPANT_COLUMNS = ["participant_id", "site_id", "consent_date", "age", "sex",
                        "sessions_attended", "withdrawal_date", "withdrawal_reason"]
+# typed participants table: the canonical columns, then the declared covariates
+PARTICIPANT_OUTPUT = ["participant_id", "site_id", "arm", "client_group"] + PARTICIPANT_COLUMNS[2:]
+# optional inputs: which were collected (collected.csv; "not collected" in the reports)
+COLLECTED_COLUMNS = ["input", "collected", "detail"]
 SCREENING_COLUMNS = ["screening_id", "site_id", "screen_date", "eligible", "exclusion_reason",
                      "consented", "decline_reason", "participant_id"]
 WAVE_FIXED_COLUMNS = ["participant_id", "visit_date"]
@@ -56,9 +60,12 @@ _ORPHAN = "record for a participant who is not in the participants file (orphan)
 
 
 def role_fields(cfg: dict, site_ids=None) -> dict[str, list[Field]]:
-    """The declared rules of every canonical table (``site_ids`` once the sites are known)."""
+    """The declared rules of every canonical table (``site_ids`` once the sites are known).
+
+    A field's ``required`` means a blank value is an error *when the column is in the file*;
+    which columns a file must have depends on the design (:func:`required_columns`)."""
     d = cfg["design"]
-    arms = (d["control_arm"], d["intervention_arm"])
+    arms = (d.get("control_arm"), d["intervention_arm"])
     sites = tuple(sorted(site_ids)) if site_ids is not None else None
     site = Field("site_id", "code", required=True, allowed=sites) if sites is not None else \
         Field("site_id", "text", required=True)
@@ -70,12 +77,13 @@ def role_fields(cfg: dict, site_ids=None) -> dict[str, list[Field]]:
                   Field("recruitment_start", "date", required=True),
                   Field("recruitment_end", "date", required=True)],
         "participants": [Field("participant_id", "id", required=True, unique=True), site,
+                         Field("arm", "code", required=True, allowed=arms),
                          Field("consent_date", "date", required=True),
                          Field("age", "int", min=16, max=110, range_rule="age must be 16-110 years"),
                          Field("sex", "code", allowed=("female", "male", "other")),
                          Field("sessions_attended", "int", min=0, range_rule="sessions cannot be negative"),
                          Field("withdrawal_date", "date"),
-                         Field("withdrawal_reason", "text")],
+                         Field("withdrawal_reason", "text")] + covariate_fields(cfg),
         "screening": [Field("screening_id", "id", required=True, unique=True), site,
                       Field("screen_date", "date", required=True),
                       Field("eligible", "code", required=True, allowed=("yes", "no")),
@@ -99,10 +107,78 @@ def role_fields(cfg: dict, site_ids=None) -> dict[str, list[Field]]:
     }
 
 
+def _bounds_text(lo, hi) -> str:
+    if lo is not None and hi is not None:
+        return f"{lo:g} to {hi:g}"
+    return f">= {lo:g}" if lo is not None else (f"<= {hi:g}" if hi is not None else "any finite number")
+
+
+def covariate_fields(cfg: dict) -> list[Field]:
+    """Rules of the declared participant-level covariates (``covariates``); stratification
+    factors are required."""
+    strat = set(cfg["design"].get("stratification") or [])
+    out = []
+    for name, spec in (cfg.get("covariates") or {}).items():
+        req = bool(spec.get("required")) or name in strat
+        if spec["type"] == "categorical":
+            levels = tuple(str(v) for v in spec["levels"]) if spec.get("levels") else None
+            out.append(Field(name, "code" if levels else "text", required=req, allowed=levels))
+        else:
+            lo, hi = spec.get("min"), spec.get("max")
+            kind = "int" if spec.get("integer") else "number"
+            out.append(Field(name, kind, required=req, min=lo, max=hi,
+                             range_rule=f"covariate {name} must be {_bounds_text(lo, hi)}"
+                             if lo is not None or hi is not None else None))
+    return out
+
+
+def prescored_fields(cfg: dict, timepoint: str | None = None) -> list[Field]:
+    """Rules of the declared pre-scored outcome columns (``prescored``)."""
+    out = []
+    for name, spec in (cfg.get("prescored") or {}).items():
+        lo, hi = spec.get("min"), spec.get("max")
+        kind = "int" if spec.get("integer") else "number"
+        what = spec.get("label") or name
+        out.append(Field(name, kind, min=lo, max=hi,
+                         range_rule=f"{what} must be {_bounds_text(lo, hi)}"
+                         if lo is not None or hi is not None else None))
+    return out
+
+
+def prescored_expected(cfg: dict, timepoint: str) -> list[str]:
+    """Pre-scored columns a wave file must have at ``timepoint``."""
+    return [n for n, spec in (cfg.get("prescored") or {}).items()
+            if spec.get("timepoints") is None or timepoint in spec["timepoints"]]
+
+
+def required_columns(cfg: dict, role: str) -> list[str]:
+    """Columns the design requires in each file (docs/designs.md)."""
+    d = cfg["design"]
+    typ = d["type"]
+    if role == "sites":
+        return ["site_id"] + (["arm"] if typ == "cluster" else [])
+    if role == "participants":
+        cols = ["participant_id"]
+        if typ == "cluster" or cfg["data"].get("sites"):
+            cols.append("site_id")
+        if typ == "individual":
+            cols.append("arm")
+        strat = set(d.get("stratification") or [])
+        cols += [n for n, spec in (cfg.get("covariates") or {}).items() if spec.get("required") or n in strat]
+        return cols
+    if role == "screening":
+        return SCREENING_COLUMNS
+    if role == "waves":
+        return ["participant_id"]
+    raise KeyError(role)
+
+
 def item_rules(cfg: dict) -> dict[str, dict]:
     """Allowed codes and expected item columns of each configured instrument."""
     from analysis import instruments
+    from analysis.config import register_trial_instruments
 
+    register_trial_instruments(cfg)
     out = {}
     for inst, opts in (cfg.get("instruments") or {}).items():
         opts = dict(opts or {})
@@ -302,6 +378,119 @@ def _typed_rows(t: RawTable, typed: pd.DataFrame) -> pd.DataFrame:
     return typed
 
 
+def _with_absent(parts: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """The typed participants with every canonical column, an absent one (not collected) as
+    missing values of its type, so later rules can be written once."""
+    parts = parts.copy()
+    kinds = {f.name: f.kind for f in role_fields(cfg)["participants"]}
+    for c in PARTICIPANT_OUTPUT[:1] + ["site_id", "arm"] + PARTICIPANT_COLUMNS[2:] + list(cfg.get("covariates") or {}):
+        if c in parts:
+            continue
+        kind = kinds.get(c, "text")
+        if kind == "date":
+            parts[c] = pd.Series(pd.NaT, index=parts.index, dtype="datetime64[us]")
+        elif kind == "int":
+            parts[c] = pd.array([pd.NA] * len(parts), dtype="Int64")
+        elif kind == "number":
+            parts[c] = np.nan
+        else:
+            parts[c] = pd.array([None] * len(parts), dtype="str")
+    return parts
+
+
+def _allocate(parts: pd.DataFrame, sites: pd.DataFrame | None, cfg: dict) -> pd.DataFrame:
+    """Each participant's arm (from the site in a cluster design, from the participants file in
+    an individual design, the one arm in a single-arm study) and site-level client group."""
+    d = cfg["design"]
+    parts = parts.copy()
+    if d["type"] == "cluster":
+        parts["arm"] = parts.site_id.map(dict(zip(sites.site_id, sites.arm))).astype("str")
+    elif d["type"] == "single_arm":
+        parts["arm"] = pd.array([d["intervention_arm"]] * len(parts), dtype="str")
+    if sites is not None and "client_group" in sites:
+        parts["client_group"] = parts.site_id.map(dict(zip(sites.site_id, sites.client_group))).astype("str")
+    else:
+        parts["client_group"] = pd.array([None] * len(parts), dtype="str")
+    return parts
+
+
+def _collected_inputs(cfg: dict, sites_table: RawTable | None, dates: dict[str, bool],
+                      prescored_seen: set[str]) -> dict[str, bool]:
+    data = cfg["data"]
+    cols = set(sites_table.frame.columns) if sites_table is not None else set()
+    out = {"sites": bool(data.get("sites")),
+           "client_group": "client_group" in cols,
+           "recruitment_window": {"recruitment_start", "recruitment_end"} <= cols
+           or bool(cfg["feasibility"].get("recruitment_period")),
+           "screening": bool(data.get("screening")),
+           "fidelity": bool(data.get("fidelity")),
+           "service_use": bool(data.get("service_use")),
+           "adverse_events": bool(data.get("adverse_events"))}
+    out.update({f"visit_date:{tp}": ok for tp, ok in dates.items()})
+    out.update({f"prescored:{c}": c in prescored_seen for c in cfg.get("prescored") or {}})
+    return out
+
+
+def collected_table(collected: dict[str, bool]) -> pd.DataFrame:
+    """Which optional inputs the trial collected (``collected.csv``): the reports say "not
+    collected" for the indicators that need a missing one, instead of computing them."""
+    return pd.DataFrame({"input": list(collected), "collected": [bool(v) for v in collected.values()]},
+                        columns=["input", "collected"])
+
+
+def read_collected(path) -> dict[str, bool]:
+    t = pd.read_csv(path, dtype={"input": str}, keep_default_na=False)
+    return {r.input: str(r.collected).lower() == "true" for r in t.itertuples()}
+
+
+def _plan_needs_columns(ctx: _Context, cfg: dict, part_cols: set[str], site_cols: set[str],
+                        dates: dict[str, bool], service_cols: set[str] | None = None) -> None:
+    """The analysis plan asks for something a file does not have: an error naming the file,
+    the missing column and the config key that needs it (found before anything is written)."""
+    q, data = ctx.q, cfg["data"]
+    pf, sf = data["participants"], data.get("sites")
+
+    def need(file, col, why):
+        q.add(file, 1, "", col, "", f"column not in the file but needed by {why}")
+
+    for i, c in enumerate(cfg["feasibility"]["progression_criteria"]):
+        ind, key = c["indicator"], f"feasibility.progression_criteria[{i}] ({c.get('name') or c['indicator']})"
+        if ind in ("intervention_receipt", "adherence") and "sessions_attended" not in part_cols:
+            need(pf, "sessions_attended", key)
+        if ind == "withdrawal" and "withdrawal_date" not in part_cols:
+            need(pf, "withdrawal_date", key)
+        if ind == "recruitment_rate" and not cfg["feasibility"].get("recruitment_period") and \
+                not {"recruitment_start", "recruitment_end"} <= site_cols:
+            need(sf or pf, "recruitment_start, recruitment_end", key + " (or set feasibility.recruitment_period)")
+    if cfg["feasibility"].get("adherence_min_sessions") is not None and "sessions_attended" not in part_cols:
+        need(pf, "sessions_attended", "feasibility.adherence_min_sessions (set it to null if attendance "
+                                      "was not recorded)")
+    for inst, opts in (cfg.get("instruments") or {}).items():
+        if inst == "eq5d5l" and (opts or {}).get("method", "dsu") == "dsu":
+            for c in ("age", "sex"):
+                if c not in part_cols:
+                    need(pf, c, "instruments.eq5d5l method dsu (the mapping depends on age and sex; "
+                                "choose another method if they were not collected)")
+    uses = list(cfg["primary"]["covariates"]) + list(cfg["outcomes"]["multiple_imputation"]["auxiliary"]) \
+        + list(cfg["economics"]["multiple_imputation"]["auxiliary"]) \
+        + [m["variable"] for m in cfg["outcomes"]["effect_modifiers"] if m.get("source", "linked") == "linked"]
+    for c in dict.fromkeys(uses):
+        if c in ("age", "sex") and c not in part_cols:
+            need(pf, c, f"the analysis plan ({c} is used as a covariate, auxiliary variable or effect modifier)")
+        if c == "client_group" and "client_group" not in site_cols:
+            need(sf or "(no sites file)", "client_group", "the analysis plan (client_group is a site-level "
+                                                          "covariate, auxiliary variable or effect modifier)")
+    e = cfg["economics"]
+    if e["enabled"] and service_cols is not None:
+        for item in e["service_items"]:
+            if item not in service_cols:
+                need(data["service_use"], item, f"economics.service_items.{item}")
+    if e["enabled"] and e["time_basis"] == "observed":
+        for w in data["waves"]:
+            if not dates.get(w["timepoint"], True):
+                need(w["file"], "visit_date", "economics.time_basis: observed")
+
+
 def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
     """Validate the raw files named in ``cfg`` and return typed tables.
 
@@ -318,6 +507,7 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
     fmt = ctx.date_formats
     waves_cfg = data["waves"]
     tps = [w["timepoint"] for w in waves_cfg]
+    collected: dict[str, bool] = {}
 
     # ---- REDCap export and dictionary ---------------------------------------------------------
     rcfg = data.get("redcap") or {}
@@ -343,75 +533,136 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
             raise DataValidationError(q.errors)
     event_tp = {w["event"]: w["timepoint"] for w in waves_cfg if w.get("event")}
 
-    # ---- sites ----------------------------------------------------------------------------------
-    f = data["sites"]
-    st = _require(ctx, _load(ctx, "sites", f, SITE_COLUMNS), SITE_COLUMNS)
-    if st is None:
-        raise DataValidationError(q.errors)
-    sites = check_fields(st, role_fields(cfg)["sites"], q, date_formats=fmt)
-    bad = (sites.recruitment_end < sites.recruitment_start).to_numpy()
-    q.add_many(st, bad, "recruitment_end", "recruitment ends before it starts")
-    site_ids = set(sites.site_id.dropna())
+    # ---- sites (required in a cluster design, optional otherwise) -------------------------------
+    design = cfg["design"]["type"]
+    sites = st = None
+    site_ids = None
+    if data.get("sites"):
+        f = data["sites"]
+        st = _require(ctx, _load(ctx, "sites", f, SITE_COLUMNS), required_columns(cfg, "sites"))
+        if st is None:
+            raise DataValidationError(q.errors)
+        if "arm" in st.frame and design != "cluster":
+            q.add(f, 1, "", "arm", "", f"the sites file has an arm column but design.type is {design} "
+                  "(allocation was not by site): remove the column or list it in data.ignore_columns.sites")
+        for c in ("recruitment_start", "recruitment_end"):
+            other = "recruitment_end" if c == "recruitment_start" else "recruitment_start"
+            if c in st.frame and other not in st.frame:
+                q.add(f, 1, "", other, "", f"{c} is given without {other}: the recruitment window needs both")
+        sites = check_fields(st, role_fields(cfg)["sites"], q, date_formats=fmt)
+        if {"recruitment_start", "recruitment_end"} <= set(sites.columns):
+            bad = (sites.recruitment_end < sites.recruitment_start).to_numpy()
+            q.add_many(st, bad, "recruitment_end", "recruitment ends before it starts")
+        site_ids = set(sites.site_id.dropna())
     rules = role_fields(cfg, site_ids)
 
     # ---- participants -------------------------------------------------------------------------------
     f = data["participants"]
     enrol = [rcfg.get("enrolment_event") or waves_cfg[0].get("event")] if ctx.is_redcap(f) else None
-    pt = _require(ctx, _load(ctx, "participants", f, PARTICIPANT_COLUMNS, events=enrol), PARTICIPANT_COLUMNS)
+    known_cols = PARTICIPANT_COLUMNS + ["arm"] + list(cfg.get("covariates") or {})
+    pt = _require(ctx, _load(ctx, "participants", f, known_cols, events=enrol),
+                  required_columns(cfg, "participants"))
     parts = None
     if pt is not None:
+        if "arm" in pt.frame and design == "single_arm":
+            q.add(f, 1, "", "arm", "", "the participants file has an arm column but design.type is single_arm "
+                  "(no comparison group): remove the column or list it in data.ignore_columns.participants")
         parts = check_fields(pt, rules["participants"], q, id_col="participant_id", date_formats=fmt)
+        collected.update({c: c in parts.columns for c in PARTICIPANT_COLUMNS[2:] + ["arm", "site_id"]})
+        participant_columns_seen = {c for c in ("arm", "site_id") if collected.pop(c)}
+        parts = _with_absent(parts, cfg)
         pid = parts.participant_id.fillna("")
         before = (parts.withdrawal_date < parts.consent_date).to_numpy()
         q.add_many(pt, before, "withdrawal_date", "withdrawal is dated before consent", ids=pid)
-        no_reason = (parts.withdrawal_date.notna() & parts.withdrawal_reason.isna()).to_numpy()
-        q.add_many(pt, no_reason, "withdrawal_reason", "withdrawal has no reason recorded", "warning", ids=pid)
-        reason_no_date = (parts.withdrawal_date.isna() & parts.withdrawal_reason.notna()).to_numpy()
-        q.add_many(pt, reason_no_date, "withdrawal_date", "withdrawal reason given without a withdrawal date",
-                   ids=pid)
+        if collected["withdrawal_date"] and collected["withdrawal_reason"]:
+            no_reason = (parts.withdrawal_date.notna() & parts.withdrawal_reason.isna()).to_numpy()
+            q.add_many(pt, no_reason, "withdrawal_reason", "withdrawal has no reason recorded", "warning", ids=pid)
+            reason_no_date = (parts.withdrawal_date.isna() & parts.withdrawal_reason.notna()).to_numpy()
+            q.add_many(pt, reason_no_date, "withdrawal_date", "withdrawal reason given without a withdrawal date",
+                       ids=pid)
+        elif collected["withdrawal_reason"]:
+            q.add(f, 1, "", "withdrawal_date", "", "withdrawal_reason is given without withdrawal_date: a "
+                  "withdrawal needs its date")
+        if design == "cluster" and "arm" in participant_columns_seen and sites is not None:
+            site_arm = parts.site_id.map(dict(zip(sites.site_id, sites.arm)))
+            clash = (parts.arm.notna() & site_arm.notna() & (parts.arm != site_arm)).to_numpy()
+            q.add_many(pt, clash, "arm",
+                       [f"arm differs from the arm of the participant's site ({s}: {a}) in the sites file "
+                        "(cluster design: allocation is by site)" for s, a in zip(parts.site_id, site_arm)],
+                       ids=pid)
+    if parts is not None:
+        parts = _allocate(parts, sites, cfg)
     known = set(parts.participant_id.dropna()) if parts is not None else set()
 
-    # ---- screening log ------------------------------------------------------------------------------
-    f = data["screening"]
-    sc = _require(ctx, _load(ctx, "screening", f, SCREENING_COLUMNS), SCREENING_COLUMNS)
+    # ---- screening log (optional) -------------------------------------------------------------------
     screen = None
-    if sc is not None:
-        screen = check_fields(sc, rules["screening"], q, date_formats=fmt)
-        el, co = screen.eligible.fillna(""), screen.consented.fillna("")
-        spid = screen.participant_id.fillna("")
-        q.add_many(sc, ((el == "yes") & (co == "")).to_numpy(), "consented",
-                   "eligible person has no consent decision")
-        q.add_many(sc, ((el == "no") & (co == "yes")).to_numpy(), "consented",
-                   "ineligible person recorded as consented", ids=spid)
-        q.add_many(sc, ((el == "no") & screen.exclusion_reason.isna()).to_numpy(), "exclusion_reason",
-                   "ineligible without a reason", "warning")
-        q.add_many(sc, ((co == "yes") & (spid == "")).to_numpy(), "participant_id",
-                   "consented person has no participant_id")
-        q.add_many(sc, ((co != "yes") & (spid != "")).to_numpy(), "participant_id",
-                   "participant_id given for a person not recorded as consented", ids=spid)
-        if parts is not None:
-            _id_match(ctx, sc, spid, known,
-                      "screening log names a participant missing from the participants file")
-            logged = set(spid[co == "yes"])
-            q.add_many(pt, ~parts.participant_id.fillna("").isin(logged).to_numpy() &
-                       parts.participant_id.notna().to_numpy(), "participant_id",
-                       "participant has no consented entry in the screening log", "warning",
-                       values=parts.participant_id, ids=parts.participant_id.fillna(""))
+    if data.get("screening"):
+        f = data["screening"]
+        sc = _require(ctx, _load(ctx, "screening", f, SCREENING_COLUMNS), required_columns(cfg, "screening"))
+        if sc is not None:
+            screen = check_fields(sc, rules["screening"], q, date_formats=fmt)
+            el, co = screen.eligible.fillna(""), screen.consented.fillna("")
+            spid = screen.participant_id.fillna("")
+            q.add_many(sc, ((el == "yes") & (co == "")).to_numpy(), "consented",
+                       "eligible person has no consent decision")
+            q.add_many(sc, ((el == "no") & (co == "yes")).to_numpy(), "consented",
+                       "ineligible person recorded as consented", ids=spid)
+            q.add_many(sc, ((el == "no") & screen.exclusion_reason.isna()).to_numpy(), "exclusion_reason",
+                       "ineligible without a reason", "warning")
+            q.add_many(sc, ((co == "yes") & (spid == "")).to_numpy(), "participant_id",
+                       "consented person has no participant_id")
+            q.add_many(sc, ((co != "yes") & (spid != "")).to_numpy(), "participant_id",
+                       "participant_id given for a person not recorded as consented", ids=spid)
+            if parts is not None:
+                _id_match(ctx, sc, spid, known,
+                          "screening log names a participant missing from the participants file")
+                logged = set(spid[co == "yes"])
+                # the CONSORT flow must reconcile: everyone enrolled was screened and consented
+                q.add_many(pt, ~parts.participant_id.fillna("").isin(logged).to_numpy() &
+                           parts.participant_id.notna().to_numpy(), "participant_id",
+                           "participant has no consented entry in the screening log (the flow diagram would "
+                           "count fewer consented than enrolled: add the entry, or set data.screening: null "
+                           "if the log is incomplete)",
+                           values=parts.participant_id, ids=parts.participant_id.fillna(""))
+                # the same person in two files must agree: site, and screening before consent
+                who = parts.drop_duplicates("participant_id").set_index("participant_id")
+                lnk = (co == "yes") & spid.isin(known)
+                p_site = spid.map(who.site_id)
+                clash = (lnk & screen.site_id.notna() & p_site.notna() & (screen.site_id != p_site)).to_numpy()
+                q.add_many(sc, clash, "site_id",
+                           [f"screening log puts the participant at site {a} but the participants file at "
+                            f"site {b}" for a, b in zip(screen.site_id, p_site)], ids=spid)
+                late = (lnk & (screen.screen_date > spid.map(who.consent_date))).to_numpy()
+                q.add_many(sc, late, "screen_date",
+                           [f"screened after consenting (consent dated {c:%Y-%m-%d})" if pd.notna(c) else ""
+                            for c in spid.map(who.consent_date)], ids=spid)
 
     # ---- questionnaire waves ------------------------------------------------------------------------
     person = parts.dropna(subset=["participant_id"]).drop_duplicates("participant_id").set_index("participant_id") \
         if parts is not None else None
     irules = item_rules(cfg)
     waves, items_all = [], []
+    prescored_seen: set[str] = set()
+    dates_collected: dict[str, bool] = {}
     baseline_dates = prev_dates = None
     after_withdrawal = data.get("after_withdrawal", "exclude")
     for w in waves_cfg:
         f = w["file"]
         ev = [w["event"]] if ctx.is_redcap(f) else None
-        wt = _require(ctx, _load(ctx, "waves", f, WAVE_FIXED_COLUMNS, free="items", events=ev), WAVE_FIXED_COLUMNS)
+        pre = list(cfg.get("prescored") or {})
+        wt = _require(ctx, _load(ctx, "waves", f, WAVE_FIXED_COLUMNS + pre, free="items", events=ev),
+                      required_columns(cfg, "waves"))
         if wt is None:
             continue
-        items = [c for c in wt.frame.columns if c not in WAVE_FIXED_COLUMNS and ITEM_PATTERN.match(c)]
+        expected = prescored_expected(cfg, w["timepoint"])
+        absent = [c for c in expected if c not in wt.frame.columns]
+        if absent:
+            q.add(f, 1, "", ", ".join(absent), "",
+                  f"declared pre-scored column(s) missing at time point {w['timepoint']} (prescored.<name>: "
+                  "map the file's column in data.columns.waves, or list the time points where it was "
+                  "measured in prescored.<name>.timepoints)")
+        dates_collected[w["timepoint"]] = "visit_date" in wt.frame.columns
+        items = [c for c in wt.frame.columns if c not in WAVE_FIXED_COLUMNS and c not in pre and ITEM_PATTERN.match(c)]
         for inst, r in irules.items():
             miss = [c for c in r["items"] if c not in items]
             if miss and len(miss) < len(r["items"]):
@@ -433,38 +684,46 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
                                      range_rule=None if r is None else
                                      f"code not allowed for {inst} (allowed: "
                                      f"{', '.join(str(int(x)) if x.is_integer() else str(x) for x in r['codes'])})"))
-        typed = check_fields(wt, rules["waves"] + item_fields, q, id_col="participant_id", date_formats=fmt)
+        typed = check_fields(wt, rules["waves"] + item_fields + prescored_fields(cfg), q, id_col="participant_id",
+                             date_formats=fmt)
+        if "visit_date" not in typed:
+            typed["visit_date"] = pd.Series(pd.NaT, index=typed.index, dtype="datetime64[us]")
         out = _typed_rows(wt, typed)
+        for c in pre:
+            if c in out:
+                out[c] = pd.to_numeric(out[c]).astype(float)
+                prescored_seen.add(c)
         out["timepoint"] = w["timepoint"]
-        out["month"] = float(w["month"])
+        out["month"] = np.nan if w["month"] is None else float(w["month"])
         pid = out.participant_id.fillna("")
         orphan = _id_match(ctx, wt, pid, known, _ORPHAN) if parts is not None else np.zeros(len(out), bool)
         keep = np.ones(len(out), dtype=bool)
         if person is not None:
             cd = pid.map(person.consent_date)
             q.add_many(wt, (out.visit_date < cd).to_numpy(), "visit_date", "visit is dated before consent",
-                       values=wt.frame.visit_date, ids=pid)
+                       values=wt.frame.get("visit_date"), ids=pid)
             wd = pid.map(person.withdrawal_date)
             after = (out.visit_date > wd).to_numpy()
             if after_withdrawal == "exclude":
                 q.add_many(wt, after, "visit_date", "visit after withdrawal: record excluded from analysis",
-                           "warning", values=wt.frame.visit_date, ids=pid)
+                           "warning", values=wt.frame.get("visit_date"), ids=pid)
                 keep &= ~after
                 _count_excluded(ctx, "questionnaire record dated after withdrawal of consent",
-                                w["timepoint"], pid[after].map(person.site_id), sites)
+                                w["timepoint"], pid[after].map(person.arm))
             else:
                 q.add_many(wt, after, "visit_date", "visit after withdrawal: record kept (after_withdrawal: keep)",
-                           "warning", values=wt.frame.visit_date, ids=pid)
+                           "warning", values=wt.frame.get("visit_date"), ids=pid)
         if baseline_dates is None:
-            baseline_dates = out[keep & ~orphan].set_index("participant_id").visit_date
+            # a duplicated participant is already a "duplicate identifier" query: map by the first
+            baseline_dates = out[keep & ~orphan].drop_duplicates("participant_id").set_index("participant_id").visit_date
             prev_dates = baseline_dates
         else:
             bd = pid.map(baseline_dates)
             q.add_many(wt, (out.visit_date <= bd).to_numpy(), "visit_date",
-                       "follow-up visit is not after the baseline visit", values=wt.frame.visit_date, ids=pid)
+                       "follow-up visit is not after the baseline visit", values=wt.frame.get("visit_date"), ids=pid)
             pd_ = pid.map(prev_dates)
             q.add_many(wt, ((out.visit_date <= pd_) & ~(out.visit_date <= bd)).to_numpy(), "visit_date",
-                       "visit is not after the previous time point's visit", values=wt.frame.visit_date, ids=pid)
+                       "visit is not after the previous time point's visit", values=wt.frame.get("visit_date"), ids=pid)
             no_bl = (pid != "") & ~pid.isin(baseline_dates.index) & ~orphan
             q.add_many(wt, no_bl.to_numpy(), "participant_id", "follow-up record without a baseline record",
                        "warning", ids=pid)
@@ -475,8 +734,8 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
                        (out.visit_date > target + pd.to_timedelta(win[1], unit="D"))).to_numpy()
                 q.add_many(wt, off, "visit_date",
                            f"visit outside its window ({win[0]:g} days before to {win[1]:g} days after "
-                           f"month {w['month']:g}): kept", "warning", values=wt.frame.visit_date, ids=pid)
-            cur = out[keep & ~orphan].set_index("participant_id").visit_date
+                           f"month {w['month']:g}): kept", "warning", values=wt.frame.get("visit_date"), ids=pid)
+            cur = out[keep & ~orphan].drop_duplicates("participant_id").set_index("participant_id").visit_date
             prev_dates = cur.combine_first(prev_dates)
         items_all += [c for c in items if c not in items_all]
         waves.append(out[keep])
@@ -508,7 +767,7 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
                     for tp in tps:
                         m = after & (service.timepoint == tp).to_numpy()
                         _count_excluded(ctx, "service-use record dated after withdrawal of consent", tp,
-                                        pid[m].map(person.site_id), sites)
+                                        pid[m].map(person.arm))
                     service = service[~after]
             service = service[SERVICE_FIXED_COLUMNS + counts]
 
@@ -519,9 +778,10 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
         ft = _require(ctx, _load(ctx, "fidelity", f, FIDELITY_COLUMNS), FIDELITY_COLUMNS)
         if ft is not None:
             fidelity = check_fields(ft, rules["fidelity"], q, date_formats=fmt)
-            arm_of = dict(zip(sites.site_id, sites.arm))
-            ctrl = fidelity.site_id.map(arm_of) == cfg["design"]["control_arm"]
-            q.add_many(ft, ctrl.to_numpy(), "site_id", "fidelity assessed at a control-arm site", "warning")
+            if design == "cluster":
+                arm_of = dict(zip(sites.site_id, sites.arm))
+                ctrl = fidelity.site_id.map(arm_of) == cfg["design"].get("control_arm")
+                q.add_many(ft, ctrl.to_numpy(), "site_id", "fidelity assessed at a control-arm site", "warning")
 
     # ---- adverse events (optional) -------------------------------------------------------------------
     adverse = None
@@ -544,23 +804,35 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
         for r in rc.unused_rows(ctx.export, used_events, used_forms, ctx.dictionary):
             ctx.exclusions.append(dict(step="ingest", reason=r["reason"], timepoint="", arm="all", n=r["n"]))
 
+    if pt is not None:
+        _plan_needs_columns(ctx, cfg, set(pt.frame.columns), set(st.frame.columns) if st is not None else set(),
+                            dates_collected, set(service.columns) if service is not None else None)
     if q.errors:
         raise DataValidationError(q.errors)
 
     # ---- typed outputs (canonical order, independent of the source format) --------------------------
+    covs = list(cfg.get("covariates") or {})
+    parts = parts.sort_values("participant_id", kind="stable")[PARTICIPANT_OUTPUT + covs].reset_index(drop=True)
+    if sites is None:  # centres (if any) known only from the participants file
+        sites = pd.DataFrame({"site_id": pd.array(sorted(parts.site_id.dropna().unique()), dtype="str")})
+    for c in SITE_COLUMNS:
+        if c not in sites:
+            sites[c] = pd.Series(pd.NaT, index=sites.index, dtype="datetime64[us]") if c.startswith("recruitment") \
+                else pd.array([None] * len(sites), dtype="str")
     sites = sites[SITE_COLUMNS].reset_index(drop=True)
-    arm_of = sites.set_index("site_id").arm
-    group_of = sites.set_index("site_id").client_group
-    parts = parts.sort_values("participant_id", kind="stable")[PARTICIPANT_COLUMNS].reset_index(drop=True)
-    parts.insert(2, "arm", parts.site_id.map(arm_of).astype("str"))
-    parts.insert(3, "client_group", parts.site_id.map(group_of).astype("str"))
-    screen = screen[SCREENING_COLUMNS].sort_values("screening_id", kind="stable").reset_index(drop=True)
-    screen["eligible"] = screen.eligible == "yes"
-    screen["consented"] = screen.consented.map({"yes": True, "no": False}).astype("boolean")
+    if design != "cluster":
+        sites["arm"] = pd.array([None] * len(sites), dtype="str")
+    if screen is not None:
+        screen = screen[SCREENING_COLUMNS].sort_values("screening_id", kind="stable").reset_index(drop=True)
+        screen["eligible"] = screen.eligible == "yes"
+        screen["consented"] = screen.consented.map({"yes": True, "no": False}).astype("boolean")
+    else:
+        screen = pd.DataFrame({c: pd.Series([], dtype=object) for c in SCREENING_COLUMNS})
     order = {p: i for i, p in enumerate(parts.participant_id)}
     responses = pd.concat(waves, ignore_index=True)
+    pre = [c for c in (cfg.get("prescored") or {}) if c in prescored_seen]
     responses = responses[["participant_id", "timepoint", "month", "visit_date", "source_line"]
-                          + [c for c in items_all if c in responses.columns]]
+                          + [c for c in items_all if c in responses.columns] + pre]
     responses["_tp"] = responses.timepoint.map({t: i for i, t in enumerate(tps)})
     responses["_p"] = responses.participant_id.map(order)
     responses = responses.sort_values(["_tp", "_p"], kind="stable").drop(columns=["_tp", "_p"]).reset_index(drop=True)
@@ -568,6 +840,7 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
     for c in items_all:
         if c in responses:
             responses[c] = responses[c].astype("Int64")
+    collected.update(_collected_inputs(cfg, st, dates_collected, prescored_seen))
     if service is not None:
         service = service.assign(_tp=service.timepoint.map({t: i for i, t in enumerate(tps)}),
                                  _p=service.participant_id.map(order))
@@ -598,12 +871,12 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
         "adverse_events": adverse,
         "queries": q.frame(),
         "exclusions": exclusions[EXCLUSION_COLUMNS].astype({"n": "int64"}),
+        "collected": collected_table(collected),
     }
 
 
-def _count_excluded(ctx: _Context, reason: str, timepoint: str, site_of_rows: pd.Series, sites: pd.DataFrame):
-    if not len(site_of_rows):
+def _count_excluded(ctx: _Context, reason: str, timepoint: str, arm_of_rows: pd.Series):
+    if not len(arm_of_rows):
         return
-    arm = site_of_rows.map(dict(zip(sites.site_id, sites.arm)))
-    for a, n in arm.value_counts().sort_index().items():
+    for a, n in arm_of_rows.astype(str).value_counts().sort_index().items():
         ctx.exclusions.append(dict(step="ingest", reason=reason, timepoint=timepoint, arm=a, n=int(n)))

@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 EXCLUSION_COLUMNS = ["step", "reason", "timepoint", "arm", "n"]
 
 
 def link_waves(participants: pd.DataFrame, responses: pd.DataFrame, scores: pd.DataFrame,
-               waves: list[dict]) -> pd.DataFrame:
+               waves: list[dict], covariates: list[str] = ()) -> pd.DataFrame:
     """One row per allocated participant x scheduled time point.
 
     Every participant appears at every time point (``assessed`` is False where no
     questionnaire was returned), so that denominators for retention and completion are the
     allocated participants.  Columns: participant_id, site_id, arm, client_group, age, sex,
-    timepoint, month, visit_date, days_from_baseline, assessed, every score, and for every
+    the declared ``covariates`` (participant level, baseline),
+    timepoint, month, visit_date, days_from_baseline, assessed (a record exists for that time
+    point), every score, and for every
     numeric score its baseline value as ``<score>_bl``.  Rows follow the order of the
     participants table (canonical, independent of pseudonyms) and then time point.
     """
     tps = [w["timepoint"] for w in waves]
     grid = pd.MultiIndex.from_product([participants.participant_id, tps],
                                       names=["participant_id", "timepoint"]).to_frame(index=False)
-    grid["month"] = grid.timepoint.map({w["timepoint"]: float(w["month"]) for w in waves})
-    person_cols = ["participant_id", "site_id", "arm", "client_group", "age", "sex"]
+    grid["month"] = grid.timepoint.map({w["timepoint"]: np.nan if w["month"] is None else float(w["month"])
+                                        for w in waves}).astype(float)
+    person_cols = list(dict.fromkeys(["participant_id", "site_id", "arm", "client_group", "age", "sex"]
+                                     + list(covariates)))
     df = grid.merge(participants[person_cols], on="participant_id", how="left", validate="m:1")
-    visits = responses[["participant_id", "timepoint", "visit_date"]]
+    visits = responses[["participant_id", "timepoint", "visit_date"]].assign(_record=True)
     df = df.merge(visits, on=["participant_id", "timepoint"], how="left", validate="1:1")
-    df["assessed"] = df.visit_date.notna()
+    df["assessed"] = df.pop("_record").notna().to_numpy()  # a questionnaire record (dated or not)
     base = df[df.timepoint == tps[0]].set_index("participant_id").visit_date
     df["days_from_baseline"] = (df.visit_date - df.participant_id.map(base)).dt.days.astype("Int64")
     score_cols = [c for c in scores.columns if c not in ("participant_id", "timepoint", "month")]

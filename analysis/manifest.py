@@ -2,9 +2,10 @@
 
 ``reports/<trial>/manifest.json`` records the SHA-256 of every raw input file and every result
 table and figure, the hash of the validated config, the git commit (and whether the working
-tree had uncommitted changes), Python and every installed package version, the seed, and when
-it was made.  A peer reviewer reruns the analysis with ``python -m analysis.verify`` and
-compares the result tables' hashes with this file.
+tree had uncommitted changes), Python and every installed package version, the seed, the
+fingerprint of the pseudonymisation key (never the key), and when it was made.  A peer
+reviewer reruns the analysis with ``python -m analysis.verify`` and compares the result
+tables' hashes with this file.
 """
 
 from __future__ import annotations
@@ -60,8 +61,12 @@ def hash_files(paths: list[Path], base: Path) -> dict[str, str]:
     return {str(p.relative_to(base)).replace("\\", "/"): sha256_file(p) for p in sorted(paths)}
 
 
-def build_manifest(cfg: dict, raw_files: list[str | Path], report_dir: str | Path) -> dict:
-    """Collect the manifest for one trial run (``report_dir`` = reports/<trial>)."""
+def build_manifest(cfg: dict, raw_files: list[str | Path], report_dir: str | Path,
+                   key_fingerprint: str | None = None) -> dict:
+    """Collect the manifest for one trial run (``report_dir`` = reports/<trial>).
+
+    ``key_fingerprint``: fingerprint of the pseudonymisation key the run used
+    (:func:`analysis.pseudonym.key_fingerprint`; never the key itself)."""
     report_dir = Path(report_dir)
     raw = [Path(p) for p in raw_files]
     tables = sorted((report_dir / "tables").glob("*.csv"))
@@ -73,6 +78,7 @@ def build_manifest(cfg: dict, raw_files: list[str | Path], report_dir: str | Pat
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config_sha256": config_hash(cfg),
         "seed": cfg["seed"],
+        "pseudonym_key_fingerprint": key_fingerprint,
         "git": git_state(),
         "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
                    "executable": Path(sys.executable).name, "platform": platform.platform()},

@@ -34,16 +34,19 @@ from analysis.lmm import fit_lmm
 from analysis.mi import default_methods, impute
 from analysis.mi_pool import pool
 
-EFFECT_COLUMNS = ["outcome", "timepoint", "analysis", "primary", "term", "estimate", "se",
+EFFECT_COLUMNS = ["outcome", "population", "timepoint", "analysis", "primary", "term", "estimate", "se",
                   "ci_low", "ci_high", "df", "p_value", "n", "n_participants", "n_intervention",
                   "n_control", "n_sites", "standardised_effect", "standardised_ci_low",
-                  "standardised_ci_high", "baseline_sd", "site_variance",
+                  "standardised_ci_high", "standardised_by", "baseline_sd", "site_variance",
                   "participant_variance", "residual_variance", "site_icc", "site_icc_ci_low",
                   "site_icc_ci_high", "m_imputations", "fmi", "model", "warnings"]
-TIPPING_COLUMNS = ["outcome", "timepoint", "delta_sd", "delta", "arm_shifted", "estimate", "se",
-                   "ci_low", "ci_high", "df", "p_value", "m_imputations", "tipping_point"]
+TIPPING_COLUMNS = ["outcome", "timepoint", "kind", "shift_sd", "towards", "delta_sd", "delta", "arm_shifted",
+                   "estimate", "se", "ci_low", "ci_high", "df", "p_value", "m_imputations", "tipping_point"]
 SITE, PID = "site_id", "participant_id"
 TERM = UNBLINDED_TERM  # the between-arm term of effects.csv ("B vs A" once blinded)
+CHANGE_TERM = "change from baseline"  # the term of a single-arm study's estimates
+BY_BASELINE_SD = "baseline SD"
+BY_CHANGE_SD = "SD of change (standardised response mean)"
 
 
 # --------------------------------------------------------------------------
@@ -79,20 +82,40 @@ class ModelSpec:
     interactions: list[str] = field(default_factory=list)            # "a:b"
     groups: list[str] = field(default_factory=lambda: [SITE, PID])
     level: float = 0.95
+    single_arm: bool = False                       # no comparison group: change from baseline
+    levels: dict[str, list[str]] = field(default_factory=dict)  # declared covariate levels (first = reference)
     df_method: str = "satterthwaite"                # or "kenward_roger" (see model_spec)
 
 
 def model_spec(cfg: dict, outcome: str, linked: pd.DataFrame | None = None) -> ModelSpec:
-    """Build the model for ``outcome`` from the validated trial config."""
-    pr = cfg["primary"]
+    """Build the model for ``outcome`` from the validated trial config and the design.
+
+    Fixed effects besides arm x time and the baseline value: the stratification factors
+    (categorical, always), the centre (categorical) in an individual or single-arm design with
+    several centres and ``design.centre_effect: fixed``, then ``primary.covariates``.  Random
+    intercepts: site and participant in a cluster design, participant otherwise (plus centre
+    with ``centre_effect: random``), unless ``primary.clustering`` says otherwise."""
+    pr, d = cfg["primary"], cfg["design"]
     covs = []
     forced = set(pr.get("categorical_covariates", []))
     unknown = forced - set(pr.get("covariates", []))
     if unknown:
         raise ValueError(f"config key primary.categorical_covariates: {sorted(unknown)} are not "
                          f"listed in primary.covariates {pr.get('covariates', [])}")
+    declared = {k: v["type"] for k, v in (cfg.get("covariates") or {}).items()}
+    typ_design = d.get("type", "cluster")
+    centres = 0
+    if linked is not None and SITE in linked:
+        centres = int(linked[SITE].dropna().nunique())
+    if typ_design != "cluster" and centres > 1 and d.get("centre_effect", "fixed") == "fixed":
+        covs.append((SITE, "categorical"))
+    for c in d.get("stratification") or []:
+        if c != SITE and c not in dict(covs):
+            covs.append((c, "categorical"))
     for c in pr.get("covariates", []):
-        name, typ = c, ("categorical" if c in forced else "auto")
+        if c in dict(covs):
+            continue
+        name, typ = c, ("categorical" if c in forced else declared.get(c, "auto"))
         if typ == "auto":
             typ = "numeric" if (linked is not None and name in linked
                                 and pd.api.types.is_numeric_dtype(linked[name])
@@ -100,16 +123,24 @@ def model_spec(cfg: dict, outcome: str, linked: pd.DataFrame | None = None) -> M
         covs.append((name, typ))
     groups = pr.get("clustering")
     if groups is None:
-        groups = [SITE, PID] if cfg["design"]["clustered"] else [PID]
+        if typ_design == "cluster":
+            groups = [SITE, PID]
+        elif centres > 1 and d.get("centre_effect", "fixed") == "random":
+            groups = [SITE, PID]
+        else:
+            groups = [PID]
     level = cfg.get("outcomes", {}).get("confidence_level", 0.95)
     # small-sample df: Kenward-Roger by default when sites are a random effect (see
     # docs/methods.md for the simulation behind this choice), Satterthwaite otherwise
     df_method = pr.get("df_method", "auto")
     if df_method == "auto":
         df_method = "kenward_roger" if SITE in groups else "satterthwaite"
-    return ModelSpec(outcome=outcome, intervention_arm=cfg["design"]["intervention_arm"],
+    return ModelSpec(outcome=outcome, intervention_arm=d["intervention_arm"],
                      time=pr.get("time", "categorical"), covariates=covs,
                      interactions=list(pr.get("interactions", [])), groups=list(groups), level=level,
+                     single_arm=typ_design == "single_arm",
+                     levels={k: [str(x) for x in v["levels"]] for k, v in (cfg.get("covariates") or {}).items()
+                             if v.get("levels")},
                      df_method=df_method)
 
 
@@ -149,12 +180,23 @@ def long_frame(linked: pd.DataFrame, spec: ModelSpec, extra: list[str] = ()) -> 
     for k, tp in enumerate(fu, 1):
         d[f"trt_{k}"] = d.treat * (d.time == str(tp))
     d["treat_month"] = d.treat * d.month
+    _type_covariates(d, spec)
+    return d.reset_index(drop=True)
+
+
+def _type_covariates(d: pd.DataFrame, spec: ModelSpec) -> None:
+    """Numeric covariates as floats; categorical ones as pandas categoricals whose first
+    category (the reference level of the model) is the first declared level, else the first
+    in sort order."""
     for c, typ in spec.covariates:
         if typ == "numeric":
             d[c] = pd.to_numeric(d[c]).astype(float)
-        else:
-            d[c] = d[c].astype(object).where(d[c].notna(), None)
-    return d.reset_index(drop=True)
+            continue
+        v = d[c].astype(object).where(d[c].notna(), None)
+        v = v.map(lambda x: None if x is None else str(x))
+        seen = sorted(v.dropna().unique())
+        cats = [x for x in spec.levels.get(c, []) if x in seen] + [x for x in seen if x not in spec.levels.get(c, [])]
+        d[c] = pd.Categorical(v, categories=cats)
 
 
 def _cov_term(spec: ModelSpec, name: str) -> str:
@@ -269,11 +311,12 @@ def _model_label(spec: ModelSpec, fit: Fit, desc: str) -> str:
     return f"{desc} + {re_}; REML; {df}"
 
 
-def _counts(d: pd.DataFrame) -> dict:
+def _counts(d: pd.DataFrame, single_arm: bool = False) -> dict:
+    n_sites = int(d[SITE].dropna().nunique()) if SITE in d else 0
     return dict(n=int(len(d)), n_participants=int(d[PID].nunique()),
                 n_intervention=int(d.loc[d.treat == 1, PID].nunique()),
-                n_control=int(d.loc[d.treat == 0, PID].nunique()),
-                n_sites=int(d[SITE].nunique()) if SITE in d else np.nan)
+                n_control=np.nan if single_arm else int(d.loc[d.treat == 0, PID].nunique()),
+                n_sites=n_sites if n_sites else np.nan)
 
 
 def _variance_cols(fit: Fit, icc_ci: bool, level: float) -> dict:
@@ -302,7 +345,7 @@ def _analysis_rows(d, spec, fit, contrasts, desc, analysis, baseline, primary_tp
             ci_low=float(c["ci_low"]), ci_high=float(c["ci_high"]), df=float(c["df"]),
             p_value=float(c["p_value"]), **_counts(dt),
             **standardised_effect(c["estimate"], c["se"], c["df"], *baseline, spec.level),
-            baseline_sd=baseline[0],
+            standardised_by=BY_BASELINE_SD, baseline_sd=baseline[0],
             **var, m_imputations=np.nan, fmi=np.nan,
             model=_model_label(spec, fit, desc), warnings=" | ".join(fit.warnings)))
     return rows
@@ -341,31 +384,87 @@ def _analysable(d: pd.DataFrame, spec: ModelSpec, extra: list[str] = ()) -> pd.D
     return d.dropna(subset=[c for c in dict.fromkeys(need) if c in d]).reset_index(drop=True)
 
 
+def _check_centres(d: pd.DataFrame, spec: ModelSpec) -> None:
+    """Centre fixed effects need both arms within some centre: when every centre has one arm
+    only, allocation was by centre and the design is a cluster design."""
+    if spec.single_arm or (SITE, "categorical") not in spec.covariates or not len(d):
+        return
+    arms_per_centre = d.groupby(SITE, observed=True).treat.nunique()
+    if (arms_per_centre < 2).all():
+        raise ValueError(f"outcome {spec.outcome!r}: every centre has participants in one arm only, so "
+                         "centre fixed effects (design.centre_effect: fixed) cannot be estimated beside the "
+                         "arm; if sites were randomised, the design is design.type: cluster")
+
+
+def _set_followups(d: pd.DataFrame, fu: list[str]) -> pd.DataFrame:
+    """Keep the rows of follow-ups ``fu`` and rebuild the time factor and the arm x time
+    indicators for exactly those follow-ups."""
+    d = d[d.time.astype(str).isin(fu)].copy()
+    d["time"] = pd.Categorical(d.time.astype(str), categories=list(fu))
+    for c in [c for c in d.columns if c.startswith("trt_")]:
+        del d[c]
+    for k, tp in enumerate(fu, 1):
+        d[f"trt_{k}"] = d.treat * (d.time == tp)
+    return d.reset_index(drop=True)
+
+
+def estimable_followups(d: pd.DataFrame, fu: list[str], spec: ModelSpec) -> tuple[list[str], dict[str, str]]:
+    """Follow-ups with analysable data (in both arms unless single-arm); the others with why."""
+    ok, why = [], {}
+    for tp in fu:
+        at = d[d.time.astype(str) == tp]
+        if not len(at):
+            why[tp] = f"not estimable: no participant has {spec.outcome} (with its baseline value) at {tp}"
+        elif not spec.single_arm and at.treat.nunique() < 2:
+            arm = "control" if (at.treat == 1).all() else "intervention"
+            why[tp] = f"not estimable: no participant in the {arm} arm has {spec.outcome} at {tp}"
+        else:
+            ok.append(tp)
+    return ok, why
+
+
+def _not_estimable_rows(spec: ModelSpec, why: dict[str, str], analysis: str, term: str) -> list[dict]:
+    return [dict(outcome=spec.outcome, timepoint=tp, analysis=analysis, primary=False, term=term,
+                 warnings=w) for tp, w in why.items()]
+
+
 def primary_effects(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str,
                     is_primary_outcome: bool = True, analysis: str = "primary",
                     complete_case: bool = False, icc_ci: bool = True) -> pd.DataFrame:
     """The prespecified model on observed data (all available follow-ups), or on complete
-    cases (participants with the outcome at every follow-up)."""
+    cases (participants with the outcome at every follow-up).  A follow-up at which the
+    outcome was not measured (or not in both arms) is left out of the model and gets a row
+    saying why, so the other follow-ups are still estimated."""
     d = long_frame(linked, spec)
     fu = list(d.time.cat.categories)
-    months = [float(d.loc[d.time == t, "month"].iloc[0]) for t in fu]
     n_all = len(d)
     d = _analysable(d, spec)
+    _check_centres(d, spec)
+    fu_ok, why = estimable_followups(d, fu, spec)
+    dropped = _not_estimable_rows(spec, why, analysis, TERM)
+    if not fu_ok:
+        return _frame(dropped)
+    if len(fu_ok) < len(fu):
+        n_all = int((long_frame(linked, spec).time.astype(str).isin(fu_ok)).sum())
+        d = _set_followups(d, fu_ok)
+    months = [float(d.loc[d.time == t, "month"].iloc[0]) for t in fu_ok]
     note = []
     if complete_case:
-        full = d.groupby(PID).y.transform("size") == len(fu)
+        full = d.groupby(PID).y.transform("size") == len(fu_ok)
         d = d[full].reset_index(drop=True)
         note.append(f"complete cases: {d[PID].nunique()} participants with {spec.outcome} "
                     f"at every follow-up")
     elif n_all > len(d):
         note.append(f"{n_all - len(d)} of {n_all} follow-up rows not analysed (outcome, "
                     "baseline or a covariate missing)")
-    formula, contrasts, desc = design(spec, fu, months)
-    fit = fit_model(d, formula, _groups_for(spec, d, len(fu)), df_method=spec.df_method)
+    if why:
+        note.append("follow-up(s) " + ", ".join(why) + f" not in the model: {spec.outcome} not measured there")
+    formula, contrasts, desc = design(spec, fu_ok, months)
+    fit = fit_model(d, formula, _groups_for(spec, d, len(fu_ok)), df_method=spec.df_method)
     fit.warnings = note + fit.warnings if complete_case else fit.warnings + note
     rows = _analysis_rows(d, spec, fit, contrasts, desc, analysis, _baseline(linked, spec.outcome),
                           primary_tp, is_primary_outcome, icc_ci=icc_ci)
-    return _frame(rows)
+    return _frame(rows + dropped)
 
 
 def _frame(rows) -> pd.DataFrame:
@@ -391,7 +490,9 @@ def ancova_effects(linked: pd.DataFrame, outcome: str, *, intervention_arm: str,
     analysis = "primary" if len(fu) == 1 else "ancova"
     groups = [g for g in spec.groups if g != PID]
     rows = []
-    for tp in fu:
+    ok, why = estimable_followups(_analysable(d_all, spec), fu, spec)
+    rows += _not_estimable_rows(spec, why, analysis, TERM)
+    for tp in ok:
         d = _analysable(d_all[d_all.time == tp], spec)
         formula, _, desc = design(spec, [tp], [0.0])
         fit = fit_model(d, formula, groups, df_method=spec.df_method)
@@ -405,10 +506,14 @@ def ancova_effects(linked: pd.DataFrame, outcome: str, *, intervention_arm: str,
 # multiple imputation
 # --------------------------------------------------------------------------
 
-def wide_frame(linked: pd.DataFrame, spec: ModelSpec, auxiliary: list[str] = ()) -> pd.DataFrame:
+def wide_frame(linked: pd.DataFrame, spec: ModelSpec, auxiliary: list[str] = (),
+               followups: list[str] | None = None) -> pd.DataFrame:
     """One row per participant: site, treat, covariates, auxiliary variables and the outcome
-    at every time point (``y__<timepoint>``); the imputation model's data."""
+    at baseline and every follow-up (``y__<timepoint>``; only ``followups`` if given); the
+    imputation model's data."""
     tps = [str(t) for t in linked.timepoint.cat.categories]
+    if followups is not None:
+        tps = tps[:1] + [t for t in tps[1:] if t in followups]
     _check_columns(linked, spec, list(auxiliary))
     first = linked[linked.timepoint == tps[0]].drop_duplicates(PID).set_index(PID)
     w = pd.DataFrame(index=first.index)
@@ -436,8 +541,8 @@ def wide_frame(linked: pd.DataFrame, spec: ModelSpec, auxiliary: list[str] = ())
 
 def _long_from_wide(w: pd.DataFrame, linked: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     tps = [str(t) for t in linked.timepoint.cat.categories]
-    fu = tps[1:]
-    months = linked.groupby(linked.timepoint.astype(str), observed=True).month.first()
+    fu = [t for t in tps[1:] if f"y__{t}" in w.columns]
+    months = linked.groupby(linked.timepoint.astype(str), observed=True).month.first().reindex(tps)
     parts = []
     for k, tp in enumerate(fu, 1):
         p = pd.DataFrame({PID: w.index, "y": w[f"y__{tp}"].to_numpy(),
@@ -448,12 +553,13 @@ def _long_from_wide(w: pd.DataFrame, linked: pd.DataFrame, spec: ModelSpec) -> p
         parts.append(p)
     d = pd.concat(parts, ignore_index=True)
     site = linked.drop_duplicates(PID).set_index(PID)[SITE] if SITE in linked else None
-    if site is not None:
+    if site is not None and site.notna().any():
         d[SITE] = d[PID].map(site).astype(str)
     d["time"] = pd.Categorical(d.timepoint, categories=fu)
     for k, tp in enumerate(fu, 1):
         d[f"trt_{k}"] = d.treat * (d.time == tp)
     d["treat_month"] = d.treat * d.month
+    _type_covariates(d, spec)
     return d
 
 
@@ -462,11 +568,12 @@ def _seed(base: int, outcome: str) -> int:
 
 
 def multiply_impute(linked: pd.DataFrame, spec: ModelSpec, m: int, iterations: int, seed: int,
-                    donors: int = 5, auxiliary: list[str] = (), method: str = "pmm"
-                    ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+                    donors: int = 5, auxiliary: list[str] = (), method: str = "pmm",
+                    followups: list[str] | None = None) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """The wide data (with missing values) and ``m`` completed copies; ``method`` (pmm or
-    norm) imputes the numeric variables."""
-    w = wide_frame(linked, spec, auxiliary)
+    norm) imputes the numeric variables; ``followups`` restricts the outcome columns to
+    follow-ups where it was measured."""
+    w = wide_frame(linked, spec, auxiliary, followups)
     methods = {c: method for c in w.columns if method != "pmm" and c in default_methods(w)
                and default_methods(w)[c] == "pmm"}
     imps = impute(w, m=m, iterations=iterations, seed=_seed(seed, spec.outcome), donors=donors,
@@ -488,7 +595,7 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
     towards n - p). A fit that does not converge (after a refit from the default starting
     values) stops the analysis: it is never pooled."""
     tps = [str(t) for t in linked.timepoint.cat.categories]
-    fu = tps[1:]
+    fu = [t for t in tps[1:] if f"y__{t}" in w.columns]
     months = [float(linked.loc[linked.timepoint == t, "month"].iloc[0]) for t in fu]
     formula, contrasts, desc = design(spec, fu, months)
     groups = [g for g in _groups_for(spec, None, len(fu)) if g in (SITE, PID)]
@@ -537,7 +644,7 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
             n_intervention=int((w.treat == 1).sum()), n_control=int((w.treat == 0).sum()),
             n_sites=int(w[SITE].nunique()) if SITE in w else np.nan,
             **standardised_effect(p["qbar"], p["se"], p["df"], bsd, n_bl, spec.level),
-            baseline_sd=bsd, m_imputations=len(imps),
+            standardised_by=BY_BASELINE_SD, baseline_sd=bsd, m_imputations=len(imps),
             fmi=p["fmi"],
             model=(_model_label(spec, fit, desc) + f"; {len(imps)} imputations (chained "
                    "equations, PMM), Rubin's rules, Barnard-Rubin df"),
@@ -545,33 +652,90 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
     return _frame(rows)
 
 
-def tipping_point(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps: list[pd.DataFrame],
-                  primary_tp: str, deltas_sd: list[float], shift: str = "intervention") -> pd.DataFrame:
-    """Delta-adjusted MI: shift imputed outcomes by delta (in baseline SDs) and re-pool.
+def shift_sign(direction: str) -> float:
+    """Sign of a shift towards a *worse* outcome: down when higher is better, up when lower is."""
+    return -1.0 if direction == "higher" else 1.0
 
-    ``tipping_point`` is True on the first delta (in order of increasing |delta|) at which
-    the 95% CI of the primary-time-point difference no longer lies on the same side of zero as
-    at delta = 0 (or, when it includes zero at delta = 0, the first delta at which it no
-    longer does)."""
+
+def tipping_point(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps: list[pd.DataFrame],
+                  primary_tp: str, deltas_sd: list[float], shift: str = "intervention",
+                  direction: str = "higher", resolution: float = 0.01) -> pd.DataFrame:
+    """Delta-adjusted MI: imputed follow-up values of the shifted arm are moved towards a worse
+    outcome by ``size`` baseline SDs (down when higher is better, up when lower is better;
+    a negative size moves them towards better) and the imputed data re-pooled.
+
+    The shift is added to the imputed values after imputation (it is not carried into the
+    imputation of later waves).  Rows: every size on the grid (0 included) at every follow-up,
+    ``tipping_point`` True on the first size (by increasing |size|, worse side first) at which
+    the CI of the difference at that follow-up no longer lies on the same side of zero as at
+    size 0 (or, when it includes zero at size 0, the first at which it no longer does); and, at
+    the primary follow-up, the exact tipping size found by root-finding between that grid value
+    and the previous one (``kind`` = ``tipping value``, to ``resolution`` SD)."""
     bsd = _baseline_sd(linked, spec.outcome)
     shift_arm = {"intervention": 1.0, "control": 0.0, "both": None}[shift]
+    sign = shift_sign(direction)
+    towards = "worse"
+
+    def pooled(size):
+        return pooled_effects(linked, spec, w, imps, primary_tp, delta=sign * size * bsd, shift_arm=shift_arm)
+
+    def row(r, size, kind):
+        return dict(outcome=spec.outcome, timepoint=r.timepoint, kind=kind, shift_sd=size,
+                    towards=towards if size >= 0 else "better", delta_sd=sign * size + 0.0,
+                    delta=sign * size * bsd + 0.0, arm_shifted=shift, estimate=r.estimate, se=r.se,
+                    ci_low=r.ci_low, ci_high=r.ci_high, df=r.df, p_value=r.p_value,
+                    m_imputations=r.m_imputations, tipping_point=False)
+
     rows = []
-    for dsd in sorted(set([0.0] + list(deltas_sd)), key=lambda x: (abs(x), x)):
-        eff = pooled_effects(linked, spec, w, imps, primary_tp, delta=dsd * bsd, shift_arm=shift_arm)
-        for r in eff.itertuples():
-            rows.append(dict(outcome=spec.outcome, timepoint=r.timepoint, delta_sd=dsd,
-                             delta=dsd * bsd, arm_shifted=shift, estimate=r.estimate, se=r.se,
-                             ci_low=r.ci_low, ci_high=r.ci_high, df=r.df, p_value=r.p_value,
-                             m_imputations=r.m_imputations, tipping_point=False))
+    grid = sorted(set([0.0] + [float(x) for x in deltas_sd]), key=lambda x: (abs(x), -x))
+    for size in grid:
+        for r in pooled(size).itertuples():
+            if pd.notna(r.estimate):
+                rows.append(row(r, size, "grid"))
     out = pd.DataFrame(rows, columns=TIPPING_COLUMNS)
+
+    def side(lo, hi):
+        return 1 if lo > 0 else (-1 if hi < 0 else 0)
+
+    exact = []
     for tp, g in out.groupby("timepoint", sort=False):
-        def side(r):
-            return 1 if r.ci_low > 0 else (-1 if r.ci_high < 0 else 0)
-        s0 = side(g.iloc[0])
-        for idx, r in g.iloc[1:].iterrows():
-            if side(r) != s0:
-                out.loc[idx, "tipping_point"] = True
-                break
+        s0 = side(g.iloc[0].ci_low, g.iloc[0].ci_high)
+        for half in (g[g.shift_sd >= 0], g[g.shift_sd <= 0]):
+            half = half.sort_values("shift_sd", key=abs)
+            prev = half.iloc[0]
+            for idx, r in half.iloc[1:].iterrows():
+                s1 = side(r.ci_low, r.ci_high)
+                if s1 != s0:
+                    out.loc[idx, "tipping_point"] = True
+                    if tp == primary_tp:
+                        bound = "ci_low" if (s0 == 1 or (s0 == 0 and s1 == 1)) else "ci_high"
+                        exact.append(_tipping_value(pooled, tp, bound, prev.shift_sd, r.shift_sd,
+                                                    resolution, row))
+                    break
+                prev = r
+            else:
+                continue
+            break
+    if exact:
+        out = pd.concat([out, pd.DataFrame(exact, columns=TIPPING_COLUMNS)], ignore_index=True)
+    return out
+
+
+def _tipping_value(pooled, tp: str, bound: str, a: float, b: float, resolution: float, row) -> dict:
+    """The shift size between grid values ``a`` and ``b`` at which the CI bound ``bound`` of
+    the difference at ``tp`` reaches zero (Brent's method to ``resolution`` SD)."""
+    from scipy.optimize import brentq
+
+    def f(size):
+        r = pooled(size)
+        return float(r.loc[r.timepoint == tp, bound].iloc[0])
+
+    root = brentq(f, a, b, xtol=resolution / 4)
+    size = float(np.round(root / resolution) * resolution)
+    r = pooled(size)
+    r = next(x for x in r.itertuples() if x.timepoint == tp)
+    out = row(r, size, "tipping value")
+    out["tipping_point"] = True
     return out
 
 
@@ -619,8 +783,13 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
     lk["_mod"] = modifier_column(linked, mod, tables)
     d = long_frame(lk, spec, extra=["_mod"])
     fu = list(d.time.cat.categories)
-    months = [float(d.loc[d.time == t, "month"].iloc[0]) for t in fu]
     d = _analysable(d, spec)
+    fu_ok, _ = estimable_followups(d, fu, spec)
+    if not fu_ok:
+        return _frame([])
+    if len(fu_ok) < len(fu):  # a follow-up without the outcome is left out, as in the primary model
+        d, fu = _set_followups(d, fu_ok), fu_ok
+    months = [float(d.loc[d.time == t, "month"].iloc[0]) for t in fu]
     ctrl_defined = d.loc[d.treat == 0, "_mod"].notna().any()
     d = d[d._mod.notna() | ((d.treat == 0) & ~ctrl_defined)].reset_index(drop=True)
     levels = sorted(d._mod.dropna().unique(), key=str)
@@ -636,10 +805,14 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
                          f"({levels})")
     ref = levels[0]
     extra = []
+    # a modifier that is already a categorical covariate of the model (a stratification factor,
+    # say) has its main effect there: adding it again would alias it
+    in_model = mod.get("source", "linked") == "linked" and mod.get("cutoff") is None and \
+        dict(spec.covariates).get(mod["variable"]) == "categorical"
     for k, lev in enumerate(levels[1:], 1):
         d[f"mod_{k}"] = (d._mod == lev).astype(float)
         d[f"trtmod_{k}"] = d.treat * d[f"mod_{k}"]
-        extra += ([f"mod_{k}"] if ctrl_defined else []) + [f"trtmod_{k}"]
+        extra += ([f"mod_{k}"] if ctrl_defined and not in_model else []) + [f"trtmod_{k}"]
     formula, contrasts, desc = design(spec, fu, months, extra)
     fit = fit_model(d, formula, _groups_for(spec, d, len(fu)), df_method=spec.df_method)
     label = _model_label(spec, fit, desc + f" + treat x {name}")
@@ -651,7 +824,7 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
         rows.append(dict(outcome=spec.outcome, timepoint=tp, analysis=f"effect_modification:{name}",
                          primary=False, term=term, estimate=c["estimate"], se=c["se"],
                          ci_low=c["ci_low"], ci_high=c["ci_high"], df=c["df"], p_value=c["p_value"],
-                         **_counts(sub), baseline_sd=bsd,
+                         **_counts(sub), standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
                          **standardised_effect(c["estimate"], c["se"], c["df"], bsd, n_bl, spec.level),
                          **_variance_cols(fit, False, spec.level), model=label,
                          warnings=" | ".join(fit.warnings)))
@@ -673,40 +846,198 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
 # everything for one outcome
 # --------------------------------------------------------------------------
 
+# --------------------------------------------------------------------------
+# single-arm (pre-post) studies
+# --------------------------------------------------------------------------
+
+def paired_change(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str, is_primary_outcome: bool,
+                  analysis: str = "paired_change") -> pd.DataFrame:
+    """Mean change from baseline at each follow-up over the participants measured at both
+    (paired t interval, df n - 1) and the standardised response mean (mean change / SD of
+    change)."""
+    d = long_frame(linked, spec)
+    bsd = _baseline_sd(linked, spec.outcome)
+    rows = []
+    for tp in d.time.cat.categories:
+        g = d[(d.time == tp) & d.y.notna() & d.y_bl.notna()]
+        ch = (g.y - g.y_bl).to_numpy(float)
+        n = len(ch)
+        row = dict(outcome=spec.outcome, timepoint=str(tp), analysis=analysis,
+                   primary=bool(is_primary_outcome and analysis == "primary" and str(tp) == primary_tp),
+                   term=CHANGE_TERM, n=n, n_participants=n, n_intervention=n, n_control=np.nan,
+                   n_sites=_counts(g, True)["n_sites"] if n else np.nan, baseline_sd=bsd,
+                   standardised_by=BY_CHANGE_SD,
+                   model="paired mean change from baseline (participants measured at baseline and "
+                         f"{tp}); t interval with n - 1 df; standardised response mean = mean change / "
+                         "SD of change")
+        if n < 2:
+            row["warnings"] = f"not estimable: {n} participant(s) measured at baseline and {tp}"
+        else:
+            mean, sd = float(ch.mean()), float(ch.std(ddof=1))
+            se = sd / np.sqrt(n)
+            q = stats.t.ppf(0.5 + spec.level / 2, n - 1)
+            row.update(estimate=mean, se=se, ci_low=mean - q * se, ci_high=mean + q * se, df=float(n - 1),
+                       p_value=float(2 * stats.t.sf(abs(mean / se), n - 1)) if se > 0 else np.nan,
+                       warnings="")
+            if sd > 0:  # SRM with its CI: SE^2 = 1/n + SRM^2 / (2(n - 1)), the same delta method
+                row.update(standardised_effect(mean, se, n - 1, sd, n, spec.level))
+        rows.append(row)
+    return _frame(rows)
+
+
+def change_model(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str, is_primary_outcome: bool,
+                 analysis: str = "primary", complete_case: bool = False, icc_ci: bool = True) -> pd.DataFrame:
+    """Single-arm mixed model over all waves, baseline included: ``y ~ wave_1 + ... + wave_K
+    [+ covariates] + (1 | participant) [+ (1 | site)]``; the change at follow-up k is the
+    coefficient of wave_k (valid under MAR, using every observed wave)."""
+    tps = [str(t) for t in linked.timepoint.cat.categories]
+    keep = list(dict.fromkeys([PID, SITE, "timepoint", "month", spec.outcome]
+                              + [c for c, _ in spec.covariates] + list(spec.groups)))
+    d = linked[[c for c in keep if c in linked.columns]].copy()
+    d["y"] = pd.to_numeric(d[spec.outcome]).astype(float)
+    d["treat"] = 1.0
+    d["time"] = pd.Categorical(d.timepoint.astype(str), categories=tps)
+    _type_covariates(d, spec)
+    n_all = len(d)
+    d = d.dropna(subset=["y"] + [c for c, _ in spec.covariates] + [g for g in spec.groups if g in d])
+    fu = [t for t in tps[1:] if (d.time == t).any()]
+    why = {t: f"not estimable: no participant has {spec.outcome} at {t}" for t in tps[1:] if t not in fu}
+    dropped = _not_estimable_rows(spec, why, analysis, CHANGE_TERM)
+    if not fu or not (d.time == tps[0]).any():
+        return _frame(dropped)
+    d = d[d.time.isin([tps[0]] + fu)].reset_index(drop=True)
+    note = []
+    if complete_case:
+        full = d.groupby(PID).y.transform("size") == len(fu) + 1
+        d = d[full].reset_index(drop=True)
+        note.append(f"complete cases: {d[PID].nunique()} participants with {spec.outcome} at every wave")
+    elif n_all > len(d):
+        note.append(f"{n_all - len(d)} of {n_all} participant x wave rows not analysed (outcome or a "
+                    "covariate missing)")
+    for k, t in enumerate(fu, 1):
+        d[f"wave_{k}"] = (d.time == t).astype(float)
+    rhs = [f"wave_{k}" for k in range(1, len(fu) + 1)] + [_cov_term(spec, c) for c, _ in spec.covariates]
+    formula = "y ~ " + " + ".join(rhs)
+    groups = [g for g in spec.groups if g in d]
+    fit = fit_model(d, formula, groups, df_method=spec.df_method)
+    fit.warnings = note + fit.warnings if complete_case else fit.warnings + note
+    desc = "change from baseline over all waves (time as a factor, baseline the reference)"
+    if spec.covariates:
+        desc += " + " + " + ".join(c for c, _ in spec.covariates)
+    contrasts = {t: {f"wave_{k}": 1.0} for k, t in enumerate(fu, 1)}
+    bsd, n_bl = _baseline(linked, spec.outcome)
+    rows = []
+    var = _variance_cols(fit, icc_ci, spec.level)
+    for t, L in contrasts.items():
+        c = fit.contrast(L, spec.level)
+        dt = d[d.time == t]
+        rows.append(dict(
+            outcome=spec.outcome, timepoint=t, analysis=analysis,
+            primary=bool(is_primary_outcome and analysis == "primary" and t == primary_tp),
+            term=CHANGE_TERM, estimate=float(c["estimate"]), se=float(c["se"]),
+            ci_low=float(c["ci_low"]), ci_high=float(c["ci_high"]), df=float(c["df"]),
+            p_value=float(c["p_value"]), **_counts(dt, single_arm=True),
+            **standardised_effect(c["estimate"], c["se"], c["df"], bsd, n_bl, spec.level),
+            standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
+            **var, m_imputations=np.nan, fmi=np.nan, model=_model_label(spec, fit, desc),
+            warnings=" | ".join(fit.warnings)))
+    return _frame(rows + dropped)
+
+
+# --------------------------------------------------------------------------
+# everything for one outcome
+# --------------------------------------------------------------------------
+
+def populations(linked: pd.DataFrame, cfg: dict) -> list[tuple[str, pd.DataFrame]]:
+    """("all", everyone), then one (level, subset) per level of ``design.population``."""
+    var = cfg["design"].get("population")
+    out = [("all", linked)]
+    if var:
+        levels = [str(v) for v in (cfg.get("covariates") or {}).get(var, {}).get("levels") or []]
+        seen = sorted(str(v) for v in linked[var].dropna().unique())
+        for lev in [v for v in levels if v in seen] + [v for v in seen if v not in levels]:
+            out.append((lev, linked[linked[var].astype(str) == lev]))
+    return out
+
+
 def analyse_outcome(linked: pd.DataFrame, cfg: dict, outcome: str, primary_tp: str,
                     tables: dict[str, pd.DataFrame] | None = None,
                     log=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All configured analyses of one outcome: (effects rows, tipping-point rows)."""
-    tables = tables or {}
+    """All configured analyses of one outcome, for all participants and within each population
+    (``design.population``): (effects rows, tipping-point rows)."""
+    effs, tips = [], []
+    var = cfg["design"].get("population")
+    for pop, lk in populations(linked, cfg):
+        spec = model_spec(cfg, outcome, lk)
+        if pop != "all":
+            spec.covariates = [(c, t) for c, t in spec.covariates if c != var]
+            if log is not None:
+                log.info("%s: population %s (%d participants)", outcome, pop, lk.participant_id.nunique())
+        eff, tip = _analyse_one(lk, cfg, spec, primary_tp, tables or {}, log, pop == "all")
+        eff["population"] = pop
+        effs.append(eff)
+        if pop == "all":
+            tips.append(tip)
+    eff = pd.concat(effs, ignore_index=True).reindex(columns=EFFECT_COLUMNS)
+    eff["primary"] = eff.primary.fillna(False).astype(bool) & (eff.population == "all")
+    return eff, (tips[0] if tips else pd.DataFrame(columns=TIPPING_COLUMNS))
+
+
+def _analyse_one(linked: pd.DataFrame, cfg: dict, spec: ModelSpec, primary_tp: str,
+                 tables: dict, log, with_modifiers: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     oc = cfg.get("outcomes", {})
+    outcome = spec.outcome
     is_primary = outcome == cfg["primary"]["outcome"]
-    spec = model_spec(cfg, outcome, linked)
     fu = [str(t) for t in linked.timepoint.cat.categories][1:]
+    tip = pd.DataFrame(columns=TIPPING_COLUMNS)
+    if not fu:
+        return _frame([]), tip
+    if spec.single_arm:
+        if len(fu) == 1:
+            parts = [paired_change(linked, spec, primary_tp, is_primary, analysis="primary")]
+        else:
+            parts = [change_model(linked, spec, primary_tp, is_primary),
+                     paired_change(linked, spec, primary_tp, is_primary)]
+            if oc.get("complete_case", True):
+                parts.append(change_model(linked, spec, primary_tp, is_primary, analysis="complete_case",
+                                          complete_case=True, icc_ci=False))
+        return pd.concat([p for p in parts if len(p)], ignore_index=True).reindex(columns=EFFECT_COLUMNS), tip
     parts = [primary_effects(linked, spec, primary_tp, is_primary)]
     if len(fu) > 1 and oc.get("ancova_each_followup", True):
         parts.append(ancova_effects(linked, outcome, intervention_arm=spec.intervention_arm,
                                     clustered=SITE in spec.groups, primary_timepoint=primary_tp,
                                     spec=spec, is_primary_outcome=is_primary))
-    tip = pd.DataFrame(columns=TIPPING_COLUMNS)
     mi = oc.get("multiple_imputation", {})
     if mi.get("enabled", True):
-        seed = mi.get("seed")
-        seed = cfg.get("seed", 0) if seed is None else seed
-        w, imps = multiply_impute(linked, spec, m=mi.get("m", 20), iterations=mi.get("iterations", 10),
-                                  seed=seed, donors=mi.get("donors", 5),
-                                  auxiliary=mi.get("auxiliary", []), method=mi.get("method", "pmm"))
-        if w.filter(like="y__").isna().any().any() or w.isna().any().any():
-            parts.append(pooled_effects(linked, spec, w, imps, primary_tp))
-            tp_cfg = oc.get("tipping_point", {})
-            if tp_cfg.get("enabled", True) and (is_primary or tp_cfg.get("all_outcomes", False)):
-                tip = tipping_point(linked, spec, w, imps, primary_tp, tp_cfg.get("deltas_sd", []),
-                                    tp_cfg.get("arm", "intervention"))
-        elif log is not None:
-            log.info("%s: no missing values; multiple imputation skipped", outcome)
+        ok, _ = estimable_followups(_analysable(long_frame(linked, spec), spec), fu, spec)
+        if ok:
+            seed = mi.get("seed")
+            seed = cfg.get("seed", 0) if seed is None else seed
+            w, imps = multiply_impute(linked, spec, m=mi.get("m", 20), iterations=mi.get("iterations", 10),
+                                      seed=seed, donors=mi.get("donors", 5),
+                                      auxiliary=mi.get("auxiliary", []), method=mi.get("method", "pmm"),
+                                      followups=ok)
+            if w.filter(like="y__").isna().any().any() or w.isna().any().any():
+                parts.append(pooled_effects(linked, spec, w, imps, primary_tp))
+                tp_cfg = oc.get("tipping_point", {})
+                if tp_cfg.get("enabled", True) and (is_primary or tp_cfg.get("all_outcomes", False)) \
+                        and with_modifiers:
+                    tip = tipping_point(linked, spec, w, imps, primary_tp, tp_cfg.get("shifts_sd", []),
+                                        tp_cfg.get("arm", "intervention"),
+                                        direction=outcome_direction(cfg, outcome))
+            elif log is not None:
+                log.info("%s: no missing values; multiple imputation skipped", outcome)
     if oc.get("complete_case", True):
         parts.append(primary_effects(linked, spec, primary_tp, is_primary,
                                      analysis="complete_case", complete_case=True, icc_ci=False))
-    for mod in oc.get("effect_modifiers", []):
-        parts.append(effect_modification(linked, spec, mod, tables, primary_tp))
+    if with_modifiers:
+        for mod in oc.get("effect_modifiers", []):
+            parts.append(effect_modification(linked, spec, mod, tables, primary_tp))
     eff = pd.concat([p for p in parts if len(p)], ignore_index=True).reindex(columns=EFFECT_COLUMNS)
     return eff, tip
+
+
+def outcome_direction(cfg: dict, outcome: str) -> str:
+    """'higher' or 'lower': which way is better for ``outcome`` (analysis.config.score_directions)."""
+    from analysis.config import score_directions
+    return score_directions(cfg).get(outcome, "higher")

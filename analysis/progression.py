@@ -117,10 +117,12 @@ def evaluate(table: pd.DataFrame, criteria: list[dict], *, test: bool = False) -
             raise ValueError(f"{key}: no feasibility row for indicator {c['indicator']!r}, timepoint "
                              f"{tp or None!r}, arm {arm!r}; available (timepoint, arm): {avail or 'none'}")
         r = hit.iloc[0]
+        if r.unit == "not collected":
+            raise ValueError(f"{key}: indicator {c['indicator']!r} cannot be evaluated: {r.definition}")
         if (c["indicator"], tp, arm) in seen:
             raise ValueError(f"{key}: repeats criterion {seen[(c['indicator'], tp, arm)]} for the same row")
         seen[(c["indicator"], tp, arm)] = i
-        denom = denominator_of(c["indicator"])
+        denom = "months open" if r.unit == "participants per month" else denominator_of(c["indicator"])
         if c.get("denominator") and c["denominator"].strip().lower() != denom:
             raise ValueError(f"{key}: denominator {c['denominator']!r} differs from the one "
                              f"{c['indicator']!r} is computed over ({denom!r})")

@@ -108,23 +108,83 @@ def _check_header(name: str, header: list[str], q, row: int = 1) -> bool:
     return ok
 
 
+# What a file that is not CSV text usually is, by its first bytes.
+_BINARY_SIGNATURES = [
+    (b"PK\x03\x04", "an Excel workbook (.xlsx, a zip file)", "xlsx"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old-style Excel .xls workbook (save it as .xlsx or CSV UTF-8)", None),
+    (b"$FL2", "an SPSS .sav file", "sav"),
+    (b"$FL3", "an SPSS .zsav file", "sav"),
+    (b"<stata_dta>", "a Stata .dta file", "dta"),
+    (b"\x1f\x8b", "a gzip-compressed file", None),
+    (b"%PDF", "a PDF document", None),
+]
+_BOMS = [(b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+         (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")]
+
+
+def sniff_not_text(raw: bytes, name: str, encoding: str) -> str | None:
+    """The rule a file breaks if its bytes show it is not a CSV in ``encoding`` (None if they
+    do not): another file format named .csv, or UTF-16/UTF-32 text."""
+    head = raw[:16]
+    for magic, what, fmt in _BINARY_SIGNATURES:
+        if head.startswith(magic):
+            fix = (f": set data.files.{name}.format: {fmt}, or save it as CSV UTF-8") if fmt else ""
+            return f"file is not CSV text: it is {what}{fix}"
+    if len(head) >= 4 and head[0] in (0x71, 0x72, 0x73) and head[1] in (1, 2) and head[2] == 1 and head[3] == 0:
+        return f"file is not CSV text: it is a Stata .dta file: set data.files.{name}.format: dta"
+    enc = encoding.lower().replace("_", "-")
+    for bom, what in _BOMS:
+        if head.startswith(bom) and not enc.startswith(what.lower()):
+            return (f"file is {what} text (it starts with a {what} byte-order mark, as Excel's 'Unicode text' "
+                    f"does): save it as 'CSV UTF-8', or set data.files.{name}.encoding: {what.lower()}")
+    if b"\x00" in raw[:4096] and not enc.startswith(("utf-16", "utf-32")):
+        return ("file contains NUL bytes: it is not plain text (UTF-16 text without a byte-order mark, or "
+                f"a binary file named .csv?): save it as 'CSV UTF-8', or set data.files.{name}.encoding: utf-16")
+    return None
+
+
+def _decode_hint(raw: bytes, start: int, encoding: str, name: str) -> str:
+    """Why the bytes at ``start`` are not ``encoding`` text, and what to do, from what they look like."""
+    enc = encoding.lower().replace("_", "-")
+    if enc not in ("utf-8", "utf8", "utf-8-sig"):
+        return ""
+    try:
+        raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return " (the bytes are neither UTF-8 nor Windows-1252 text: re-save the file as 'CSV UTF-8')"
+    if raw[start:start + 1] and raw[start] >= 0x80:
+        return (" (it reads as Windows-1252 text, as Excel's plain 'CSV' saves it: set data.files."
+                f"{name}.encoding: cp1252, or re-save as 'CSV UTF-8')")
+    return ""
+
+
 def read_csv(path: Path, name: str, q, encoding: str = "utf-8", delimiter: str = ",") -> RawTable | None:
-    """Read a delimited text file with exact line numbers (quoted fields may span lines)."""
+    """Read a delimited text file with exact line numbers (quoted fields may span lines).
+
+    Line numbers are physical lines: the record's first line, counting line feeds as an editor
+    or ``sed -n 7p`` does (a carriage return inside a quoted value does not start a new line;
+    a file with old-Mac carriage-return line ends is counted by those)."""
     raw = path.read_bytes()
     if not raw.strip():
         q.add(name, None, "", "", "", "file is empty (no header row)")
+        return None
+    not_text = sniff_not_text(raw, name, encoding)
+    if not_text:
+        q.add(name, None, "", "", "", not_text)
         return None
     enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig") else encoding
     try:
         text = raw.decode(enc)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        hint = (" (a CSV saved by Excel is often Windows-1252: set data.files."
-                f"{name}.encoding: cp1252)") if enc == "utf-8-sig" else ""
         q.add(name, line, "", "", repr(raw[exc.start:exc.start + 8]),
-              f"file is not valid {encoding} text{hint}")
+              f"file is not valid {encoding} text{_decode_hint(raw, exc.start, encoding, name)}")
         return None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    except LookupError:
+        q.add(name, None, "", "", encoding, f"unknown text encoding in data.files.{name}.encoding")
+        return None
+    newline = "\n" if "\n" in text else ""  # count line feeds; CR-only files by their CRs
+    reader = csv.reader(io.StringIO(text, newline=newline), delimiter=delimiter, strict=True)
     records, starts, header = [], [], None
     prev = 0
     try:
@@ -146,7 +206,9 @@ def read_csv(path: Path, name: str, q, encoding: str = "utf-8", delimiter: str =
             records.append(rec)
             starts.append(start)
     except csv.Error as exc:
-        q.add(name, reader.line_num, "", "", "", f"file cannot be parsed as CSV: {exc}")
+        why = ("a line break (carriage return) inside a value that is not in quotes"
+               if "new-line character" in str(exc) else str(exc))
+        q.add(name, reader.line_num, "", "", "", f"file cannot be parsed as CSV: {why}")
         return None
     if header is None:
         q.add(name, None, "", "", "", "file is empty (no header row)")
@@ -223,6 +285,13 @@ def read_file(raw_dir: Path, name: str, q, options: dict | None = None) -> RawTa
     """Read ``raw_dir/name`` with the reader chosen by ``options['format']`` or the extension."""
     options = options or {}
     path = Path(raw_dir) / name
+    try:
+        inside = path.resolve().is_relative_to(Path(raw_dir).resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside or Path(name).is_absolute() or ".." in Path(name).parts:
+        q.add(name, None, "", "", "", "file is not inside data.raw_dir: refused (it is not read)")
+        return None
     if not path.is_file():
         q.add(name, None, "", "", "", f"file not found: {path}")
         return None

@@ -15,6 +15,7 @@ are never passed on.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,9 +131,10 @@ def _num(v, default=None):
     if v in ("", None):
         return default
     try:
-        return float(v)
+        x = float(v)
     except ValueError:
         return default
+    return x if math.isfinite(x) else default
 
 
 def read_dictionary(raw_dir: Path, name: str, q: Collector) -> Dictionary | None:
@@ -213,7 +215,7 @@ def check_export(export: RawTable, dic: Dictionary, q: Collector, *, record_id: 
         rep = export.frame.redcap_repeat_instrument.str.strip() != ""
         inst = pd.to_numeric(export.frame.get("redcap_repeat_instance", pd.Series("", index=export.frame.index)),
                              errors="coerce")
-        bad = (rep & ~(inst >= 1)).to_numpy()
+        bad = (rep & ~((inst >= 1) & np.isfinite(inst))).to_numpy()
         q.add_many(export, bad, "redcap_repeat_instance",
                    "repeating-instrument row needs a positive repeat instance", ids=ids)
     return True

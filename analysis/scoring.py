@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from analysis import instruments
@@ -10,11 +11,13 @@ KEY = ["participant_id", "timepoint"]
 
 
 def score_responses(responses: pd.DataFrame, participants: pd.DataFrame,
-                    instrument_options: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    instrument_options: dict[str, dict],
+                    prescored: list[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score each configured instrument for every participant and time point.
 
     Returns ``(scores, reasons)``: ``scores`` has one row per response record with the
-    instrument outputs (totals, indices, subscales, and the EQ-5D method used);
+    instrument outputs (totals, indices, subscales, and the EQ-5D method used) and the
+    pre-scored columns as read (``prescored``: validated at ingest, not rescored);
     ``reasons`` is a long table (participant_id, timepoint, instrument, reason) of every score
     that could not be computed, which feeds the data-query log.
     """
@@ -41,6 +44,8 @@ def score_responses(responses: pd.DataFrame, participants: pd.DataFrame,
                                              "instrument": inst, "reason": r[bad].astype(str)}))
             scored = scored.drop(columns=[reason_col])
         out = pd.concat([out, scored], axis=1)
+    for c in prescored:
+        out[c] = pd.to_numeric(responses[c]).astype(float) if c in responses else np.nan
     reasons_df = (pd.concat(reasons, ignore_index=True) if reasons else
                   pd.DataFrame(columns=["participant_id", "timepoint", "source_line", "instrument", "reason"]))
     return out.reset_index(drop=True), reasons_df
@@ -52,10 +57,19 @@ def _item_columns(inst: str, responses: pd.DataFrame, options: dict) -> list[str
 
 
 def scoring_summary(responses: pd.DataFrame, scores: pd.DataFrame,
-                    instrument_options: dict[str, dict]) -> pd.DataFrame:
+                    instrument_options: dict[str, dict], prescored: dict | None = None) -> pd.DataFrame:
     """Per instrument and time point: records, scores computed, the scoring method and the
-    verification status of the definition (so every output says how it was scored)."""
+    verification status of the definition (so every output says how it was scored).
+    Pre-scored columns are listed with method 'pre-scored'."""
     rows = []
+    for name, spec in (prescored or {}).items():
+        if name not in scores:
+            continue
+        for tp, idx in scores.groupby("timepoint", sort=False).groups.items():
+            rows.append(dict(instrument="(pre-scored)", name=spec.get("label") or name, timepoint=tp,
+                             output=name, method="pre-scored", records=len(idx),
+                             scored=int(scores.loc[idx, name].notna().sum()), provisional_facts="",
+                             citation=""))
     for inst, options in instrument_options.items():
         opts = dict(options or {})
         defn = instruments.get_definition(inst, opts.get("overrides"))

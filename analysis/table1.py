@@ -15,18 +15,24 @@ TABLE1_COLUMNS = ["variable", "type", "level", "arm", "n", "missing", "count", "
                   "mean", "sd", "median", "q1", "q3"]
 
 
-def baseline_frame(participants: pd.DataFrame, linked: pd.DataFrame, measures: list[str]) -> pd.DataFrame:
-    """One row per allocated participant: arm, age, sex, client_group and baseline scores."""
+def baseline_frame(participants: pd.DataFrame, linked: pd.DataFrame, measures: list[str],
+                   covariates: list[str] = ()) -> pd.DataFrame:
+    """One row per allocated participant: arm, age, sex, client_group, the declared covariates
+    and baseline scores."""
     base_tp = linked.timepoint.cat.categories[0]
     base = linked[linked.timepoint == base_tp].set_index("participant_id")
-    out = participants.set_index("participant_id")[["arm", "age", "sex", "client_group"]].copy()
+    cols = list(dict.fromkeys(["arm", "age", "sex", "client_group"] + list(covariates)))
+    out = participants.set_index("participant_id")[[c for c in cols if c in participants]].copy()
     for m in measures:
         out[m] = base[m].reindex(out.index)
     return out.reset_index(drop=True)
 
 
-def table1(frame: pd.DataFrame, arms: list[str], continuous: list[str], categorical: list[str]) -> pd.DataFrame:
-    """Tidy Table 1 (one row per variable x level x arm; 'all' = every allocated participant)."""
+def table1(frame: pd.DataFrame, arms: list[str], continuous: list[str], categorical: list[str],
+           levels: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """Tidy Table 1 (one row per variable x level x arm; 'all' = every allocated participant).
+    Categorical levels are listed in their declared order (``levels``), else sorted."""
+    levels_of = levels or {}
     groups = list(arms) + (["all"] if len(arms) > 1 else [])
     rows = []
 
@@ -49,7 +55,9 @@ def table1(frame: pd.DataFrame, arms: list[str], continuous: list[str], categori
                 q3=np.quantile(obs, 0.75) if len(obs) else np.nan))
     for v in categorical:
         col = frame[v].astype("string").str.strip().replace("", pd.NA)
-        levels = sorted(col.dropna().unique())
+        seen = sorted(col.dropna().unique())
+        declared = [str(v) for v in levels_of.get(v, [])]
+        levels = declared + [x for x in seen if x not in declared]  # declared levels even if unseen
         for arm in groups:
             x = col if arm == "all" else col[frame.arm == arm]
             n = int(x.notna().sum())

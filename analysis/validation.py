@@ -25,6 +25,9 @@ from analysis.readers import ROW_WORD
 QUERY_COLUMNS = ["file", "line", "participant_id", "column", "value", "rule", "severity"]
 EXCEL_EPOCH = pd.Timestamp("1899-12-30")  # Excel's (1900 date system) day 0, after its 1900 leap-year bug
 DATE_MIN, DATE_MAX = pd.Timestamp("1900-01-01"), pd.Timestamp("2100-12-31")
+# text that pandas reads as "not a number" (the infinities, e.g. inf, -Infinity, 1e999, are found
+# by their value)
+_NAN_TEXT = r"(?i)[+-]?nan"
 
 
 @dataclass(frozen=True)
@@ -228,17 +231,25 @@ def check_fields(table, fields: list[Field], q: Collector, *, id_col: str | None
         blank_all = sv == ""
         num_all = pd.to_numeric(flat.where(flat != ""), errors="coerce").to_numpy(dtype=float) \
             .reshape(n, len(names), order="F")
+        # inf, -inf, Infinity, 1e999, nan, NaN: read by pandas as non-finite floats; never data
+        nonfinite_all = ~blank_all & (np.isinf(num_all) | flat.str.fullmatch(_NAN_TEXT).to_numpy()
+                                      .reshape(n, len(names), order="F"))
         for j, f in enumerate(numeric):
             x, b, vals = num_all[:, j].copy(), blank_all[:, j], sv[:, j]
             _common_checks(table, f, q, vals, b, ids)
+            nonfinite = nonfinite_all[:, j]
+            q.add_many(table, nonfinite, f.name, "must be a finite number (inf, nan and the like are not data)",
+                       values=vals, ids=ids)
+            x[nonfinite] = np.nan
             nan = np.isnan(x)
             with np.errstate(invalid="ignore"):
                 if f.kind == "int":
-                    bad = ~b & (nan | (x != np.floor(x)))
+                    bad = ~b & ~nonfinite & (nan | (x != np.floor(x)))
                     q.add_many(table, bad, f.name, "must be a whole number or blank", values=vals, ids=ids)
                 else:
-                    bad = ~b & nan
+                    bad = ~b & ~nonfinite & nan
                     q.add_many(table, bad, f.name, "must be a number or blank", values=vals, ids=ids)
+                bad |= nonfinite
                 x[bad] = np.nan
                 ok = ~np.isnan(x)
                 if f.allowed is not None:

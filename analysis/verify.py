@@ -5,8 +5,14 @@
 Runs the whole workflow from the raw files in a clean temporary directory (nothing in the
 project's own data/processed or reports is touched), then compares the SHA-256 of every result
 table with ``reports/<trial_id>/manifest.json``.  Prints MATCH, or each table that differs,
-is missing or is new, and exits 0 on a match and 1 otherwise.  The raw inputs' hashes are
-compared too, so a reviewer knows whether they were given the same data.
+is missing or is new.  The raw inputs' hashes and the validated config's hash are compared
+too, so a reviewer knows whether they were given the same data and analysis plan.  Exit code 0
+only when everything matches (result tables, raw inputs and config); 1 when anything differs or
+the rerun fails; 2 when there is nothing to compare with.
+
+The config is untrusted: it is read with :mod:`analysis.safe_yaml` and validated before the
+rerun (a config with YAML tags or templating is refused before anything evaluates it), and the
+rerun is given a plain re-serialised copy of it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from analysis.config import load_config
+from analysis.config import WORKDIR_FILE_KEYS, ConfigError, load_config, read_config_file
 from analysis.manifest import ROOT, sha256_file
 
 
@@ -38,12 +44,38 @@ def compare(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
     return lines
 
 
+def verdict(manifest: dict, rerun_manifest: dict) -> tuple[list[str], bool]:
+    """The report lines comparing a manifest with the rerun's, and whether everything matches."""
+    raw_diff = compare(manifest["raw_inputs"], rerun_manifest["raw_inputs"])
+    table_diff = compare(manifest["result_tables"], rerun_manifest["result_tables"])
+    config_differs = manifest["config_sha256"] != rerun_manifest["config_sha256"]
+    n = len(manifest["result_tables"])
+    lines = []
+    if not table_diff:
+        if raw_diff or config_differs:
+            lines.append(f"verify: all {n} result tables are byte-identical, but the inputs are not the manifest's:")
+        else:
+            lines.append(f"MATCH: all {n} result tables are byte-identical")
+    else:
+        lines.append(f"verify: {len(table_diff)} of {n} result tables do not match")
+    if raw_diff:
+        lines += ["raw inputs differ from the manifest's:"] + [f"  {d}" for d in raw_diff]
+    if config_differs:
+        lines.append("the validated config differs from the manifest's (config_sha256)")
+    lines += table_diff
+    return lines, not (table_diff or raw_diff or config_differs)
+
+
 def rerun(configfile: Path, workdir: Path, cores: int = 2) -> subprocess.CompletedProcess:
-    cfg = yaml.safe_load(configfile.read_text(encoding="utf-8")) or {}
+    cfg = read_config_file(configfile)
     raw_dir = Path(cfg.get("data", {}).get("raw_dir", "data/raw/demo"))
     if not raw_dir.is_absolute():
         raw_dir = (Path.cwd() / raw_dir).resolve()
     cfg.setdefault("data", {})["raw_dir"] = str(raw_dir)
+    for section, key in WORKDIR_FILE_KEYS:  # relative to the working directory: made absolute
+        value = (cfg.get(section) or {}).get(key)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            cfg[section][key] = str((Path.cwd() / value).resolve())
     cfg_copy = workdir / "trial.yaml"
     cfg_copy.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     # Only what the manifest records: the result tables (and the statistician's report that is
@@ -62,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary rerun directory")
     a = ap.parse_args(argv)
     configfile = Path(a.configfile).resolve()
-    cfg = load_config(configfile)
+    try:
+        cfg = load_config(configfile)
+    except (ConfigError, OSError) as exc:
+        print(f"verify: {exc}", file=sys.stderr)
+        return 2
     manifest_path = Path(a.manifest or f"reports/{cfg['trial_id']}/manifest.json")
     if not manifest_path.exists():
         print(f"verify: no manifest at {manifest_path}: run the workflow first", file=sys.stderr)
@@ -77,22 +113,11 @@ def main(argv: list[str] | None = None) -> int:
             print("verify: FAILED (the rerun did not complete)")
             return 1
         rerun_manifest = json.loads((work / f"reports/{cfg['trial_id']}/manifest.json").read_text())
-        problems = []
-        raw_diff = compare(manifest["raw_inputs"], rerun_manifest["raw_inputs"])
-        if raw_diff:
-            problems += ["raw inputs differ from the manifest's:"] + [f"  {d}" for d in raw_diff]
-        if manifest["config_sha256"] != rerun_manifest["config_sha256"]:
-            problems.append("the validated config differs from the manifest's (config_sha256)")
-        table_diff = compare(manifest["result_tables"], rerun_manifest["result_tables"])
-        problems += table_diff
-        n = len(manifest["result_tables"])
-        if not table_diff:
-            print(f"MATCH: all {n} result tables are byte-identical to {manifest_path}")
-        else:
-            print(f"verify: {len(table_diff)} of {n} result tables do not match {manifest_path}")
-        for p in problems:
-            print(p)
-        return 0 if not table_diff else 1
+        lines, ok = verdict(manifest, rerun_manifest)
+        print(f"{lines[0]} ({manifest_path})")
+        for line in lines[1:]:
+            print(line)
+        return 0 if ok else 1
     finally:
         if a.keep:
             print(f"verify: rerun kept in {work}")

@@ -48,7 +48,7 @@ def fast_analysis(cfg: dict) -> dict:
     HTML only (PDF and Word output are tested in test_report_outputs.py): the same code paths
     in a fraction of the time."""
     cfg["outcomes"]["multiple_imputation"].update(m=5, iterations=5)
-    cfg["outcomes"]["tipping_point"]["deltas_sd"] = [-0.2, -0.5]
+    cfg["outcomes"]["tipping_point"]["shifts_sd"] = [0.2, 0.5]
     cfg["economics"].setdefault("bootstrap", {})["replicates"] = 500
     if cfg["economics"].get("missing_data") == "multiple_imputation":
         cfg["economics"].setdefault("multiple_imputation", {}).update(m=5, iterations=5)
@@ -61,3 +61,31 @@ def visible_text(html: str) -> str:
     turn up by chance: what identifier and free-text scans should look at."""
     import re
     return re.sub(r"data:[a-z/+.-]+;base64,[A-Za-z0-9+/=]+", "", html)
+
+
+def make_pathways_venv(path: Path) -> Path:
+    """A throwaway virtual environment for testing ``pathways.sh`` (``PATHWAYS_VENV``): no
+    packages of its own (it sees the running environment's site-packages through a path file and
+    the repository through PYTHONPATH), a ``snakemake`` launcher, and the stamp that tells
+    ``pathways.sh setup`` the pinned packages are installed.  ``setup`` itself still runs in it,
+    so it installs the Pathways config guard there as it would in a real .venv."""
+    import hashlib
+    import subprocess
+    import sys
+    import sysconfig
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    site = Path(subprocess.run([str(path / "bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "_pathways_test_base.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    launcher = path / "bin/snakemake"
+    launcher.write_text(f"#!{path / 'bin/python'}\nimport sys\nfrom snakemake.cli import main\nsys.exit(main())\n")
+    launcher.chmod(0o755)
+    digest = hashlib.sha256((ROOT / "requirements.lock").read_bytes() + (ROOT / "pyproject.toml").read_bytes())
+    (path / f".pathways-{digest.hexdigest()[:16]}").touch()
+    return path
+
+
+def pathways_env(venv: Path, **extra) -> dict:
+    """Environment for running ``bash pathways.sh`` with the throwaway venv and this checkout."""
+    import os
+    return dict(os.environ, PATHWAYS_VENV=str(venv), PYTHONPATH=str(ROOT), **extra)

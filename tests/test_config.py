@@ -5,28 +5,36 @@ from analysis.config import ConfigError, load_config, load_schema, validate_conf
 
 
 def _walk(schema, path=""):
-    """Yield (path, subschema) for every property in the schema."""
+    """Yield (path, subschema, required) for every property in the schema, including the
+    properties of the values of maps (``additionalProperties``, shown as ``<name>``)."""
+    required = set(schema.get("required", []))
     for key, sub in schema.get("properties", {}).items():
         p = f"{path}.{key}" if path else key
-        yield p, sub
+        yield p, sub, key in required
         yield from _walk(sub, p)
         if isinstance(sub.get("items"), dict):
             yield from _walk(sub["items"], p + "[]")
+        if isinstance(sub.get("additionalProperties"), dict):
+            yield from _walk(sub["additionalProperties"], p + ".<name>")
 
 
 def test_every_key_has_description_and_default():
     schema = load_schema()
-    for path, sub in _walk(schema):
+    paths = []
+    for path, sub, required in _walk(schema):
+        paths.append(path)
         assert sub.get("description"), f"{path} has no description"
-        if "[]" not in path:  # array-item fields are required keys, not defaulted
+        if "[]" not in path and not required:  # required keys and array-item fields have no default
             assert "default" in sub, f"{path} has no default"
+    # the walk reaches the entries of maps such as prescored and covariates
+    assert "prescored.<name>.direction" in paths and "covariates.<name>.levels" in paths
 
 
 def test_minimal_config_gets_defaults():
-    cfg = validate_config({"trial_id": "t1"})
+    cfg = validate_config({"trial_id": "t1"}, check_plan=False)
     assert cfg["feasibility"]["ci_method"] == "wilson"
     assert cfg["feasibility"]["confidence_level"] == 0.95
-    assert cfg["design"]["clustered"] is True
+    assert cfg["design"]["type"] == "cluster"
     assert [w["timepoint"] for w in cfg["data"]["waves"]] == ["baseline", "m3", "m9"]
     assert cfg["primary"]["outcome"] == "wemwbs_total"
 
@@ -43,7 +51,7 @@ def test_demo_config_is_valid(root):
     ({"design": {"clustred": True}}, "design"),
     ({"data": {"waves": [{"timepoint": "baseline", "month": 0, "file": "a.csv"},
                          {"timepoint": "m3", "month": "three", "file": "b.csv"}]}}, "data.waves[1].month"),
-    ({"instruments": {"wembws": {}}}, "instruments"),
+    ({"instruments": {"wembws": {}}}, "instruments.wembws"),
     ({"trial_id": "my trial"}, "trial_id"),
 ])
 def test_invalid_config_names_the_key(bad, key):
@@ -79,3 +87,24 @@ def test_docs_config_is_current(root):
     from analysis.config import schema_markdown
     assert (root / "docs/config.md").read_text() == schema_markdown(), \
         "docs/config.md is stale: run `python -m analysis.config > docs/config.md`"
+
+
+def test_plan_mistakes_are_found_from_the_config_alone(root):
+    """Issue 13 item 6: mistakes a config reveals stop the run before anything is read or
+    written, every one listed with its key."""
+    cfg = yaml.safe_load((root / "config/config.yaml").read_text())
+    cfg["outcomes"]["secondary"] = ["ucla3_totl"]
+    cfg["outcomes"]["effect_modifiers"].append({"variable": "agee"})
+    cfg["feasibility"]["progression_criteria"].append({"indicator": "retension", "timepoint": "m9",
+                                                      "green": 0.8, "red": 0.6})
+    cfg["feasibility"]["progression_criteria"].append({"indicator": "retention", "timepoint": "m12",
+                                                      "green": 0.8, "red": 0.6})
+    cfg["primary"]["covariates"] = ["client_grup"]
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    msg = str(err.value)
+    for key in ("outcomes.secondary: 'ucla3_totl'", "outcomes.effect_modifiers[2].variable: 'agee'",
+                "feasibility.progression_criteria[7].indicator: 'retension'",
+                "feasibility.progression_criteria[8].timepoint: 'm12'",
+                "primary.covariates: 'client_grup'"):
+        assert f"config key {key}" in msg, (key, msg)

@@ -162,10 +162,10 @@ def test_single_arm_design(demo):
     sites = t["sites"][t["sites"].arm == "intervention"]
     parts = t["participants"][t["participants"].arm == "intervention"]
     lk = linked[linked.arm == "intervention"]
-    arms = feas.study_arms(sites, "control", "intervention")
+    arms = feas.study_arms(parts, "control", "intervention")
     boxes = _boxes(t, lk, arms=arms, sites=sites, parts=parts)
     text = "\n".join(b.text for b in boxes)
-    assert "Allocated to" not in text and "Enrolled in Intervention (n = %d)" % len(parts) in text
+    assert "Allocated to" not in text and "Enrolled (Intervention) (n = %d)" % len(parts) in text
     assert {b.column for b in boxes} == {"main", "side", "intervention"}
     _check_geometry(boxes, arms)
 

@@ -167,3 +167,128 @@ def test_snakemake_report_has_every_output_with_its_caption(small_trial, tmp_pat
     names = zipfile.ZipFile(out).namelist()
     assert any(n.endswith("/report.html") for n in names)
     assert {"effects.csv", "feasibility.csv", "forest.png", "consort.svg"} <= {n.rsplit("/", 1)[-1] for n in names}
+
+
+# ---- hardening (issue 13): recovery, stale inputs, key changes, release files ---------------------
+
+def test_identifier_files_are_owner_only_and_manifest_records_the_key_fingerprint(small_trial):
+    from analysis.pseudonym import key_fingerprint
+    work = small_trial["work"]
+    for f in ("reports/e2e/data_queries.csv", "data/processed/e2e/ingest_queries.csv",
+              "data/processed/e2e/pseudonyms.parquet", "logs/e2e/ingest.log"):
+        assert (work / f).stat().st_mode & 0o077 == 0, f
+    assert (work / "reports/e2e/tables/effects.csv").stat().st_mode & 0o044  # results stay shareable
+    manifest = json.loads((work / "reports/e2e/manifest.json").read_text())
+    assert manifest["pseudonym_key_fingerprint"] == key_fingerprint(KEYS["run1"].encode())
+    assert KEYS["run1"] not in (work / "reports/e2e/manifest.json").read_text()
+
+
+def test_changed_key_reruns_ingest(small_trial):
+    res = run_snakemake(small_trial["work"], small_trial["cfgfile"], "-n", quiet=False, key=KEYS["run2"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert re.search(r"^ingest\s+1$", res.stdout, re.M)
+    same = run_snakemake(small_trial["work"], small_trial["cfgfile"], "-n", quiet=False)
+    assert "Nothing to be done" in same.stdout + same.stderr
+
+
+def test_misspelt_input_after_a_run_stops_without_rebuilding_anything(small_trial, tmp_path):
+    """Issue 13 item 5: the funder and ethics reports were rebuilt from the old processed data."""
+    cfg = yaml.safe_load(small_trial["cfgfile"].read_text())
+    cfg["data"]["participants"] = "participant.csv"
+    bad = tmp_path / "misspelt.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    rep = small_trial["work"] / "reports/e2e"
+    before = {p: p.stat().st_mtime_ns for p in rep.rglob("*") if p.is_file()}
+    res = run_snakemake(small_trial["work"], bad)
+    assert res.returncode != 0
+    assert "config key data.participants: file not found in data.raw_dir: participant.csv" in res.stdout + res.stderr
+    assert {p: p.stat().st_mtime_ns for p in rep.rglob("*") if p.is_file()} == before
+    # an input renamed to another existing file is a new input: ingest reruns
+    cfg["data"]["participants"] = "participants.csv"
+    cfg["data"]["fidelity"] = None  # and what needs it: the plan must stay coherent
+    cfg["feasibility"]["fidelity_threshold"] = None
+    cfg["feasibility"]["progression_criteria"] = [c for c in cfg["feasibility"]["progression_criteria"]
+                                                  if c["indicator"] != "fidelity"]
+    cfg["outcomes"]["effect_modifiers"] = [m for m in cfg["outcomes"]["effect_modifiers"]
+                                           if m.get("source") != "fidelity"]
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(cfg))
+    plan = run_snakemake(small_trial["work"], other, "-n", quiet=False)
+    assert plan.returncode == 0 and re.search(r"^ingest\s+1$", plan.stdout, re.M), plan.stdout[-3000:]
+
+
+def test_kill_9_mid_stage_then_pathways_run_recovers_by_itself(small_trial, tmp_path):
+    """Issue 13 item 7: SIGKILL to the whole process group in the middle of a stage leaves a
+    stale lock and half-made outputs; a second run while the first is alive is refused; the
+    next `pathways.sh run` removes the stale lock, remakes what was incomplete, and its result
+    tables are byte-identical to a clean run's."""
+    import signal
+    import time
+
+    from conftest import make_pathways_venv, pathways_env
+    venv = make_pathways_venv(tmp_path / "venv")
+    work = tmp_path / "work"
+    work.mkdir()
+    cmd = ["bash", str(ROOT / "pathways.sh"), "run", str(small_trial["cfgfile"]), "-d", str(work), "--quiet"]
+    log = open(tmp_path / "first.log", "w")
+    first = subprocess.Popen(cmd, env=pathways_env(venv, PATHWAYS_PSEUDONYM_KEY=KEYS["run1"], CORES="1"),
+                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_for(cond, what, timeout=600):
+        t0 = time.time()
+        while not cond():
+            assert first.poll() is None, f"the first run ended before {what}:\n" + (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() - t0 < timeout, f"timed out waiting for {what}"
+            time.sleep(0.2)
+
+    try:
+        wait_for(lambda: (work / "logs/e2e/ingest.log").exists(), "ingest started")
+        second = subprocess.run(cmd, env=pathways_env(venv, PATHWAYS_PSEUDONYM_KEY=KEYS["run1"]),
+                                capture_output=True, text=True, timeout=600)
+        assert first.poll() is None, "the first run finished before the concurrent one was tried"
+        assert second.returncode != 0
+        assert "another Snakemake run is working in" in second.stderr
+        assert "lock" in (second.stdout + second.stderr).lower()
+        incomplete = work / ".snakemake/incomplete"
+        wait_for(lambda: (work / "data/processed/e2e/analysis.parquet").exists()
+                 and incomplete.is_dir() and any(incomplete.iterdir()), "a stage after link running")
+        os.killpg(first.pid, signal.SIGKILL)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=60)
+        log.close()
+    assert not (work / "reports/e2e/report.html").exists()
+    assert list((work / ".snakemake/locks").glob("*.lock")), "expected the killed run's stale lock"
+    rerun = subprocess.run(cmd, env=pathways_env(venv, PATHWAYS_PSEUDONYM_KEY=KEYS["run1"]),
+                           capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "removed a stale lock" in rerun.stderr
+    clean, recovered = small_trial["work"] / "reports/e2e", work / "reports/e2e"
+    names = sorted(p.relative_to(clean) for p in clean.rglob("*.csv"))
+    assert len(names) >= len(TABLES) and names == sorted(p.relative_to(recovered) for p in recovered.rglob("*.csv"))
+    for n in names:
+        assert (clean / n).read_bytes() == (recovered / n).read_bytes(), n
+
+
+def test_a_run_that_fails_half_way_leaves_no_outputs(tmp_path):
+    """Issue 13 item 6: a mistake found only after ingest (here an effect modifier whose cutoff
+    leaves one level, known only once the data are read) stops the run, and the run removes
+    the outputs it had written; its logs stay."""
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg.update(trial_id="halfway")
+    fast_analysis(cfg)
+    cfg["data"]["raw_dir"] = str(ROOT / "data/raw/demo")
+    cfg["economics"]["enabled"] = False
+    cfg["outcomes"]["effect_modifiers"] = [{"variable": "age", "cutoff": 200}]
+    cfgfile = tmp_path / "halfway.yaml"
+    cfgfile.write_text(yaml.safe_dump(cfg))
+    work = tmp_path / "run"
+    work.mkdir()
+    res = run_snakemake(work, cfgfile, quiet=False)
+    assert res.returncode != 0
+    assert "fewer than two levels" in (work / "logs/halfway/outcome.log").read_text()
+    assert "removed the" in res.stdout + res.stderr
+    left = [p for d in ("data/processed/halfway", "reports/halfway") for p in (work / d).rglob("*") if p.is_file()]
+    assert left == []
+    assert (work / "logs/halfway/ingest.log").exists()

@@ -188,11 +188,12 @@ def test_disposition_partitions_every_arm_and_time_point(demo_tables):
 
 def test_study_arms_single_arm_and_unknown_arm(demo_tables):
     t, _ = demo_tables
-    s = t["sites"]
-    assert feas.study_arms(s, "control", "intervention") == ["control", "intervention"]
-    assert feas.study_arms(s[s.arm == "intervention"], "control", "intervention") == ["intervention"]
-    with pytest.raises(ValueError, match="column 'arm': value 'usual'"):
-        feas.study_arms(s.assign(arm="usual"), "control", "intervention")
+    p = t["participants"]
+    assert feas.study_arms(p, "control", "intervention") == ["control", "intervention"]
+    assert feas.study_arms(p[p.arm == "intervention"], "control", "intervention") == ["intervention"]
+    assert feas.study_arms(p, None, "intervention", single_arm=True) == ["intervention"]
+    with pytest.raises(ValueError, match="arm 'usual' is neither"):
+        feas.study_arms(p.assign(arm="usual"), "control", "intervention")
 
 
 def test_stage_writes_every_output_reproducibly(demo_cfg, tmp_path):

@@ -23,7 +23,10 @@ from analysis.stages import ingest as ingest_stage
 ROOT = Path(__file__).resolve().parent.parent
 CASES = yaml.safe_load((ROOT / "tests/bad_inputs/cases.yaml").read_text(encoding="utf-8"))["cases"]
 BASES = {"demo": ("data/raw/demo", "config/config.yaml"),
-         "demo_redcap": ("data/raw/demo_redcap", "config/demo_redcap.yaml")}
+         "demo_redcap": ("data/raw/demo_redcap", "config/demo_redcap.yaml"),
+         "individual": ("data/raw/individual", "config/individual.yaml"),
+         "single_arm": ("data/raw/single_arm", "config/single_arm.yaml"),
+         "btheb": ("data/raw/btheb", "config/examples/btheb.yaml")}
 KEY = b"corpus-test-key-0123456789abcdef"
 OUTPUTS = list(ingest_stage.TABLES)
 
@@ -61,6 +64,10 @@ def apply_edit(raw: Path, edit: dict) -> None:
         path.write_bytes(bytes.fromhex(a["hex"]) + path.read_bytes())
     elif op == "delete":
         path.unlink()
+    elif op == "reencode":
+        path.write_bytes(path.read_bytes().decode("utf-8").encode(a["encoding"]))
+    elif op == "copy":
+        shutil.copyfile(ROOT / a["src"], path)
     elif op == "xlsx_set":
         import openpyxl
         wb = openpyxl.load_workbook(path)

@@ -119,7 +119,7 @@ name: Two-item demo scale
 source: {citation: "demo"}
 response: {codes: [0, 1, 2, 3]}
 items: [{number: 1}, {number: 2}]
-scoring: {method: sum, bands: [{label: low, min: 0, max: 2}, {label: high, min: 3, max: 6}]}
+scoring: {method: sum, direction: lower, bands: [{label: low, min: 0, max: 2}, {label: high, min: 3, max: 6}]}
 missing: {max_missing: 0, max_missing_limit: 0}
 verification: {items: {status: verified, source: demo}}
 """, encoding="utf-8")

@@ -125,7 +125,7 @@ def _demo_linked() -> pd.DataFrame:
 
 def test_demo_effects_use_kenward_roger_by_default_and_match_pbkrtest(root):
     cfg = load_config(root / "config" / "config.yaml")
-    assert cfg["primary"]["df_method"] == "auto" and cfg["design"]["clustered"]
+    assert cfg["primary"]["df_method"] == "auto" and cfg["design"]["type"] == "cluster"
     lk = _demo_linked()
     gold = pd.read_csv(GOLDEN / "kr_demo.csv")
     got = []
@@ -148,7 +148,7 @@ def test_demo_effects_use_kenward_roger_by_default_and_match_pbkrtest(root):
                      RTOL_EST * g.se, f"{what} CI")
         assert "REML; Kenward-Roger df and adjusted SE" in e.model
     # an individually randomised design keeps Satterthwaite; an explicit choice wins
-    ind = dict(cfg, design=dict(cfg["design"], clustered=False),
+    ind = dict(cfg, design=dict(cfg["design"], type="individual"),
                primary=dict(cfg["primary"], clustering=None))
     assert outcomes.model_spec(ind, "wemwbs_total", lk).df_method == "satterthwaite"
     sat = dict(cfg, primary=dict(cfg["primary"], df_method="satterthwaite"))

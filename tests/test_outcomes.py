@@ -153,13 +153,38 @@ def test_unclustered_ancova_is_ols(demo_linked):
     assert eff.loc["m9", "df"] == len(d) - 3
 
 
-def test_individually_randomised_trial_uses_participant_intercept_only(demo_tables):
-    """design.clustered false: (1 | participant) only, equal to fit_lmm on the same rows."""
-    cfg = dict(demo_tables["cfg"], design=dict(demo_tables["cfg"]["design"], clustered=False))
+def test_individual_design_with_centres_adjusts_for_centre_as_fixed_effects(demo_tables):
+    """design.type individual with several centres: centre as categorical fixed effects by
+    default (participant intercept only), a random centre intercept with centre_effect random."""
+    cfg = dict(demo_tables["cfg"], design=dict(demo_tables["cfg"]["design"], type="individual"))
     cfg["primary"] = dict(cfg["primary"], clustering=None)
     lk = demo_tables["linked"]
+    # the demo allocates sites; here participants alternate between arms within each site
+    order = lk.participant_id.map({p: i for i, p in enumerate(lk.participant_id.unique())})
+    lk = lk.assign(arm=np.where(order % 2 == 0, "intervention", "control"))
     spec = outcomes.model_spec(cfg, "wemwbs_total", lk)
-    assert spec.groups == ["participant_id"]
+    assert spec.groups == ["participant_id"] and ("site_id", "categorical") in spec.covariates
+    eff = outcomes.primary_effects(lk, spec, "m9").set_index("timepoint")
+    d = outcomes.long_frame(lk, spec).dropna(subset=["y", "y_bl"])
+    ref = fit_lmm(d, "y ~ C(time) + trt_1 + trt_2 + y_bl + C(site_id)", ["participant_id"]).fixed.set_index("term")
+    assert eff.loc["m9", "estimate"] == pytest.approx(ref.loc["trt_2", "estimate"], rel=1e-8)
+    cfg["design"] = dict(cfg["design"], centre_effect="random")
+    spec = outcomes.model_spec(cfg, "wemwbs_total", lk)
+    assert spec.groups == ["site_id", "participant_id"] and not spec.covariates
+    # with the demo's allocation by site, a centre fixed effect cannot be estimated: said plainly
+    cfg["design"] = dict(cfg["design"], centre_effect="fixed")
+    spec = outcomes.model_spec(cfg, "wemwbs_total", demo_tables["linked"])
+    with pytest.raises(ValueError, match="every centre has participants in one arm only"):
+        outcomes.primary_effects(demo_tables["linked"], spec, "m9")
+
+
+def test_individually_randomised_trial_uses_participant_intercept_only(demo_tables):
+    """design.type individual, no centres: (1 | participant) only, equal to fit_lmm on the same rows."""
+    cfg = dict(demo_tables["cfg"], design=dict(demo_tables["cfg"]["design"], type="individual"))
+    cfg["primary"] = dict(cfg["primary"], clustering=None)
+    lk = demo_tables["linked"].assign(site_id=None)
+    spec = outcomes.model_spec(cfg, "wemwbs_total", lk)
+    assert spec.groups == ["participant_id"] and not spec.covariates
     eff = outcomes.primary_effects(lk, spec, "m9").set_index("timepoint")
     d = outcomes.long_frame(lk, spec).dropna(subset=["y", "y_bl"])
     ref = fit_lmm(d, "y ~ C(time) + trt_1 + trt_2 + y_bl", ["participant_id"]).fixed.set_index("term")

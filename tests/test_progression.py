@@ -80,7 +80,7 @@ def test_evaluate_rows_exactly_on_thresholds(table):
     out = prog.evaluate(table, [dict(c, direction=c.get("direction", "higher")) for c in criteria])
     assert list(out.band) == ["GREEN", "AMBER", "RED", "GREEN", "AMBER", "NOT ESTIMABLE"]
     assert list(out.denominator_of) == ["eligible", "allocated", "allocated", "allocated", "site-months open",
-                                        "allocated to intervention"]
+                                        "allocated to intervention with attendance recorded"]
     banded = prog.add_bands(table, out)
     assert list(banded.band) == ["GREEN", "AMBER", "RED", "GREEN", "NOT ESTIMABLE", "AMBER"]
     assert prog.decision(list(out.band)) == "stop or reconsider"

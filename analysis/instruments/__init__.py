@@ -7,6 +7,7 @@ Public API::
     list_instruments() -> list[str]
     get_definition(instrument_id, overrides=None) -> dict
     register_definition(definition_or_yaml_path, replace=False) -> str
+    score_columns(instrument_id, *, overrides=None, **options) -> dict[str, str]
 
 Item columns are ``<id>_<k>`` (k = 1..n in published item order). Each instrument is a YAML
 file in ``definitions/``; lookup tables are in ``data/`` (see ``data/PROVENANCE.md``).
@@ -40,7 +41,7 @@ from ._scoring import COMMON_OPTIONS, score_separate, score_sum
 __all__ = [
     "score", "reliability", "list_instruments", "get_definition", "register_definition",
     "unregister_definition", "merge_overrides", "validate_definition", "provisional_facts",
-    "ProvisionalDefinitionWarning", "DefinitionError",
+    "ProvisionalDefinitionWarning", "DefinitionError", "score_columns",
 ]
 
 _SCORERS = {"sum": score_sum, "separate": score_separate, "eq5d": score_eq5d}
@@ -100,3 +101,21 @@ def reliability(instrument_id: str, responses: pd.DataFrame, *,
     """
     spec, options = _prepare(instrument_id, overrides, options)
     return reliability_frame(spec, responses, options)
+
+
+def score_columns(instrument_id: str, *, overrides: Mapping | None = None, **options) -> dict[str, str]:
+    """The numeric score columns :func:`score` produces with these options, each with its
+    direction: ``'higher'`` or ``'lower'`` (which way is better, from the definition).
+
+    Scores nothing: the scorer runs on an empty frame, so the names are exactly those of a real
+    run (totals, subscales, conversions, EQ-5D index; bands, methods and reasons excluded)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProvisionalDefinitionWarning)
+        spec, opts = _prepare(instrument_id, overrides, dict(options))
+    empty = pd.DataFrame({c: pd.Series([], dtype="Float64") for c in spec.item_columns(opts.get("source"))})
+    if spec.method == "eq5d":
+        opts = {**opts, "age": pd.Series([], dtype="Float64"), "sex": pd.Series([], dtype=object)}
+    out = _SCORERS[spec.method](spec, empty, opts)
+    per_output = {f"{spec.id}_{o['name']}": o["direction"] for o in spec.scoring.get("outputs") or []}
+    return {c: per_output.get(c, spec.scoring["direction"]) for c in out.columns
+            if pd.api.types.is_float_dtype(out[c]) or pd.api.types.is_integer_dtype(out[c])}

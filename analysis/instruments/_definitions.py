@@ -31,6 +31,8 @@ TOP_LEVEL_KEYS = frozenset({
 })
 REQUIRED_KEYS = ("id", "name", "source", "response", "items", "scoring", "missing", "verification")
 SCORING_METHODS = frozenset({"sum", "separate", "eq5d"})
+#: which way is better for a score (drives tipping-point shifts, "favours" labels, wording)
+DIRECTIONS = ("higher", "lower")
 STATUSES = frozenset({"verified", "third-party", "policy", "provisional", "unverified", "trial-config"})
 PROVISIONAL_STATUSES = frozenset({"provisional", "unverified"})
 # output suffixes the scorers use themselves: a subscale or output may not take these names
@@ -90,8 +92,8 @@ def register_definition(definition: Mapping | str | Path, *, replace: bool = Fal
     Returns its id. A built-in or already-registered id is refused unless ``replace=True``.
     """
     if isinstance(definition, (str, Path)):
-        with Path(definition).open(encoding="utf-8") as fh:
-            definition = yaml.safe_load(fh)
+        from analysis.safe_yaml import load_file  # a file shipped with a trial is untrusted input
+        definition = load_file(definition)
     defn = validate_definition(copy.deepcopy(dict(definition)), where="registered definition")
     if defn["id"] in _all_definitions() and not replace:
         raise ValueError(f"instrument {defn['id']!r} already exists; pass replace=True to replace it")
@@ -297,6 +299,9 @@ def _validate_scoring(scoring: dict, codes: list, n_items: int, where: str) -> d
     method = scoring.get("method")
     if method not in SCORING_METHODS:
         raise DefinitionError(f"{where}: scoring.method must be one of {sorted(SCORING_METHODS)}")
+    if scoring.get("direction") not in DIRECTIONS:
+        raise DefinitionError(f"{where}: scoring.direction must say which way is better: "
+                              f"'higher' or 'lower' (got {scoring.get('direction')!r})")
     if "item_scores" in scoring:
         mapping = {_number(k, f"{where} item_scores"): _number(v, f"{where} item_scores")
                    for k, v in scoring["item_scores"].items()}
@@ -321,6 +326,8 @@ def _validate_scoring(scoring: dict, codes: list, n_items: int, where: str) -> d
             out["item"] = _item_numbers([out.get("item")], n_items, f"{where} output {out['name']}")[0]
             if "bands" in out:
                 out["bands"] = _validate_bands(out["bands"], f"{where} output {out['name']}")
+            if out.setdefault("direction", scoring["direction"]) not in DIRECTIONS:
+                raise DefinitionError(f"{where}: output {out['name']}: direction must be 'higher' or 'lower'")
             outputs.append(out)
         if not outputs:
             raise DefinitionError(f"{where}: a 'separate' instrument needs scoring.outputs")

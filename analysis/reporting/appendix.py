@@ -6,11 +6,13 @@ import re
 
 import pandas as pd
 
+from analysis.io import read_table
+
 TEMPLATE = "sections/appendix.html.j2"
 
 
 def context(cfg: dict, inputs: dict[str, str]) -> dict:
-    q = pd.read_csv(inputs["queries"], dtype=str, keep_default_na=False)
+    q = read_table(inputs["queries"], dtype=str, keep_default_na=False)
     # group record-level rules that differ only by item number ("item wemwbs_3 missing")
     rule = q.rule.str.replace(r"\b([a-z0-9]+)_\d+\b", r"\1_k", regex=True) if len(q) else q.rule
     counts = (pd.DataFrame({"rule": rule, "severity": q.severity}).value_counts()

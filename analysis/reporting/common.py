@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.io import read_table as io_read_table
+
 
 def fmt(x, dp: int) -> str:
     """Number for display: '–' for missing, integers as such, else fixed decimals."""
@@ -33,7 +35,7 @@ def png_data_uri(path: str | Path) -> str:
 
 def read_table(path: str | Path, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read a result table; the named text columns get '' instead of NaN."""
-    df = pd.read_csv(path)
+    df = io_read_table(path)
     for c in text_columns:
         if c in df:
             df[c] = df[c].fillna("").astype(str)

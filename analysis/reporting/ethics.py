@@ -10,6 +10,7 @@ from analysis.reporting.common import read_table
 TEMPLATE = "sections/ethics.html.j2"
 STAGE_LABELS = {"screened": "Screened", "not_eligible": "Not eligible", "eligible": "Eligible",
                 "declined": "Declined", "consented": "Consented", "allocated": "Allocated",
+                "enrolled": "Enrolled (no screening log)", "receipt_unknown": "Attendance not recorded",
                 "withdrawn": "Withdrawn (cumulative)", "lost": "Not assessed, not withdrawn",
                 "assessed": "Assessed", "received": "Received the intervention",
                 "not_received": "Did not receive the intervention"}
@@ -22,6 +23,7 @@ def declared_reasons(cfg: dict) -> set[str]:
 
 def context(cfg: dict, inputs: dict[str, str]) -> dict:
     labels = cfg["design"]["arm_labels"]
+    single = cfg["design"]["type"] == "single_arm"
     flow = read_table(inputs["flow"], ("reason", "timepoint", "measure", "arm", "site_id"))
     shown = A.suppressed_flow(flow, cfg, declared_reasons(cfg))
     shown = shown[shown.measure == ""]
@@ -29,7 +31,14 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     def rows(stages, with_timepoint=False):
         out = []
         for r in shown[shown.stage.isin(stages)].itertuples():
-            out.append(dict(stage=STAGE_LABELS.get(r.stage, r.stage), arm=labels.get(r.arm, r.arm),
+            if single and r.stage == "allocated":
+                stage = "Enrolled"
+            else:
+                stage = STAGE_LABELS.get(r.stage, r.stage)
+            if not (flow.stage == "withdrawn").any() and r.stage == "lost":
+                stage = "Not assessed (withdrawal not recorded)"
+            out.append(dict(stage=stage, arm="All" if r.arm in ("all", cfg["design"]["intervention_arm"]) and single
+                            else labels.get(r.arm, r.arm),
                             timepoint=r.timepoint or "–", reason=r.reason or "all reasons",
                             n=A.show_count(r.n)))
         return out
@@ -49,7 +58,9 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     return dict(
         safety_rows=safety_rows,
         policy=A.policy(cfg),
-        recruitment=rows(["screened", "not_eligible", "eligible", "declined", "consented", "allocated"]),
+        recruitment=rows(["screened", "not_eligible", "eligible", "declined", "consented", "enrolled", "allocated"]),
+        not_collected=[w for stage, w in (("screened", "screening (eligibility and consent)"),
+                                          ("withdrawn", "withdrawals")) if not (flow.stage == stage).any()],
         followup=rows(["assessed", "lost", "withdrawn"], with_timepoint=True),
         safety=d.get("safety_statement") or "",
         data_protection=d.get("data_protection_statement") or "",

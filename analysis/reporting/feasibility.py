@@ -10,7 +10,7 @@ TEMPLATE = "sections/feasibility.html.j2"
 INDICATOR_LABELS = {
     "eligibility": "Eligible among screened",
     "consent": "Consented among eligible",
-    "recruitment_rate": "Recruitment rate (per site per month)",
+    "recruitment_rate": "Recruitment rate",
     "recruitment_vs_target": "Recruited as a share of target",
     "retention": "Retention (assessed / allocated)",
     "intervention_receipt": "Received the intervention",
@@ -21,7 +21,9 @@ INDICATOR_LABELS = {
 BAND_COLOURS = {"GREEN": "#cde8d4", "AMBER": "#fbe3b5", "RED": "#f4c5c5", "NOT ESTIMABLE": "#e4e4e4"}
 
 
-def label(indicator: str) -> str:
+def label(indicator: str, unit: str = "") -> str:
+    if indicator == "recruitment_rate" and unit:
+        return f"Recruitment rate ({unit})"
     if indicator.startswith("completion_"):
         return f"Completion of {indicator[len('completion_'):]}"
     return INDICATOR_LABELS.get(indicator, indicator.replace("_", " "))
@@ -71,14 +73,16 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     dp = cfg["report"]["decimals"]
     labels = cfg["design"]["arm_labels"]
     level = cfg["feasibility"]["confidence_level"]
-    table = read_table(inputs["feasibility"], ("timepoint", "ci_method", "arm", "band"))
+    table = read_table(inputs["feasibility"], ("timepoint", "ci_method", "arm", "band", "unit", "definition"))
     rows = []
     for r in table.itertuples():
         rows.append(dict(
-            indicator=label(r.indicator), timepoint=r.timepoint or "–", arm=_arm(labels, r.arm),
-            counts=f"{count(r.numerator)} / {count(r.denominator)}",
-            estimate=_num(r.unit, r.estimate, dp), ci=_ci(r.unit, r.ci_low, r.ci_high, dp),
-            method=r.ci_method or "–", band=r.band, colour=BAND_COLOURS.get(r.band, "")))
+            indicator=label(r.indicator, r.unit), timepoint=r.timepoint or "–", arm=_arm(labels, r.arm),
+            counts=("not collected" if r.unit == "not collected" else f"{count(r.numerator)} / {count(r.denominator)}"),
+            estimate=("–" if r.unit == "not collected" else _num(r.unit, r.estimate, dp)),
+            ci=_ci(r.unit, r.ci_low, r.ci_high, dp),
+            method=(r.definition if r.unit == "not collected" else (r.ci_method or "–")),
+            band=r.band, colour=BAND_COLOURS.get(r.band, "")))
 
     prog = read_table(inputs["progression"], ("timepoint", "arm", "band", "test", "ci_method", "denominator_of"))
     unit = dict(zip(table.indicator, table.unit))

@@ -37,36 +37,52 @@ def _exists(inputs, key):
     return key in inputs and os.path.exists(inputs[key])
 
 
+def _rule(r, unit: str, dp: int) -> str:
+    """GREEN/RED thresholds on the estimate's own scale, the right way round for the direction."""
+    scale, suffix = (100, "%") if unit == "proportion" else (1, "")
+    g, red = A.show_value(r.green, dp, scale, suffix), A.show_value(r.red, dp, scale, suffix)
+    return f"GREEN ≥ {g}, RED < {red}" if r.direction == "higher" else f"GREEN ≤ {g}, RED > {red}"
+
+
 def context(cfg: dict, inputs: dict[str, str]) -> dict:
     dp = cfg["report"]["decimals"]
-    labels = cfg["design"]["arm_labels"]
+    d = cfg["design"]
+    single = d["type"] == "single_arm"
+    labels = d["arm_labels"]
+    names = cfg["outcomes"]["labels"]
+    level = cfg["outcomes"]["confidence_level"]
     pol = A.policy(cfg)
-    ctx: dict = dict(policy=pol, outcome=cfg["primary"]["outcome"])
+    ctx: dict = dict(policy=pol, outcome=names.get(cfg["primary"]["outcome"], cfg["primary"]["outcome"]),
+                     single_arm=single, level=f"{level * 100:g}",
+                     feas_level=f"{cfg['feasibility']['confidence_level'] * 100:g}")
 
+    feas_all = read_table(inputs["feasibility"], ("timepoint", "arm", "ci_method", "band", "unit", "definition"))
+    unit_of = dict(zip(feas_all.indicator, feas_all.unit))
     if _exists(inputs, "progression"):
-        prog = read_table(inputs["progression"], ("timepoint", "band", "arm"))
+        prog = read_table(inputs["progression"], ("timepoint", "band", "arm", "direction"))
         site_rows = A.is_about_sites(prog)  # by the indicator code, before it is replaced by the name
+        units = prog.indicator.map(unit_of).fillna("proportion")
         prog = prog.assign(indicator=prog.criterion).rename(columns={"criterion": "name"})
-        prog["unit"] = prog["indicator"].map(lambda _: "proportion")
-        rate = prog.denominator_of.astype(str).str.contains("month")
-        prog.loc[rate, "unit"] = "rate"
+        prog["unit"] = ["proportion" if u == "proportion" else "rate" for u in units]
         shown = A.suppressed_feasibility(prog.assign(indicator=prog.name), cfg, about_sites=site_rows)
         ctx["criteria"] = [dict(
             name=r.name, timepoint=r.timepoint or "–",
             counts=_counts(r),
             estimate=A.show_value(r.estimate, dp, 1 if r.unit == "rate" else 100, "" if r.unit == "rate" else "%"),
             ci=f"{A.show_value(r.ci_low, dp, 1 if r.unit == 'rate' else 100)} to {A.show_value(r.ci_high, dp, 1 if r.unit == 'rate' else 100)}",
-            green=r.green, red=r.red, band=r.band, sites=bool(site_rows[r.Index]))
+            rule=_rule(r, r.unit, dp), band=r.band, sites=bool(site_rows[r.Index]))
             for r in shown.itertuples()]
         ctx["decision"] = _decision(list(prog.band))
 
-    feas = read_table(inputs["feasibility"], ("timepoint", "arm", "ci_method", "band"))
     primary_completion = f"completion_{cfg['primary']['outcome']}"
-    feas = feas[feas.indicator.isin(KEY_INDICATORS) | (feas.indicator == primary_completion)]
+    feas = feas_all[(feas_all.indicator.isin(KEY_INDICATORS) | (feas_all.indicator == primary_completion))]
+    ctx["not_collected"] = [indicator_label(r.indicator) for r in feas[feas.unit == "not collected"].itertuples()]
+    feas = feas[feas.unit != "not collected"]
     shown = A.suppressed_feasibility(feas, cfg)
     site_rows = A.is_about_sites(feas)
     ctx["feasibility"] = [dict(sites=bool(site_rows[r.Index]),
-        indicator=indicator_label(r.indicator), timepoint=r.timepoint or "–", arm=labels.get(r.arm, r.arm),
+        indicator=indicator_label(r.indicator, r.unit if r.indicator == "recruitment_rate" else ""),
+        timepoint=r.timepoint or "–", arm="All" if r.arm == "all" else labels.get(r.arm, r.arm),
         counts=_counts(r),
         estimate=A.show_value(r.estimate, dp, 100 if r.unit == "proportion" else 1, "%" if r.unit == "proportion" else ""),
         ci=("–" if not isinstance(r.ci_low, str) and pd.isna(r.ci_low) else
@@ -74,20 +90,30 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
             f"{A.show_value(r.ci_high, dp, 100 if r.unit == 'proportion' else 1)}"))
         for r in shown.itertuples()]
 
-    eff = read_table(inputs["effects"], ("warnings", "analysis", "timepoint"))
-    primary_analysis = eff[eff.primary.astype(bool)].analysis.iloc[0] if eff.primary.astype(bool).any() \
-        else eff.analysis.iloc[0]
-    rows = eff[eff.analysis == primary_analysis]
-    ctx["effects"] = [dict(outcome=r.outcome, timepoint=r.timepoint,
-                           estimate=A.show_value(r.estimate, dp),
-                           ci=f"{A.show_value(r.ci_low, dp)} to {A.show_value(r.ci_high, dp)}",
-                           smd=A.show_value(r.standardised_effect, dp),
-                           n_int=A.show_count(pol.label if pol.is_small(r.n_intervention) else r.n_intervention),
-                           n_ctl=A.show_count(pol.label if pol.is_small(r.n_control) else r.n_control),
-                           primary=bool(r.primary)) for r in rows.itertuples()]
-    ctx["analysis_label"] = rows.model.iloc[0] if "model" in rows and len(rows) else primary_analysis
-    ctx["intervention"] = labels.get(cfg["design"]["intervention_arm"], cfg["design"]["intervention_arm"])
-    ctx["control"] = labels.get(cfg["design"]["control_arm"], cfg["design"]["control_arm"])
+    eff = read_table(inputs["effects"], ("warnings", "analysis", "timepoint", "population", "model"))
+    ctx["effects"] = []
+    if len(eff):
+        if "population" in eff:
+            eff = eff[eff.population.isin(["", "all"])]
+        eff = eff[eff.estimate.notna()]
+        primary_analysis = eff[eff.primary.astype(bool)].analysis.iloc[0] if eff.primary.astype(bool).any() \
+            else (eff.analysis.iloc[0] if len(eff) else "primary")
+        term = "change from baseline" if single else None
+        rows = eff[(eff.analysis == primary_analysis) & ((eff.term == term) if term else
+                                                         ~eff.term.astype(str).str.contains(","))]
+        ctx["effects"] = [dict(outcome=names.get(r.outcome, r.outcome), timepoint=r.timepoint,
+                               estimate=A.show_value(r.estimate, dp),
+                               ci=f"{A.show_value(r.ci_low, dp)} to {A.show_value(r.ci_high, dp)}",
+                               smd=A.show_value(r.standardised_effect, dp),
+                               n=A.show_count(pol.label if pol.is_small(r.n) else r.n),
+                               n_int=A.show_count(pol.label if pol.is_small(getattr(r, "n_intervention", None))
+                                                  else getattr(r, "n_intervention", None)),
+                               n_ctl=A.show_count(pol.label if pol.is_small(getattr(r, "n_control", None))
+                                                  else getattr(r, "n_control", None)),
+                               primary=bool(r.primary)) for r in rows.itertuples()]
+        ctx["analysis_label"] = rows.model.iloc[0] if "model" in rows and len(rows) else primary_analysis
+    ctx["intervention"] = labels.get(d["intervention_arm"], d["intervention_arm"])
+    ctx["control"] = labels.get(d["control_arm"], d["control_arm"]) if d.get("control_arm") else None
     ctx["trajectory"] = png_data_uri(inputs["trajectory"]) if _exists(inputs, "trajectory") else None
 
     if _exists(inputs, "cea"):

@@ -28,6 +28,8 @@ REFS = {
     "wellby": "HM Treasury. Wellbeing Guidance for Appraisal: Supplementary Green Book Guidance. 2021.",
     "brand": "Brand J, van Buuren S, le Cessie S, van den Hout W. Combining multiple imputation and bootstrap in the analysis of cost-effectiveness trial data. Stat Med 2019;38:210-20.",
     "alpha": "Cronbach LJ. Coefficient alpha and the internal structure of tests. Psychometrika 1951;16:297-334.",
+    "kahan": "Kahan BC, Morris TP. Improper analysis of trials randomised using stratified blocks or minimisation. Stat Med 2012;31:328-40.",
+    "srm": "Liang MH, Fossel AH, Larson MG. Comparisons of five health status instruments for orthopedic evaluation. Med Care 1990;28:632-42.",
 }
 
 
@@ -43,8 +45,8 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                  f"{int(f['confidence_level'] * 100)}% confidence intervals, following the CONSORT extension for pilot "
                  "and feasibility trials; proportions use the "
                  + ("Wilson score interval" if ci == "wilson" else "Clopper–Pearson exact interval")
-                 + " and the recruitment rate the exact Poisson interval.", ["consort", ci, "garwood"]))
-    if _exists(inputs, "progression"):
+                 + " and rates the exact Poisson interval.", ["consort", ci, "garwood"]))
+    if _exists(inputs, "progression") and len(read_table(inputs["progression"])):
         prog = read_table(inputs["progression"], ("test",))
         refs = ["progression"] + (["lewis"] if (prog.test.astype(str) != "").any() else [])
         used.append(("Prespecified progression criteria are classified GREEN, AMBER or RED from their point "
@@ -52,25 +54,43 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                      + ".", refs))
     if _exists(inputs, "effects"):
         eff = read_table(inputs["effects"], ("analysis", "model"))
+        design = cfg["design"]["type"]
         kr = eff.model.str.contains("Kenward-Roger").any()
         sat = eff.model.str.contains("Satterthwaite").any() or not kr
         refs = ["lme4"] + (["kenward_roger"] if kr else []) + (["satterthwaite"] if sat else [])
         df = " and ".join((["Kenward–Roger adjusted standard errors and degrees of freedom"] if kr else [])
                           + (["Satterthwaite degrees of freedom"] if sat else []))
-        text = ("Intervention effects are estimated with linear mixed models fitted by restricted maximum "
-                f"likelihood, with small-sample inference by {df} (as stated for each model).")
-        if (eff.analysis == "multiple_imputation").any():
+        if design == "single_arm":
+            text = ("Changes from baseline are estimated with a linear mixed model over every wave (time as a "
+                    "factor, a random participant intercept), fitted by restricted maximum likelihood with "
+                    "Satterthwaite small-sample degrees of freedom, and at each follow-up as the paired mean "
+                    "change (t interval) with the standardised response mean. With no comparison group these "
+                    "changes are not effects of the intervention.")
+            refs.append("srm")
+        else:
+            random = "random intercepts for site and participant" if design == "cluster" else \
+                "a random participant intercept"
+            text = ("Intervention effects are estimated with linear mixed models (" + random + ", the baseline "
+                    "value of the outcome as a covariate) fitted by restricted maximum likelihood, with "
+                    f"small-sample inference by {df} (as stated for each model).")
+            if design == "individual" and (cfg["design"].get("stratification") or
+                                           eff.model.str.contains(r"\bsite_id\b").any()):
+                text += " The analysis adjusts for the factors the randomisation was stratified on."
+                refs.append("kahan")
+        if (eff.analysis.astype(str) == "multiple_imputation").any():
             refs += ["mice", "barnard_rubin"]
             text += (" Missing outcomes are handled by multiple imputation by chained equations, combined by "
                      "Rubin's rules with Barnard–Rubin degrees of freedom.")
         used.append((text, refs))
-    if _exists(inputs, "reliability"):
+    if _exists(inputs, "reliability") and len(read_table(inputs["reliability"])):
         used.append(("Internal consistency of each scale is summarised by Cronbach's alpha.", ["alpha"]))
     if _exists(inputs, "cea"):
+        cluster = cfg["design"]["type"] == "cluster"
         used.append(("The economic evaluation estimates QALYs by the area under the EQ-5D utility curve adjusted "
-                     "for baseline utility, and incremental costs and QALYs by regression, with a two-stage "
-                     "(cluster) bootstrap for uncertainty; wellbeing changes are valued in WELLBYs.",
-                     ["manca", "cluster_boot", "wellby"]))
+                     "for baseline utility, and incremental costs and QALYs by regression, with a "
+                     + ("two-stage (cluster) bootstrap" if cluster else "bootstrap stratified by arm")
+                     + " for uncertainty; wellbeing changes are valued in WELLBYs.",
+                     (["manca", "cluster_boot", "wellby"] if cluster else ["manca", "wellby"])))
         if (cfg.get("economics") or {}).get("missing_data") == "multiple_imputation":
             used.append(("Missing costs and QALYs are multiply imputed by chained equations before the bootstrap; "
                          "estimates are combined by Rubin's rules.", ["mice", "brand"]))

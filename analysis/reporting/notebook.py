@@ -44,7 +44,8 @@ def execute(cfg: dict, inputs: dict[str, str], audience: str, out_ipynb: str | N
         executed = Path(d) / "report.ipynb"
         try:
             pm.execute_notebook(str(notebook), str(executed), parameters=params, kernel_name="python3",
-                                progress_bar=False, log_output=False, cwd=os.getcwd())
+                                progress_bar=False, log_output=False, cwd=os.getcwd(),
+                                start_timeout=600)  # a busy machine can take minutes to start a kernel
         except pm.PapermillExecutionError as e:
             raise ReportNotebookError(f"report notebook {notebook} failed for the {audience} report "
                                       f"in cell {e.exec_count}: {e.ename}: {e.evalue}") from e

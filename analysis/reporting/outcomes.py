@@ -17,25 +17,45 @@ TEMPLATE = "sections/outcomes.html.j2"
 
 ANALYSIS_NAMES = {"primary": "Primary model", "ancova": "ANCOVA at this follow-up",
                   "multiple_imputation": "Multiple imputation", "complete_case": "Complete cases"}
+SINGLE_ARM_NAMES = {"primary": "Primary model", "paired_change": "Paired change",
+                    "complete_case": "Complete cases"}
+CHANGE_TERM = "change from baseline"  # analysis.outcomes.CHANGE_TERM
 
 
 def _ci(r, dp) -> str:
+    if pd.isna(r.ci_low):
+        return "not estimable"
     return f"{fmt(r.ci_low, dp)} to {fmt(r.ci_high, dp)}"
+
+
+def _pop(r) -> str:
+    p = getattr(r, "population", "all")
+    return "all" if pd.isna(p) else str(p)
 
 
 def context(cfg: dict, inputs: dict[str, str]) -> dict:
     dp = cfg["report"]["decimals"]
     d = cfg["design"]
+    single = d["type"] == "single_arm"
     labels = d["arm_labels"]
     names = cfg.get("outcomes", {}).get("labels", {})
     level = cfg.get("outcomes", {}).get("confidence_level", 0.95)
-    effects = read_table(inputs["effects"], ("warnings", "model"))
-    desc = read_table(inputs["descriptives"])
-    main = effects[effects.term == treatment_term(cfg)]
+    from analysis.config import score_directions
+    directions = score_directions(cfg)
+    effects = read_table(inputs["effects"], ("warnings", "model", "population"))
+    if "population" not in effects or not len(effects):
+        effects["population"] = "all"
+    effects["population"] = effects.population.replace("", "all")
+    desc = read_table(inputs["descriptives"], ("population",))
+    term = CHANGE_TERM if single else treatment_term(cfg)
+    main = effects[effects.term == term]
+    populations = list(dict.fromkeys(main.population)) or ["all"]
+    by_pop = len(populations) > 1
     prim = main[main.analysis == "primary"]
-    rows = [dict(outcome=names.get(r.outcome, r.outcome), timepoint=r.timepoint,
+    rows = [dict(outcome=names.get(r.outcome, r.outcome), population=_pop(r), timepoint=r.timepoint,
                  primary="primary" if r.primary else "", estimate=fmt(r.estimate, dp),
-                 ci=_ci(r, dp), df=fmt(r.df, 1), n=int(r.n), smd=fmt(r.standardised_effect, dp),
+                 ci=_ci(r, dp), df=fmt(r.df, 1), n=fmt(r.n, 0), smd=fmt(r.standardised_effect, dp),
+                 better=directions.get(r.outcome, "higher"),
                  icc=fmt(r.site_icc, 3),
                  icc_ci=("" if pd.isna(r.site_icc_ci_low) else
                          f"{fmt(r.site_icc_ci_low, 3)} to {fmt(r.site_icc_ci_high, 3)}"),
@@ -43,15 +63,18 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     p = prim[prim.primary].iloc[0] if prim.primary.any() else None
     primary = None if p is None else dict(
         timepoint=p.timepoint, estimate=fmt(p.estimate, dp), ci_low=fmt(p.ci_low, dp),
-        ci_high=fmt(p.ci_high, dp), df=fmt(p.df, 1), n=int(p.n), analysis=p.model,
-        smd=fmt(p.standardised_effect, dp), warnings=p.warnings)
+        ci_high=fmt(p.ci_high, dp), df=fmt(p.df, 1), n=fmt(p.n, 0), analysis=p.model,
+        smd=fmt(p.standardised_effect, dp), warnings=p.warnings,
+        n_participants=fmt(p.n_participants, 0), better=directions.get(p.outcome, "higher"),
+        smd_by=str(getattr(p, "standardised_by", "baseline SD") or "baseline SD"))
+    analysis_names = SINGLE_ARM_NAMES if single else ANALYSIS_NAMES
     sens = []
-    for (y, tp), g in main.groupby(["outcome", "timepoint"], sort=False):
+    for (pop, y, tp), g in main.groupby(["population", "outcome", "timepoint"], sort=False):
         cells = {r.analysis: r for r in g.itertuples()}
-        sens.append(dict(outcome=names.get(y, y), timepoint=tp, cells=[
+        sens.append(dict(outcome=names.get(y, y), population=pop, timepoint=tp, cells=[
             (f"{fmt(cells[a].estimate, dp)} ({_ci(cells[a], dp)})" if a in cells else "–")
-            for a in ANALYSIS_NAMES]))
-    mi = main[main.analysis == "multiple_imputation"]
+            for a in analysis_names]))
+    mi = main[(main.analysis == "multiple_imputation") & (main.population == "all")]
     mi_note = None
     if len(mi):
         r = mi.iloc[0]
@@ -72,24 +95,31 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                 notes.append(w)
             refs.append(str(notes.index(w) + 1))
         r["notes"] = ", ".join(refs)
-    tipping = []
+    tipping, tipping_value = [], None
     tpath = inputs.get("tipping_point")
     if tpath and Path(tpath).exists():
-        tip = read_table(tpath, ("arm_shifted",))
+        tip = read_table(tpath, ("arm_shifted", "kind", "towards"))
         for r in tip.itertuples():
-            tipping.append(dict(outcome=names.get(r.outcome, r.outcome), timepoint=r.timepoint,
-                                delta_sd=fmt(r.delta_sd, 2), delta=fmt(r.delta, dp),
-                                estimate=fmt(r.estimate, dp), ci=_ci(r, dp), arm=r.arm_shifted,
-                                tipping="changes" if str(r.tipping_point) == "True" else ""))
+            row = dict(outcome=names.get(r.outcome, r.outcome), timepoint=r.timepoint,
+                       size=fmt(r.shift_sd, 2), towards=r.towards, delta=fmt(r.delta, dp),
+                       estimate=fmt(r.estimate, dp), ci=_ci(r, dp), arm=r.arm_shifted,
+                       better=directions.get(r.outcome, "higher"),
+                       tipping="changes" if str(r.tipping_point) == "True" else "")
+            if r.kind == "tipping value":
+                tipping_value = row
+            else:
+                tipping.append(row)
+    arm = {"intervention": labels.get(d["intervention_arm"], d["intervention_arm"]),
+           "control": labels.get(d.get("control_arm"), d.get("control_arm"))}
     return dict(
         outcome=names.get(cfg["primary"]["outcome"], cfg["primary"]["outcome"]), primary=primary,
-        effects=rows, clustered=d["clustered"], level=int(round(level * 100)),
-        intervention=labels.get(d["intervention_arm"], d["intervention_arm"]),
-        control=labels.get(d["control_arm"], d["control_arm"]),
-        sensitivity=sens, analysis_names=list(ANALYSIS_NAMES.values()), mi_note=mi_note,
-        modifiers=modifiers, tipping=tipping, notes=notes,
-        descriptives=[dict(outcome=names.get(r.outcome, r.outcome), timepoint=r.timepoint,
-                           arm=labels.get(r.arm, r.arm), n=r.n,
+        effects=rows, clustered=d["type"] == "cluster", single_arm=single, by_population=by_pop,
+        level=f"{level * 100:g}", intervention=arm["intervention"], control=arm["control"],
+        sensitivity=sens, analysis_names=list(analysis_names.values()), mi_note=mi_note,
+        modifiers=modifiers, tipping=tipping, tipping_value=tipping_value, notes=notes,
+        no_followup=not len(effects),
+        descriptives=[dict(outcome=names.get(r.outcome, r.outcome), population=r.population or "all",
+                           timepoint=r.timepoint, arm=labels.get(r.arm, r.arm), n=r.n,
                            mean_sd=f"{fmt(r.mean, dp)} ({fmt(r.sd, dp)})") for r in desc.itertuples()],
         trajectory=png_data_uri(inputs["trajectory"]),
         forest=png_data_uri(inputs["forest"]) if inputs.get("forest") else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from contextlib import contextmanager
@@ -13,11 +14,23 @@ import pandas as pd
 log = logging.getLogger("pathways")
 
 
+def _is_user_error(exc: Exception) -> bool:
+    from analysis.config import ConfigError
+    from analysis.pseudonym import PseudonymKeyError
+    from analysis.validation import DataValidationError
+    return isinstance(exc, (ConfigError, DataValidationError, PseudonymKeyError))
+
+
 @contextmanager
 def logged(log_path: str | Path):
-    """Send log records and warnings to the rule's log file; log any exception, then re-raise."""
+    """Send log records and warnings to the rule's log file; log any exception, then re-raise.
+
+    Errors in the input (invalid data or config, an unusable pseudonymisation key) are logged
+    and printed as their message only, and end the job with exit code 1; anything else is a
+    bug and keeps its traceback."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    os.chmod(log_path, 0o600)  # an ingest log lists data queries with the trial's own IDs
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -25,7 +38,12 @@ def logged(log_path: str | Path):
     logging.captureWarnings(True)
     try:
         yield log
-    except Exception:
+    except Exception as exc:
+        if _is_user_error(exc):
+            # bad input or an unusable key: the message says what to fix; a traceback would not
+            log.error("stage failed: %s", exc)
+            print(f"pathways: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
         log.error("stage failed:\n%s", traceback.format_exc())
         print(traceback.format_exc(), file=sys.stderr)
         raise

@@ -10,6 +10,7 @@ import pandas as pd
 from analysis import consort
 from analysis import feasibility as feas
 from analysis import feasibility_plots, progression
+from analysis.ingest import read_collected
 from analysis.io import write_bytes, write_table
 from analysis.stages._common import read_linked
 from analysis.table1 import baseline_frame, table1
@@ -18,29 +19,35 @@ log = logging.getLogger("pathways")
 
 
 def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, fidelity: str | None,
-        out: dict[str, str], adverse_events: str | None = None) -> None:
+        out: dict[str, str], adverse_events: str | None = None, collected: str | None = None) -> None:
     s, p, sc, lk = (pd.read_parquet(sites), pd.read_parquet(participants),
                     pd.read_parquet(screening), read_linked(linked))
+    got = read_collected(collected) if collected else {}
     d, f = cfg["design"], cfg["feasibility"]
+    single, cluster = d["type"] == "single_arm", d["type"] == "cluster"
     if f["fidelity_threshold"] is not None and not cfg["data"]["fidelity"]:
         raise ValueError("config key feasibility.fidelity_threshold is set but data.fidelity is null "
                          "(no fidelity assessments to evaluate)")
     fid = pd.read_parquet(fidelity) if fidelity and cfg["data"]["fidelity"] else None
-    arms = feas.study_arms(s, d["control_arm"], d["intervention_arm"])
-    intervention = d["intervention_arm"] if d["intervention_arm"] in arms else arms[0]
+    arms = feas.study_arms(p, d.get("control_arm"), d["intervention_arm"], single_arm=single)
+    intervention = d["intervention_arm"] if d["intervention_arm"] in arms else None
     if cfg.get("blinded"):  # receipt exists only in the intervention arm: it would unblind
         intervention = None
-    if len(arms) == 1:
-        log.info("one arm (%s) in the sites file: single-arm flow, no allocation split", arms[0])
+    if single:
+        log.info("single-arm study: flow without allocation, no between-arm comparison")
+    screen = sc if got.get("screening", bool(cfg["data"].get("screening"))) else None
     measures = feas.score_measures(lk, f["measures"])
     level = f["confidence_level"]
 
     table = feas.feasibility_table(
-        s, p, sc, lk, primary_outcome=cfg["primary"]["outcome"], arms=arms, intervention_arm=intervention,
+        s, p, screen, lk, primary_outcome=cfg["primary"]["outcome"], arms=arms, intervention_arm=intervention,
         ci_method=f["ci_method"], level=level, recruitment_target=f["recruitment_target"],
         measures=measures, receipt_min_sessions=f["receipt_min_sessions"],
         adherence_min_sessions=f["adherence_min_sessions"], fidelity=fid,
-        fidelity_threshold=f["fidelity_threshold"])
+        fidelity_threshold=f["fidelity_threshold"], collected=got,
+        recruitment_period=f.get("recruitment_period"), single_arm=single)
+    for r in table[table.unit == feas.NOT_COLLECTED].itertuples():
+        log.info("feasibility: %s %s", r.indicator, r.definition)
     prog = progression.evaluate(table, f["progression_criteria"], test=f["progression_test"])
     if len(prog):
         log.info("progression: %s (%s)", progression.decision(list(prog.band)),
@@ -49,12 +56,14 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
     write_table(prog, out["progression"])
     write_table(feas.recruitment_by_site(s, p, level), out["by_site"])
 
-    flow = feas.disposition(s, p, sc, lk, arms=arms, intervention_arm=intervention, measures=measures,
-                            reasons=f["reasons"], receipt_min_sessions=f["receipt_min_sessions"])
-    consented = feas.flow_n(flow, "consented")
-    if consented != len(p):
-        log.warning("screening log records %d consented but the participants file has %d allocated",
-                    consented, len(p))
+    flow = feas.disposition(s, p, screen, lk, arms=arms, intervention_arm=intervention, measures=measures,
+                            reasons=f["reasons"], receipt_min_sessions=f["receipt_min_sessions"],
+                            cluster=cluster, collected=got)
+    if screen is not None:
+        consented = feas.flow_n(flow, "consented")
+        if consented != len(p):
+            log.warning("screening log records %d consented but the participants file has %d allocated",
+                        consented, len(p))
     write_table(flow, out["flow"])
     waves = cfg["data"]["waves"]
     svg, png = consort.diagram(flow, arms=arms, intervention_arm=intervention, arm_labels=d["arm_labels"],
@@ -63,11 +72,19 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
     write_bytes(svg, out["consort_svg"])
     write_bytes(png, out["consort_png"])
 
-    base = baseline_frame(p, lk, measures)
-    write_table(table1(base, arms, ["age"] + measures, ["sex", "client_group"]), out["table1"])
+    covs = cfg.get("covariates") or {}
+    base = baseline_frame(p, lk, measures, list(covs))
+    present = {c: got.get(c, True) for c in ("age", "sex")}
+    continuous = [c for c in ["age"] if present["age"]] + \
+        [c for c, v in covs.items() if v["type"] == "numeric"] + measures
+    categorical = [c for c in ["sex"] if present["sex"]] + \
+        (["client_group"] if got.get("client_group", True) and p.client_group.notna().any() else []) + \
+        [c for c, v in covs.items() if v["type"] == "categorical"]
+    levels = {c: v["levels"] for c, v in covs.items() if v.get("levels")}
+    write_table(table1(base, arms, continuous, categorical, levels), out["table1"])
 
-    write_bytes(feasibility_plots.recruitment_png(p, s, f["recruitment_target"], arms, d["arm_labels"]),
-                out["figure"])
+    write_bytes(feasibility_plots.recruitment_png(p, s, f["recruitment_target"], arms, d["arm_labels"],
+                                                  cluster=cluster), out["figure"])
     if "safety" in out:  # an empty table when the trial records no adverse events
         if adverse_events and cfg["data"].get("adverse_events"):
             safety = feas.safety_table(p, pd.read_parquet(adverse_events), arms)

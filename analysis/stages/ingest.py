@@ -57,10 +57,12 @@ def run(cfg: dict, raw_dir: str, outputs: dict[str, str], key: bytes | None = No
                  "fidelity withheld")
     for name in TABLES:
         write_parquet(tables[name], outputs[name])
-    write_table(tables["queries"], outputs["queries"])
+    write_table(tables["queries"], outputs["queries"], private=True)  # the trial's own IDs
     write_table(tables["exclusions"], outputs["exclusions"])
+    if "collected" in outputs:
+        write_table(tables["collected"], outputs["collected"])
     write_table(manifest, outputs["manifest"])
-    write_parquet(mapping, outputs["pseudonyms"])
+    write_parquet(mapping, outputs["pseudonyms"], private=True)
     log.info("ingest: %d raw files hashed; %d participants, %d response records, %d warnings; "
              "IDs pseudonymised", len(manifest), len(tables["participants"]), len(tables["responses"]),
              int((tables["queries"].severity == "warning").sum()))

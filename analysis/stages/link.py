@@ -10,29 +10,34 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.io import write_parquet, write_table
+from analysis.io import read_table, write_parquet, write_table
 from analysis.link import exclusion_counts, link_waves
+from analysis.pseudonym import check_key_unchanged
 from analysis.stages._common import log
 from analysis.stages.ingest import check_manifest
 
 
 def run(cfg: dict, participants: str, responses: str, scores: str, query_files: list[str],
         out_linked: str, out_queries: str, pseudonyms: str | None = None, exclusions: str | None = None,
-        manifest: str | None = None, out_exclusions: str | None = None) -> None:
+        manifest: str | None = None, out_exclusions: str | None = None,
+        key_fingerprint: str | None = None) -> None:
+    mapping = pd.read_parquet(pseudonyms) if pseudonyms else None
+    if mapping is not None and key_fingerprint is not None:
+        check_key_unchanged(mapping, key_fingerprint)  # before anything is written
     parts = pd.read_parquet(participants)
-    linked = link_waves(parts, pd.read_parquet(responses), pd.read_parquet(scores), cfg["data"]["waves"])
+    linked = link_waves(parts, pd.read_parquet(responses), pd.read_parquet(scores), cfg["data"]["waves"],
+                        covariates=list(cfg.get("covariates") or {}))
     write_parquet(linked, out_linked)
-    queries = pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False) for f in query_files],
+    queries = pd.concat([read_table(f, dtype=str, keep_default_na=False) for f in query_files],
                         ignore_index=True)
-    if pseudonyms:
-        m = pd.read_parquet(pseudonyms)
-        back = dict(zip(m.pseudonym, m.raw_id))
+    if mapping is not None:
+        back = dict(zip(mapping.pseudonym, mapping.raw_id))
         queries["participant_id"] = queries.participant_id.map(lambda v: back.get(v, v))
-    write_table(queries, out_queries)
+    write_table(queries, out_queries, private=True)  # the trial's own IDs: owner-only
     if out_exclusions:
-        ing = pd.read_csv(exclusions, dtype={"timepoint": str}, keep_default_na=False) if exclusions else None
+        ing = read_table(exclusions, dtype={"timepoint": str}, keep_default_na=False) if exclusions else None
         write_table(exclusion_counts(linked, ing), out_exclusions)
     if manifest:
-        check_manifest(cfg["data"]["raw_dir"], pd.read_csv(manifest, dtype=str))
+        check_manifest(cfg["data"]["raw_dir"], read_table(manifest, dtype=str))
         log.info("raw files unchanged since ingest (SHA-256 checked)")
     log.info("linked %d participant x time point rows", len(linked))

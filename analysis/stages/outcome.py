@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis import figures, outcomes
-from analysis.config import primary_timepoint
+from analysis.config import primary_timepoint, score_directions
 from analysis.blinding import relabel_results
 from analysis.io import write_bytes, write_table
 from analysis.stages._common import log, read_linked
@@ -24,28 +24,44 @@ def run(cfg: dict, linked: str, out: dict[str, str], fidelity: str | None = None
     for name, path in (("fidelity", fidelity), ("sites", sites)):
         if path:
             tables[name] = pd.read_parquet(path)
-    ptp = primary_timepoint(cfg)
     level = cfg["outcomes"]["confidence_level"]
+    followups = [str(t) for t in lk.timepoint.cat.categories][1:]
+    single = cfg["design"]["type"] == "single_arm"
     descs, effs, tips = [], [], []
     for y in outcome_list(cfg):
         if y not in lk:
             raise KeyError(f"config key primary.outcome / outcomes.secondary: {y!r} is not a column "
                            f"of the linked table; available: "
                            f"{sorted(c for c in lk.columns if not c.endswith('_bl'))}")
+        for pop, sub in outcomes.populations(lk, cfg):
+            descs.append(outcomes.describe(sub, y, level=level).assign(population=pop))
+        if not followups:
+            continue
         log.info("outcome %s: fitting the prespecified model and sensitivity analyses", y)
-        descs.append(outcomes.describe(lk, y, level=level))
-        eff, tip = outcomes.analyse_outcome(lk, cfg, y, ptp, tables, log=log)
+        eff, tip = outcomes.analyse_outcome(lk, cfg, y, primary_timepoint(cfg), tables, log=log)
         effs.append(eff)
         tips.append(tip)
-    eff = pd.concat(effs, ignore_index=True)
+    if not followups:
+        log.warning("no follow-up time point (baseline only): effect estimates are not applicable; "
+                    "descriptive statistics only")
+    eff = pd.concat(effs, ignore_index=True) if effs else pd.DataFrame(columns=outcomes.EFFECT_COLUMNS)
     desc = pd.concat(descs, ignore_index=True)
+    desc = desc[["outcome", "population"] + [c for c in desc.columns if c not in ("outcome", "population")]]
     tip = pd.concat(tips, ignore_index=True) if tips else pd.DataFrame(columns=outcomes.TIPPING_COLUMNS)
     for r in eff[eff.warnings.fillna("") != ""].drop_duplicates(["outcome", "analysis", "warnings"]).itertuples():
         log.warning("model note (%s, %s): %s", r.outcome, r.analysis, r.warnings)
     labels = cfg["outcomes"]["labels"]
+    d = cfg["design"]
     write_table(desc, out["descriptives"])
-    write_table(relabel_results(eff, cfg), out["effects"])
+    columns = [c for c in outcomes.EFFECT_COLUMNS if not (single and c in ("n_intervention", "n_control"))]
+    write_table(relabel_results(eff.reindex(columns=columns), cfg), out["effects"])
     write_table(relabel_results(tip.reindex(columns=outcomes.TIPPING_COLUMNS).infer_objects(), cfg),
                 out["tipping_point"])
-    write_bytes(figures.trajectories_png(desc, cfg["design"]["arm_labels"], labels), out["figure"])
-    write_bytes(figures.forest_png(eff, labels), out["forest"])
+    all_desc = desc[desc.population == "all"]
+    write_bytes(figures.trajectories_png(all_desc, d["arm_labels"], labels, level=level,
+                                         timepoints=[w["timepoint"] for w in cfg["data"]["waves"]]),
+                out["figure"])
+    arm_names = {"control": d["arm_labels"].get(d.get("control_arm"), d.get("control_arm")),
+                 "intervention": d["arm_labels"].get(d["intervention_arm"], d["intervention_arm"])}
+    write_bytes(figures.forest_png(eff, labels, score_directions(cfg), level=level, arm_labels=arm_names,
+                                   single_arm=single), out["forest"])

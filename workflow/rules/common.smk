@@ -1,16 +1,27 @@
 # Validate the trial config (fills every default; a bad key fails here, naming the key) and
 # define the output layout shared by all rules.
 import os
+import time
 
 from analysis.blinding import blinded_config
-from analysis.config import validate_config
+from analysis.config import check_input_files, read_config_file, validate_config
+from analysis.pseudonym import config_key_fingerprint
 
+# Every config file Snakemake read is re-read as untrusted YAML: one using YAML tags or YTE
+# templating is refused here even in an environment without the Pathways config guard (which
+# refuses it before Snakemake evaluates it: analysis/snakemake_guard.py).
+for _configfile in workflow.configfiles:
+    read_config_file(_configfile)
 config = validate_config(config)
+# A misspelt, moved or deleted raw file stops the run here, before any job is planned, so
+# outputs made from earlier inputs are never kept or reused as if they were current.
+check_input_files(config)
 # Ingest validates the raw files against the trial's own arm codes; every later stage sees the
 # analysis configuration, which under `blinded: true` has arms A/B and no allocation-revealing
 # analyses (analysis/blinding.py).
 INGEST_CONFIG = config
 config = blinded_config(config)
+RUN_STARTED = time.time()  # outputs modified from now on are this run's (see onerror in the Snakefile)
 TRIAL = config["trial_id"]
 RAW = config["data"]["raw_dir"]
 PROC = f"data/processed/{TRIAL}"
@@ -22,11 +33,18 @@ REPORT = f"{REP}/report.html"
 MANIFEST = f"{REP}/manifest.json"
 
 
+def key_fingerprint_param(wildcards):
+    """Fingerprint of the pseudonymisation key (never the key): a parameter of ingest and link,
+    so a changed key reruns ingest (Snakemake's params rerun trigger) and link refuses processed
+    data made with another key.  A dry run does not create a key."""
+    return config_key_fingerprint(INGEST_CONFIG, create=not workflow.dryrun)
+
+
 def raw_inputs():
     d = INGEST_CONFIG["data"]
-    names = [d["sites"], d["participants"], d["screening"]] + [w["file"] for w in d["waves"]]
-    names += [d[k] for k in ("service_use", "fidelity", "adverse_events") if d.get(k)]
-    return [f"{RAW}/{n}" for n in names]
+    names = [d["participants"]] + [w["file"] for w in d["waves"]]
+    names += [d[k] for k in ("sites", "screening", "service_use", "fidelity", "adverse_events") if d.get(k)]
+    return [f"{RAW}/{n}" for n in dict.fromkeys(names)]
 
 # Named inputs of the report rule.  Each stage's rule file registers the result files its
 # report section reads; report.smk (included last) passes them all to the report stage.

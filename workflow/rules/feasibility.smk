@@ -18,6 +18,7 @@ rule feasibility:
         linked=f"{PROC}/analysis.parquet",
         fidelity=f"{PROC}/fidelity.parquet",
         adverse_events=f"{PROC}/adverse_events.parquet",
+        collected=f"{PROC}/collected.csv",
     output:
         feasibility=report(f"{TABLES}/feasibility.csv", caption="../report/feasibility.rst", category="Feasibility"),
         progression=report(f"{TABLES}/progression.csv", caption="../report/feasibility_progression.rst", category="Feasibility"),

@@ -7,11 +7,13 @@ rule ingest:
         **{t: f"{PROC}/{t}.parquet" for t in ["sites", "participants", "screening", "responses", "service_use", "fidelity", "adverse_events"]},
         queries=f"{PROC}/ingest_queries.csv",
         exclusions=f"{PROC}/exclusions.csv",
+        collected=f"{PROC}/collected.csv",
         manifest=f"{PROC}/raw_manifest.csv",
         pseudonyms=f"{PROC}/pseudonyms.parquet",
     params:
         cfg=INGEST_CONFIG,
         raw_dir=RAW,
+        key_fingerprint=key_fingerprint_param,
     log:
         f"{LOGS}/ingest.log",
     script:

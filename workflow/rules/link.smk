@@ -17,6 +17,7 @@ rule link:
         exclusions=f"{TABLES}/exclusions.csv",
     params:
         cfg=config,
+        key_fingerprint=key_fingerprint_param,
     log:
         f"{LOGS}/link.log",
     script:

@@ -18,6 +18,7 @@ rule report:
     params:
         cfg=config,
         report_dir=REP,
+        key_fingerprint=key_fingerprint_param,
     log:
         f"{LOGS}/report.log",
     script:
