@@ -22,6 +22,7 @@ REFS = {
     "lewis": "Lewis M, Bromley K, Sutton CJ, et al. Determining sample size for progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot Feasibility Stud 2021;7:40.",
     "lme4": "Bates D, Mächler M, Bolker B, Walker S. Fitting linear mixed-effects models using lme4. J Stat Softw 2015;67(1):1-48.",
     "satterthwaite": "Kuznetsova A, Brockhoff PB, Christensen RHB. lmerTest package: tests in linear mixed effects models. J Stat Softw 2017;82(13):1-26.",
+    "kenward_roger": "Kenward MG, Roger JH. Small sample inference for fixed effects from restricted maximum likelihood. Biometrics 1997;53:983-97.",
     "mice": "van Buuren S. Flexible Imputation of Missing Data. 2nd ed. Chapman & Hall/CRC; 2018.",
     "barnard_rubin": "Barnard J, Rubin DB. Small-sample degrees of freedom with multiple imputation. Biometrika 1999;86:948-55.",
     "manca": "Manca A, Hawkins N, Sculpher MJ. Estimating mean QALYs in trial-based cost-effectiveness analysis: the importance of controlling for baseline utility. Health Econ 2005;14:487-96.",
@@ -63,7 +64,11 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     if _exists(inputs, "effects"):
         eff = read_table(inputs["effects"], ("analysis", "model"))
         design = cfg["design"]["type"]
-        refs = ["lme4", "satterthwaite"]
+        kr = eff.model.str.contains("Kenward-Roger").any()
+        sat = eff.model.str.contains("Satterthwaite").any() or not kr
+        refs = ["lme4"] + (["kenward_roger"] if kr else []) + (["satterthwaite"] if sat else [])
+        df = " and ".join((["Kenward–Roger adjusted standard errors and degrees of freedom"] if kr else [])
+                          + (["Satterthwaite degrees of freedom"] if sat else []))
         if design == "single_arm":
             text = ("Changes from baseline are estimated with a linear mixed model over every wave (time as a "
                     "factor, a random participant intercept), fitted by restricted maximum likelihood with "
@@ -76,7 +81,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                 "a random participant intercept"
             text = ("Intervention effects are estimated with linear mixed models (" + random + ", the baseline "
                     "value of the outcome as a covariate) fitted by restricted maximum likelihood, with "
-                    "Satterthwaite small-sample degrees of freedom.")
+                    f"small-sample inference by {df} (as stated for each model).")
             if design == "individual" and (cfg["design"].get("stratification") or
                                            eff.model.str.contains(r"\bsite_id\b").any()):
                 text += " The analysis adjusts for the factors the randomisation was stratified on."

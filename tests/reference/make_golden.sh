@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the R reference ("golden") outputs used by tests/test_lmm.py,
-# tests/test_mi_pool.py, tests/test_outcomes.py, tests/test_mi_mice.py,
-# tests/test_examples_data.py and tests/test_feasibility_cluster.py. R is needed only here, never at test time.
+# tests/test_lmm_kr.py, tests/test_mi_pool.py, tests/test_outcomes.py, tests/test_mi_mice.py,
+# tests/test_examples_data.py, tests/test_feasibility_cluster.py and tests/test_planning.py.
+# R is needed only here, never at test time.
 #
 #   tests/reference/make_golden.sh                 # fits + pooling on the committed datasets
 #   tests/reference/make_golden.sh --new-datasets  # also re-simulate datasets/*.csv
@@ -38,14 +39,19 @@ if [ "${1:-}" = "--new-datasets" ] ||
   Rscript "$HERE/make_datasets.R" "$DATASETS"
 fi
 
+ROOT="$(cd "$HERE/../.." && pwd)"
+if [ "${1:-}" = "--new-datasets" ] || [ ! -f "$DATASETS/boundary_pilot.csv" ] ||
+   [ ! -f "$DATASETS/four_site_pilot.csv" ]; then
+  "$ROOT/.venv/bin/python" "$HERE/boundary_dataset.py" "$DATASETS"
+fi
 Rscript "$HERE/lmm_golden.R" "$DATASETS" "$GOLDEN"
+Rscript "$HERE/kr_golden.R" "$DATASETS" "$GOLDEN"
 Rscript "$HERE/mi_golden.R" "$GOLDEN"
 # cluster-aware feasibility intervals: survey::svyciprop (Korn-Graubard) and quasi-Poisson glm
 # on site-level data simulated in the script (datasets/feasibility_sites.csv)
 Rscript "$HERE/feasibility_golden.R" "$DATASETS" "$GOLDEN"
 # datasets/demo_linked.csv is the demo's linked table with neutral participant codes, written
 # from the pipeline's output when it exists (tests/test_outcomes.py checks it still matches):
-ROOT="$(cd "$HERE/../.." && pwd)"
 if [ -f "$ROOT/data/processed/demo/analysis.parquet" ] && [ -x "$ROOT/.venv/bin/python" ]; then
   "$ROOT/.venv/bin/python" "$HERE/demo_dataset.py" "$ROOT/data/processed/demo" "$DATASETS/demo_linked.csv"
 fi
