@@ -87,13 +87,20 @@ def forest_rows(effects: pd.DataFrame, directions: dict[str, str] | None = None,
     e = effects[(effects.term == term) & effects.estimate.notna()]
     if "population" in e:
         e = e[e.population.fillna("all") == "all"]
+    if "standardised_by" in e:  # one scale per plot: differences over the baseline SD (no SRMs)
+        e = e[e.standardised_by.fillna("baseline SD") == "baseline SD"]
     rows = []
     for r in e.itertuples():
         flip = directions.get(r.outcome, "higher") == "lower"
-        sd = r.baseline_sd * (-1.0 if flip else 1.0)
-        lo, hi = sorted([r.ci_low / sd, r.ci_high / sd])
+        sign = -1.0 if flip else 1.0
+        if hasattr(r, "standardised_ci_low") and pd.notna(r.standardised_ci_low):
+            # the CI that allows for the baseline SD's own sampling error (effects.csv)
+            x, lo, hi = sign * r.standardised_effect, sign * r.standardised_ci_low, sign * r.standardised_ci_high
+        else:
+            x, lo, hi = sign * r.estimate / r.baseline_sd, sign * r.ci_low / r.baseline_sd, sign * r.ci_high / r.baseline_sd
+        lo, hi = sorted([lo, hi])
         rows.append(dict(outcome=r.outcome, timepoint=r.timepoint, analysis=r.analysis,
-                         x=r.estimate / sd, lo=lo, hi=hi, reversed=flip))
+                         x=x, lo=lo, hi=hi, reversed=flip))
     return pd.DataFrame(rows, columns=["outcome", "timepoint", "analysis", "x", "lo", "hi", "reversed"])
 
 
