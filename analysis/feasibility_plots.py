@@ -76,10 +76,13 @@ def recruitment_png(participants: pd.DataFrame, sites: pd.DataFrame, target: int
 
 
 def retention_completion_png(table: pd.DataFrame, timepoints: list[str], arms: list[str],
-                             arm_labels: dict[str, str], measures: list[str], level: float = 0.95) -> bytes:
-    """Retention and completion of each measure by arm and time point (estimate and CI)."""
+                             arm_labels: dict[str, str], measures: list[str], level: float = 0.95,
+                             labels: dict[str, str] | None = None, single_arm: bool = False) -> bytes:
+    """Retention and completion of each measure by arm and time point (estimate and CI); panels
+    are titled with the measures' labels."""
+    labels = labels or {}
     panels = [("retention", "Retention (questionnaire returned)")] + \
-        [(f"completion_{m}", f"Completion: {m}") for m in measures]
+        [(f"completion_{m}", f"Completion: {labels.get(m, m)}") for m in measures]
     ncol = min(3, len(panels))
     nrow = math.ceil(len(panels) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.8 * nrow), sharey=True, squeeze=False)
@@ -102,7 +105,7 @@ def retention_completion_png(table: pd.DataFrame, timepoints: list[str], arms: l
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     for ax in axes[:, 0]:
-        ax.set_ylabel(f"% of allocated ({level:.0%} CI)")
+        ax.set_ylabel(f"% of {'enrolled' if single_arm else 'allocated'} ({level * 100:g}% CI)")
     axes.flat[0].legend(frameon=False, fontsize=8, loc="lower left")
     fig.tight_layout()
     return _png(fig)
