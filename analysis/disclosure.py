@@ -184,6 +184,13 @@ class Ledger:
     exempt: set = field(default_factory=set)
     identities: list = field(default_factory=list)
     mismatches: list = field(default_factory=list)
+    limits: dict = field(default_factory=dict)
+
+    def limit(self, key: str, lo: float, hi: float) -> None:
+        """What else the release says about a cell (e.g. a progression band shown beside a
+        withheld proportion bounds its numerator): the attacker knows lo <= value <= hi."""
+        a, b = self.limits.get(key, (0, np.inf))
+        self.limits[key] = (max(a, lo), min(b, hi))
 
     def add(self, key: str, value, *, published: bool = False, known: bool = False,
             exempt: bool = False) -> str:
@@ -268,6 +275,9 @@ def _bounds(ledger: Ledger, status: dict, policy: Policy, big: int) -> tuple[np.
             lo[i], hi[i] = small_lo, policy.threshold - 1
         elif k in ledger.published and st == SECONDARY_STATUS:
             lo[i] = policy.threshold
+        if lo[i] != hi[i] and k in ledger.limits:
+            a, b = ledger.limits[k]
+            lo[i], hi[i] = max(lo[i], a), min(hi[i], b)
     return lo, hi, keys
 
 

@@ -247,7 +247,17 @@ class Counts:
         self.rows["effects"] = self._effects()
         self.rows["analysed"] = self._analysed()
         self.rows["consort"] = self._consort_keys()
+        self.bands_withheld = False
         self.release = protect_ledger(self.L, policy(self.cfg))
+        if self.release.unprotected and self.L.limits:
+            # a band shown beside a withheld count narrows it too much: withhold the bands of
+            # withheld criteria instead (see funder.py) and protect without them
+            self.L.limits.clear()
+            self.bands_withheld = True
+            self.release = protect_ledger(self.L, policy(self.cfg))
+        if self.release.unprotected:
+            raise RuntimeError("disclosure control could not protect the small count(s) "
+                               f"{self.release.unprotected}; the funder and ethics reports are not written")
         return self
 
     def _flow_rows(self, stages) -> list[dict]:
@@ -294,8 +304,25 @@ class Counts:
             row = pd.Series(dict(indicator=r.indicator, timepoint=r.timepoint, arm=r.arm, numerator=r.numerator,
                                  denominator=r.denominator, unit=unit))
             nk, dk = self.feasibility_keys(row) if pd.notna(r.numerator) else (None, None)
+            if unit == "proportion" and nk is not None and dk is not None:
+                self._band_limits(nk, int(r.denominator), r)
             out.append(dict(row=r, unit=unit, num=self.publish(nk), den=self.publish(dk)))
         return out
+
+    def _band_limits(self, num: str, den: int, r) -> None:
+        """The band shown beside a criterion bounds its numerator even when the count is
+        withheld (GREEN >= green, AMBER between, RED < red; the other way round when lower is
+        better; on the RED threshold is AMBER): the attacker is given those bounds."""
+        eps = 1e-9
+        g, red = float(r.green) * den, float(r.red) * den
+        ceil = lambda x: math.ceil(x - eps)  # noqa: E731
+        floor = lambda x: math.floor(x + eps)  # noqa: E731
+        if r.direction == "higher":
+            lims = {"GREEN": (ceil(g), den), "AMBER": (ceil(red), ceil(g) - 1), "RED": (0, ceil(red) - 1)}
+        else:
+            lims = {"GREEN": (0, floor(g)), "AMBER": (floor(g) + 1, floor(red)), "RED": (floor(red) + 1, den)}
+        if r.band in lims:
+            self.L.limit(num, *lims[r.band])
 
     def _primary_rows(self) -> pd.DataFrame:
         if not _exists(self.inputs, "effects"):

@@ -108,9 +108,11 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
         sites = A.is_about_sites(pd.DataFrame([dict(indicator=r.indicator, denominator_of=r.denominator_of)])).iloc[0]
         criteria.append(dict(name=r.criterion, timepoint=r.timepoint or "–",
                              counts=_counts(counts, c["num"], c["den"], r.denominator, unit),
-                             estimate=estimate, ci=ci, rule=_rule(r, unit, dp), band=r.band, sites=bool(sites)))
+                             estimate=estimate, ci=ci, rule=_rule(r, unit, dp),
+                             band=(SUPPRESSED if counts.bands_withheld and counts.withheld(c["num"], c["den"])
+                                   else r.band), sites=bool(sites)))
     ctx["criteria"] = criteria
-    ctx["decision"] = _decision([c["band"] for c in criteria]) if criteria else None
+    ctx["decision"] = _decision([c["row"].band for c in counts.rows["funder_criteria"]]) if criteria else None
 
     feas_all = counts.feas
     ctx["not_collected"] = [indicator_label(r.indicator, labels=labels) for r in
