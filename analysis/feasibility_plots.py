@@ -89,7 +89,9 @@ def retention_completion_png(table: pd.DataFrame, timepoints: list[str], arms: l
     xpos = {tp: i for i, tp in enumerate(timepoints)}
     for ax, (ind, title) in zip(axes.flat, panels):
         for i, arm in enumerate(arms):
-            d = table[(table.indicator == ind) & (table.arm == arm)].copy()
+            # a single-arm study's rows are all "all" (one group), labelled with its arm's label
+            rows_arm = "all" if single_arm else arm
+            d = table[(table.indicator == ind) & (table.arm == rows_arm)].copy()
             d = d[d.timepoint.isin(timepoints)]
             x = d.timepoint.map(xpos).to_numpy(float) + (i - (len(arms) - 1) / 2) * 0.12
             est = 100 * d.estimate.to_numpy(float)

@@ -505,3 +505,32 @@ def test_a_band_shown_beside_a_withheld_count_is_known_to_the_attacker():
     # with the band nothing withheld can protect it: the report must withhold the band
     # (analysis.reporting.audience.Counts.build), which the ledger reports as unprotected
     assert protect_ledger(ledger(True), Policy()).unprotected == ["i"]
+
+
+def test_single_arm_retention_figure_has_points():
+    """A single-arm study's feasibility rows are 'all' (one group): the retention and completion
+    figure plots them (it was empty)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis import feasibility_plots
+    table = pd.DataFrame([dict(indicator=ind, timepoint=tp, arm="all", estimate=0.8, ci_low=0.7, ci_high=0.9)
+                          for ind in ("retention", "completion_y") for tp in ("baseline", "m6")])
+    made = []
+    real = plt.subplots
+
+    def spy(*a, **k):
+        fig, axes = real(*a, **k)
+        made.append(axes)
+        return fig, axes
+    plt.subplots = spy
+    try:
+        feasibility_plots.retention_completion_png(table, ["baseline", "m6"], ["intervention"],
+                                                   {"intervention": "Participants"}, ["y"],
+                                                   labels={"y": "Wellbeing"}, single_arm=True)
+    finally:
+        plt.subplots = real
+    axes = made[0].flat
+    assert all(any(len(line.get_xdata()) for line in ax.lines) for ax in list(axes)[:2])
+    assert axes[1].get_title() == "Completion: Wellbeing"

@@ -17,8 +17,8 @@ def design_sentence(cfg: dict) -> str:
     labels = d["arm_labels"]
     itv = labels.get(d["intervention_arm"], d["intervention_arm"])
     if d["type"] == "single_arm":
-        return (f"Single-arm pilot and feasibility study: everyone enrolled receives {itv}; there is no "
-                "comparison group, so changes from baseline are described, not attributed to the programme.")
+        return ("Single-arm pilot and feasibility study: everyone enrolled receives the intervention; there is "
+                "no comparison group, so changes from baseline are described, not attributed to the intervention.")
     ctl = labels.get(d.get("control_arm"), d.get("control_arm"))
     unit = "sites (clusters)" if d["type"] == "cluster" else "participants"
     return f"Randomised pilot and feasibility trial: {unit} allocated to {itv} or {ctl}."
