@@ -157,7 +157,8 @@ def consort_table(cfg: dict, inputs: dict[str, str], names: dict) -> dict | None
                 timepoints=[str(w["timepoint"]) for w in cfg["data"]["waves"]],
                 months=[w["month"] for w in cfg["data"]["waves"]], single=single, intervention=intervention,
                 receipt_min_sessions=cfg["feasibility"]["receipt_min_sessions"], measures=measures,
-                measure_labels=names, analysed=analysed, outcome_labels=names)
+                measure_labels=names, analysed=analysed, outcome_labels=names,
+                site_word="Sites" if d["type"] == "cluster" else "Centres")
     return dict(arms=b["arms"], rows=F.table_rows(b))
 
 

@@ -33,7 +33,7 @@ def _line(label: str, n, indent: int = 0) -> dict:
 def boxes(flow, cell, *, arms: list[str], arm_labels: dict, timepoints: list[str], months: list,
           single: bool, intervention: str | None, receipt_min_sessions: int = 1,
           measures: list[str] = (), measure_labels: dict | None = None,
-          analysed: list[dict] = (), outcome_labels: dict | None = None) -> dict:
+          analysed: list[dict] = (), outcome_labels: dict | None = None, site_word: str = "Sites") -> dict:
     """The diagram's boxes: lists of lines (label, count markup, indent).  ``flow`` is the
     disposition table (site 'all' rows); ``cell(key)`` renders one count; ``analysed`` lists
     dict(outcome, cells={arm: key}, sites=n) for the analysis row."""
@@ -104,7 +104,7 @@ def boxes(flow, cell, *, arms: list[str], arm_labels: dict, timepoints: list[str
         sites = [r.get("sites") for r in analysed if r.get("sites") == r.get("sites") and r.get("sites") is not None]
         if sites:
             lo, hi = int(min(sites)), int(max(sites))
-            out["analysis_note"] = f"Sites in the primary model: {lo}" + (f" to {hi} (by outcome)" if hi != lo else "")
+            out["analysis_note"] = f"{site_word} in the primary model: {lo}" + (f" to {hi} (by outcome)" if hi != lo else "")
     return out
 
 

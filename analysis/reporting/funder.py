@@ -9,7 +9,7 @@ import re
 
 import pandas as pd
 
-from analysis.config import score_labels
+from analysis.config import score_directions, score_labels
 from analysis.disclosure import SUPPRESSED
 from analysis.reporting import audience as A
 from analysis.reporting import flow as F
@@ -84,7 +84,8 @@ def consort(cfg: dict, counts: A.Counts, labels: dict) -> dict:
                 timepoints=counts.timepoints, months=[w["month"] for w in cfg["data"]["waves"]],
                 single=counts.single, intervention=counts.intervention,
                 receipt_min_sessions=cfg["feasibility"]["receipt_min_sessions"],
-                analysed=counts.rows["analysed"], outcome_labels=labels)
+                analysed=counts.rows["analysed"], outcome_labels=labels,
+                site_word="Sites" if d["type"] == "cluster" else "Centres")
     return dict(arms=b["arms"], rows=F.table_rows(b), outcomes=[labels.get(y, y) for y in outcomes])
 
 
@@ -94,6 +95,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     single = d["type"] == "single_arm"
     arm_labels = d["arm_labels"]
     labels = score_labels(cfg)
+    directions = score_directions(cfg)
     level = cfg["outcomes"]["confidence_level"]
     pol = A.policy(cfg)
     counts = A.release(cfg, inputs)
@@ -149,7 +151,8 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                 ctx["notes"].append(w)
             refs.append(str(ctx["notes"].index(w) + 1))
         ctx["effects"].append(dict(
-            outcome=labels.get(r.outcome, r.outcome), timepoint=r.timepoint, primary=bool(r.primary),
+            outcome=labels.get(r.outcome, r.outcome), better=directions.get(r.outcome, "higher"),
+            timepoint=r.timepoint, primary=bool(r.primary),
             estimate=A.show_value(r.estimate, dp),
             ci=f"{A.show_value(r.ci_low, dp)} to {A.show_value(r.ci_high, dp)}",
             smd=A.show_value(r.standardised_effect, dp),
