@@ -24,7 +24,7 @@ import pytest
 import yaml
 from conftest import fast_analysis, visible_text
 
-from analysis.config import load_config, score_labels, validate_config
+from analysis.config import load_config, score_labels
 from analysis.disclosure import Ledger, Policy, attack, protect_ledger
 from analysis.reporting import render_report
 from analysis.reporting.common import level_label, money

@@ -24,7 +24,7 @@ import os
 import pandas as pd
 from markupsafe import Markup
 
-from analysis.disclosure import SUPPRESSED, Ledger, Policy, Release, protect_ledger
+from analysis.disclosure import Ledger, Policy, protect_ledger
 from analysis.reporting.common import read_table
 
 OTHER_REASON = "other (not itemised)"
@@ -151,11 +151,12 @@ class Counts:
         # all = sum of the arms for every count at a time point
         for tp in [t for t in f.timepoint.unique() if t]:
             for a in arms:
-                parts = [flow_key(s, a, tp) for s in ("assessed", "withdrawn", "lost") if flow_key(s, a, tp) in L.values]
+                parts = [flow_key(s, a, tp) for s in ("assessed", "withdrawn", "lost")
+                         if flow_key(s, a, tp) in L.values]
                 if parts:
                     L.identity(flow_key("allocated", a), parts)
-                reasons = [flow_key("withdrawn", a, tp, reason=r)
-                           for r in f[(f.stage == "withdrawn") & (f.arm == a) & (f.timepoint == tp) & (f.reason != "")].reason]
+                here = f[(f.stage == "withdrawn") & (f.arm == a) & (f.timepoint == tp) & (f.reason != "")]
+                reasons = [flow_key("withdrawn", a, tp, reason=r) for r in here.reason]
                 if reasons:
                     L.identity(flow_key("withdrawn", a, tp), reasons)
             for stage in ("assessed", "withdrawn", "lost"):
@@ -339,7 +340,8 @@ class Counts:
     def _arm_columns(self) -> list[tuple[str, str, str]]:
         """(arm code, effects.csv column at a follow-up, column of the whole model)."""
         if self.single:
-            return [(self.arms[0] if self.arms else self.cfg["design"]["intervention_arm"], "n", "n_participants_model")]
+            arm = self.arms[0] if self.arms else self.cfg["design"]["intervention_arm"]
+            return [(arm, "n", "n_participants_model")]
         d = self.cfg["design"]
         ctl = d.get("control_arm")
         itv = d["intervention_arm"]
@@ -418,8 +420,3 @@ def release(cfg: dict, inputs: dict[str, str]) -> Counts:
         _CACHE.clear()
         _CACHE[stamp] = Counts(cfg, inputs).build()
     return _CACHE[stamp]
-
-
-def withheld_value(counts: Counts, value: str, *keys) -> str:
-    """``value`` unless a count it is derived from is suppressed."""
-    return SUPPRESSED if counts.withheld(*keys) else value

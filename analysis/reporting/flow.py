@@ -104,7 +104,8 @@ def boxes(flow, cell, *, arms: list[str], arm_labels: dict, timepoints: list[str
         sites = [r.get("sites") for r in analysed if r.get("sites") == r.get("sites") and r.get("sites") is not None]
         if sites:
             lo, hi = int(min(sites)), int(max(sites))
-            out["analysis_note"] = f"{site_word} in the primary model: {lo}" + (f" to {hi} (by outcome)" if hi != lo else "")
+            out["analysis_note"] = (f"{site_word} in the primary model: {lo}"
+                                    + (f" to {hi} (by outcome)" if hi != lo else ""))
     return out
 
 
