@@ -85,10 +85,11 @@ def _arm_groups(table, labels: dict, single: bool) -> list[tuple[str, str]]:
     return [(g, ("All" if single else "All participants") if g == "all" else labels.get(g, g)) for g in groups]
 
 
-def _feasibility_rows(table, groups, labels: dict, names: dict, dp: int, single: bool) -> tuple[list[dict], list[str]]:
+def _feasibility_rows(table, groups, labels: dict, names: dict, dp: int, single: bool,
+                      cluster: bool = False) -> tuple[list[dict], list[str]]:
     """One row per indicator and time point, one column per arm (and all participants):
-    'n / N' above 'estimate (CI)'.  The CI method of each kind of indicator is named once,
-    under the table."""
+    'n / N' above 'estimate (CI)', and in a cluster design the interval allowing for sites
+    below.  The CI method of each kind of indicator is named once, under the table."""
     rows, methods = [], {}
     key = ["indicator", "timepoint"]
     for (ind, tp), g in table.groupby(key, sort=False):
@@ -104,11 +105,19 @@ def _feasibility_rows(table, groups, labels: dict, names: dict, dp: int, single:
                 cells.append(None)
                 continue
             r = r.iloc[0]
+            kind = "proportions" if r.unit == "proportion" else "rates"
             if r.ci_method:
-                methods.setdefault("proportions" if r.unit == "proportion" else "rates", r.ci_method)
+                methods.setdefault(kind, r.ci_method)
             ci = _ci(r.unit, r.ci_low, r.ci_high, dp)
-            cells.append(dict(counts=f"{count(r.numerator)} / {count(r.denominator)}",
-                              estimate=_num(r.unit, r.estimate, dp) + ("" if ci == "–" else f" ({ci})")))
+            cell = dict(counts=f"{count(r.numerator)} / {count(r.denominator)}",
+                        estimate=_num(r.unit, r.estimate, dp) + ("" if ci == "–" else f" ({ci})"))
+            if cluster:
+                lo, hi = getattr(r, "ci_low_cluster", float("nan")), getattr(r, "ci_high_cluster", float("nan"))
+                cell["ci_cluster"] = _ci(r.unit, lo, hi, dp) if lo == lo else ""
+                how = getattr(r, "ci_method_cluster", "") or ""
+                if cell["ci_cluster"] and how and "units counted are sites" not in how:
+                    methods.setdefault(f"{kind} allowing for sites", how)
+            cells.append(cell)
         bands = [b for b in g.band if b]
         band = bands[0] if bands else ""
         rows.append(dict(indicator=name, timepoint=tp or "–", cells=cells, band=band,
@@ -172,11 +181,14 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     single = cfg["design"]["type"] == "single_arm"
     names = score_labels(cfg)
     level = cfg["feasibility"]["confidence_level"]
-    table = read_table(inputs["feasibility"], ("timepoint", "ci_method", "arm", "band", "unit", "definition"))
+    table = read_table(inputs["feasibility"], ("timepoint", "ci_method", "arm", "band", "unit", "definition",
+                                               "ci_method_cluster"))
+    cluster = cfg["design"]["type"] == "cluster"
     groups = _arm_groups(table, labels, single)
-    rows, methods = _feasibility_rows(table, groups, labels, names, dp, single)
+    rows, methods = _feasibility_rows(table, groups, labels, names, dp, single, cluster)
 
-    prog = read_table(inputs["progression"], ("timepoint", "arm", "band", "test", "ci_method", "denominator_of"))
+    prog = read_table(inputs["progression"], ("timepoint", "arm", "band", "test", "ci_method", "denominator_of",
+                                              "interval"))
     unit = dict(zip(table.indicator, table.unit))
     criteria = []
     for r in prog.itertuples():
@@ -188,7 +200,8 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
             rule=(f"GREEN ≥ {_num(u, r.green, dp)}, RED < {_num(u, r.red, dp)}" if r.direction == "higher"
                   else f"GREEN ≤ {_num(u, r.green, dp)}, RED > {_num(u, r.red, dp)}"),
             band=r.band, colour=BAND_COLOURS.get(r.band, ""),
-            p=_p(r.p_value_vs_red) if r.test else "–", test=r.test))
+            p=_p(r.p_value_vs_red) if r.test else "–", test=r.test,
+            interval=getattr(r, "interval", "") or "simple", ci_method=r.ci_method or ""))
     bands = list(prog.band)
 
     t1 = read_table(inputs["table1"], ("level", "arm"))
@@ -204,8 +217,9 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                             for m, g in st.groupby("measure", sort=False)])
     return dict(
         safety=safety, single_arm=single,
-        feasibility=rows, groups=[g for _, g in groups], ci_methods=methods,
-        criteria=criteria, decision=decision(bands), overall=overall_band(bands),
+        feasibility=rows, groups=[g for _, g in groups], ci_methods=methods, cluster=cluster,
+        criteria=criteria, cluster_criteria=any(c["interval"] != "simple" for c in criteria),
+        decision=decision(bands), overall=overall_band(bands),
         overall_colour=BAND_COLOURS.get(overall_band(bands) or "", ""),
         any_test=any(c["test"] for c in criteria), level=level_label(level),
         table1=_table1_rows(t1, arms, dp, {**COVARIATE_NAMES, **names, **covariate_names}),

@@ -122,10 +122,14 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                             if r.indicator in A.KEY_INDICATORS
                             or r.indicator == f"completion_{cfg['primary']['outcome']}"]
     feasibility = []
+    ctx["cluster"] = d["type"] == "cluster"
     for c in counts.rows["funder_feasibility"]:
         r = c["row"]
         if r.unit == "not collected":
             continue
+        lo, hi = getattr(r, "ci_low_cluster", float("nan")), getattr(r, "ci_high_cluster", float("nan"))
+        if ctx["cluster"] and lo == lo:  # sites randomised: the intervals allowing for sites
+            r = r._replace(ci_low=lo, ci_high=hi)
         unit = "proportion" if r.unit == "proportion" else "rate"
         estimate, ci = _estimate(counts, r, unit, dp, c["num"], c["den"])
         feasibility.append(dict(
