@@ -36,7 +36,8 @@ from analysis.mi_pool import pool
 
 EFFECT_COLUMNS = ["outcome", "population", "timepoint", "analysis", "primary", "term", "estimate", "se",
                   "ci_low", "ci_high", "df", "p_value", "n", "n_participants", "n_intervention",
-                  "n_control", "n_sites", "standardised_effect", "standardised_ci_low",
+                  "n_control", "n_sites", "n_model", "n_participants_model", "n_intervention_model",
+                  "n_control_model", "n_sites_model", "standardised_effect", "standardised_ci_low",
                   "standardised_ci_high", "standardised_by", "baseline_sd", "site_variance",
                   "participant_variance", "residual_variance", "site_icc", "site_icc_ci_low",
                   "site_icc_ci_high", "m_imputations", "fmi", "model", "warnings"]
@@ -319,6 +320,15 @@ def _counts(d: pd.DataFrame, single_arm: bool = False) -> dict:
                 n_sites=n_sites if n_sites else np.nan)
 
 
+def _model_counts(d: pd.DataFrame, single_arm: bool = False) -> dict:
+    """Counts of the whole model: observations (rows), participants, participants per arm and
+    sites analysed (``n`` and its siblings count the rows at one follow-up only)."""
+    c = _counts(d, single_arm)
+    return dict(n_model=c["n"], n_participants_model=c["n_participants"],
+                n_intervention_model=c["n_intervention"], n_control_model=c["n_control"],
+                n_sites_model=c["n_sites"])
+
+
 def _variance_cols(fit: Fit, icc_ci: bool, level: float) -> dict:
     v = fit.variances
     out = dict(site_variance=v.get(SITE, np.nan), participant_variance=v.get(PID, np.nan),
@@ -343,7 +353,7 @@ def _analysis_rows(d, spec, fit, contrasts, desc, analysis, baseline, primary_tp
             primary=bool(is_primary_outcome and analysis == "primary" and tp == primary_tp),
             term=term, estimate=float(c["estimate"]), se=float(c["se"]),
             ci_low=float(c["ci_low"]), ci_high=float(c["ci_high"]), df=float(c["df"]),
-            p_value=float(c["p_value"]), **_counts(dt),
+            p_value=float(c["p_value"]), **_counts(dt), **_model_counts(d),
             **standardised_effect(c["estimate"], c["se"], c["df"], *baseline, spec.level),
             standardised_by=BY_BASELINE_SD, baseline_sd=baseline[0],
             **var, m_imputations=np.nan, fmi=np.nan,
@@ -643,6 +653,9 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
             p_value=p["p_value"], n=int(len(w)), n_participants=int(len(w)),
             n_intervention=int((w.treat == 1).sum()), n_control=int((w.treat == 0).sum()),
             n_sites=int(w[SITE].nunique()) if SITE in w else np.nan,
+            n_model=int(len(w) * len(fu)), n_participants_model=int(len(w)),
+            n_intervention_model=int((w.treat == 1).sum()), n_control_model=int((w.treat == 0).sum()),
+            n_sites_model=int(w[SITE].nunique()) if SITE in w else np.nan,
             **standardised_effect(p["qbar"], p["se"], p["df"], bsd, n_bl, spec.level),
             standardised_by=BY_BASELINE_SD, baseline_sd=bsd, m_imputations=len(imps),
             fmi=p["fmi"],
@@ -824,7 +837,7 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
         rows.append(dict(outcome=spec.outcome, timepoint=tp, analysis=f"effect_modification:{name}",
                          primary=False, term=term, estimate=c["estimate"], se=c["se"],
                          ci_low=c["ci_low"], ci_high=c["ci_high"], df=c["df"], p_value=c["p_value"],
-                         **_counts(sub), standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
+                         **_counts(sub), **_model_counts(d), standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
                          **standardised_effect(c["estimate"], c["se"], c["df"], bsd, n_bl, spec.level),
                          **_variance_cols(fit, False, spec.level), model=label,
                          warnings=" | ".join(fit.warnings)))
@@ -865,7 +878,9 @@ def paired_change(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str, is_pri
         row = dict(outcome=spec.outcome, timepoint=str(tp), analysis=analysis,
                    primary=bool(is_primary_outcome and analysis == "primary" and str(tp) == primary_tp),
                    term=CHANGE_TERM, n=n, n_participants=n, n_intervention=n, n_control=np.nan,
-                   n_sites=_counts(g, True)["n_sites"] if n else np.nan, baseline_sd=bsd,
+                   n_sites=_counts(g, True)["n_sites"] if n else np.nan,
+                   n_model=2 * n, n_participants_model=n, n_intervention_model=n, n_control_model=np.nan,
+                   n_sites_model=_counts(g, True)["n_sites"] if n else np.nan, baseline_sd=bsd,
                    standardised_by=BY_CHANGE_SD,
                    model="paired mean change from baseline (participants measured at baseline and "
                          f"{tp}); t interval with n - 1 df; standardised response mean = mean change / "
@@ -936,7 +951,7 @@ def change_model(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str, is_prim
             primary=bool(is_primary_outcome and analysis == "primary" and t == primary_tp),
             term=CHANGE_TERM, estimate=float(c["estimate"]), se=float(c["se"]),
             ci_low=float(c["ci_low"]), ci_high=float(c["ci_high"]), df=float(c["df"]),
-            p_value=float(c["p_value"]), **_counts(dt, single_arm=True),
+            p_value=float(c["p_value"]), **_counts(dt, single_arm=True), **_model_counts(d, single_arm=True),
             **standardised_effect(c["estimate"], c["se"], c["df"], bsd, n_bl, spec.level),
             standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
             **var, m_imputations=np.nan, fmi=np.nan, model=_model_label(spec, fit, desc),

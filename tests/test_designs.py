@@ -71,6 +71,7 @@ def test_single_arm_outputs_never_mention_a_control_group(single):
         cleaned = re.sub(r"(?i)disclosure[- ]control|controlled", "", text)
         assert not re.search(r"(?i)control", cleaned), (path, re.search(r"(?i).{60}control.{60}", cleaned))
         assert "vs control" not in text and " minus " not in cleaned.lower(), path
+        assert "suppressed to suppressed" not in text, path  # a withheld CI is one word, not a range
     assert seen > 15
     eff = pd.read_csv(single["rep"] / "tables/effects.csv")
     assert set(eff.term) == {outcomes.CHANGE_TERM}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis import figures, outcomes
-from analysis.config import primary_timepoint, score_directions
+from analysis.config import primary_timepoint, score_directions, score_labels
 from analysis.blinding import relabel_results
 from analysis.io import write_bytes, write_table
 from analysis.stages._common import log, read_linked
@@ -50,10 +50,11 @@ def run(cfg: dict, linked: str, out: dict[str, str], fidelity: str | None = None
     tip = pd.concat(tips, ignore_index=True) if tips else pd.DataFrame(columns=outcomes.TIPPING_COLUMNS)
     for r in eff[eff.warnings.fillna("") != ""].drop_duplicates(["outcome", "analysis", "warnings"]).itertuples():
         log.warning("model note (%s, %s): %s", r.outcome, r.analysis, r.warnings)
-    labels = cfg["outcomes"]["labels"]
+    labels = score_labels(cfg)
     d = cfg["design"]
     write_table(desc, out["descriptives"])
-    columns = [c for c in outcomes.EFFECT_COLUMNS if not (single and c in ("n_intervention", "n_control"))]
+    columns = [c for c in outcomes.EFFECT_COLUMNS if not (single and c in ("n_intervention", "n_control", "n_intervention_model",
+                                                                              "n_control_model"))]
     write_table(relabel_results(eff.reindex(columns=columns), cfg), out["effects"])
     write_table(relabel_results(tip.reindex(columns=outcomes.TIPPING_COLUMNS).infer_objects(), cfg),
                 out["tipping_point"])

@@ -6,6 +6,7 @@ REPORT_INPUTS.update(
     consort=f"{FIGS}/consort.png",
     retention=f"{FIGS}/retention_completion.png",
     safety=f"{TABLES}/safety.csv",
+    flow=f"{TABLES}/flow_counts.csv",
 )
 
 

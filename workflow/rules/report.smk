@@ -31,7 +31,6 @@ rule audience_report:
     input:
         **REPORT_INPUTS,
         notebook=REPORT_NOTEBOOK,
-        flow=f"{TABLES}/flow_counts.csv",
         manifest=MANIFEST,
     output:
         html=report(f"{REP}/{{audience}}/report.html", caption="../report/audience_report.rst", category="Report"),
