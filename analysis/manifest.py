@@ -62,11 +62,13 @@ def hash_files(paths: list[Path], base: Path) -> dict[str, str]:
 
 
 def build_manifest(cfg: dict, raw_files: list[str | Path], report_dir: str | Path,
-                   key_fingerprint: str | None = None) -> dict:
+                   key_fingerprint: str | None = None, sap: dict | None = None) -> dict:
     """Collect the manifest for one trial run (``report_dir`` = reports/<trial>).
 
     ``key_fingerprint``: fingerprint of the pseudonymisation key the run used
-    (:func:`analysis.pseudonym.key_fingerprint`; never the key itself)."""
+    (:func:`analysis.pseudonym.key_fingerprint`; never the key itself).  ``sap``: the run's
+    status against the registered analysis plan (:func:`analysis.sap.check_run`: ``status``,
+    the ``lock``'s hashes, who locked it and when, and the deviations), None without a lock."""
     report_dir = Path(report_dir)
     raw = [Path(p) for p in raw_files]
     tables = sorted((report_dir / "tables").glob("*.csv"))
@@ -88,6 +90,7 @@ def build_manifest(cfg: dict, raw_files: list[str | Path], report_dir: str | Pat
                                     report_dir),
         "figures": hash_files([f for f in figures if f.is_file()], report_dir),
         "packages": package_versions(),
+        "sap": sap,
     }
 
 
