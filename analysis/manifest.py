@@ -3,9 +3,10 @@
 ``reports/<trial>/manifest.json`` records the SHA-256 of every raw input file and every result
 table and figure, the hash of the validated config, the git commit (and whether the working
 tree had uncommitted changes), Python and every installed package version, the seed, the
-fingerprint of the pseudonymisation key (never the key), and when it was made.  A peer
-reviewer reruns the analysis with ``python -m analysis.verify`` and compares the result
-tables' hashes with this file.
+fingerprint of the pseudonymisation key (never the key), the run's status against the
+registered analysis plan with the SAP lock's hashes (``sap``; :mod:`analysis.sap`), and when it
+was made.  A peer reviewer reruns the analysis with ``python -m analysis.verify`` and compares
+the result tables' hashes with this file.
 """
 
 from __future__ import annotations

@@ -223,8 +223,8 @@ def show(value: Any) -> str:
     """A planned or actual value as text: strings as they are, others as compact JSON."""
     if value is ABSENT:
         return "(absent)"
-    if isinstance(value, str):
-        return value
+    if isinstance(value, str) and value.isprintable():
+        return value  # else JSON: control characters (terminal escapes) are never printed as they are
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
 
 
@@ -294,6 +294,8 @@ def deviation_rows(lock: dict, cfg: dict, base: str | Path | None = None) -> lis
 
 # ---- the lock file ----------------------------------------------------------------------------------
 
+_PRINTABLE = "^[^\x00-\x1f\x7f]*$"  # no control characters in what messages print
+
 LOCK_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -303,21 +305,22 @@ LOCK_SCHEMA = {
     "properties": {
         "format": {"const": FORMAT},
         "trial_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
-        "title": {"type": "string"},
-        "config_file": {"type": "string"},
+        "title": {"type": "string", "pattern": _PRINTABLE},
+        "config_file": {"type": "string", "pattern": _PRINTABLE},
         "locked_at": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"},
-        "locked_by": {"type": "string", "minLength": 1},
+        "locked_by": {"type": "string", "minLength": 1, "pattern": _PRINTABLE},
         "blinded": {"type": "boolean"},
-        "pathways_version": {"type": "string"},
+        "pathways_version": {"type": "string", "pattern": _PRINTABLE},
         "git": {"type": "object", "additionalProperties": False, "required": ["commit", "uncommitted_changes"],
-                "properties": {"commit": {"type": ["string", "null"]},
+                "properties": {"commit": {"type": ["string", "null"], "pattern": "^[0-9a-f]*$"},
                                "uncommitted_changes": {"type": ["boolean", "null"]}}},
         "plan": {"type": "object", "required": ["seed", "design", "data", "primary", "outcomes"],
                  "propertyNames": {"enum": list(PLAN_SECTIONS)}},
         "plan_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         "instrument_sources": {"type": "object", "additionalProperties": {
             "type": "object", "additionalProperties": False,
-            "properties": {"name": {"type": "string"}, "citation": {"type": "string"}}}},
+            "properties": {"name": {"type": "string", "pattern": _PRINTABLE},
+                           "citation": {"type": "string", "pattern": _PRINTABLE}}}},
         "data_lock": {"type": ["object", "null"], "additionalProperties": {"type": "string",
                                                                            "pattern": "^[0-9a-f]{64}$"}},
         "lock_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
@@ -381,6 +384,8 @@ def read_lock(path: str | Path) -> dict:
 def who_locks(by: str | None = None) -> str:
     """``by``, else git's user.name <user.email>; raises SAPError when neither is known."""
     if by and by.strip():
+        if not by.strip().isprintable():
+            raise SAPError("--by: the name must not contain control characters")
         return by.strip()
 
     def git(key):

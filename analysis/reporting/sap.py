@@ -76,6 +76,8 @@ def settings(plan: dict, section: str, schema: dict) -> list[dict]:
         parts = [p.split("[")[0] for p in key.split(".")]
         if section == "scoring":
             meaning = SCORING_NOTE if key.count(".") == 1 else ""
+        elif section == "instruments":
+            meaning = "Scoring option of the instrument (docs/instruments.md); {} means its defaults."
         else:
             meaning = PLAN_NOTES.get(key) or _describe(schema, parts)
         rows.append(dict(key=key, value=show(value), meaning=meaning))
