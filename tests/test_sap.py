@@ -506,7 +506,7 @@ def trial(tmp_path_factory):
     work = base / "run1"
     res = _snakemake(work, cfgfile)
     assert res.returncode == 0, res.stderr[-4000:]
-    return dict(base=base, cfg=cfg, cfgfile=cfgfile, lock=lock, work=work, lock_stdout=res.stdout, again=again)
+    return dict(base=base, cfg=cfg, cfgfile=cfgfile, lock=lock, work=work, again=again)
 
 
 @pytest.mark.e2e
