@@ -7,6 +7,7 @@
 #   bash pathways.sh run path/to/trial.yaml [snakemake options]   # run your own trial
 #   bash pathways.sh simulate OUT_DIR [--design D] [--seed N]     # write a synthetic trial
 #   bash pathways.sh verify [path/to/trial.yaml]  # rerun from raw data; compare with manifest.json
+#   bash pathways.sh sap-lock path/to/trial.yaml [--by NAME] [--data-lock]  # freeze the analysis plan
 # A config is checked as untrusted data before anything reads it (no YAML tags or templating:
 # analysis/safe_yaml.py).  run and demo recover by themselves from a run that was killed (stale
 # lock removed, half-made outputs made again); a run still working in the directory is refused.
@@ -75,6 +76,14 @@ case "$cmd" in
     check_config "${1:-config/config.yaml}"
     "$VENV/bin/python" -m analysis.verify --configfile "${1:-config/config.yaml}" "${@:2}"
     ;;
+  sap-lock)
+    # Freeze the config's analysis plan: <trial>.sap.lock.json and the SAP document beside it
+    # (analysis/sap.py, docs/sap.md); every later run is compared with it.
+    [ $# -ge 1 ] || { echo "usage: bash pathways.sh sap-lock path/to/trial.yaml [--by NAME] [--data-lock] [--replace] [--formats html,pdf,docx]" >&2; exit 2; }
+    setup
+    check_config "$1"
+    "$VENV/bin/python" -m analysis.sap lock "$@"
+    ;;
   test)
     setup
     "$VENV/bin/python" -m pytest "$@"
@@ -84,7 +93,7 @@ case "$cmd" in
     "$VENV/bin/python" -m analysis.simulate "$@"
     ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

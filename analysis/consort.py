@@ -259,6 +259,8 @@ def diagram(flow: pd.DataFrame, **kwargs) -> tuple[bytes, bytes]:
     """SVG and PNG bytes of the flow diagram (keyword arguments as ``build_boxes``)."""
     boxes = build_boxes(flow, **kwargs)
     fig, _ = draw(boxes, kwargs["arms"])
+    from analysis.figures import not_registered_note
+    not_registered_note(fig, inside=True)  # an exploratory run (analysis.sap) says so on the diagram
     try:
         return to_svg(fig), to_png(fig)
     finally:

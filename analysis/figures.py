@@ -18,7 +18,24 @@ CHANGE_TERM = "change from baseline"  # analysis.outcomes.CHANGE_TERM
 ARM_COLOURS = ["#1b6ca8", "#d1495b", "#66a182", "#edae49"]
 
 
+def not_registered_note(fig, inside: bool = False) -> None:
+    """In an exploratory run (analysis.sap) every figure says it is not the registered analysis:
+    a line below the plot (``inside``: in the top right corner, for figures saved without a
+    tight box, such as the CONSORT diagram)."""
+    from analysis.sap import NOT_REGISTERED, label_applies
+    if not label_applies():
+        return
+    style = dict(va="top", fontsize=9, color="#b00020", fontweight="bold")
+    if inside:
+        fig.text(0.99, 0.995, f"Exploratory run: {NOT_REGISTERED}", ha="right", **style)
+        return
+    box = fig.get_tightbbox(fig.canvas.get_renderer())  # inches: below everything drawn so far
+    fig.text((box.x0 + box.x1) / 2 / fig.get_figwidth(), box.y0 / fig.get_figheight() - 0.01,
+             f"Exploratory run: {NOT_REGISTERED}", ha="center", **style)
+
+
 def _png(fig) -> bytes:
+    not_registered_note(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)

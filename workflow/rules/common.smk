@@ -16,6 +16,12 @@ config = validate_config(config)
 # A misspelt, moved or deleted raw file stops the run here, before any job is planned, so
 # outputs made from earlier inputs are never kept or reused as if they were current.
 check_input_files(config)
+# The registered analysis plan: a SAP lock next to the config file is compared with the config key
+# by key; an undeclared difference stops the run here, before anything is written, listing every
+# changed key (exploratory: true runs anyway, labelled "not the registered analysis").  sap.smk.
+from analysis.sap import check_run
+
+SAP_STATUS = check_run(config, workflow.configfiles)
 # Ingest validates the raw files against the trial's own arm codes; every later stage sees the
 # analysis configuration, which under `blinded: true` has arms A/B and no allocation-revealing
 # analyses (analysis/blinding.py).
