@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository root, the demo config and small simulated trials."""
+"""Shared fixtures: the repository root, the demo config, the demo's analysis tables (ingest,
+score and link once per session) and small simulated trials."""
 
 from __future__ import annotations
 
@@ -41,6 +42,17 @@ def demo_cfg(demo_cfg_session) -> dict:
     cfg = copy.deepcopy(demo_cfg_session)
     cfg["data"]["raw_dir"] = str(ROOT / "data" / "raw" / "demo")
     return cfg
+
+
+@pytest.fixture(scope="session")
+def demo_prepared(demo_cfg_session) -> dict:
+    """The demo trial's tables after ingest, score and link (:func:`analysis.pipeline.prepare`:
+    every configured instrument scored, IDs not pseudonymised), made once per session and
+    shared by every test that needs them: copy a table before changing it."""
+    from analysis.pipeline import prepare
+    cfg = copy.deepcopy(demo_cfg_session)
+    cfg["data"]["raw_dir"] = str(ROOT / "data" / "raw" / "demo")
+    return prepare(cfg)
 
 
 def fast_analysis(cfg: dict) -> dict:

@@ -8,9 +8,6 @@ import pytest
 from scipy import stats
 
 from analysis import feasibility as feas
-from analysis.ingest import ingest_trial
-from analysis.link import link_waves
-from analysis.scoring import score_responses
 
 
 def wilson_by_hand(k, n, level=0.95):
@@ -71,13 +68,8 @@ def test_poisson_interval_covers_about_95_percent():
 
 
 @pytest.fixture(scope="module")
-def demo_tables(demo_cfg_session, root):
-    cfg = dict(demo_cfg_session)
-    cfg["data"] = dict(cfg["data"], raw_dir=str(root / "data/raw/demo"))
-    t = ingest_trial(cfg)
-    scores, _ = score_responses(t["responses"], t["participants"], {"wemwbs": {}})
-    linked = link_waves(t["participants"], t["responses"], scores, cfg["data"]["waves"])
-    return t, linked
+def demo_tables(demo_prepared):
+    return demo_prepared, demo_prepared["linked"]
 
 
 def test_feasibility_table_counts_match_raw_files(demo_tables, root):
@@ -196,14 +188,12 @@ def test_study_arms_single_arm_and_unknown_arm(demo_tables):
         feas.study_arms(p.assign(arm="usual"), "control", "intervention")
 
 
-def test_stage_writes_every_output_reproducibly(demo_cfg, tmp_path):
+def test_stage_writes_every_output_reproducibly(demo_cfg, demo_prepared, tmp_path):
     """The feasibility stage on the demo: all outputs, feasibility.csv with band, byte-identical rerun."""
     from analysis.io import write_parquet
     from analysis.stages import feasibility as stage
 
-    t = ingest_trial(demo_cfg)
-    scores, _ = score_responses(t["responses"], t["participants"], demo_cfg["instruments"])
-    linked = link_waves(t["participants"], t["responses"], scores, demo_cfg["data"]["waves"])
+    t, linked = demo_prepared, demo_prepared["linked"]
     for name in ("sites", "participants", "screening", "fidelity"):
         write_parquet(t[name], tmp_path / f"{name}.parquet")
     write_parquet(linked, tmp_path / "analysis.parquet")

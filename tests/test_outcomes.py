@@ -9,10 +9,7 @@ import pytest
 from scipy import stats
 
 from analysis import outcomes
-from analysis.ingest import ingest_trial
-from analysis.link import link_waves
 from analysis.lmm import fit_lmm
-from analysis.scoring import score_responses
 
 REF = Path(__file__).resolve().parent / "reference"
 _spec = importlib.util.spec_from_file_location("demo_dataset", REF / "demo_dataset.py")
@@ -21,13 +18,10 @@ _spec.loader.exec_module(demo_dataset)
 
 
 @pytest.fixture(scope="module")
-def demo_tables(demo_cfg_session, root):
+def demo_tables(demo_cfg_session, demo_prepared, root):
     cfg = dict(demo_cfg_session)
     cfg["data"] = dict(cfg["data"], raw_dir=str(root / "data/raw/demo"))
-    t = ingest_trial(cfg)
-    scores, _ = score_responses(t["responses"], t["participants"], cfg["instruments"])
-    linked = link_waves(t["participants"], t["responses"], scores, cfg["data"]["waves"])
-    return dict(cfg=cfg, linked=linked, fidelity=t["fidelity"])
+    return dict(cfg=cfg, linked=demo_prepared["linked"], fidelity=demo_prepared["fidelity"])
 
 
 @pytest.fixture(scope="module")
