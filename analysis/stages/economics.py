@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis import economics
+from analysis import economics, progress
 from analysis.io import write_bytes, write_parquet, write_table
 from analysis.stages._common import log, read_linked
 
@@ -23,7 +23,9 @@ def run(cfg: dict, inputs: dict[str, str], out: dict[str, str]) -> None:
     for r in flagged.itertuples():
         log.warning("unit cost %s (%s, %s prices) is graded %s: check it against its source",
                     r.item_id, r.unit_cost, r.price_year, r.verification)
-    res = economics.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=design["type"] == "cluster")
+    with progress.task(f"cost-effectiveness ({econ['missing_data'].replace('_', ' ')}, "
+                       f"{econ['bootstrap']['replicates']} bootstrap replicates)"):
+        res = economics.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=design["type"] == "cluster")
     main = res["cea"][res["cea"].analysis == "cea_qaly"].set_index("measure")
     log.info("economics: missing data by %s; delta cost %.2f, delta QALY %.5f, n = %d, %s bootstrap x %d",
              econ["missing_data"], main.estimate["delta_cost"], main.estimate["delta_qaly"],
