@@ -55,6 +55,29 @@ def demo_prepared(demo_cfg_session) -> dict:
     return prepare(cfg)
 
 
+STAGE_KEY = b"tests-stage-runner-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def demo_stages(tmp_path_factory, demo_cfg_session) -> dict:
+    """The demo trial (fast analysis settings) through every stage's ``run`` in this process,
+    without Snakemake, as the rules call them (tests/stage_runner.py): ``work`` holds the
+    workflow's files, ``reads`` the config keys each stage read, ``stderr`` what the stages
+    printed (their progress lines)."""
+    import contextlib
+    import io
+
+    from stage_runner import run_all, stage_files
+    cfg = fast_analysis(copy.deepcopy(demo_cfg_session))
+    cfg["data"]["raw_dir"] = str(ROOT / "data" / "raw" / "demo")
+    work = tmp_path_factory.mktemp("stages")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        reads = run_all(cfg, work, STAGE_KEY)
+    return dict(cfg=cfg, work=work, files=stage_files(cfg, work), reads=reads, stderr=err.getvalue(),
+                key=STAGE_KEY)
+
+
 def fast_analysis(cfg: dict) -> dict:
     """The demo analysis plan with fewer imputations, replicates and sensitivity deltas, and
     HTML only (PDF and Word output are tested in test_report_outputs.py): the same code paths
