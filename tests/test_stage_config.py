@@ -102,7 +102,10 @@ def test_parameters_round_trip_and_name_their_section(demo_cfg):
     sub = stage_config("feasibility", demo_cfg)
     params = as_params(sub)
     assert from_params(params) == sub and list(from_params(params)) == list(sub)
-    assert params["config_design"] == {"design": sub["design"]}
+    assert {"design": {"arm_labels": sub["design"]["arm_labels"]}} in params.values()
+    assert {"primary": {"outcome": "wemwbs_total"}} in params.values() and {"blinded": False} in params.values()
+    empty = {"covariates": {}, "seed": 1}
+    assert from_params(as_params(empty)) == empty
     with pytest.raises(ValueError, match="unknown stage"):
         stage_config("scoring", demo_cfg)
 

@@ -20,10 +20,10 @@ The report rule gets every key except those that only choose which documents are
 (:data:`REPORT_OMITS`): it writes ``manifest.json``, whose ``config_sha256`` records the whole
 analysis plan for reviewers.
 
-A rule passes its sub-config as one parameter per top-level key (:func:`as_params`,
-``config_design={"design": {...}}``), so when Snakemake reruns a job because a parameter
-changed, its "Params have changed" message shows only the changed section, before and after;
-the stage's script puts them together again (:func:`from_params`).
+A rule passes its sub-config as one parameter per second-level key (:func:`as_params`:
+``{"economics": {"bootstrap": {...}}}``), so when Snakemake reruns a job because a parameter
+changed, its "Params have changed" message shows only that part of the config, before and
+after; the stage's script puts them together again (:func:`from_params`).
 
 A stage that starts reading a new key must list it here: tests/test_stage_config.py runs every
 stage on the example trials with a config that records each key read and fails naming any
@@ -140,17 +140,28 @@ def omit(cfg: dict, keys: tuple[str, ...] | list[str]) -> dict:
 
 
 def as_params(sub: dict) -> dict[str, dict]:
-    """A rule's named parameters for the sub-config ``sub``: ``config_<key>={key: value}``."""
-    return {f"config_{k}": {k: v} for k, v in sub.items()}
+    """A rule's named parameters for the sub-config ``sub``: one per second-level key
+    (``{"economics": {"bootstrap": {...}}}``), one per top-level key that is not a mapping."""
+    params = []
+    for k, v in sub.items():
+        if isinstance(v, dict) and v:
+            params += [{k: {k2: v2}} for k2, v2 in v.items()]
+        else:
+            params.append({k: v})
+    return {f"config_{i}": p for i, p in enumerate(params)}
 
 
 def from_params(params) -> dict:
     """The sub-config from a job's parameters (``snakemake.params``): the inverse of
-    :func:`as_params` (the values are already in canonical order)."""
+    :func:`as_params` (the parameters are in canonical order)."""
     cfg: dict = {}
     for name, value in params.items():
         if name.startswith("config_"):
-            cfg.update(value)
+            for k, v in value.items():
+                if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+                    cfg[k].update(v)
+                else:
+                    cfg[k] = dict(v) if isinstance(v, dict) else v
     return cfg
 
 

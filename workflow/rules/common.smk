@@ -41,8 +41,8 @@ def key_fingerprint_param(wildcards):
 
 def config_params(stage):
     """A rule's config parameters: only the keys ``stage`` reads, in canonical order, one
-    parameter per top-level key (analysis/stages/config_keys.py).  An edit reruns only the
-    rules whose keys it touches, and "Params have changed" shows only the changed section; the
+    parameter per second-level key (analysis/stages/config_keys.py).  An edit reruns only the
+    rules whose keys it touches, and "Params have changed" shows only the changed part; the
     same config with its keys in another order reruns nothing.  Ingest sees the trial's own arm
     codes, every later stage the (possibly blinded) analysis configuration."""
     return as_params(stage_config(stage, INGEST_CONFIG if stage == "ingest" else config))
