@@ -176,6 +176,33 @@ def test_a_config_edit_reruns_only_the_stages_that_read_it(small_trial, tmp_path
         assert len(reason) < 1000 and "service_items" not in reason, reason[:1000]
 
 
+def test_pathways_run_passes_targets_and_options_to_snakemake(small_trial, tmp_path):
+    """Issue 15 item 3: `bash pathways.sh run CONFIG [targets] [snakemake options]`, in any
+    order: a target is a target, not a second config file; setup prints no warnings."""
+    from conftest import make_pathways_venv, pathways_env
+    venv = make_pathways_venv(tmp_path / "venv")
+    env = pathways_env(venv, PATHWAYS_PSEUDONYM_KEY=KEYS["run1"])
+    work = tmp_path / "work"
+    target = "reports/e2e/tables/feasibility.csv"
+    upto_feasibility = {"ingest": 1, "score": 1, "link": 1, "feasibility": 1}
+    forms = [([target, "-n", "-d", str(work)], upto_feasibility),
+             (["-n", "-d", str(work), target], upto_feasibility),
+             (["-d", str(work), "--dry-run", "--quiet", "rules", "--", target], upto_feasibility),
+             (["-n", "-d", str(work)], {"ingest": 1, "score": 1, "link": 1, "feasibility": 1, "outcome": 1,
+                                        "economics": 1, "report": 1, "audience_report": 2, "all": 1})]
+    for extra, jobs in forms:
+        res = subprocess.run(["bash", str(ROOT / "pathways.sh"), "run", str(small_trial["cfgfile"]), *extra],
+                             env=env, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, (extra, res.stdout[-2000:], res.stderr[-2000:])
+        assert planned_jobs(res) == jobs, (extra, res.stdout[-2000:])
+        assert "Warning" not in res.stderr, (extra, res.stderr[-2000:])
+    assert not work.exists() or not list(work.rglob("*.parquet"))  # dry runs made nothing
+    for bad in ([], ["-n", str(small_trial["cfgfile"])]):
+        res = subprocess.run(["bash", str(ROOT / "pathways.sh"), "run", *bad], env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert res.returncode == 2 and "bash pathways.sh run path/to/trial.yaml [targets]" in res.stderr, bad
+
+
 def test_invalid_config_fails_naming_the_key(small_trial):
     cfg = yaml.safe_load(small_trial["cfgfile"].read_text())
     cfg["feasibility"]["ci_method"] = "exact"
