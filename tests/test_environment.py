@@ -118,3 +118,5 @@ def test_quickstart_commands_exist(root):
     assert "bash pathways.sh demo" in readme and "bash pathways.sh test" in readme
     ci = (root / ".ci/run").read_text()
     assert "bash pathways.sh test" in ci
+    addopts = next(line for line in ci.splitlines() if line.startswith("export PYTEST_ADDOPTS="))
+    assert "--runslow" in addopts  # CI runs the long statistical checks
