@@ -15,6 +15,7 @@ include: "workflow/rules/link.smk"
 include: "workflow/rules/feasibility.smk"
 include: "workflow/rules/outcome.smk"
 include: "workflow/rules/economics.smk"
+include: "workflow/rules/planning.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -23,3 +24,13 @@ rule all:
         REPORT,
         MANIFEST,
         REPORT_DOCUMENTS,
+
+
+# A run that fails half way removes what it wrote (processed data, tables, figures, reports),
+# so no output of this run is left beside outputs of earlier runs; the log files stay.
+onerror:
+    from analysis.io import remove_outputs_since
+
+    _gone = remove_outputs_since([PROC, REP], RUN_STARTED)
+    print(f"pathways: the run failed; removed the {len(_gone)} output file(s) it had written "
+          f"under {PROC}/ and {REP}/ (logs kept in {LOGS}/)")

@@ -13,10 +13,14 @@ Two resampling schemes, both stratified (by arm: each stratum keeps its own size
 * ``two_stage`` — draw the stratum's clusters (sites) with replacement, then, inside each
   drawn site, draw as many participants as the site has, with replacement from that site
   (Davison AC, Hinkley DV. Bootstrap Methods and their Application, 1997, §3.8; Ng ES-W,
-  Grieve R, Carpenter JR. Stata J 2013;13:141).  No shrinkage correction is applied: with
-  replacement at both stages the bootstrap variance of a mean includes the within-site
-  variance twice over (once through the site means), so intervals are slightly conservative,
-  the safer error with the few sites of a pilot.
+  Grieve R, Carpenter JR. Stata J 2013;13:141).  With replacement at both stages the
+  bootstrap variance of an arm mean over K sites of m participants is, in expectation,
+  (K-1)/K x sigma_b^2/K + (2 - 1/K - 1/m) x sigma_w^2/(K m): the between-site part is
+  shrunk by (K-1)/K and the within-site part counted about twice.  With many sites or a small
+  ICC the second term dominates and intervals are conservative; with 2-3 sites per arm and a
+  large ICC the first dominates and they are too narrow (docs/methods.md, "Bootstrap").
+  :func:`shrink_residuals` prepares data whose two-stage bootstrap has unbiased variance
+  components (the shrinkage correction).
 
 Replicates are drawn in fixed blocks from one ``numpy.random.Generator`` seeded with the
 trial seed, so the same seed and data give the same replicates, whatever statistic is computed.
@@ -118,3 +122,77 @@ def weighted_ols(X: np.ndarray, y: np.ndarray, weights: np.ndarray, use: np.ndar
         return np.linalg.solve(xtx, xty[:, :, None])[:, :, 0]
     except np.linalg.LinAlgError:  # a replicate with a singular design: least squares per row
         return np.stack([np.linalg.lstsq(a, v, rcond=None)[0] for a, v in zip(xtx, xty)])
+
+
+def shrink_residuals(X: np.ndarray, y: np.ndarray, use: np.ndarray, strata, clusters) -> tuple[np.ndarray, dict]:
+    """Outcome values whose two-stage bootstrap has unbiased between- and within-site variance
+    (the shrinkage correction of Davison AC, Hinkley DV. Bootstrap Methods and their Application,
+    1997, section 3.8, applied to regression residuals as in Ng, Grieve & Carpenter 2013).
+
+    The least-squares fit of ``y`` on ``X`` over the rows ``use`` gives residuals r_ij (site i,
+    participant j).  Within each stratum (arm) they are split into site means and deviations
+    from them; one-way ANOVA over the sites of every arm (unbalanced: n0 = (N - sum_g sum_i
+    n_i^2 / N_g) / (K - G)) estimates the within-site variance s_w^2 = SSW / (N - K) and the
+    between-site variance s_b^2 = max(0, (MSB - s_w^2) / n0).  The returned values are
+    X beta + r~ with
+
+        r~_ij = rbar_g + c (rbar_i - rbar_g) + d (r_ij - rbar_i),
+        d^2 = s_w^2 / (SSW / N),       c^2 = s_b^2 / (mean over sites of (rbar_i - rbar_g)^2),
+
+    where rbar_g is the unweighted mean of arm g's site means, so that drawing sites (uniformly)
+    and then participants with replacement reproduces s_b^2 between sites and s_w^2 within
+    them, instead of (K-1)/K s_b^2 and about twice s_w^2.  r~ is then made orthogonal to X (its
+    least-squares fit on X is subtracted), so the full-sample estimate from the returned values
+    is exactly beta.  Rows outside ``use`` are returned unchanged.
+
+    Returns the values and a dict with c, d, s2_between, s2_within.  Needs two or more sites in
+    every stratum and more participants than sites (else ValueError).
+    """
+    X = np.asarray(X, float)
+    y = np.asarray(y, float)
+    use = np.asarray(use, bool)
+    idx = np.flatnonzero(use)
+    strata = np.asarray(strata)[idx]
+    clusters = np.asarray(clusters)[idx]
+    Xu, yu = X[idx], y[idx]
+    beta = np.linalg.lstsq(Xu, yu, rcond=None)[0]
+    r = yu - Xu @ beta
+    # one code per (stratum, site); sites nest in strata in a cluster design
+    pair = np.array([f"{a}\x1f{b}" for a, b in zip(strata, clusters)])
+    sites, site_of = np.unique(pair, return_inverse=True)
+    site_stratum = np.array([s.split("\x1f")[0] for s in sites])
+    n_i = np.bincount(site_of).astype(float)
+    rbar_i = np.bincount(site_of, weights=r) / n_i
+    N, K = float(len(r)), len(sites)
+    groups = np.unique(site_stratum)
+    G = len(groups)
+    per_group = {g: np.flatnonzero(site_stratum == g) for g in groups}
+    if min(len(v) for v in per_group.values()) < 2:
+        raise ValueError("the shrinkage-corrected two-stage bootstrap needs at least two sites in each arm "
+                         "(with one site the between-site variance cannot be estimated)")
+    if N <= K:
+        raise ValueError("the shrinkage-corrected two-stage bootstrap needs more participants than sites")
+    dev = r - rbar_i[site_of]
+    ssw = float(np.sum(dev ** 2))
+    s2_w = ssw / (N - K)
+    # between sites within arms: size-weighted ANOVA (estimator) and unweighted spread (what the
+    # uniform draw of sites sees)
+    ssb, sum_sq_frac, spread, centre = 0.0, 0.0, 0.0, np.empty(K)
+    for g, members in per_group.items():
+        ng = n_i[members]
+        wmean = float(np.sum(ng * rbar_i[members]) / ng.sum())
+        ssb += float(np.sum(ng * (rbar_i[members] - wmean) ** 2))
+        sum_sq_frac += float(np.sum(ng ** 2) / ng.sum())
+        umean = float(rbar_i[members].mean())
+        centre[members] = umean
+        spread += float(np.sum((rbar_i[members] - umean) ** 2))
+    msb = ssb / (K - G)
+    n0 = (N - sum_sq_frac) / (K - G)
+    s2_b = max(0.0, (msb - s2_w) / n0)
+    d = np.sqrt(s2_w / (ssw / N)) if ssw > 0 else 1.0
+    c = np.sqrt(s2_b / (spread / K)) if spread > 0 else 0.0
+    r_new = centre[site_of] + c * (rbar_i - centre)[site_of] + d * dev
+    r_new = r_new - Xu @ np.linalg.lstsq(Xu, r_new, rcond=None)[0]
+    out = y.copy()
+    out[idx] = Xu @ beta + r_new
+    return out, dict(c=float(c), d=float(d), s2_between=s2_b, s2_within=s2_w)

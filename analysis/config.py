@@ -318,6 +318,25 @@ def plan_problems(cfg: dict) -> list[str]:
         if typ == "single_arm" and crit.get("arm") not in (None, "all", d["intervention_arm"]):
             probs.append(f"config key feasibility.progression_criteria[{i}].arm: a single-arm study has no "
                          f"arm {crit.get('arm')!r}")
+        elif typ != "single_arm" and crit.get("arm") not in (None, "all", d["intervention_arm"], d["control_arm"]):
+            probs.append(f"config key feasibility.progression_criteria[{i}].arm: {crit.get('arm')!r} is not "
+                         f"'all' or an arm code ({d['control_arm']!r}, {d['intervention_arm']!r})")
+        known_ind = {"eligibility", "consent", "recruitment_rate", "recruitment_vs_target", "retention",
+                     "intervention_receipt", "adherence", "fidelity", "withdrawal"}
+        if ind not in known_ind and not ind.startswith("completion_"):
+            probs.append(f"config key feasibility.progression_criteria[{i}].indicator: {ind!r} is not a "
+                         f"feasibility indicator ({', '.join(sorted(known_ind))} or completion_<outcome>)")
+        tp = crit.get("timepoint")
+        wave_tps = [w["timepoint"] for w in data["waves"]]
+        if tp is not None and tp not in wave_tps:
+            probs.append(f"config key feasibility.progression_criteria[{i}].timepoint: {tp!r} is not a time "
+                         f"point ({', '.join(wave_tps)})")
+        if ind in ("retention",) and (tp is None or tp == wave_tps[0]):
+            probs.append(f"config key feasibility.progression_criteria[{i}].timepoint: retention is defined "
+                         f"at a follow-up ({', '.join(wave_tps[1:]) or 'none'})")
+        if ind.startswith("completion_") and tp is None:
+            probs.append(f"config key feasibility.progression_criteria[{i}].timepoint: a completion criterion "
+                         "needs its time point")
     rp = f.get("recruitment_period")
     if rp and rp["end"] < rp["start"]:
         probs.append("config key feasibility.recruitment_period: end is before start")
@@ -353,6 +372,22 @@ def plan_problems(cfg: dict) -> list[str]:
         if typ == "single_arm":
             probs.append("config key economics.enabled: the trial-based economic evaluation compares arms; a "
                          "single-arm study has none")
+
+    # planning the definitive trial (analysis.planning)
+    pl = cfg.get("planning") or {}
+    if typ == "single_arm" and pl.get("target_difference") is not None:
+        probs.append("config key planning.target_difference: a single-arm study has no comparison group, so it "
+                     "cannot size a definitive two-arm trial (leave it null; the report says what such a trial needs)")
+    if typ != "cluster":
+        for key in ("icc", "cluster_size", "cv_cluster_size"):
+            if pl.get(key) is not None:
+                probs.append(f"config key planning.{key}: only a cluster design (sites randomised) has an ICC and "
+                             "site sizes")
+        if pl.get("icc_values"):
+            probs.append("config key planning.icc_values: only a cluster design (sites randomised) has an ICC")
+    elif pl.get("centres") is not None:
+        probs.append("config key planning.centres: in a cluster design the number of sites follows from the sample "
+                     "size (set planning.cluster_size for participants per site)")
     return probs
 
 

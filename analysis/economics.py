@@ -14,6 +14,10 @@ them to files):
    Zellner A. JASA 1962;57:348), the ICER and its quadrant, INMB over a λ grid, the
    cost-effectiveness plane and acceptability curve from a seeded, stratified (two-stage when
    clustered) bootstrap, cost per point gained on other outcomes, and the WELLBY value.
+   ``economics.bootstrap.cluster_correction: shrinkage_t`` (cluster designs) resamples
+   shrinkage-corrected residuals (:func:`analysis.bootstrap.shrink_residuals`) and gives
+   intervals estimate +/- t on (sites - 2) df x bootstrap SE, for trials with few sites per arm
+   where the plain two-stage percentile interval is too narrow (docs/methods.md, "Few sites").
 
 Missing data (``economics.missing_data``):
 
@@ -28,7 +32,8 @@ Missing data (``economics.missing_data``):
   resampling imputation k with the same seeded draws the complete-case analysis would use.
   Point estimates and intervals of every linear quantity (incremental cost and effect, INMB,
   WELLBY values) follow Rubin's rules with each imputation's bootstrap variance as its
-  within-imputation variance ("MI Boot" in the terminology of Schomaker & Heumann, Stat Med
+  within-imputation variance and complete-data df sites - 2 in a cluster design (the arm is a
+  site-level contrast), participants - 4 otherwise ("MI Boot" in the terminology of Schomaker & Heumann, Stat Med
   2018;37:2252; valid when imputation and analysis models are congenial, Bartlett & Hughes,
   Stat Methods Med Res 2020;29:3533);
   the pooled replicates give the cost-effectiveness plane, quadrant shares and the
@@ -41,6 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from analysis import bootstrap as boot
 from analysis import costs as C
@@ -49,6 +55,7 @@ from analysis import mi_pool
 from analysis.qaly import auc, discount_weight
 
 MISSING_DATA_METHODS = ("complete_case", "multiple_imputation")
+CLUSTER_CORRECTIONS = ("none", "shrinkage_t")
 QUADRANTS = {"NE": "more effective, more costly", "SE": "more effective, less costly (dominant)",
              "SW": "less effective, less costly", "NW": "less effective, more costly (dominated)"}
 DEFAULT_THRESHOLDS = [
@@ -314,11 +321,33 @@ def _statistic(t: pd.DataFrame, eqs: list[dict]):
     def stat(W: np.ndarray) -> np.ndarray:
         cols = []
         for e in eqs:
-            bc = boot.weighted_ols(e["X"], cost, W, e["use"])[:, 1]
-            be = boot.weighted_ols(e["X"], t[e["effect"]].to_numpy(float), W, e["use"])[:, 1]
+            bc = boot.weighted_ols(e["X"], e.get("y_cost", cost), W, e["use"])[:, 1]
+            be = boot.weighted_ols(e["X"], e.get("y_effect", t[e["effect"]].to_numpy(float)), W, e["use"])[:, 1]
             cols += [bc, be]
         return np.column_stack(cols)
     return stat
+
+
+def _shrunk(t: pd.DataFrame, eqs: list[dict]) -> list[dict]:
+    """The equations with cost and effect replaced, for resampling only, by the values of
+    :func:`analysis.bootstrap.shrink_residuals` (shrinkage-corrected two-stage bootstrap)."""
+    arm, site = t.arm.to_numpy(), t.site_id.to_numpy()
+    out = []
+    for e in eqs:
+        try:
+            yc, _ = boot.shrink_residuals(e["X"], t.cost.to_numpy(float), e["use"], arm, site)
+            ye, _ = boot.shrink_residuals(e["X"], t[e["effect"]].to_numpy(float), e["use"], arm, site)
+        except ValueError as err:
+            raise ValueError(f"config key economics.bootstrap.cluster_correction: shrinkage_t cannot be used "
+                             f"for {e['analysis']}: {err}") from None
+        out.append({**e, "y_cost": yc, "y_effect": ye})
+    return out
+
+
+def _clusters(t: pd.DataFrame, use: np.ndarray | None = None) -> int:
+    """Number of (arm, site) clusters among the rows ``use`` (the units the two-stage bootstrap draws)."""
+    sel = t if use is None else t[use]
+    return int(sel[["arm", "site_id"]].drop_duplicates().shape[0])
 
 
 class _Percentile:
@@ -335,6 +364,27 @@ class _Percentile:
 
     def ceac_ci(self, rc, re, lam) -> tuple[float, float]:
         return float(np.quantile(lam * re - rc, self.a)), float(np.quantile(lam * re - rc, 1 - self.a))
+
+
+class _StudentT:
+    """Complete cases with ``cluster_correction: shrinkage_t``: SE = SD of the (shrinkage-corrected)
+    replicates, interval = estimate +/- t_{df} SE with df = clusters - 2 of the equation."""
+
+    def __init__(self, reps: np.ndarray, point: np.ndarray, dfs: list[float], level: float):
+        self.reps, self.point, self.dfs = reps, point, dfs
+        self.q = [float(stats.t.ppf(0.5 + level / 2, d)) for d in dfs]
+
+    def __call__(self, f, k: int) -> dict:
+        d = np.asarray(f(self.reps[:, 2 * k], self.reps[:, 2 * k + 1]), float)
+        d = d[np.isfinite(d)]
+        est = float(f(self.point[2 * k], self.point[2 * k + 1]))
+        se = float(np.std(d, ddof=1))
+        return dict(se=se, ci_low=est - self.q[k] * se, ci_high=est + self.q[k] * se)
+
+    def ceac_ci(self, rc, re, lam, k: int = 0) -> tuple[float, float]:
+        est = lam * self.point[2 * k + 1] - self.point[2 * k]
+        se = float(np.std(lam * re - rc, ddof=1))
+        return est - self.q[k] * se, est + self.q[k] * se
 
 
 class _Rubin:
@@ -379,9 +429,20 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
                          f"{list(MISSING_DATA_METHODS)}")
     t = pdata.table
     B = int(econ["bootstrap"]["replicates"])
+    correction = econ["bootstrap"].get("cluster_correction", "none")
+    if correction not in CLUSTER_CORRECTIONS:
+        raise ValueError(f"config key economics.bootstrap.cluster_correction: {correction!r} is not one of "
+                         f"{list(CLUSTER_CORRECTIONS)}")
+    if correction != "none" and not clustered:
+        raise ValueError(f"config key economics.bootstrap.cluster_correction: {correction!r} applies to "
+                         "cluster-randomised designs only (design.type: cluster); use 'none'")
+    shrink = correction == "shrinkage_t"
     two_stage = clustered
     scheme = ("two-stage (sites, then participants within sites), stratified by arm" if two_stage
               else "participants, stratified by arm")
+    if shrink:
+        scheme = ("two-stage with shrinkage correction (sites, then participants within sites, residuals "
+                  "shrunk to unbiased variance components), stratified by arm")
     draw = dict(replicates=B, seed=[seed, 6], two_stage=two_stage)
     cc_use = t.cost.notna().to_numpy() & t.qaly.notna().to_numpy()
     m = None
@@ -389,8 +450,15 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
         eqs = _equations(t, econ)
         stat = _statistic(t, eqs)
         point = stat(np.ones((1, len(t))))[0]
-        reps = boot.bootstrap(stat, len(t), t.arm.to_numpy(), t.site_id.to_numpy(), **draw)
-        unc = _Percentile(reps, level)
+        reps = boot.bootstrap(_statistic(t, _shrunk(t, eqs)) if shrink else stat, len(t), t.arm.to_numpy(),
+                              t.site_id.to_numpy(), **draw)
+        if shrink:
+            dfs = [float(_clusters(t, e["use"]) - 2) for e in eqs]
+            unc = _StudentT(reps, point, dfs, level)
+            scheme += f"; intervals: estimate +/- t on clusters - 2 df ({', '.join(f'{d:g}' for d in dfs)}) x bootstrap SE"
+        else:
+            unc = _Percentile(reps, level)
+            scheme += "; percentile intervals"
     else:
         imps = multiply_impute(pdata, econ, seed=seed)
         m = len(imps)
@@ -398,8 +466,8 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
             raise ValueError(f"config key economics.bootstrap.replicates: {B} replicates cannot be "
                              f"shared among {m} imputations (need at least 2 per imputation)")
         eqs_k = [_equations(imp, econ) for imp in imps]
-        stats = [_statistic(imp, e) for imp, e in zip(imps, eqs_k)]
-        Q = np.vstack([s(np.ones((1, len(t))))[0] for s in stats])
+        Q = np.vstack([_statistic(imp, e)(np.ones((1, len(t))))[0] for imp, e in zip(imps, eqs_k)])
+        stat_k = [_statistic(imp, _shrunk(imp, e) if shrink else e) for imp, e in zip(imps, eqs_k)]
         which = np.repeat(np.arange(m), np.diff((np.arange(m + 1) * B) // m))
         reps = np.empty((B, Q.shape[1]))
         off = 0
@@ -407,12 +475,19 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
             w = which[off:off + len(counts)]
             for k in np.unique(w):
                 sel = np.flatnonzero(w == k)
-                reps[off + sel] = stats[k](counts[sel].astype(float))
+                reps[off + sel] = stat_k[k](counts[sel].astype(float))
             off += len(counts)
         eqs = eqs_k[0]
         point = Q.mean(axis=0)
-        unc = _Rubin(Q, reps, which, df_complete=len(t) - eqs[0]["X"].shape[1], level=level)
-        scheme += f"; MI then bootstrap, {m} imputations x about {B // m} replicates each, pooled"
+        # complete-data df of the arm contrast: clusters - 2 when sites were randomised (the arm is a
+        # cluster-level term), participants - regressors otherwise
+        dfcom = _clusters(t) - 2 if clustered else len(t) - eqs[0]["X"].shape[1]
+        if dfcom < 1:
+            raise ValueError(f"economics: {_clusters(t)} clusters leave no degrees of freedom for Rubin's rules "
+                             "(need at least three sites)")
+        unc = _Rubin(Q, reps, which, df_complete=dfcom, level=level)
+        scheme += (f"; MI then bootstrap, {m} imputations x about {B // m} replicates each, pooled by "
+                   f"Rubin's rules (complete-data df {dfcom})")
     thresholds = econ["thresholds"] or DEFAULT_THRESHOLDS
     lambdas = _lambda_grid(econ, thresholds)
     rows = []
@@ -445,7 +520,7 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
         if an == "cea_qaly":
             prob = ceac(rc, re, lambdas)
             if m is None:
-                cis = [unc.ceac_ci(rc, re, lam) for lam in lambdas]
+                cis = [unc.ceac_ci(rc, re, lam) for lam in lambdas]  # cea_qaly is equation 0
             else:
                 lo, hi = unc.ceac_table(k, lambdas)
                 cis = list(zip(lo.tolist(), hi.tolist()))

@@ -7,6 +7,10 @@ Methods (docs/methods.md §Feasibility):
   ``statsmodels.stats.proportion.proportion_confint``;
 * the recruitment rate is participants per site-month open, with the exact (Garwood) Poisson
   interval on the count divided by the exposure;
+* in a cluster design every participant-level proportion and the recruitment rate also get an
+  interval that allows for between-site variation (columns ``*_cluster``): Korn-Graubard for
+  proportions (:func:`cluster_proportion_ci`) and quasi-Poisson for the site recruitment rate
+  (:func:`cluster_rate_ci`), with sites as the units of variation;
 * the disposition of every allocated participant at every time point is one of *assessed*
   (questionnaire returned), *withdrawn* (withdrawal dated on or before the time point's
   scheduled date, and not assessed) or *lost* (neither), so the three always add up to the
@@ -15,13 +19,19 @@ Methods (docs/methods.md §Feasibility):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 FEASIBILITY_COLUMNS = ["indicator", "timepoint", "arm", "numerator", "denominator", "estimate",
-                       "ci_low", "ci_high", "ci_method", "unit", "definition"]
+                       "ci_low", "ci_high", "ci_method", "unit", "definition",
+                       "ci_low_cluster", "ci_high_cluster", "ci_method_cluster", "sites", "design_effect"]
+KORN_GRAUBARD = ("Korn-Graubard: Clopper-Pearson on the effective sample size, sites as clusters, "
+                 "t on sites - 1 df")
+QUASI_POISSON = "quasi-Poisson over site-months: Pearson dispersion, t on sites - 1 df, log scale"
 FLOW_COLUMNS = ["stage", "arm", "site_id", "timepoint", "measure", "reason", "n"]
 _SM_METHOD = {"wilson": "wilson", "clopper-pearson": "beta"}
 DAYS_PER_MONTH = 365.25 / 12
@@ -66,6 +76,90 @@ def poisson_rate_ci(count: int, exposure: float, level: float = 0.95) -> tuple[f
     lo = 0.0 if count == 0 else stats.chi2.ppf(a / 2, 2 * count) / 2
     hi = stats.chi2.ppf(1 - a / 2, 2 * count + 2) / 2
     return (count / exposure, lo / exposure, hi / exposure)
+
+
+def cluster_proportion_ci(k, n, level: float = 0.95) -> dict:
+    """Proportion sum(k)/sum(n) over sites with an interval that allows for between-site
+    variation (Korn EL, Graubard BI. Survey Methodology 1998;24:193; as R's
+    ``survey::svyciprop(method = "beta")`` for a design with sites as clusters).
+
+    ``k``, ``n``: events and denominators per site (sites with n = 0 are left out).  The
+    variance of the pooled (ratio) estimate p is the with-replacement cluster estimate
+    v = K/(K-1) sum_j ((k_j - p n_j) / N)^2 over the K sites; the design effect is
+    d = v / (p(1-p)/N) and the effective sample size N/d, multiplied by
+    (t_{N-1} / t_{K-1})^2 at the interval's tail probability so that the interval reflects the
+    K - 1 degrees of freedom of v.  The interval is Clopper-Pearson's (beta quantiles) for
+    p x n_eff events in n_eff trials, non-integer counts allowed.  When every site has the same
+    proportion (p = 0 or 1 included) v is 0 and the between-site variation cannot be
+    estimated: the design effect is taken as 1.  Fewer than two sites: no interval (NaN) and
+    the method says why.
+
+    Returns estimate, ci_low, ci_high, method, sites, design_effect, n_eff (df-adjusted).
+    """
+    k = np.asarray(k, float)
+    n = np.asarray(n, float)
+    keep = n > 0
+    k, n = k[keep], n[keep]
+    K, N = len(n), float(n.sum())
+    out = dict(estimate=np.nan, ci_low=np.nan, ci_high=np.nan, method=KORN_GRAUBARD, sites=K,
+               design_effect=np.nan, n_eff=np.nan)
+    if N == 0:
+        return out
+    p = float(k.sum()) / N
+    out["estimate"] = p
+    if K < 2:
+        out["method"] = "not estimable: fewer than two sites contribute (no between-site variation)"
+        return out
+    v = K / (K - 1) * float(np.sum(((k - p * n) / N) ** 2))
+    if 0 < p < 1 and v > 0:
+        deff = v / (p * (1 - p) / N)
+    else:
+        deff = 1.0
+        out["method"] = KORN_GRAUBARD + " (every site has the same proportion: design effect taken as 1)"
+    a = 1 - level
+    n_eff = N / deff * (stats.t.ppf(a / 2, N - 1) / stats.t.ppf(a / 2, K - 1)) ** 2
+    x = p * n_eff
+    lo = 0.0 if k.sum() == 0 else float(stats.beta.ppf(a / 2, x, n_eff - x + 1))
+    hi = 1.0 if k.sum() == N else float(stats.beta.ppf(1 - a / 2, x + 1, n_eff - x))
+    out.update(ci_low=lo, ci_high=hi, design_effect=float(deff), n_eff=float(n_eff))
+    return out
+
+
+def cluster_rate_ci(counts, exposure, level: float = 0.95) -> dict:
+    """Rate sum(counts)/sum(exposure) over sites with an interval that allows for between-site
+    variation: the quasi-Poisson model log E[y_j] = log(t_j) + log(rate), Var(y_j) = phi E[y_j]
+    (McCullagh P, Nelder JA. Generalized Linear Models, 2nd ed., 1989, section 6.2; R's
+    ``glm(y ~ 1 + offset(log(t)), family = quasipoisson)``).  phi is the Pearson statistic over
+    K - 1 degrees of freedom, the standard error of log(rate) is sqrt(phi / sum(y)), and the
+    interval is exp(log(rate) +/- t_{K-1} SE).  With no events the log scale is undefined and
+    with fewer than two sites phi cannot be estimated: no interval (NaN) and the method says why.
+
+    Returns estimate, ci_low, ci_high, method, sites, design_effect (= phi), se_log.
+    """
+    y = np.asarray(counts, float)
+    t = np.asarray(exposure, float)
+    keep = t > 0
+    y, t = y[keep], t[keep]
+    K, Y, T = len(t), float(y.sum()), float(t.sum())
+    out = dict(estimate=np.nan, ci_low=np.nan, ci_high=np.nan, method=QUASI_POISSON, sites=K,
+               design_effect=np.nan, se_log=np.nan)
+    if T <= 0:
+        return out
+    rate = Y / T
+    out["estimate"] = rate
+    if K < 2:
+        out["method"] = "not estimable: fewer than two sites with a recruitment window"
+        return out
+    if Y == 0:
+        out["method"] = "not estimable: nobody recruited (the quasi-Poisson interval needs events)"
+        return out
+    mu = rate * t
+    phi = float(np.sum((y - mu) ** 2 / mu)) / (K - 1)
+    se = math.sqrt(phi / Y)
+    q = stats.t.ppf(0.5 + level / 2, K - 1)
+    out.update(ci_low=rate * math.exp(-q * se), ci_high=rate * math.exp(q * se),
+               design_effect=phi, se_log=se)
+    return out
 
 
 def site_months(sites: pd.DataFrame) -> pd.Series:
@@ -256,12 +350,19 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
                       fidelity: pd.DataFrame | None = None,
                       fidelity_threshold: float | None = None,
                       collected: dict[str, bool] | None = None,
-                      recruitment_period: dict | None = None, single_arm: bool = False) -> pd.DataFrame:
+                      recruitment_period: dict | None = None, single_arm: bool = False,
+                      cluster: bool = False) -> pd.DataFrame:
     """The tidy feasibility table (one row per indicator x time point x arm).
 
     An indicator whose data the trial did not collect (``collected``, from ingest) gets one row
     with no numbers, ``unit`` = ``not collected`` and the reason in ``definition``; it is never
-    computed from defaults.  A single-arm study's rows are all ``arm`` = ``all`` (one group)."""
+    computed from defaults.  A single-arm study's rows are all ``arm`` = ``all`` (one group).
+
+    ``cluster`` (a cluster-randomised design): every participant-level proportion and the
+    recruitment rate per site-month also get the interval that allows for between-site
+    variation (``ci_low_cluster``, ``ci_high_cluster``, ``ci_method_cluster``, with the number
+    of ``sites`` and the ``design_effect``); the fidelity indicator counts sites, so its
+    cluster-aware interval is the simple one.  Elsewhere those columns are empty."""
     rows = []
     collected = collected or {}
     iarm = "all" if single_arm else intervention_arm
@@ -269,11 +370,20 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
     method_label = {"wilson": "Wilson score", "clopper-pearson": "Clopper-Pearson exact"}[ci_method]
     measures = measures if measures is not None else [primary_outcome]
 
-    def prop(indicator, k, n, definition, timepoint="", arm="all"):
+    def prop(indicator, k, n, definition, timepoint="", arm="all", by_site=None):
+        """by_site: a function giving (hit, site) over the denominator's members, for the cluster
+        interval (called only in a cluster design: other designs need no site column)."""
         est, lo, hi = proportion_ci(int(k), int(n), ci_method, level)
-        rows.append(dict(indicator=indicator, timepoint=timepoint, arm=arm, numerator=int(k),
-                         denominator=int(n), estimate=est, ci_low=lo, ci_high=hi,
-                         ci_method=method_label, unit="proportion", definition=definition))
+        row = dict(indicator=indicator, timepoint=timepoint, arm=arm, numerator=int(k),
+                   denominator=int(n), estimate=est, ci_low=lo, ci_high=hi,
+                   ci_method=method_label, unit="proportion", definition=definition)
+        if cluster and by_site is not None:
+            hit, site = by_site()
+            g = pd.DataFrame({"hit": np.asarray(hit, bool), "site": np.asarray(site)}).groupby("site").hit
+            c = cluster_proportion_ci(g.sum().to_numpy(), g.size().to_numpy(), level)
+            row.update(ci_low_cluster=c["ci_low"], ci_high_cluster=c["ci_high"],
+                       ci_method_cluster=c["method"], sites=c["sites"], design_effect=c["design_effect"])
+        rows.append(row)
 
     def absent(indicator, why, arm="all"):
         rows.append(dict(indicator=indicator, timepoint="", arm=arm, numerator=np.nan, denominator=np.nan,
@@ -285,8 +395,11 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
         eligible = _is_true(screening.eligible)
         n_eligible = int(eligible.sum())
         n_consented = int((eligible & _is_true(screening.consented)).sum())
-        prop("eligibility", n_eligible, n_screened, "eligible / screened")
-        prop("consent", n_consented, n_eligible, "consented / eligible")
+        consented = eligible & _is_true(screening.consented)
+        prop("eligibility", n_eligible, n_screened, "eligible / screened",
+             by_site=lambda: (eligible, screening.site_id))
+        prop("consent", n_consented, n_eligible, "consented / eligible",
+             by_site=lambda: (consented[eligible], screening.site_id[eligible]))
     else:
         absent("eligibility", "no screening log (data.screening)")
         absent("consent", "no screening log (data.screening)")
@@ -296,10 +409,16 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
     if len(sites) and windows.all() and collected.get("recruitment_window", True) and not recruitment_period:
         exposure = float(site_months(sites).sum())
         est, lo, hi = poisson_rate_ci(n_alloc, exposure, level)
-        rows.append(dict(indicator="recruitment_rate", timepoint="", arm="all", numerator=n_alloc,
-                         denominator=exposure, estimate=est, ci_low=lo, ci_high=hi,
-                         ci_method="exact Poisson (Garwood)", unit="participants per site-month",
-                         definition="participants recruited / site-months open to recruitment"))
+        row = dict(indicator="recruitment_rate", timepoint="", arm="all", numerator=n_alloc,
+                   denominator=exposure, estimate=est, ci_low=lo, ci_high=hi,
+                   ci_method="exact Poisson (Garwood)", unit="participants per site-month",
+                   definition="participants recruited / site-months open to recruitment")
+        if cluster:
+            per_site = participants.groupby("site_id").size().reindex(sites.site_id, fill_value=0)
+            c = cluster_rate_ci(per_site.to_numpy(), site_months(sites).reindex(sites.site_id).to_numpy(), level)
+            row.update(ci_low_cluster=c["ci_low"], ci_high_cluster=c["ci_high"], ci_method_cluster=c["method"],
+                       sites=c["sites"], design_effect=c["design_effect"])
+        rows.append(row)
     elif recruitment_period:
         start, end = pd.Timestamp(recruitment_period["start"]), pd.Timestamp(recruitment_period["end"])
         exposure = ((end - start).days + 1) / DAYS_PER_MONTH
@@ -308,7 +427,9 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
                          denominator=exposure, estimate=est, ci_low=lo, ci_high=hi,
                          ci_method="exact Poisson (Garwood)", unit="participants per month",
                          definition=f"participants recruited / months open to recruitment "
-                                    f"({recruitment_period['start']} to {recruitment_period['end']})"))
+                                    f"({recruitment_period['start']} to {recruitment_period['end']})",
+                         **({"ci_method_cluster": "not estimable: one recruitment period for the whole "
+                             "trial, no per-site recruitment windows"} if cluster else {})))
     else:
         absent("recruitment_rate", "no recruitment windows (recruitment_start/recruitment_end in the sites "
                "file, or feasibility.recruitment_period)")
@@ -325,14 +446,16 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
         for arm in groups:
             sub = at if arm == "all" else at[at.arm == arm]
             prop("retention", sub.assessed.sum(), len(sub),
-                 "participants assessed at this time point / participants allocated", tp, arm)
+                 "participants assessed at this time point / participants allocated", tp, arm,
+                 by_site=lambda: (sub.assessed, sub.site_id))
     for m in measures:
         for tp in tps:
             at = linked[linked.timepoint == tp]
             for arm in groups:
                 sub = at if arm == "all" else at[at.arm == arm]
                 prop(f"completion_{m}", sub[m].notna().sum(), len(sub),
-                     f"participants with a scorable {m} / participants allocated", tp, arm)
+                     f"participants with a scorable {m} / participants allocated", tp, arm,
+                     by_site=lambda: (sub[m].notna(), sub.site_id))
 
     treated = participants[participants.arm == intervention_arm] if intervention_arm else participants.iloc[0:0]
     if intervention_arm in arms and len(treated):
@@ -347,11 +470,13 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
             unk = f" ({n_unknown} with attendance not recorded are left out)" if n_unknown else ""
             prop("intervention_receipt", (sessions[known] >= receipt_min_sessions).sum(), n_known,
                  f"{who} attending >= {receipt_min_sessions} session(s) / "
-                 f"{who} whose attendance is recorded{unk}", arm=iarm)
+                 f"{who} whose attendance is recorded{unk}", arm=iarm,
+                 by_site=lambda: (sessions[known] >= receipt_min_sessions, treated.site_id[known]))
             if adherence_min_sessions is not None:
                 prop("adherence", (sessions[known] >= adherence_min_sessions).sum(), n_known,
                      f"{who} attending >= {adherence_min_sessions} sessions / "
-                     f"{who} whose attendance is recorded{unk}", arm=iarm)
+                     f"{who} whose attendance is recorded{unk}", arm=iarm,
+                     by_site=lambda: (sessions[known] >= adherence_min_sessions, treated.site_id[known]))
         if fidelity is not None and fidelity_threshold is not None:
             isites = sites.site_id[sites.arm == intervention_arm] if sites.arm.notna().any() \
                 else pd.Series(sorted(fidelity.site_id.unique()))
@@ -359,12 +484,19 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
             prop("fidelity", (mean_score >= fidelity_threshold).sum(), len(isites),
                  f"intervention sites with mean fidelity score >= {fidelity_threshold:g} / intervention "
                  "sites (a site without an assessment counts as not meeting it)", arm=iarm)
+            if cluster:  # the units counted are sites: the simple interval already is the cluster one
+                r = rows[-1]
+                r.update(ci_low_cluster=r["ci_low"], ci_high_cluster=r["ci_high"], sites=len(isites),
+                         ci_method_cluster=f"{method_label} (the units counted are sites)", design_effect=1.0)
     if collected.get("withdrawal_date", True):
         withdrawn = participants.withdrawal_date.notna().sum()
-        prop("withdrawal", withdrawn, n_alloc, "participants withdrawn / participants allocated")
+        prop("withdrawal", withdrawn, n_alloc, "participants withdrawn / participants allocated",
+             by_site=lambda: (participants.withdrawal_date.notna(), participants.site_id))
     else:
         absent("withdrawal", "no withdrawal_date column in the participants file")
-    return pd.DataFrame(rows, columns=FEASIBILITY_COLUMNS)
+    out = pd.DataFrame(rows, columns=FEASIBILITY_COLUMNS)
+    out["ci_method_cluster"] = out.ci_method_cluster.astype(object).fillna("")
+    return out
 
 
 SAFETY_COLUMNS = ["measure", "arm", "n", "denominator"]

@@ -444,7 +444,7 @@ def read_collected(path) -> dict[str, bool]:
 
 
 def _plan_needs_columns(ctx: _Context, cfg: dict, part_cols: set[str], site_cols: set[str],
-                        dates: dict[str, bool]) -> None:
+                        dates: dict[str, bool], service_cols: set[str] | None = None) -> None:
     """The analysis plan asks for something a file does not have: an error naming the file,
     the missing column and the config key that needs it (found before anything is written)."""
     q, data = ctx.q, cfg["data"]
@@ -481,6 +481,10 @@ def _plan_needs_columns(ctx: _Context, cfg: dict, part_cols: set[str], site_cols
             need(sf or "(no sites file)", "client_group", "the analysis plan (client_group is a site-level "
                                                           "covariate, auxiliary variable or effect modifier)")
     e = cfg["economics"]
+    if e["enabled"] and service_cols is not None:
+        for item in e["service_items"]:
+            if item not in service_cols:
+                need(data["service_use"], item, f"economics.service_items.{item}")
     if e["enabled"] and e["time_basis"] == "observed":
         for w in data["waves"]:
             if not dates.get(w["timepoint"], True):
@@ -613,10 +617,25 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
                 _id_match(ctx, sc, spid, known,
                           "screening log names a participant missing from the participants file")
                 logged = set(spid[co == "yes"])
+                # the CONSORT flow must reconcile: everyone enrolled was screened and consented
                 q.add_many(pt, ~parts.participant_id.fillna("").isin(logged).to_numpy() &
                            parts.participant_id.notna().to_numpy(), "participant_id",
-                           "participant has no consented entry in the screening log", "warning",
+                           "participant has no consented entry in the screening log (the flow diagram would "
+                           "count fewer consented than enrolled: add the entry, or set data.screening: null "
+                           "if the log is incomplete)",
                            values=parts.participant_id, ids=parts.participant_id.fillna(""))
+                # the same person in two files must agree: site, and screening before consent
+                who = parts.drop_duplicates("participant_id").set_index("participant_id")
+                lnk = (co == "yes") & spid.isin(known)
+                p_site = spid.map(who.site_id)
+                clash = (lnk & screen.site_id.notna() & p_site.notna() & (screen.site_id != p_site)).to_numpy()
+                q.add_many(sc, clash, "site_id",
+                           [f"screening log puts the participant at site {a} but the participants file at "
+                            f"site {b}" for a, b in zip(screen.site_id, p_site)], ids=spid)
+                late = (lnk & (screen.screen_date > spid.map(who.consent_date))).to_numpy()
+                q.add_many(sc, late, "screen_date",
+                           [f"screened after consenting (consent dated {c:%Y-%m-%d})" if pd.notna(c) else ""
+                            for c in spid.map(who.consent_date)], ids=spid)
 
     # ---- questionnaire waves ------------------------------------------------------------------------
     person = parts.dropna(subset=["participant_id"]).drop_duplicates("participant_id").set_index("participant_id") \
@@ -787,7 +806,7 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
 
     if pt is not None:
         _plan_needs_columns(ctx, cfg, set(pt.frame.columns), set(st.frame.columns) if st is not None else set(),
-                            dates_collected)
+                            dates_collected, set(service.columns) if service is not None else None)
     if q.errors:
         raise DataValidationError(q.errors)
 

@@ -141,3 +141,22 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def remove_outputs_since(folders: list[str | Path], since: float) -> list[Path]:
+    """Delete the files under ``folders`` modified at or after ``since`` (a ``time.time()``):
+    the outputs a failed run made, so that a run that stops half way leaves no mixture of new
+    and old outputs behind.  Returns the removed paths (sorted)."""
+    removed = []
+    for folder in folders:
+        root = Path(folder)
+        if not root.is_dir():
+            continue
+        for p in sorted(root.rglob("*")):
+            try:
+                if p.is_file() and not p.is_symlink() and p.stat().st_mtime >= since:
+                    p.unlink()
+                    removed.append(p)
+            except FileNotFoundError:  # pragma: no cover - removed meanwhile
+                continue
+    return removed

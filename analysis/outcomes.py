@@ -11,7 +11,8 @@ is fitted to the follow-up rows (long format, one row per participant x follow-u
 * one follow-up: ANCOVA ``y ~ treat + y_baseline [+ covariates] + (1 | site)``;
 * no random effect left (individually randomised, one follow-up): ordinary least squares.
 
-Inference uses Satterthwaite df (``analysis.lmm``, checked against lmerTest). Sensitivity
+Inference uses Kenward-Roger (default when sites are a random effect; checked against
+pbkrtest) or Satterthwaite df (``analysis.lmm``, checked against lmerTest). Sensitivity
 analyses use the same model: on multiply imputed data (``analysis.mi``, Rubin's rules with
 Barnard-Rubin df, ``analysis.mi_pool``), on complete cases (participants with the outcome at
 every follow-up), and delta-adjusted (tipping point). Effect modification adds a treatment
@@ -37,8 +38,8 @@ from analysis.mi_pool import pool
 
 EFFECT_COLUMNS = ["outcome", "population", "timepoint", "analysis", "primary", "term", "estimate", "se",
                   "ci_low", "ci_high", "df", "p_value", "n", "n_participants", "n_intervention",
-                  "n_control", "n_sites", "standardised_effect", "standardised_by", "baseline_sd",
-                  "site_variance",
+                  "n_control", "n_sites", "standardised_effect", "standardised_ci_low",
+                  "standardised_ci_high", "standardised_by", "baseline_sd", "site_variance",
                   "participant_variance", "residual_variance", "site_icc", "site_icc_ci_low",
                   "site_icc_ci_high", "m_imputations", "fmi", "model", "warnings"]
 TIPPING_COLUMNS = ["outcome", "timepoint", "kind", "shift_sd", "towards", "delta_sd", "delta", "arm_shifted",
@@ -85,6 +86,7 @@ class ModelSpec:
     level: float = 0.95
     single_arm: bool = False                       # no comparison group: change from baseline
     levels: dict[str, list[str]] = field(default_factory=dict)  # declared covariate levels (first = reference)
+    df_method: str = "satterthwaite"                # or "kenward_roger" (see model_spec)
 
 
 def model_spec(cfg: dict, outcome: str, linked: pd.DataFrame | None = None) -> ModelSpec:
@@ -130,12 +132,18 @@ def model_spec(cfg: dict, outcome: str, linked: pd.DataFrame | None = None) -> M
         else:
             groups = [PID]
     level = cfg.get("outcomes", {}).get("confidence_level", 0.95)
+    # small-sample df: Kenward-Roger by default when sites are a random effect (see
+    # docs/methods.md for the simulation behind this choice), Satterthwaite otherwise
+    df_method = pr.get("df_method", "auto")
+    if df_method == "auto":
+        df_method = "kenward_roger" if SITE in groups else "satterthwaite"
     return ModelSpec(outcome=outcome, intervention_arm=d["intervention_arm"],
                      time=pr.get("time", "categorical"), covariates=covs,
                      interactions=list(pr.get("interactions", [])), groups=list(groups), level=level,
                      single_arm=typ_design == "single_arm",
                      levels={k: [str(x) for x in v["levels"]] for k, v in (cfg.get("covariates") or {}).items()
-                             if v.get("levels")})
+                             if v.get("levels")},
+                     df_method=df_method)
 
 
 def _check_columns(linked: pd.DataFrame, spec: ModelSpec, extra: list[str] = ()) -> None:
@@ -284,11 +292,13 @@ def _fit_ols(d: pd.DataFrame, formula: str) -> Fit:
     return Fit("ols", formula, [], int(ols.nobs), contrast, {"Residual": float(ols.scale)}, [])
 
 
-def fit_model(d: pd.DataFrame, formula: str, groups: list[str], start=None) -> Fit:
-    """LMM by REML with Satterthwaite df, or OLS when there is no grouping level."""
+def fit_model(d: pd.DataFrame, formula: str, groups: list[str], start=None,
+              df_method: str = "satterthwaite") -> Fit:
+    """LMM by REML with Satterthwaite or Kenward-Roger df, or OLS when there is no grouping
+    level."""
     if not groups:
         return _fit_ols(d, formula)
-    fit = fit_lmm(d, formula, groups=groups, reml=True, start=start)
+    fit = fit_lmm(d, formula, groups=groups, reml=True, start=start, df_method=df_method)
     var = dict(zip(fit.variance.component, fit.variance.variance))
     return Fit("lmm", formula, list(groups), fit.nobs, fit.contrast, var,
                list(fit.warnings) + list(fit.notes), lmm=fit)
@@ -298,7 +308,9 @@ def _model_label(spec: ModelSpec, fit: Fit, desc: str) -> str:
     if fit.kind == "ols":
         return f"{desc}; ordinary least squares (no random effects)"
     re_ = " + ".join(f"(1 | {g})" for g in fit.groups)
-    return f"{desc} + {re_}; REML; Satterthwaite df"
+    df = {"kenward_roger": "Kenward-Roger df and adjusted SE"}.get(fit.lmm.df_method,
+                                                                    "Satterthwaite df")
+    return f"{desc} + {re_}; REML; {df}"
 
 
 def _counts(d: pd.DataFrame, single_arm: bool = False) -> dict:
@@ -321,7 +333,7 @@ def _variance_cols(fit: Fit, icc_ci: bool, level: float) -> dict:
     return out
 
 
-def _analysis_rows(d, spec, fit, contrasts, desc, analysis, baseline_sd, primary_tp,
+def _analysis_rows(d, spec, fit, contrasts, desc, analysis, baseline, primary_tp,
                    is_primary_outcome, icc_ci=True, term=TERM) -> list[dict]:
     rows = []
     var = _variance_cols(fit, icc_ci, spec.level)
@@ -334,16 +346,39 @@ def _analysis_rows(d, spec, fit, contrasts, desc, analysis, baseline_sd, primary
             term=term, estimate=float(c["estimate"]), se=float(c["se"]),
             ci_low=float(c["ci_low"]), ci_high=float(c["ci_high"]), df=float(c["df"]),
             p_value=float(c["p_value"]), **_counts(dt),
-            standardised_effect=float(c["estimate"]) / baseline_sd, standardised_by=BY_BASELINE_SD,
-            baseline_sd=baseline_sd,
+            **standardised_effect(c["estimate"], c["se"], c["df"], *baseline, spec.level),
+            standardised_by=BY_BASELINE_SD, baseline_sd=baseline[0],
             **var, m_imputations=np.nan, fmi=np.nan,
             model=_model_label(spec, fit, desc), warnings=" | ".join(fit.warnings)))
     return rows
 
 
-def _baseline_sd(linked: pd.DataFrame, outcome: str) -> float:
+def _baseline(linked: pd.DataFrame, outcome: str) -> tuple[float, int]:
+    """SD (n - 1 denominator) and number of the non-missing baseline values of ``outcome``."""
     tps = list(linked.timepoint.cat.categories)
-    return float(pd.to_numeric(linked.loc[linked.timepoint == tps[0], outcome]).dropna().std(ddof=1))
+    y = pd.to_numeric(linked.loc[linked.timepoint == tps[0], outcome]).dropna()
+    return float(y.std(ddof=1)), int(len(y))
+
+
+def _baseline_sd(linked: pd.DataFrame, outcome: str) -> float:
+    return _baseline(linked, outcome)[0]
+
+
+def standardised_effect(estimate: float, se: float, df: float, baseline_sd: float,
+                        n_baseline: int, level: float = 0.95) -> dict[str, float]:
+    """Standardised difference d = estimate / baseline SD with a CI that allows for the
+    sampling error of both the difference and the SD (delta method):
+
+        SE(d)^2 = (se / s)^2 + d^2 / (2 (n_baseline - 1)),
+
+    the second term being Var(s) / s^2 for a normal sample, as in the usual large-sample
+    variance of Cohen's d (Hedges & Olkin 1985); the difference and the baseline SD are
+    treated as independent. Interval d +/- t(level, df) SE(d), on the analysis' df."""
+    d = float(estimate) / baseline_sd
+    se_d = float(np.sqrt((float(se) / baseline_sd) ** 2 + d * d / (2.0 * (n_baseline - 1))))
+    q = float(stats.t.ppf(0.5 + level / 2.0, df))
+    return dict(standardised_effect=d, standardised_ci_low=d - q * se_d,
+                standardised_ci_high=d + q * se_d)
 
 
 def _analysable(d: pd.DataFrame, spec: ModelSpec, extra: list[str] = ()) -> pd.DataFrame:
@@ -427,9 +462,9 @@ def primary_effects(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str,
     if why:
         note.append("follow-up(s) " + ", ".join(why) + f" not in the model: {spec.outcome} not measured there")
     formula, contrasts, desc = design(spec, fu_ok, months)
-    fit = fit_model(d, formula, _groups_for(spec, d, len(fu_ok)))
+    fit = fit_model(d, formula, _groups_for(spec, d, len(fu_ok)), df_method=spec.df_method)
     fit.warnings = note + fit.warnings if complete_case else fit.warnings + note
-    rows = _analysis_rows(d, spec, fit, contrasts, desc, analysis, _baseline_sd(linked, spec.outcome),
+    rows = _analysis_rows(d, spec, fit, contrasts, desc, analysis, _baseline(linked, spec.outcome),
                           primary_tp, is_primary_outcome, icc_ci=icc_ci)
     return _frame(rows + dropped)
 
@@ -462,9 +497,9 @@ def ancova_effects(linked: pd.DataFrame, outcome: str, *, intervention_arm: str,
     for tp in ok:
         d = _analysable(d_all[d_all.time == tp], spec)
         formula, _, desc = design(spec, [tp], [0.0])
-        fit = fit_model(d, formula, groups)
+        fit = fit_model(d, formula, groups, df_method=spec.df_method)
         rows += _analysis_rows(d, spec, fit, {tp: {"treat": 1.0}}, desc, analysis,
-                               _baseline_sd(linked, outcome), primary_timepoint,
+                               _baseline(linked, outcome), primary_timepoint,
                                is_primary_outcome, icc_ci=icc_ci)
     return _frame(rows)
 
@@ -555,8 +590,12 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
 
     ``delta`` is added to the *imputed* follow-up values of the arm with treat == shift_arm
     (both arms when shift_arm is None): the delta-adjusted (MNAR) sensitivity analysis.
-    The complete-data df for Barnard-Rubin is the mean Satterthwaite df of the contrast over
-    the imputations (n - p for least squares)."""
+    The complete-data df for Barnard-Rubin is the median over the imputations of the
+    contrast's small-sample df (n - p for least squares): every completed data set is a
+    complete data set, so each gives an estimate of it, and the median is not moved by the
+    few imputations whose site variance is estimated at zero (where Satterthwaite df jump
+    towards n - p). A fit that does not converge (after a refit from the default starting
+    values) stops the analysis: it is never pooled."""
     tps = [str(t) for t in linked.timepoint.cat.categories]
     fu = [t for t in tps[1:] if f"y__{t}" in w.columns]
     months = [float(linked.loc[linked.timepoint == t, "month"].iloc[0]) for t in fu]
@@ -569,8 +608,8 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
     dfs = {tp: [] for tp in fu}
     warns: list[str] = []
     fit = None
-    for k, imp in enumerate(imps, 1):
-        progress.step("imputation", k, len(imps))
+    for i_imp, imp in enumerate(imps, 1):
+        progress.step("imputation", i_imp, len(imps))
         imp = imp.copy()
         if delta:
             rows = np.ones(len(imp), bool) if shift_arm is None else (imp.treat == shift_arm).to_numpy()
@@ -579,7 +618,15 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
                 imp.loc[mis, f"y__{tp}"] += delta
         d = _long_from_wide(imp, linked, spec)
         start = None if fit is None or fit.lmm is None else [fit.lmm.theta[g] for g in groups]
-        fit = fit_model(d, formula, groups, start=start)
+        fit = fit_model(d, formula, groups, start=start, df_method=spec.df_method)
+        if fit.lmm is not None and not fit.lmm.converged:
+            why = next((m for m in fit.lmm.warnings if "converge" in m), "")
+            raise RuntimeError(
+                f"multiple imputation of {spec.outcome!r}: the model did not converge on "
+                f"imputed data set {i_imp} of {len(imps)}, even when fitted from the default "
+                f"starting values, so its estimate cannot be pooled. {why} Check the model "
+                "(e.g. primary.clustering) and the imputation settings "
+                "(outcomes.multiple_imputation).")
         for tp, L in contrasts.items():
             c = fit.contrast(L, spec.level)
             est[tp].append(c["estimate"])
@@ -588,10 +635,10 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
         for wmsg in fit.warnings:
             if wmsg not in warns:
                 warns.append(wmsg)
-    bsd = _baseline_sd(linked, spec.outcome)
+    bsd, n_bl = _baseline(linked, spec.outcome)
     rows = []
     for tp in fu:
-        dfcom = float(np.mean(dfs[tp]))
+        dfcom = float(np.median(dfs[tp]))
         p = pool(est[tp], var[tp], df_complete=dfcom, level=spec.level)
         rows.append(dict(
             outcome=spec.outcome, timepoint=tp, analysis=analysis, primary=False, term=TERM,
@@ -599,8 +646,8 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
             p_value=p["p_value"], n=int(len(w)), n_participants=int(len(w)),
             n_intervention=int((w.treat == 1).sum()), n_control=int((w.treat == 0).sum()),
             n_sites=int(w[SITE].nunique()) if SITE in w else np.nan,
-            standardised_effect=p["qbar"] / bsd, standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
-            m_imputations=len(imps),
+            **standardised_effect(p["qbar"], p["se"], p["df"], bsd, n_bl, spec.level),
+            standardised_by=BY_BASELINE_SD, baseline_sd=bsd, m_imputations=len(imps),
             fmi=p["fmi"],
             model=(_model_label(spec, fit, desc) + f"; {len(imps)} imputations (chained "
                    "equations, PMM), Rubin's rules, Barnard-Rubin df"),
@@ -771,9 +818,9 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
         d[f"trtmod_{k}"] = d.treat * d[f"mod_{k}"]
         extra += ([f"mod_{k}"] if ctrl_defined and not in_model else []) + [f"trtmod_{k}"]
     formula, contrasts, desc = design(spec, fu, months, extra)
-    fit = fit_model(d, formula, _groups_for(spec, d, len(fu)))
+    fit = fit_model(d, formula, _groups_for(spec, d, len(fu)), df_method=spec.df_method)
     label = _model_label(spec, fit, desc + f" + treat x {name}")
-    bsd = _baseline_sd(linked, spec.outcome)
+    bsd, n_bl = _baseline(linked, spec.outcome)
     rows = []
 
     def row(tp, term, L, sub):
@@ -781,8 +828,8 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
         rows.append(dict(outcome=spec.outcome, timepoint=tp, analysis=f"effect_modification:{name}",
                          primary=False, term=term, estimate=c["estimate"], se=c["se"],
                          ci_low=c["ci_low"], ci_high=c["ci_high"], df=c["df"], p_value=c["p_value"],
-                         **_counts(sub), standardised_effect=c["estimate"] / bsd,
-                         standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
+                         **_counts(sub), standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
+                         **standardised_effect(c["estimate"], c["se"], c["df"], bsd, n_bl, spec.level),
                          **_variance_cols(fit, False, spec.level), model=label,
                          warnings=" | ".join(fit.warnings)))
 
@@ -835,7 +882,9 @@ def paired_change(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str, is_pri
             q = stats.t.ppf(0.5 + spec.level / 2, n - 1)
             row.update(estimate=mean, se=se, ci_low=mean - q * se, ci_high=mean + q * se, df=float(n - 1),
                        p_value=float(2 * stats.t.sf(abs(mean / se), n - 1)) if se > 0 else np.nan,
-                       standardised_effect=mean / sd if sd > 0 else np.nan, warnings="")
+                       warnings="")
+            if sd > 0:  # SRM with its CI: SE^2 = 1/n + SRM^2 / (2(n - 1)), the same delta method
+                row.update(standardised_effect(mean, se, n - 1, sd, n, spec.level))
         rows.append(row)
     return _frame(rows)
 
@@ -874,13 +923,13 @@ def change_model(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str, is_prim
     rhs = [f"wave_{k}" for k in range(1, len(fu) + 1)] + [_cov_term(spec, c) for c, _ in spec.covariates]
     formula = "y ~ " + " + ".join(rhs)
     groups = [g for g in spec.groups if g in d]
-    fit = fit_model(d, formula, groups)
+    fit = fit_model(d, formula, groups, df_method=spec.df_method)
     fit.warnings = note + fit.warnings if complete_case else fit.warnings + note
     desc = "change from baseline over all waves (time as a factor, baseline the reference)"
     if spec.covariates:
         desc += " + " + " + ".join(c for c, _ in spec.covariates)
     contrasts = {t: {f"wave_{k}": 1.0} for k, t in enumerate(fu, 1)}
-    bsd = _baseline_sd(linked, spec.outcome)
+    bsd, n_bl = _baseline(linked, spec.outcome)
     rows = []
     var = _variance_cols(fit, icc_ci, spec.level)
     for t, L in contrasts.items():
@@ -892,7 +941,8 @@ def change_model(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str, is_prim
             term=CHANGE_TERM, estimate=float(c["estimate"]), se=float(c["se"]),
             ci_low=float(c["ci_low"]), ci_high=float(c["ci_high"]), df=float(c["df"]),
             p_value=float(c["p_value"]), **_counts(dt, single_arm=True),
-            standardised_effect=float(c["estimate"]) / bsd, standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
+            **standardised_effect(c["estimate"], c["se"], c["df"], bsd, n_bl, spec.level),
+            standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
             **var, m_imputations=np.nan, fmi=np.nan, model=_model_label(spec, fit, desc),
             warnings=" | ".join(fit.warnings)))
     return _frame(rows + dropped)

@@ -19,6 +19,17 @@ H0: p <= r against H1: p > r (``direction: higher``) or of H0: p >= r against H1
 (``direction: lower``); for the recruitment rate, the exact Poisson test of H0: rate <= r
 (or >= r) using P(X >= k | mean = r x site-months) (or P(X <= k)).  A small p-value is
 evidence that the true value is better than the RED threshold.
+
+In a cluster design (``cluster=True``) each criterion reports the feasibility row's
+cluster-aware interval (the ``*_cluster`` columns, which allow for between-site variation) and
+the test is the one that interval inverts: for a proportion the exact binomial tail on the
+Korn-Graubard effective sample size, P = I_r(x, n - x + 1) (``direction: higher``) or
+1 - I_r(x + 1, n - x) (``lower``), with x = p n_eff and the regularised incomplete beta
+function allowing non-integer counts; for the recruitment rate the quasi-Poisson t test on the
+log scale, t = (log(rate) - log(r)) / SE on sites - 1 df.  The ``interval`` column says which
+interval a criterion used; where the cluster-aware one is not estimable (e.g. fewer than two
+sites) the simple interval and test are used and ``interval`` says why.  The band always uses
+the point estimate, which is the same for both.
 """
 
 from __future__ import annotations
@@ -40,7 +51,8 @@ DECISIONS = {
 }
 PROGRESSION_COLUMNS = ["criterion", "indicator", "timepoint", "arm", "direction", "denominator_of",
                        "numerator", "denominator", "estimate", "ci_low", "ci_high", "ci_method",
-                       "green", "red", "band", "test", "p_value_vs_red"]
+                       "interval", "green", "red", "band", "test", "p_value_vs_red"]
+SIMPLE, CLUSTER = "simple", "cluster-aware (allows for between-site variation)"
 
 
 def band(estimate: float, green: float, red: float, direction: str = "higher") -> str:
@@ -97,8 +109,43 @@ def red_threshold_test(row, red: float, direction: str) -> tuple[str, float]:
     return ("", np.nan)
 
 
-def evaluate(table: pd.DataFrame, criteria: list[dict], *, test: bool = False) -> pd.DataFrame:
+def cluster_test(row, red: float, direction: str, level: float = 0.95) -> tuple[str, float]:
+    """One-sided test against the RED threshold that the cluster-aware interval inverts (module
+    docstring), recomputed from the row's counts, sites and design effect."""
+    op = "<=" if direction == "higher" else ">="
+    if row.unit == "proportion":
+        if not 0 <= red <= 1:
+            raise ValueError(f"RED threshold {red} of a proportion must lie in [0, 1]")
+        N, K, deff = float(row.denominator), int(row.sites), float(row.design_effect)
+        a = 1 - level
+        n_eff = N / deff * (stats.t.ppf(a / 2, N - 1) / stats.t.ppf(a / 2, K - 1)) ** 2
+        x = float(row.estimate) * n_eff
+        if direction == "higher":
+            p = 1.0 if x <= 0 else float(stats.beta.cdf(red, x, n_eff - x + 1))
+        else:
+            p = 1.0 if x >= n_eff else float(stats.beta.sf(red, x + 1, n_eff - x))
+        return (f"exact binomial on the Korn-Graubard effective sample size ({n_eff:.1f}), H0: p {op} {red:g}", p)
+    if row.indicator == "recruitment_rate":
+        K, phi = int(row.sites), float(row.design_effect)
+        if red <= 0:
+            return ("", np.nan)
+        t = (math.log(float(row.estimate)) - math.log(red)) / math.sqrt(phi / float(row.numerator))
+        p = stats.t.sf(t, K - 1) if direction == "higher" else stats.t.cdf(t, K - 1)
+        return (f"quasi-Poisson t test on the log rate ({K - 1} df), H0: rate {op} {red:g}", float(p))
+    return ("", np.nan)
+
+
+def _has_cluster_interval(r) -> bool:
+    ci = getattr(r, "ci_low_cluster", np.nan)
+    return ci == ci and not str(getattr(r, "ci_method_cluster", "")).startswith("not estimable")
+
+
+def evaluate(table: pd.DataFrame, criteria: list[dict], *, test: bool = False, cluster: bool = False,
+             level: float = 0.95) -> pd.DataFrame:
     """One row per criterion: the matched feasibility row, thresholds, band and optional test.
+
+    ``cluster``: report the cluster-aware interval and test where the row has one (module
+    docstring); ``level`` is the feasibility table's confidence level (for the effective sample size).
 
     Raises ValueError naming the criterion (``feasibility.progression_criteria[i]``) when it
     matches no row, states a different denominator, or repeats another criterion's row.
@@ -133,11 +180,28 @@ def evaluate(table: pd.DataFrame, criteria: list[dict], *, test: bool = False) -
             b = band(float(r.estimate), c["green"], c["red"], direction)
         except ValueError as e:
             raise ValueError(f"{key}: {e}") from None
-        t, p = red_threshold_test(r, c["red"], direction) if test else ("", np.nan)
+        lo, hi, how, interval = r.ci_low, r.ci_high, r.ci_method, SIMPLE
+        use_cluster = cluster and _has_cluster_interval(r)
+        if use_cluster:
+            lo, hi, how, interval = r.ci_low_cluster, r.ci_high_cluster, r.ci_method_cluster, CLUSTER
+        elif cluster:
+            why = str(getattr(r, "ci_method_cluster", "") or "")
+            interval = f"simple (cluster-aware interval {why})" if why else \
+                "simple (no cluster-aware interval for this indicator)"
+        t, p = ("", np.nan)
+        if test:
+            sites_are_units = c["indicator"] == "fidelity"  # counts sites: the simple test is the cluster one
+            if use_cluster and not sites_are_units:
+                try:
+                    t, p = cluster_test(r, c["red"], direction, level)
+                except ValueError as e:
+                    raise ValueError(f"{key}: {e}") from None
+            else:
+                t, p = red_threshold_test(r, c["red"], direction)
         rows.append(dict(criterion=c.get("name") or c["indicator"], indicator=c["indicator"],
                          timepoint=tp, arm=arm, direction=direction, denominator_of=denom,
                          numerator=r.numerator, denominator=r.denominator, estimate=r.estimate,
-                         ci_low=r.ci_low, ci_high=r.ci_high, ci_method=r.ci_method,
+                         ci_low=lo, ci_high=hi, ci_method=how, interval=interval,
                          green=c["green"], red=c["red"], band=b, test=t, p_value_vs_red=p))
     return pd.DataFrame(rows, columns=PROGRESSION_COLUMNS)
 

@@ -87,3 +87,24 @@ def test_docs_config_is_current(root):
     from analysis.config import schema_markdown
     assert (root / "docs/config.md").read_text() == schema_markdown(), \
         "docs/config.md is stale: run `python -m analysis.config > docs/config.md`"
+
+
+def test_plan_mistakes_are_found_from_the_config_alone(root):
+    """Issue 13 item 6: mistakes a config reveals stop the run before anything is read or
+    written, every one listed with its key."""
+    cfg = yaml.safe_load((root / "config/config.yaml").read_text())
+    cfg["outcomes"]["secondary"] = ["ucla3_totl"]
+    cfg["outcomes"]["effect_modifiers"].append({"variable": "agee"})
+    cfg["feasibility"]["progression_criteria"].append({"indicator": "retension", "timepoint": "m9",
+                                                      "green": 0.8, "red": 0.6})
+    cfg["feasibility"]["progression_criteria"].append({"indicator": "retention", "timepoint": "m12",
+                                                      "green": 0.8, "red": 0.6})
+    cfg["primary"]["covariates"] = ["client_grup"]
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    msg = str(err.value)
+    for key in ("outcomes.secondary: 'ucla3_totl'", "outcomes.effect_modifiers[2].variable: 'agee'",
+                "feasibility.progression_criteria[7].indicator: 'retension'",
+                "feasibility.progression_criteria[8].timepoint: 'm12'",
+                "primary.covariates: 'client_grup'"):
+        assert f"config key {key}" in msg, (key, msg)

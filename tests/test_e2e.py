@@ -298,7 +298,12 @@ def test_misspelt_input_after_a_run_stops_without_rebuilding_anything(small_tria
     assert {p: p.stat().st_mtime_ns for p in rep.rglob("*") if p.is_file()} == before
     # an input renamed to another existing file is a new input: ingest reruns
     cfg["data"]["participants"] = "participants.csv"
-    cfg["data"]["fidelity"] = None
+    cfg["data"]["fidelity"] = None  # and what needs it: the plan must stay coherent
+    cfg["feasibility"]["fidelity_threshold"] = None
+    cfg["feasibility"]["progression_criteria"] = [c for c in cfg["feasibility"]["progression_criteria"]
+                                                  if c["indicator"] != "fidelity"]
+    cfg["outcomes"]["effect_modifiers"] = [m for m in cfg["outcomes"]["effect_modifiers"]
+                                           if m.get("source") != "fidelity"]
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(cfg))
     plan = run_snakemake(small_trial["work"], other, "-n", quiet=False)
@@ -357,3 +362,26 @@ def test_kill_9_mid_stage_then_pathways_run_recovers_by_itself(small_trial, tmp_
     assert len(names) >= len(TABLES) and names == sorted(p.relative_to(recovered) for p in recovered.rglob("*.csv"))
     for n in names:
         assert (clean / n).read_bytes() == (recovered / n).read_bytes(), n
+
+
+def test_a_run_that_fails_half_way_leaves_no_outputs(tmp_path):
+    """Issue 13 item 6: a mistake found only after ingest (here an effect modifier whose cutoff
+    leaves one level, known only once the data are read) stops the run, and the run removes
+    the outputs it had written; its logs stay."""
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg.update(trial_id="halfway")
+    fast_analysis(cfg)
+    cfg["data"]["raw_dir"] = str(ROOT / "data/raw/demo")
+    cfg["economics"]["enabled"] = False
+    cfg["outcomes"]["effect_modifiers"] = [{"variable": "age", "cutoff": 200}]
+    cfgfile = tmp_path / "halfway.yaml"
+    cfgfile.write_text(yaml.safe_dump(cfg))
+    work = tmp_path / "run"
+    work.mkdir()
+    res = run_snakemake(work, cfgfile, quiet=False)
+    assert res.returncode != 0
+    assert "fewer than two levels" in (work / "logs/halfway/outcome.log").read_text()
+    assert "removed the" in res.stdout + res.stderr
+    left = [p for d in ("data/processed/halfway", "reports/halfway") for p in (work / d).rglob("*") if p.is_file()]
+    assert left == []
+    assert (work / "logs/halfway/ingest.log").exists()

@@ -74,7 +74,7 @@ def test_demo_repeated_measures_model_matches_lmertest(demo_tables, outcome):
     complete-case version against lme4/lmerTest on the same data."""
     cfg, lk = demo_tables["cfg"], demo_tables["linked"]
     golden = pd.read_csv(REF / "golden/demo_rm.csv")
-    spec = _spec_for(cfg, outcome, lk)
+    spec = _spec_for(cfg, outcome, lk, df_method="satterthwaite")  # lmerTest's df
     analyses = {"primary": outcomes.primary_effects(lk, spec, "m9", outcome == "wemwbs_total", icc_ci=False)}
     if outcome == "wemwbs_total":
         analyses["complete_case"] = outcomes.primary_effects(
@@ -118,7 +118,7 @@ def test_site_icc_profile_ci_matches_r(demo_tables):
 def test_effect_modification_matches_lmertest(demo_tables):
     cfg, lk = demo_tables["cfg"], demo_tables["linked"]
     golden = pd.read_csv(REF / "golden/demo_effect_modification.csv")
-    spec = _spec_for(cfg, "wemwbs_total", lk)
+    spec = _spec_for(cfg, "wemwbs_total", lk, df_method="satterthwaite")  # lmerTest's df
     tables = {"fidelity": demo_tables["fidelity"]}
     got = pd.concat([
         outcomes.effect_modification(lk, spec, {"variable": "client_group"}, tables, "m9"),

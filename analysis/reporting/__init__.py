@@ -16,23 +16,25 @@ import analysis
 from analysis.blinding import withheld
 from analysis.reporting import (appendix, economics, ethics, feasibility, funder, methods, outcomes,
                                 provenance, scoring)
+from analysis.reporting import planning, planning_summary
 
 # The statistician's report shows everything; the funder and ethics reports have their own
 # disclosure-controlled sections and never include the data-query appendix (it carries raw IDs).
 SECTIONS = [("outcomes", outcomes), ("feasibility", feasibility),
-            ("economics", economics), ("scoring", scoring),
+            ("economics", economics), ("planning", planning), ("scoring", scoring),
             ("methods", methods), ("appendix", appendix), ("provenance", provenance)]
 AUDIENCES = {
     "statistician": ("Statistician's report", SECTIONS),
-    "funder": ("Funder report", [("funder", funder), ("methods", methods), ("provenance", provenance)]),
+    "funder": ("Funder report", [("funder", funder), ("planning_summary", planning_summary), ("methods", methods),
+                                 ("provenance", provenance)]),
     "ethics": ("Ethics committee report", [("ethics", ethics), ("provenance", provenance)]),
 }
 
 
 # Every section in the one order consistent with all three audiences: the report notebook
 # (workflow/notebooks/report.ipynb) has one cell per section in this order.
-ALL_SECTIONS = ["funder", "ethics", "outcomes", "feasibility", "economics", "scoring", "methods",
-                "appendix", "provenance"]
+ALL_SECTIONS = ["funder", "planning_summary", "ethics", "outcomes", "feasibility", "economics", "planning",
+                "scoring", "methods", "appendix", "provenance"]
 
 
 @functools.lru_cache(maxsize=1)

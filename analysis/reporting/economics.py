@@ -96,6 +96,8 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
         d_qaly=fmt(de.estimate, 4), d_qaly_ci=f"{fmt(de.ci_low, 4)} to {fmt(de.ci_high, 4)}",
         icer=_money(icer.estimate), quadrant=icer.note, n=int(dc.n), n_int=int(dc.n_intervention),
         n_ctl=int(dc.n_control), n_sites=int(dc.n_sites), bootstrap=dc.bootstrap,
+        few_sites=(cfg["design"]["type"] == "cluster" and int(dc.n_sites) <= 6
+                   and econ["bootstrap"].get("cluster_correction", "none") == "none"),
         replicates=int(dc.replicates), thresholds=thresholds, shares=shares,
         p_saving=fmt(main.loc["prob_cost_saving"].estimate, 3),
         p_effective=fmt(main.loc["prob_more_effective"].estimate, 3),

@@ -73,18 +73,24 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     dp = cfg["report"]["decimals"]
     labels = cfg["design"]["arm_labels"]
     level = cfg["feasibility"]["confidence_level"]
-    table = read_table(inputs["feasibility"], ("timepoint", "ci_method", "arm", "band", "unit", "definition"))
+    table = read_table(inputs["feasibility"], ("timepoint", "ci_method", "arm", "band", "unit", "definition",
+                                               "ci_method_cluster"))
+    cluster = cfg["design"]["type"] == "cluster"
     rows = []
     for r in table.itertuples():
+        cl_lo, cl_hi = getattr(r, "ci_low_cluster", float("nan")), getattr(r, "ci_high_cluster", float("nan"))
         rows.append(dict(
             indicator=label(r.indicator, r.unit), timepoint=r.timepoint or "–", arm=_arm(labels, r.arm),
             counts=("not collected" if r.unit == "not collected" else f"{count(r.numerator)} / {count(r.denominator)}"),
             estimate=("–" if r.unit == "not collected" else _num(r.unit, r.estimate, dp)),
             ci=_ci(r.unit, r.ci_low, r.ci_high, dp),
             method=(r.definition if r.unit == "not collected" else (r.ci_method or "–")),
+            ci_cluster=_ci(r.unit, cl_lo, cl_hi, dp),
+            method_cluster=("" if r.unit == "not collected" else (getattr(r, "ci_method_cluster", "") or "–")),
             band=r.band, colour=BAND_COLOURS.get(r.band, "")))
 
-    prog = read_table(inputs["progression"], ("timepoint", "arm", "band", "test", "ci_method", "denominator_of"))
+    prog = read_table(inputs["progression"], ("timepoint", "arm", "band", "test", "ci_method", "denominator_of",
+                                              "interval"))
     unit = dict(zip(table.indicator, table.unit))
     criteria = []
     for r in prog.itertuples():
@@ -96,7 +102,8 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
             rule=(f"GREEN ≥ {_num(u, r.green, dp)}, RED < {_num(u, r.red, dp)}" if r.direction == "higher"
                   else f"GREEN ≤ {_num(u, r.green, dp)}, RED > {_num(u, r.red, dp)}"),
             band=r.band, colour=BAND_COLOURS.get(r.band, ""),
-            p=_p(r.p_value_vs_red) if r.test else "–", test=r.test))
+            p=_p(r.p_value_vs_red) if r.test else "–", test=r.test,
+            interval=getattr(r, "interval", "") or "simple", ci_method=r.ci_method or ""))
     bands = list(prog.band)
 
     t1 = read_table(inputs["table1"], ("level", "arm"))
@@ -111,7 +118,8 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                             for m, g in st.groupby("measure", sort=False)])
     return dict(
         safety=safety,
-        feasibility=rows, criteria=criteria, decision=decision(bands), overall=overall_band(bands),
+        feasibility=rows, criteria=criteria, cluster=cluster,
+        cluster_criteria=any(c["interval"] != "simple" for c in criteria), decision=decision(bands), overall=overall_band(bands),
         overall_colour=BAND_COLOURS.get(overall_band(bands) or "", ""),
         any_test=any(c["test"] for c in criteria), level=f"{level:.0%}",
         table1=_table1_rows(t1, arms, dp),

@@ -56,7 +56,13 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                      single_arm=single, level=f"{level * 100:g}",
                      feas_level=f"{cfg['feasibility']['confidence_level'] * 100:g}")
 
-    feas_all = read_table(inputs["feasibility"], ("timepoint", "arm", "ci_method", "band", "unit", "definition"))
+    feas_all = read_table(inputs["feasibility"], ("timepoint", "arm", "ci_method", "band", "unit", "definition",
+                                                  "ci_method_cluster"))
+    ctx["cluster"] = d["type"] == "cluster"
+    if ctx["cluster"] and "ci_low_cluster" in feas_all:  # sites randomised: intervals allowing for sites
+        has = feas_all.ci_low_cluster.notna()
+        feas_all.loc[has, "ci_low"] = feas_all.ci_low_cluster[has]
+        feas_all.loc[has, "ci_high"] = feas_all.ci_high_cluster[has]
     unit_of = dict(zip(feas_all.indicator, feas_all.unit))
     if _exists(inputs, "progression"):
         prog = read_table(inputs["progression"], ("timepoint", "band", "arm", "direction"))

@@ -16,14 +16,18 @@ REFS = {
     "wilson": "Newcombe RG. Two-sided confidence intervals for the single proportion: comparison of seven methods. Stat Med 1998;17:857-72.",
     "clopper": "Clopper CJ, Pearson ES. The use of confidence or fiducial limits illustrated in the case of the binomial. Biometrika 1934;26:404-13.",
     "garwood": "Garwood F. Fiducial limits for the Poisson distribution. Biometrika 1936;28:437-42.",
+    "korn_graubard": "Korn EL, Graubard BI. Confidence intervals for proportions with small expected number of positive counts estimated from survey data. Survey Methodology 1998;24:193-201.",
+    "quasi_poisson": "McCullagh P, Nelder JA. Generalized Linear Models. 2nd ed. Chapman & Hall; 1989 (section 6.2, over-dispersion).",
     "progression": "Avery KNL, Williamson PR, Gamble C, et al. Informing efficient randomised controlled trials: exploration of challenges in developing progression criteria for internal pilot studies. BMJ Open 2017;7:e013537.",
     "lewis": "Lewis M, Bromley K, Sutton CJ, et al. Determining sample size for progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot Feasibility Stud 2021;7:40.",
     "lme4": "Bates D, Mächler M, Bolker B, Walker S. Fitting linear mixed-effects models using lme4. J Stat Softw 2015;67(1):1-48.",
     "satterthwaite": "Kuznetsova A, Brockhoff PB, Christensen RHB. lmerTest package: tests in linear mixed effects models. J Stat Softw 2017;82(13):1-26.",
+    "kenward_roger": "Kenward MG, Roger JH. Small sample inference for fixed effects from restricted maximum likelihood. Biometrics 1997;53:983-97.",
     "mice": "van Buuren S. Flexible Imputation of Missing Data. 2nd ed. Chapman & Hall/CRC; 2018.",
     "barnard_rubin": "Barnard J, Rubin DB. Small-sample degrees of freedom with multiple imputation. Biometrika 1999;86:948-55.",
     "manca": "Manca A, Hawkins N, Sculpher MJ. Estimating mean QALYs in trial-based cost-effectiveness analysis: the importance of controlling for baseline utility. Health Econ 2005;14:487-96.",
     "cluster_boot": "Ng ESW, Grieve R, Carpenter JR. Two-stage nonparametric bootstrap sampling with shrinkage correction for clustered data. Stata J 2013;13:141-64.",
+    "davison_hinkley": "Davison AC, Hinkley DV. Bootstrap Methods and their Application. Cambridge University Press; 1997 (section 3.8).",
     "wellby": "HM Treasury. Wellbeing Guidance for Appraisal: Supplementary Green Book Guidance. 2021.",
     "brand": "Brand J, van Buuren S, le Cessie S, van den Hout W. Combining multiple imputation and bootstrap in the analysis of cost-effectiveness trial data. Stat Med 2019;38:210-20.",
     "alpha": "Cronbach LJ. Coefficient alpha and the internal structure of tests. Psychometrika 1951;16:297-334.",
@@ -45,6 +49,12 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                  "and feasibility trials; proportions use the "
                  + ("Wilson score interval" if ci == "wilson" else "Clopper–Pearson exact interval")
                  + " and rates the exact Poisson interval.", ["consort", ci, "garwood"]))
+    if cfg["design"]["type"] == "cluster":
+        used.append(("Because sites were randomised, proportions and the recruitment rate also get intervals that "
+                     "allow for variation between sites, which the progression criteria use: Korn and Graubard's "
+                     "interval for proportions (Clopper–Pearson on the effective sample size) and a quasi-Poisson "
+                     "interval over site-months for the recruitment rate, each with t on sites − 1 degrees of "
+                     "freedom.", ["korn_graubard", "quasi_poisson"]))
     if _exists(inputs, "progression") and len(read_table(inputs["progression"])):
         prog = read_table(inputs["progression"], ("test",))
         refs = ["progression"] + (["lewis"] if (prog.test.astype(str) != "").any() else [])
@@ -54,7 +64,11 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     if _exists(inputs, "effects"):
         eff = read_table(inputs["effects"], ("analysis", "model"))
         design = cfg["design"]["type"]
-        refs = ["lme4", "satterthwaite"]
+        kr = eff.model.str.contains("Kenward-Roger").any()
+        sat = eff.model.str.contains("Satterthwaite").any() or not kr
+        refs = ["lme4"] + (["kenward_roger"] if kr else []) + (["satterthwaite"] if sat else [])
+        df = " and ".join((["Kenward–Roger adjusted standard errors and degrees of freedom"] if kr else [])
+                          + (["Satterthwaite degrees of freedom"] if sat else []))
         if design == "single_arm":
             text = ("Changes from baseline are estimated with a linear mixed model over every wave (time as a "
                     "factor, a random participant intercept), fitted by restricted maximum likelihood with "
@@ -67,7 +81,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                 "a random participant intercept"
             text = ("Intervention effects are estimated with linear mixed models (" + random + ", the baseline "
                     "value of the outcome as a covariate) fitted by restricted maximum likelihood, with "
-                    "Satterthwaite small-sample degrees of freedom.")
+                    f"small-sample inference by {df} (as stated for each model).")
             if design == "individual" and (cfg["design"].get("stratification") or
                                            eff.model.str.contains(r"\bsite_id\b").any()):
                 text += " The analysis adjusts for the factors the randomisation was stratified on."
@@ -81,11 +95,15 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
         used.append(("Internal consistency of each scale is summarised by Cronbach's alpha.", ["alpha"]))
     if _exists(inputs, "cea"):
         cluster = cfg["design"]["type"] == "cluster"
+        shrunk = cluster and (cfg.get("economics") or {}).get("bootstrap", {}).get("cluster_correction") == "shrinkage_t"
+        boot_text = ("two-stage (cluster) bootstrap with the shrinkage correction and t intervals on sites − 2 "
+                     "degrees of freedom" if shrunk else
+                     "two-stage (cluster) bootstrap" if cluster else "bootstrap stratified by arm")
         used.append(("The economic evaluation estimates QALYs by the area under the EQ-5D utility curve adjusted "
                      "for baseline utility, and incremental costs and QALYs by regression, with a "
-                     + ("two-stage (cluster) bootstrap" if cluster else "bootstrap stratified by arm")
-                     + " for uncertainty; wellbeing changes are valued in WELLBYs.",
-                     (["manca", "cluster_boot", "wellby"] if cluster else ["manca", "wellby"])))
+                     + boot_text + " for uncertainty; wellbeing changes are valued in WELLBYs.",
+                     (["manca", "cluster_boot"] + (["davison_hinkley"] if shrunk else []) + ["wellby"]
+                      if cluster else ["manca", "wellby"])))
         if (cfg.get("economics") or {}).get("missing_data") == "multiple_imputation":
             used.append(("Missing costs and QALYs are multiply imputed by chained equations before the bootstrap; "
                          "estimates are combined by Rubin's rules.", ["mice", "brand"]))

@@ -23,9 +23,15 @@ def run(cfg: dict, inputs: dict[str, str], out: dict[str, str]) -> None:
     for r in flagged.itertuples():
         log.warning("unit cost %s (%s, %s prices) is graded %s: check it against its source",
                     r.item_id, r.unit_cost, r.price_year, r.verification)
+    clustered = design["type"] == "cluster"
+    n_sites = int(pdata.table.site_id.nunique())
+    if clustered and n_sites <= 6 and econ["bootstrap"].get("cluster_correction", "none") == "none":
+        log.warning("economics: %d sites: two-stage percentile intervals can be too narrow when costs cluster "
+                    "(docs/methods.md, 'Few sites'); consider economics.bootstrap.cluster_correction: shrinkage_t",
+                    n_sites)
     with progress.task(f"cost-effectiveness ({econ['missing_data'].replace('_', ' ')}, "
                        f"{econ['bootstrap']['replicates']} bootstrap replicates)"):
-        res = economics.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=design["type"] == "cluster")
+        res = economics.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=clustered)
     main = res["cea"][res["cea"].analysis == "cea_qaly"].set_index("measure")
     log.info("economics: missing data by %s; delta cost %.2f, delta QALY %.5f, n = %d, %s bootstrap x %d",
              econ["missing_data"], main.estimate["delta_cost"], main.estimate["delta_qaly"],

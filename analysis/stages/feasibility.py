@@ -45,10 +45,11 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
         measures=measures, receipt_min_sessions=f["receipt_min_sessions"],
         adherence_min_sessions=f["adherence_min_sessions"], fidelity=fid,
         fidelity_threshold=f["fidelity_threshold"], collected=got,
-        recruitment_period=f.get("recruitment_period"), single_arm=single)
+        recruitment_period=f.get("recruitment_period"), single_arm=single, cluster=cluster)
     for r in table[table.unit == feas.NOT_COLLECTED].itertuples():
         log.info("feasibility: %s %s", r.indicator, r.definition)
-    prog = progression.evaluate(table, f["progression_criteria"], test=f["progression_test"])
+    prog = progression.evaluate(table, f["progression_criteria"], test=f["progression_test"],
+                                cluster=cluster, level=level)
     if len(prog):
         log.info("progression: %s (%s)", progression.decision(list(prog.band)),
                  ", ".join(f"{r.criterion}: {r.band}" for r in prog.itertuples()))
@@ -91,5 +92,9 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
         else:
             safety = pd.DataFrame(columns=feas.SAFETY_COLUMNS)
         write_table(safety, out["safety"])
+    shown = table.copy()
+    if cluster:  # the figure shows the intervals that allow for sites (the report's caption says so)
+        has = shown.ci_low_cluster.notna()
+        shown.loc[has, "ci_low"], shown.loc[has, "ci_high"] = shown.ci_low_cluster[has], shown.ci_high_cluster[has]
     write_bytes(feasibility_plots.retention_completion_png(
-        table, [w["timepoint"] for w in waves], arms, d["arm_labels"], measures, level), out["retention"])
+        shown, [w["timepoint"] for w in waves], arms, d["arm_labels"], measures, level), out["retention"])

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Regenerate the R reference ("golden") outputs used by tests/test_lmm.py,
-# tests/test_mi_pool.py, tests/test_outcomes.py, tests/test_mi_mice.py and
-# tests/test_examples_data.py. R is needed only here, never at test time.
+# tests/test_lmm_kr.py, tests/test_mi_pool.py, tests/test_outcomes.py, tests/test_mi_mice.py,
+# tests/test_examples_data.py, tests/test_feasibility_cluster.py and tests/test_planning.py.
+# R is needed only here, never at test time.
 #
 #   tests/reference/make_golden.sh                 # fits + pooling on the committed datasets
 #   tests/reference/make_golden.sh --new-datasets  # also re-simulate datasets/*.csv
 #
 # Installs R and the packages from Debian apt when they are missing (needs root;
 # CRAN is not used). Measured here: R 4.2.2, lme4 1.1-31, lmerTest 3.1-3,
-# mice 3.15, numDeriv 2016.8-1.1, Matrix 1.5-3.
+# mice 3.15, numDeriv 2016.8-1.1, Matrix 1.5-3, survey 4.1.1.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,7 +18,7 @@ GOLDEN="$HERE/golden"
 
 have_r_packages() {
   command -v Rscript >/dev/null 2>&1 &&
-    Rscript -e 'for (p in c("lme4","lmerTest","mice","pbkrtest","numDeriv","jsonlite"))
+    Rscript -e 'for (p in c("lme4","lmerTest","mice","pbkrtest","numDeriv","jsonlite","survey"))
                   if (!requireNamespace(p, quietly = TRUE)) quit(status = 1)' >/dev/null 2>&1
 }
 
@@ -27,7 +28,7 @@ if ! have_r_packages; then
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends \
-    r-base-core r-cran-lme4 r-cran-lmertest r-cran-mice r-cran-pbkrtest
+    r-base-core r-cran-lme4 r-cran-lmertest r-cran-mice r-cran-pbkrtest r-cran-survey
   have_r_packages || { echo "R packages still missing after apt-get install" >&2; exit 1; }
 fi
 
@@ -38,15 +39,25 @@ if [ "${1:-}" = "--new-datasets" ] ||
   Rscript "$HERE/make_datasets.R" "$DATASETS"
 fi
 
+ROOT="$(cd "$HERE/../.." && pwd)"
+if [ "${1:-}" = "--new-datasets" ] || [ ! -f "$DATASETS/boundary_pilot.csv" ] ||
+   [ ! -f "$DATASETS/four_site_pilot.csv" ]; then
+  "$ROOT/.venv/bin/python" "$HERE/boundary_dataset.py" "$DATASETS"
+fi
 Rscript "$HERE/lmm_golden.R" "$DATASETS" "$GOLDEN"
+Rscript "$HERE/kr_golden.R" "$DATASETS" "$GOLDEN"
 Rscript "$HERE/mi_golden.R" "$GOLDEN"
+# cluster-aware feasibility intervals: survey::svyciprop (Korn-Graubard) and quasi-Poisson glm
+# on site-level data simulated in the script (datasets/feasibility_sites.csv)
+Rscript "$HERE/feasibility_golden.R" "$DATASETS" "$GOLDEN"
 # datasets/demo_linked.csv is the demo's linked table with neutral participant codes, written
 # from the pipeline's output when it exists (tests/test_outcomes.py checks it still matches):
-ROOT="$(cd "$HERE/../.." && pwd)"
 if [ -f "$ROOT/data/processed/demo/analysis.parquet" ] && [ -x "$ROOT/.venv/bin/python" ]; then
   "$ROOT/.venv/bin/python" "$HERE/demo_dataset.py" "$ROOT/data/processed/demo" "$DATASETS/demo_linked.csv"
 fi
 Rscript "$HERE/demo_golden.R" "$DATASETS" "$GOLDEN"
+# planning inputs of the demo (SD, UCL, correlation, ICCs, site sizes, retention, recruitment)
+Rscript "$HERE/planning_golden.R" "$DATASETS" "$GOLDEN" "$ROOT/data/raw/demo"
 # the worked examples from published trials, fitted on their converted raw files
 # (data/raw/{btheb,opt,anorexia}, written by examples/convert_rdatasets.py)
 Rscript "$HERE/examples_golden.R" "$ROOT/data/raw" "$GOLDEN"

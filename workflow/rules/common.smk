@@ -1,6 +1,7 @@
 # Validate the trial config (fills every default; a bad key fails here, naming the key) and
 # define the output layout shared by all rules.
 import os
+import time
 
 from analysis.blinding import blinded_config
 from analysis.config import check_input_files, read_config_file, validate_config
@@ -21,6 +22,7 @@ check_input_files(config)
 # analyses (analysis/blinding.py).
 INGEST_CONFIG = config
 config = blinded_config(config)
+RUN_STARTED = time.time()  # outputs modified from now on are this run's (see onerror in the Snakefile)
 TRIAL = config["trial_id"]
 RAW = config["data"]["raw_dir"]
 PROC = f"data/processed/{TRIAL}"
