@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import re
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis import progress
 from analysis.blinding import UNBLINDED_TERM
 from analysis.lmm import fit_lmm
 from analysis.mi import default_methods, impute
@@ -617,6 +619,7 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
     warns: list[str] = []
     fit = None
     for i_imp, imp in enumerate(imps, 1):
+        progress.step("imputation", i_imp, len(imps))
         imp = imp.copy()
         if delta:
             rows = np.ones(len(imp), bool) if shift_arm is None else (imp.treat == shift_arm).to_numpy()
@@ -701,7 +704,8 @@ def tipping_point(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps: 
 
     rows = []
     grid = sorted(set([0.0] + [float(x) for x in deltas_sd]), key=lambda x: (abs(x), -x))
-    for size in grid:
+    for k, size in enumerate(grid, 1):
+        progress.step("shift", k, len(grid))
         for r in pooled(size).itertuples():
             if pd.notna(r.estimate):
                 rows.append(row(r, size, "grid"))
@@ -988,7 +992,8 @@ def analyse_outcome(linked: pd.DataFrame, cfg: dict, outcome: str, primary_tp: s
             spec.covariates = [(c, t) for c, t in spec.covariates if c != var]
             if log is not None:
                 log.info("%s: population %s (%d participants)", outcome, pop, lk.participant_id.nunique())
-        eff, tip = _analyse_one(lk, cfg, spec, primary_tp, tables or {}, log, pop == "all")
+        with progress.task(f"population {pop}") if var else nullcontext():
+            eff, tip = _analyse_one(lk, cfg, spec, primary_tp, tables or {}, log, pop == "all")
         eff["population"] = pop
         effs.append(eff)
         if pop == "all":
@@ -1017,37 +1022,44 @@ def _analyse_one(linked: pd.DataFrame, cfg: dict, spec: ModelSpec, primary_tp: s
                 parts.append(change_model(linked, spec, primary_tp, is_primary, analysis="complete_case",
                                           complete_case=True, icc_ci=False))
         return pd.concat([p for p in parts if len(p)], ignore_index=True).reindex(columns=EFFECT_COLUMNS), tip
-    parts = [primary_effects(linked, spec, primary_tp, is_primary)]
+    with progress.task("primary model"):
+        parts = [primary_effects(linked, spec, primary_tp, is_primary)]
     if len(fu) > 1 and oc.get("ancova_each_followup", True):
-        parts.append(ancova_effects(linked, outcome, intervention_arm=spec.intervention_arm,
-                                    clustered=SITE in spec.groups, primary_timepoint=primary_tp,
-                                    spec=spec, is_primary_outcome=is_primary))
+        with progress.task("ANCOVA"):
+            parts.append(ancova_effects(linked, outcome, intervention_arm=spec.intervention_arm,
+                                        clustered=SITE in spec.groups, primary_timepoint=primary_tp,
+                                        spec=spec, is_primary_outcome=is_primary))
     mi = oc.get("multiple_imputation", {})
     if mi.get("enabled", True):
         ok, _ = estimable_followups(_analysable(long_frame(linked, spec), spec), fu, spec)
         if ok:
             seed = mi.get("seed")
             seed = cfg.get("seed", 0) if seed is None else seed
-            w, imps = multiply_impute(linked, spec, m=mi.get("m", 20), iterations=mi.get("iterations", 10),
-                                      seed=seed, donors=mi.get("donors", 5),
-                                      auxiliary=mi.get("auxiliary", []), method=mi.get("method", "pmm"),
-                                      followups=ok)
+            with progress.task("imputing"):
+                w, imps = multiply_impute(linked, spec, m=mi.get("m", 20), iterations=mi.get("iterations", 10),
+                                          seed=seed, donors=mi.get("donors", 5),
+                                          auxiliary=mi.get("auxiliary", []), method=mi.get("method", "pmm"),
+                                          followups=ok)
             if w.filter(like="y__").isna().any().any() or w.isna().any().any():
-                parts.append(pooled_effects(linked, spec, w, imps, primary_tp))
+                with progress.task("MI analysis"):
+                    parts.append(pooled_effects(linked, spec, w, imps, primary_tp))
                 tp_cfg = oc.get("tipping_point", {})
                 if tp_cfg.get("enabled", True) and (is_primary or tp_cfg.get("all_outcomes", False)) \
                         and with_modifiers:
-                    tip = tipping_point(linked, spec, w, imps, primary_tp, tp_cfg.get("shifts_sd", []),
-                                        tp_cfg.get("arm", "intervention"),
-                                        direction=outcome_direction(cfg, outcome))
+                    with progress.task("tipping point"):
+                        tip = tipping_point(linked, spec, w, imps, primary_tp, tp_cfg.get("shifts_sd", []),
+                                            tp_cfg.get("arm", "intervention"),
+                                            direction=outcome_direction(cfg, outcome))
             elif log is not None:
                 log.info("%s: no missing values; multiple imputation skipped", outcome)
     if oc.get("complete_case", True):
-        parts.append(primary_effects(linked, spec, primary_tp, is_primary,
-                                     analysis="complete_case", complete_case=True, icc_ci=False))
+        with progress.task("complete cases"):
+            parts.append(primary_effects(linked, spec, primary_tp, is_primary,
+                                         analysis="complete_case", complete_case=True, icc_ci=False))
     if with_modifiers:
         for mod in oc.get("effect_modifiers", []):
-            parts.append(effect_modification(linked, spec, mod, tables, primary_tp))
+            with progress.task(f"effect modification by {mod.get('label') or mod['variable']}"):
+                parts.append(effect_modification(linked, spec, mod, tables, primary_tp))
     eff = pd.concat([p for p in parts if len(p)], ignore_index=True).reindex(columns=EFFECT_COLUMNS)
     return eff, tip
 

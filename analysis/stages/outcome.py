@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis import figures, outcomes
+from analysis import figures, outcomes, progress
 from analysis.config import primary_timepoint, score_directions, score_labels
 from analysis.blinding import relabel_results
 from analysis.io import write_bytes, write_table
@@ -28,7 +28,8 @@ def run(cfg: dict, linked: str, out: dict[str, str], fidelity: str | None = None
     followups = [str(t) for t in lk.timepoint.cat.categories][1:]
     single = cfg["design"]["type"] == "single_arm"
     descs, effs, tips = [], [], []
-    for y in outcome_list(cfg):
+    ys = outcome_list(cfg)
+    for k, y in enumerate(ys, 1):
         if y not in lk:
             raise KeyError(f"config key primary.outcome / outcomes.secondary: {y!r} is not a column "
                            f"of the linked table; available: "
@@ -38,7 +39,8 @@ def run(cfg: dict, linked: str, out: dict[str, str], fidelity: str | None = None
         if not followups:
             continue
         log.info("outcome %s: fitting the prespecified model and sensitivity analyses", y)
-        eff, tip = outcomes.analyse_outcome(lk, cfg, y, primary_timepoint(cfg), tables, log=log)
+        with progress.task(f"{y} ({k}/{len(ys)})"):
+            eff, tip = outcomes.analyse_outcome(lk, cfg, y, primary_timepoint(cfg), tables, log=log)
         effs.append(eff)
         tips.append(tip)
     if not followups:

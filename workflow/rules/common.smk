@@ -6,6 +6,7 @@ import time
 from analysis.blinding import blinded_config
 from analysis.config import check_input_files, read_config_file, validate_config
 from analysis.pseudonym import config_key_fingerprint
+from analysis.stages.config_keys import as_params, stage_config
 
 # Every config file Snakemake read is re-read as untrusted YAML: one using YAML tags or YTE
 # templating is refused here even in an environment without the Pathways config guard (which
@@ -44,6 +45,15 @@ def key_fingerprint_param(wildcards):
     so a changed key reruns ingest (Snakemake's params rerun trigger) and link refuses processed
     data made with another key.  A dry run does not create a key."""
     return config_key_fingerprint(INGEST_CONFIG, create=not workflow.dryrun)
+
+
+def config_params(stage):
+    """A rule's config parameters: only the keys ``stage`` reads, in canonical order, one
+    parameter per second-level key (analysis/stages/config_keys.py).  An edit reruns only the
+    rules whose keys it touches, and "Params have changed" shows only the changed part; the
+    same config with its keys in another order reruns nothing.  Ingest sees the trial's own arm
+    codes, every later stage the (possibly blinded) analysis configuration."""
+    return as_params(stage_config(stage, INGEST_CONFIG if stage == "ingest" else config))
 
 
 def raw_inputs():

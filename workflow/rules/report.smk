@@ -16,7 +16,7 @@ rule report:
         manifest=report(MANIFEST, caption="../report/manifest.rst", category="Report"),
         notebook=f"{REP}/report.ipynb",
     params:
-        cfg=config,
+        **config_params("report"),
         report_dir=REP,
         key_fingerprint=key_fingerprint_param,
     log:
@@ -37,7 +37,7 @@ rule audience_report:
     wildcard_constraints:
         audience="funder|ethics",
     params:
-        cfg=config,
+        **config_params("audience_report"),
     log:
         f"{LOGS}/report_{{audience}}.log",
     script:
