@@ -20,9 +20,13 @@ check_input_files(config)
 # The registered analysis plan: a SAP lock next to the config file is compared with the config key
 # by key; an undeclared difference stops the run here, before anything is written, listing every
 # changed key (exploratory: true runs anyway, labelled "not the registered analysis").  sap.smk.
-from analysis.sap import check_run
+from analysis.sap import NOT_REGISTERED, check_run
 
 SAP_STATUS = check_run(config, workflow.configfiles)
+# An exploratory run labels every table and figure it writes (sap.smk): the label is a parameter
+# of every rule that writes reports/, so switching between registered and exploratory runs
+# rewrites them all, whatever config keys each rule reads.
+OUTPUT_LABEL = NOT_REGISTERED if SAP_STATUS and SAP_STATUS["status"] == NOT_REGISTERED else ""
 # Ingest validates the raw files against the trial's own arm codes; every later stage sees the
 # analysis configuration, which under `blinded: true` has arms A/B and no allocation-revealing
 # analyses (analysis/blinding.py).
@@ -52,8 +56,12 @@ def config_params(stage):
     parameter per second-level key (analysis/stages/config_keys.py).  An edit reruns only the
     rules whose keys it touches, and "Params have changed" shows only the changed part; the
     same config with its keys in another order reruns nothing.  Ingest sees the trial's own arm
-    codes, every later stage the (possibly blinded) analysis configuration."""
-    return as_params(stage_config(stage, INGEST_CONFIG if stage == "ingest" else config))
+    codes, every later stage the (possibly blinded) analysis configuration.  Every stage after
+    ingest (they write reports/) also gets the output label of an exploratory run."""
+    params = as_params(stage_config(stage, INGEST_CONFIG if stage == "ingest" else config))
+    if stage != "ingest":
+        params["output_label"] = OUTPUT_LABEL
+    return params
 
 
 def raw_inputs():

@@ -2,11 +2,11 @@
 # with the SAP lock next to it (SAP_STATUS; an undeclared difference stopped the run there).  With
 # a lock, every run writes its status and deviations (tables/deviations.csv, sap.json) for the
 # reports and the manifest.
-from analysis.sap import NOT_REGISTERED, find_lock, set_output_label
+from analysis.sap import find_lock, set_output_label
 
 # An exploratory run labels every table and figure it writes (analysis.io.write_table,
 # analysis.figures): the variable is inherited by every job's script.
-set_output_label(REP if SAP_STATUS and SAP_STATUS["status"] == NOT_REGISTERED else None)
+set_output_label(REP if OUTPUT_LABEL else None)
 
 if SAP_STATUS is not None:
     REPORT_INPUTS.update(sap=f"{REP}/sap.json", deviations=f"{TABLES}/deviations.csv")
