@@ -9,6 +9,7 @@ if not config:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/sap.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/link.smk"

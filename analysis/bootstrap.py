@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from analysis import progress
+
 BLOCK = 500  # replicates per block; fixed so that results never depend on memory settings
 
 
@@ -87,6 +89,7 @@ def count_blocks(n: int, strata, clusters=None, *, replicates: int, seed, two_st
             counts += np.bincount(rep * n + who, minlength=b * n)
         yield counts.reshape(b, n)
         done += b
+        progress.step("bootstrap replicates", done, replicates)
 
 
 def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int, strata, clusters=None, *,

@@ -173,6 +173,42 @@ def score_directions(cfg: dict) -> dict[str, str]:
     return out
 
 
+def _instrument_short_name(name: str, instrument_id: str) -> str:
+    """'Warwick-Edinburgh Mental Wellbeing Scale (WEMWBS)' -> 'WEMWBS'; 'EQ-5D-5L (UK / England
+    utilities)' -> 'EQ-5D-5L'; a name without a parenthesis stays as it is."""
+    m = re.fullmatch(r"\s*(.*?)\s*\(([^()]*)\)\s*", name or "")
+    if not m:
+        return name or instrument_id
+    inner = m.group(2).strip()
+    return inner if inner and " " not in inner else m.group(1)
+
+
+def score_labels(cfg: dict) -> dict[str, str]:
+    """Every outcome column the plan can analyse -> its display name in reports and figures:
+    ``outcomes.labels`` if given, else the pre-scored column's ``label``, else the instrument's
+    short name and the score's name ('EQ-5D-5L index', 'ONS4 life satisfaction'); a raw column
+    name is shown only for a column nothing names."""
+    from analysis import instruments
+
+    register_trial_instruments(cfg)
+    out: dict[str, str] = {}
+    for inst, opts in (cfg.get("instruments") or {}).items():
+        opts = dict(opts or {})
+        opts.pop("missing_codes", None)
+        try:
+            short = _instrument_short_name(instruments.get_definition(inst).get("name", ""), inst)
+        except Exception:  # noqa: BLE001 - an unknown instrument is refused elsewhere
+            short = inst
+        for col in instruments.score_columns(inst, **opts):
+            rest = col[len(inst) + 1:] if col.startswith(inst + "_") else col
+            out[col] = f"{short} {rest.replace('_', ' ')}".strip()
+    for name, spec in (cfg.get("prescored") or {}).items():
+        out[name] = spec.get("label") or name
+    for name, label in ((cfg.get("outcomes") or {}).get("labels") or {}).items():
+        out[name] = label
+    return out
+
+
 def design_type(cfg: dict) -> str:
     return cfg["design"]["type"]
 

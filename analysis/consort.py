@@ -79,7 +79,7 @@ def _has(flow: pd.DataFrame, stage: str) -> bool:
 
 def build_boxes(flow: pd.DataFrame, *, arms: list[str], intervention_arm: str | None, arm_labels: dict[str, str],
                 timepoints: list[str], months: list[float | None], measures: list[str],
-                receipt_min_sessions: int = 1) -> list[Box]:
+                receipt_min_sessions: int = 1, measure_labels: dict[str, str] | None = None) -> list[Box]:
     """The boxes of the flow diagram (see the module docstring).  Stages the trial did not
     collect are absent from the disposition table and so from the diagram: without a screening
     log the flow starts at enrolment, without withdrawal data the participants not assessed are
@@ -119,6 +119,9 @@ def build_boxes(flow: pd.DataFrame, *, arms: list[str], intervention_arm: str | 
         when = "baseline" if k == 0 else (f"{tp} (month {month:g})" if month is not None else tp)
         for arm in arms:
             items = [(f"Assessed at {when}", flow_n(flow, "assessed", arm, timepoint=tp), 0)]
+            if _has(flow, "assessed_sites"):
+                items.append(("Sites with a participant assessed",
+                              flow_n(flow, "assessed_sites", arm, timepoint=tp), 1))
             if withdrawal:
                 items.append(("Withdrawn by this time point", flow_n(flow, "withdrawn", arm, timepoint=tp), 0))
                 items += _reasons(flow, "withdrawn", arm, tp)
@@ -128,7 +131,8 @@ def build_boxes(flow: pd.DataFrame, *, arms: list[str], intervention_arm: str | 
                 items.append(("Not assessed (withdrawal not recorded)", flow_n(flow, "lost", arm, timepoint=tp), 0))
             boxes.append(Box(f"status:{arm}:{tp}", arm, row, items))
             obj = [(f"Assessed for each objective at {tp}", None, 0)]
-            obj += [(m, flow_n(flow, "assessed_measure", arm, timepoint=tp, measure=m), 1) for m in measures]
+            obj += [((measure_labels or {}).get(m, m), flow_n(flow, "assessed_measure", arm, timepoint=tp, measure=m), 1)
+                    for m in measures]
             boxes.append(Box(f"objectives:{arm}:{tp}", arm, row + 1, obj))
         row += 2
     return boxes
@@ -255,6 +259,8 @@ def diagram(flow: pd.DataFrame, **kwargs) -> tuple[bytes, bytes]:
     """SVG and PNG bytes of the flow diagram (keyword arguments as ``build_boxes``)."""
     boxes = build_boxes(flow, **kwargs)
     fig, _ = draw(boxes, kwargs["arms"])
+    from analysis.figures import not_registered_note
+    not_registered_note(fig, inside=True)  # an exploratory run (analysis.sap) says so on the diagram
     try:
         return to_svg(fig), to_png(fig)
     finally:

@@ -255,8 +255,9 @@ def disposition(sites: pd.DataFrame, participants: pd.DataFrame, screening: pd.D
     with a screening log; otherwise ``enrolled``), allocated (by arm and by site),
     allocated_sites (cluster designs), received / not_received / receipt_unknown (intervention
     arm, when attendance was recorded; ``sessions >= receipt_min_sessions``), and per time point:
-    assessed, withdrawn (+ reasons; only when withdrawals are recorded), lost, and
-    assessed_measure (per measure: a scorable value).  Stages whose data were not collected are
+    assessed, withdrawn (+ reasons; only when withdrawals are recorded), lost, assessed_sites
+    (cluster designs: sites with at least one participant assessed) and assessed_measure (per
+    measure: a scorable value).  Stages whose data were not collected are
     absent, never zero.
     """
     reasons = reasons or {}
@@ -323,6 +324,8 @@ def disposition(sites: pd.DataFrame, participants: pd.DataFrame, screening: pd.D
             else:
                 add("assessed", (a.status == "assessed").sum(), arm, tp=str(tp))
                 add("lost", (a.status != "assessed").sum(), arm, tp=str(tp))
+            if cluster:  # CONSORT cluster extension: sites still contributing at each time point
+                add("assessed_sites", a.loc[a.status == "assessed", "site_id"].dropna().nunique(), arm, tp=str(tp))
             sub = linked[(linked.timepoint == tp) & (linked.arm == arm)]
             for m in measures:
                 add("assessed_measure", sub[m].notna().sum(), arm, tp=str(tp), measure=m)

@@ -76,17 +76,22 @@ def recruitment_png(participants: pd.DataFrame, sites: pd.DataFrame, target: int
 
 
 def retention_completion_png(table: pd.DataFrame, timepoints: list[str], arms: list[str],
-                             arm_labels: dict[str, str], measures: list[str], level: float = 0.95) -> bytes:
-    """Retention and completion of each measure by arm and time point (estimate and CI)."""
+                             arm_labels: dict[str, str], measures: list[str], level: float = 0.95,
+                             labels: dict[str, str] | None = None, single_arm: bool = False) -> bytes:
+    """Retention and completion of each measure by arm and time point (estimate and CI); panels
+    are titled with the measures' labels."""
+    labels = labels or {}
     panels = [("retention", "Retention (questionnaire returned)")] + \
-        [(f"completion_{m}", f"Completion: {m}") for m in measures]
+        [(f"completion_{m}", f"Completion: {labels.get(m, m)}") for m in measures]
     ncol = min(3, len(panels))
     nrow = math.ceil(len(panels) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.8 * nrow), sharey=True, squeeze=False)
     xpos = {tp: i for i, tp in enumerate(timepoints)}
     for ax, (ind, title) in zip(axes.flat, panels):
         for i, arm in enumerate(arms):
-            d = table[(table.indicator == ind) & (table.arm == arm)].copy()
+            # a single-arm study's rows are all "all" (one group), labelled with its arm's label
+            rows_arm = "all" if single_arm else arm
+            d = table[(table.indicator == ind) & (table.arm == rows_arm)].copy()
             d = d[d.timepoint.isin(timepoints)]
             x = d.timepoint.map(xpos).to_numpy(float) + (i - (len(arms) - 1) / 2) * 0.12
             est = 100 * d.estimate.to_numpy(float)
@@ -102,7 +107,7 @@ def retention_completion_png(table: pd.DataFrame, timepoints: list[str], arms: l
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     for ax in axes[:, 0]:
-        ax.set_ylabel(f"% of allocated ({level:.0%} CI)")
+        ax.set_ylabel(f"% of {'enrolled' if single_arm else 'allocated'} ({level * 100:g}% CI)")
     axes.flat[0].legend(frameon=False, fontsize=8, loc="lower left")
     fig.tight_layout()
     return _png(fig)

@@ -18,7 +18,24 @@ CHANGE_TERM = "change from baseline"  # analysis.outcomes.CHANGE_TERM
 ARM_COLOURS = ["#1b6ca8", "#d1495b", "#66a182", "#edae49"]
 
 
+def not_registered_note(fig, inside: bool = False) -> None:
+    """In an exploratory run (analysis.sap) every figure says it is not the registered analysis:
+    a line below the plot (``inside``: in the top right corner, for figures saved without a
+    tight box, such as the CONSORT diagram)."""
+    from analysis.sap import NOT_REGISTERED, label_applies
+    if not label_applies():
+        return
+    style = dict(va="top", fontsize=9, color="#b00020", fontweight="bold")
+    if inside:
+        fig.text(0.99, 0.995, f"Exploratory run: {NOT_REGISTERED}", ha="right", **style)
+        return
+    box = fig.get_tightbbox(fig.canvas.get_renderer())  # inches: below everything drawn so far
+    fig.text((box.x0 + box.x1) / 2 / fig.get_figwidth(), box.y0 / fig.get_figheight() - 0.01,
+             f"Exploratory run: {NOT_REGISTERED}", ha="center", **style)
+
+
 def _png(fig) -> bytes:
+    not_registered_note(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
@@ -87,13 +104,20 @@ def forest_rows(effects: pd.DataFrame, directions: dict[str, str] | None = None,
     e = effects[(effects.term == term) & effects.estimate.notna()]
     if "population" in e:
         e = e[e.population.fillna("all") == "all"]
+    if "standardised_by" in e:  # one scale per plot: differences over the baseline SD (no SRMs)
+        e = e[e.standardised_by.fillna("baseline SD") == "baseline SD"]
     rows = []
     for r in e.itertuples():
         flip = directions.get(r.outcome, "higher") == "lower"
-        sd = r.baseline_sd * (-1.0 if flip else 1.0)
-        lo, hi = sorted([r.ci_low / sd, r.ci_high / sd])
+        sign = -1.0 if flip else 1.0
+        if hasattr(r, "standardised_ci_low") and pd.notna(r.standardised_ci_low):
+            # the CI that allows for the baseline SD's own sampling error (effects.csv)
+            x, lo, hi = sign * r.standardised_effect, sign * r.standardised_ci_low, sign * r.standardised_ci_high
+        else:
+            x, lo, hi = sign * r.estimate / r.baseline_sd, sign * r.ci_low / r.baseline_sd, sign * r.ci_high / r.baseline_sd
+        lo, hi = sorted([lo, hi])
         rows.append(dict(outcome=r.outcome, timepoint=r.timepoint, analysis=r.analysis,
-                         x=r.estimate / sd, lo=lo, hi=hi, reversed=flip))
+                         x=x, lo=lo, hi=hi, reversed=flip))
     return pd.DataFrame(rows, columns=["outcome", "timepoint", "analysis", "x", "lo", "hi", "reversed"])
 
 

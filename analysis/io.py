@@ -103,7 +103,14 @@ def escape_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(df: pd.DataFrame, path: str | Path, private: bool = False) -> None:
-    """Write a tidy result table as deterministic, spreadsheet-safe CSV (mode 0600 if ``private``)."""
+    """Write a tidy result table as deterministic, spreadsheet-safe CSV (mode 0600 if ``private``).
+
+    In an exploratory run (:mod:`analysis.sap`: the config departs from the registered analysis
+    plan) every table under the trial's report folder gets a last column saying so."""
+    if os.environ.get("PATHWAYS_NOT_REGISTERED"):  # analysis.sap.LABEL_ENV
+        from analysis.sap import LABEL_COLUMN, NOT_REGISTERED, label_applies
+        if label_applies(path):
+            df = df.assign(**{LABEL_COLUMN: NOT_REGISTERED})
     df = escape_frame(df)
     with atomic_path(path, private) as tmp:
         df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n", encoding="utf-8")
@@ -120,7 +127,12 @@ def read_table(path: str | Path, **kwargs) -> pd.DataFrame:
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path, private: bool = False) -> None:
-    """Write a processed-data table as Parquet (atomically; mode 0600 if ``private``)."""
+    """Write a processed-data table as Parquet (atomically; mode 0600 if ``private``); labelled
+    like :func:`write_table` when it is a report table of an exploratory run."""
+    if os.environ.get("PATHWAYS_NOT_REGISTERED"):  # analysis.sap.LABEL_ENV
+        from analysis.sap import LABEL_COLUMN, NOT_REGISTERED, label_applies
+        if label_applies(path):
+            df = df.assign(**{LABEL_COLUMN: NOT_REGISTERED})
     with atomic_path(path, private) as tmp:
         df.to_parquet(tmp, index=False)
 

@@ -759,6 +759,28 @@ BOUNDARY_SLOPE_TOL = 1e-6
 NM_FATOL_REL = 1e-14
 
 
+def plain_number(x) -> str:
+    """A number as a reader writes it (four significant digits, no numpy repr such as
+    ``np.float64(0.0)`` and no Python dict or list): for warning and note texts that reach
+    reports."""
+    x = float(x)
+    if x == 0:
+        return "0"
+    return f"{x:.4g}"
+
+
+def plain_numbers(xs) -> str:
+    return ", ".join(plain_number(x) for x in np.asarray(xs, dtype=float).ravel())
+
+
+def convergence_warning(group_names: list[str], theta) -> str:
+    """The warning of a fit whose optimiser did not converge, naming each variance component's
+    relative SD plainly ('site_id 0, participant_id 0.4321')."""
+    sds = ", ".join(f"{g} {plain_number(t)}" for g, t in zip(group_names, np.asarray(theta, dtype=float)))
+    return ("The optimiser did not converge: the variance components (relative SDs " + sds + ") may not be "
+            "at the maximum of the likelihood, so estimates, SEs and df are unreliable.")
+
+
 def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=None):
     """Minimise the profiled deviance over theta >= 0; return theta, deviance, converged.
 
@@ -859,10 +881,7 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
     if any(s < -BOUNDARY_SLOPE_TOL for s in slopes.values()):
         converged = False
     if not converged:
-        warnings.append(
-            "The optimiser did not converge: the variance components (relative SDs "
-            f"{dict(zip(group_names, np.round(theta, 6).tolist()))}) may not be at the "
-            "maximum of the likelihood, so estimates, SEs and df are unreliable.")
+        warnings.append(convergence_warning(group_names, theta))
     return theta, fval, converged
 
 
@@ -1318,14 +1337,14 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
     if np.any(evals < -HESSIAN_EIG_TOL):
         warnings.append(
             "The likelihood surface is not at a maximum (the Hessian of the deviance "
-            f"has negative eigenvalue(s) {np.round(evals[evals < -HESSIAN_EIG_TOL], 8).tolist()} "
+            f"has negative eigenvalue(s) {plain_numbers(evals[evals < -HESSIAN_EIG_TOL])} "
             "for parameters " + ", ".join(names_vp) + "): the model may not have "
             "converged, and the small-sample df may be unreliable.")
     zero = np.abs(evals) < HESSIAN_EIG_TOL
     if np.any(zero):
         warnings.append(
             "The likelihood is flat in some direction of the variance parameters "
-            f"(Hessian eigenvalue(s) close to zero: {evals[zero].tolist()}); the model may "
+            f"(Hessian eigenvalue(s) close to zero: {plain_numbers(evals[zero])}); the model may "
             "not have converged and the small-sample df may be unreliable.")
     pos = evals > HESSIAN_EIG_TOL
     h_inv = (evecs[:, pos] / evals[pos]) @ evecs[:, pos].T

@@ -3,9 +3,10 @@
 ``reports/<trial>/manifest.json`` records the SHA-256 of every raw input file and every result
 table and figure, the hash of the validated config, the git commit (and whether the working
 tree had uncommitted changes), Python and every installed package version, the seed, the
-fingerprint of the pseudonymisation key (never the key), and when it was made.  A peer
-reviewer reruns the analysis with ``python -m analysis.verify`` and compares the result
-tables' hashes with this file.
+fingerprint of the pseudonymisation key (never the key), the run's status against the
+registered analysis plan with the SAP lock's hashes (``sap``; :mod:`analysis.sap`), and when it
+was made.  A peer reviewer reruns the analysis with ``python -m analysis.verify`` and compares
+the result tables' hashes with this file.
 """
 
 from __future__ import annotations
@@ -62,11 +63,13 @@ def hash_files(paths: list[Path], base: Path) -> dict[str, str]:
 
 
 def build_manifest(cfg: dict, raw_files: list[str | Path], report_dir: str | Path,
-                   key_fingerprint: str | None = None) -> dict:
+                   key_fingerprint: str | None = None, sap: dict | None = None) -> dict:
     """Collect the manifest for one trial run (``report_dir`` = reports/<trial>).
 
     ``key_fingerprint``: fingerprint of the pseudonymisation key the run used
-    (:func:`analysis.pseudonym.key_fingerprint`; never the key itself)."""
+    (:func:`analysis.pseudonym.key_fingerprint`; never the key itself).  ``sap``: the run's
+    status against the registered analysis plan (:func:`analysis.sap.check_run`: ``status``,
+    the ``lock``'s hashes, who locked it and when, and the deviations), None without a lock."""
     report_dir = Path(report_dir)
     raw = [Path(p) for p in raw_files]
     tables = sorted((report_dir / "tables").glob("*.csv"))
@@ -88,6 +91,7 @@ def build_manifest(cfg: dict, raw_files: list[str | Path], report_dir: str | Pat
                                     report_dir),
         "figures": hash_files([f for f in figures if f.is_file()], report_dir),
         "packages": package_versions(),
+        "sap": sap,
     }
 
 

@@ -40,6 +40,8 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 
+from analysis import progress
+
 __all__ = ["impute", "default_methods"]
 
 RIDGE = 1e-5  # as mice's default ridge for the linear-regression draw
@@ -181,7 +183,8 @@ def impute(data: pd.DataFrame, m: int = 20, iterations: int = 10, seed: int = 0,
     levels = {c: (sorted(pd.unique(data[c].dropna()), key=str) if c in categorical else None)
               for c in cols}
     out = []
-    for ss in np.random.SeedSequence(seed).spawn(m):
+    for k, ss in enumerate(np.random.SeedSequence(seed).spawn(m), 1):
+        progress.step("imputation", k, m)
         rng = np.random.default_rng(ss)
         cur = data.copy()
         for c in cols:

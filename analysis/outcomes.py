@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import re
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis import progress
 from analysis.blinding import UNBLINDED_TERM
 from analysis.lmm import fit_lmm
 from analysis.mi import default_methods, impute
@@ -36,7 +38,8 @@ from analysis.mi_pool import pool
 
 EFFECT_COLUMNS = ["outcome", "population", "timepoint", "analysis", "primary", "term", "estimate", "se",
                   "ci_low", "ci_high", "df", "p_value", "n", "n_participants", "n_intervention",
-                  "n_control", "n_sites", "standardised_effect", "standardised_ci_low",
+                  "n_control", "n_sites", "n_model", "n_participants_model", "n_intervention_model",
+                  "n_control_model", "n_sites_model", "standardised_effect", "standardised_ci_low",
                   "standardised_ci_high", "standardised_by", "baseline_sd", "site_variance",
                   "participant_variance", "residual_variance", "site_icc", "site_icc_ci_low",
                   "site_icc_ci_high", "m_imputations", "fmi", "model", "warnings"]
@@ -319,6 +322,15 @@ def _counts(d: pd.DataFrame, single_arm: bool = False) -> dict:
                 n_sites=n_sites if n_sites else np.nan)
 
 
+def _model_counts(d: pd.DataFrame, single_arm: bool = False) -> dict:
+    """Counts of the whole model: observations (rows), participants, participants per arm and
+    sites analysed (``n`` and its siblings count the rows at one follow-up only)."""
+    c = _counts(d, single_arm)
+    return dict(n_model=c["n"], n_participants_model=c["n_participants"],
+                n_intervention_model=c["n_intervention"], n_control_model=c["n_control"],
+                n_sites_model=c["n_sites"])
+
+
 def _variance_cols(fit: Fit, icc_ci: bool, level: float) -> dict:
     v = fit.variances
     out = dict(site_variance=v.get(SITE, np.nan), participant_variance=v.get(PID, np.nan),
@@ -343,7 +355,7 @@ def _analysis_rows(d, spec, fit, contrasts, desc, analysis, baseline, primary_tp
             primary=bool(is_primary_outcome and analysis == "primary" and tp == primary_tp),
             term=term, estimate=float(c["estimate"]), se=float(c["se"]),
             ci_low=float(c["ci_low"]), ci_high=float(c["ci_high"]), df=float(c["df"]),
-            p_value=float(c["p_value"]), **_counts(dt),
+            p_value=float(c["p_value"]), **_counts(dt), **_model_counts(d),
             **standardised_effect(c["estimate"], c["se"], c["df"], *baseline, spec.level),
             standardised_by=BY_BASELINE_SD, baseline_sd=baseline[0],
             **var, m_imputations=np.nan, fmi=np.nan,
@@ -607,6 +619,7 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
     warns: list[str] = []
     fit = None
     for i_imp, imp in enumerate(imps, 1):
+        progress.step("imputation", i_imp, len(imps))
         imp = imp.copy()
         if delta:
             rows = np.ones(len(imp), bool) if shift_arm is None else (imp.treat == shift_arm).to_numpy()
@@ -643,6 +656,9 @@ def pooled_effects(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps:
             p_value=p["p_value"], n=int(len(w)), n_participants=int(len(w)),
             n_intervention=int((w.treat == 1).sum()), n_control=int((w.treat == 0).sum()),
             n_sites=int(w[SITE].nunique()) if SITE in w else np.nan,
+            n_model=int(len(w) * len(fu)), n_participants_model=int(len(w)),
+            n_intervention_model=int((w.treat == 1).sum()), n_control_model=int((w.treat == 0).sum()),
+            n_sites_model=int(w[SITE].nunique()) if SITE in w else np.nan,
             **standardised_effect(p["qbar"], p["se"], p["df"], bsd, n_bl, spec.level),
             standardised_by=BY_BASELINE_SD, baseline_sd=bsd, m_imputations=len(imps),
             fmi=p["fmi"],
@@ -688,7 +704,8 @@ def tipping_point(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps: 
 
     rows = []
     grid = sorted(set([0.0] + [float(x) for x in deltas_sd]), key=lambda x: (abs(x), -x))
-    for size in grid:
+    for k, size in enumerate(grid, 1):
+        progress.step("shift", k, len(grid))
         for r in pooled(size).itertuples():
             if pd.notna(r.estimate):
                 rows.append(row(r, size, "grid"))
@@ -824,7 +841,7 @@ def effect_modification(linked: pd.DataFrame, spec: ModelSpec, mod: dict,
         rows.append(dict(outcome=spec.outcome, timepoint=tp, analysis=f"effect_modification:{name}",
                          primary=False, term=term, estimate=c["estimate"], se=c["se"],
                          ci_low=c["ci_low"], ci_high=c["ci_high"], df=c["df"], p_value=c["p_value"],
-                         **_counts(sub), standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
+                         **_counts(sub), **_model_counts(d), standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
                          **standardised_effect(c["estimate"], c["se"], c["df"], bsd, n_bl, spec.level),
                          **_variance_cols(fit, False, spec.level), model=label,
                          warnings=" | ".join(fit.warnings)))
@@ -865,7 +882,9 @@ def paired_change(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str, is_pri
         row = dict(outcome=spec.outcome, timepoint=str(tp), analysis=analysis,
                    primary=bool(is_primary_outcome and analysis == "primary" and str(tp) == primary_tp),
                    term=CHANGE_TERM, n=n, n_participants=n, n_intervention=n, n_control=np.nan,
-                   n_sites=_counts(g, True)["n_sites"] if n else np.nan, baseline_sd=bsd,
+                   n_sites=_counts(g, True)["n_sites"] if n else np.nan,
+                   n_model=2 * n, n_participants_model=n, n_intervention_model=n, n_control_model=np.nan,
+                   n_sites_model=_counts(g, True)["n_sites"] if n else np.nan, baseline_sd=bsd,
                    standardised_by=BY_CHANGE_SD,
                    model="paired mean change from baseline (participants measured at baseline and "
                          f"{tp}); t interval with n - 1 df; standardised response mean = mean change / "
@@ -936,7 +955,7 @@ def change_model(linked: pd.DataFrame, spec: ModelSpec, primary_tp: str, is_prim
             primary=bool(is_primary_outcome and analysis == "primary" and t == primary_tp),
             term=CHANGE_TERM, estimate=float(c["estimate"]), se=float(c["se"]),
             ci_low=float(c["ci_low"]), ci_high=float(c["ci_high"]), df=float(c["df"]),
-            p_value=float(c["p_value"]), **_counts(dt, single_arm=True),
+            p_value=float(c["p_value"]), **_counts(dt, single_arm=True), **_model_counts(d, single_arm=True),
             **standardised_effect(c["estimate"], c["se"], c["df"], bsd, n_bl, spec.level),
             standardised_by=BY_BASELINE_SD, baseline_sd=bsd,
             **var, m_imputations=np.nan, fmi=np.nan, model=_model_label(spec, fit, desc),
@@ -973,7 +992,8 @@ def analyse_outcome(linked: pd.DataFrame, cfg: dict, outcome: str, primary_tp: s
             spec.covariates = [(c, t) for c, t in spec.covariates if c != var]
             if log is not None:
                 log.info("%s: population %s (%d participants)", outcome, pop, lk.participant_id.nunique())
-        eff, tip = _analyse_one(lk, cfg, spec, primary_tp, tables or {}, log, pop == "all")
+        with progress.task(f"population {pop}") if var else nullcontext():
+            eff, tip = _analyse_one(lk, cfg, spec, primary_tp, tables or {}, log, pop == "all")
         eff["population"] = pop
         effs.append(eff)
         if pop == "all":
@@ -1002,37 +1022,44 @@ def _analyse_one(linked: pd.DataFrame, cfg: dict, spec: ModelSpec, primary_tp: s
                 parts.append(change_model(linked, spec, primary_tp, is_primary, analysis="complete_case",
                                           complete_case=True, icc_ci=False))
         return pd.concat([p for p in parts if len(p)], ignore_index=True).reindex(columns=EFFECT_COLUMNS), tip
-    parts = [primary_effects(linked, spec, primary_tp, is_primary)]
+    with progress.task("primary model"):
+        parts = [primary_effects(linked, spec, primary_tp, is_primary)]
     if len(fu) > 1 and oc.get("ancova_each_followup", True):
-        parts.append(ancova_effects(linked, outcome, intervention_arm=spec.intervention_arm,
-                                    clustered=SITE in spec.groups, primary_timepoint=primary_tp,
-                                    spec=spec, is_primary_outcome=is_primary))
+        with progress.task("ANCOVA"):
+            parts.append(ancova_effects(linked, outcome, intervention_arm=spec.intervention_arm,
+                                        clustered=SITE in spec.groups, primary_timepoint=primary_tp,
+                                        spec=spec, is_primary_outcome=is_primary))
     mi = oc.get("multiple_imputation", {})
     if mi.get("enabled", True):
         ok, _ = estimable_followups(_analysable(long_frame(linked, spec), spec), fu, spec)
         if ok:
             seed = mi.get("seed")
             seed = cfg.get("seed", 0) if seed is None else seed
-            w, imps = multiply_impute(linked, spec, m=mi.get("m", 20), iterations=mi.get("iterations", 10),
-                                      seed=seed, donors=mi.get("donors", 5),
-                                      auxiliary=mi.get("auxiliary", []), method=mi.get("method", "pmm"),
-                                      followups=ok)
+            with progress.task("imputing"):
+                w, imps = multiply_impute(linked, spec, m=mi.get("m", 20), iterations=mi.get("iterations", 10),
+                                          seed=seed, donors=mi.get("donors", 5),
+                                          auxiliary=mi.get("auxiliary", []), method=mi.get("method", "pmm"),
+                                          followups=ok)
             if w.filter(like="y__").isna().any().any() or w.isna().any().any():
-                parts.append(pooled_effects(linked, spec, w, imps, primary_tp))
+                with progress.task("MI analysis"):
+                    parts.append(pooled_effects(linked, spec, w, imps, primary_tp))
                 tp_cfg = oc.get("tipping_point", {})
                 if tp_cfg.get("enabled", True) and (is_primary or tp_cfg.get("all_outcomes", False)) \
                         and with_modifiers:
-                    tip = tipping_point(linked, spec, w, imps, primary_tp, tp_cfg.get("shifts_sd", []),
-                                        tp_cfg.get("arm", "intervention"),
-                                        direction=outcome_direction(cfg, outcome))
+                    with progress.task("tipping point"):
+                        tip = tipping_point(linked, spec, w, imps, primary_tp, tp_cfg.get("shifts_sd", []),
+                                            tp_cfg.get("arm", "intervention"),
+                                            direction=outcome_direction(cfg, outcome))
             elif log is not None:
                 log.info("%s: no missing values; multiple imputation skipped", outcome)
     if oc.get("complete_case", True):
-        parts.append(primary_effects(linked, spec, primary_tp, is_primary,
-                                     analysis="complete_case", complete_case=True, icc_ci=False))
+        with progress.task("complete cases"):
+            parts.append(primary_effects(linked, spec, primary_tp, is_primary,
+                                         analysis="complete_case", complete_case=True, icc_ci=False))
     if with_modifiers:
         for mod in oc.get("effect_modifiers", []):
-            parts.append(effect_modification(linked, spec, mod, tables, primary_tp))
+            with progress.task(f"effect modification by {mod.get('label') or mod['variable']}"):
+                parts.append(effect_modification(linked, spec, mod, tables, primary_tp))
     eff = pd.concat([p for p in parts if len(p)], ignore_index=True).reindex(columns=EFFECT_COLUMNS)
     return eff, tip
 

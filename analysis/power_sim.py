@@ -212,6 +212,10 @@ def analytic_power(params: dict, size: int) -> float:
     return planning.power_individual(size * a["retention"], params["delta"], a["sd_effective"], params["alpha"])
 
 
+#: level of the Monte Carlo interval of a simulated power (its precision, not the trial's CI level)
+MC_LEVEL = 0.95
+
+
 def summarise(params: dict, results: pd.DataFrame) -> pd.DataFrame:
     """Power at each sample size with its Wilson interval (failed fits count as not rejecting and
     are reported)."""
@@ -223,7 +227,7 @@ def summarise(params: dict, results: pd.DataFrame) -> pd.DataFrame:
         r = results[results["size"] == size]
         n = len(r)
         k = int(r.reject.astype(bool).sum())
-        lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson") if n else (np.nan, np.nan)
+        lo, hi = proportion_confint(k, n, alpha=1 - MC_LEVEL, method="wilson") if n else (np.nan, np.nan)
         rows.append(dict(
             size=size, size_unit="sites per arm" if cluster else "participants recruited per arm",
             n_recruited_total=(2 * math.ceil(size * params["cluster_size"]) if cluster else 2 * size),
@@ -244,7 +248,7 @@ def power_curve_png(summary: pd.DataFrame, target_power: float) -> bytes:
     x = summary["size"].to_numpy()
     err = [np.clip(summary.power - summary.ci_low, 0, None), np.clip(summary.ci_high - summary.power, 0, None)]
     ax.errorbar(x, summary.power, yerr=err,
-                marker="o", capsize=4, color="#1b6ca8", label="simulated (95% CI)")
+                marker="o", capsize=4, color="#1b6ca8", label=f"simulated ({MC_LEVEL * 100:g}% CI)")
     ax.plot(x, summary.analytic_power, ls="--", color="#d1495b", label="analytic")
     ax.axhline(target_power, color="0.5", lw=1, ls=":", label=f"target {target_power:.0%}")
     ax.set_xlabel(str(summary.size_unit.iloc[0]))

@@ -88,8 +88,9 @@ def scoring_summary(responses: pd.DataFrame, scores: pd.DataFrame,
     return pd.DataFrame(rows)
 
 
-def reliability_table(responses: pd.DataFrame, instrument_options: dict[str, dict]) -> pd.DataFrame:
-    """Cronbach's alpha (95% CI) per instrument, scale and time point (complete cases)."""
+def reliability_table(responses: pd.DataFrame, instrument_options: dict[str, dict],
+                      level: float = 0.95) -> pd.DataFrame:
+    """Cronbach's alpha (CI at ``level``) per instrument, scale and time point (complete cases)."""
     frames = []
     for inst, options in instrument_options.items():
         opts = {k: v for k, v in dict(options or {}).items() if k in ("overrides", "source", "missing_codes")}
@@ -101,7 +102,7 @@ def reliability_table(responses: pd.DataFrame, instrument_options: dict[str, dic
             import warnings
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # provisional-definition notes are logged by scoring
-                rel = instruments.reliability(inst, g[items], **opts)
+                rel = instruments.reliability(inst, g[items], level=level, **opts)
             rel.insert(1, "timepoint", tp)
             frames.append(rel)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(

@@ -13,6 +13,12 @@ the rerun fails; 2 when there is nothing to compare with.
 The config is untrusted: it is read with :mod:`analysis.safe_yaml` and validated before the
 rerun (a config with YAML tags or templating is refused before anything evaluates it), and the
 rerun is given a plain re-serialised copy of it.
+
+The registered analysis plan is checked too (:func:`check_sap_lock`): a SAP lock next to the
+config (``<trial>.sap.lock.json``, :mod:`analysis.sap`) is read strictly and its hashes
+recomputed, so a lock edited after it was made is reported as TAMPERED (exit 1, nothing rerun);
+its hash must be the one the manifest's run used (``sap.lock.lock_sha256``), and the rerun gets a
+copy of it, so it compares the config with the plan again and remakes ``deviations.csv``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import yaml
 
 from analysis.config import WORKDIR_FILE_KEYS, ConfigError, load_config, read_config_file
 from analysis.manifest import ROOT, sha256_file
+from analysis.sap import NOT_REGISTERED, SAPLockError, lock_path_for, read_lock
 
 
 def compare(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
@@ -66,8 +73,39 @@ def verdict(manifest: dict, rerun_manifest: dict) -> tuple[list[str], bool]:
     return lines, not (table_diff or raw_diff or config_differs)
 
 
-def rerun(configfile: Path, workdir: Path, cores: int = 2) -> subprocess.CompletedProcess:
+def check_sap_lock(configfile: Path, manifest: dict) -> tuple[list[str], bool, bool]:
+    """Lines about the SAP lock next to ``configfile``, whether it is the manifest's, and whether
+    the rerun can go ahead (False when the lock is invalid or tampered with)."""
+    path = lock_path_for(configfile)
+    sap = manifest.get("sap") or None
+    expected = (sap or {}).get("lock", {}).get("lock_sha256") if sap else None
+    if not path.exists():
+        if expected:
+            return [f"SAP lock MISSING: the manifest's run used {sap['lock'].get('file')} (lock_sha256 "
+                    f"{expected[:16]}...), but there is no {path.name} next to the config"], False, True
+        return [], True, True
+    try:
+        lock = read_lock(path)
+    except SAPLockError as exc:
+        return [f"SAP lock refused: {exc}"], False, False
+    if expected is None:
+        return [f"SAP lock {path.name} (lock_sha256 {lock['lock_sha256'][:16]}...) is new: the manifest's run "
+                "had no lock"], False, True
+    if lock["lock_sha256"] != expected:
+        return [f"SAP lock DIFFERS: {path.name} has lock_sha256 {lock['lock_sha256'][:16]}..., the manifest's run "
+                f"used {expected[:16]}... (locked {sap['lock'].get('locked_at')} by {sap['lock'].get('locked_by')})"], \
+            False, True
+    return [f"SAP lock intact and the manifest's: {path.name} (lock_sha256 {expected[:16]}..., status: "
+            f"{sap.get('status')})"], True, True
+
+
+def rerun(configfile: Path, workdir: Path, cores: int = 2, exploratory: bool = False) -> subprocess.CompletedProcess:
+    """Rerun the workflow from a plain copy of the config (with the SAP lock beside it, if any)
+    in ``workdir``; ``exploratory`` as the manifest's run was (it may have been given on the
+    command line)."""
     cfg = read_config_file(configfile)
+    if exploratory:
+        cfg["exploratory"] = True
     raw_dir = Path(cfg.get("data", {}).get("raw_dir", "data/raw/demo"))
     if not raw_dir.is_absolute():
         raw_dir = (Path.cwd() / raw_dir).resolve()
@@ -78,6 +116,8 @@ def rerun(configfile: Path, workdir: Path, cores: int = 2) -> subprocess.Complet
             cfg[section][key] = str((Path.cwd() / value).resolve())
     cfg_copy = workdir / "trial.yaml"
     cfg_copy.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    if lock_path_for(configfile).exists():  # read and checked by the rerun's workflow too
+        shutil.copyfile(lock_path_for(configfile), lock_path_for(cfg_copy))
     # Only what the manifest records: the result tables (and the statistician's report that is
     # written with the manifest); the PDF/Word renderings and audience reports are not rerun.
     target = f"reports/{load_config(cfg_copy)['trial_id']}/manifest.json"
@@ -104,10 +144,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"verify: no manifest at {manifest_path}: run the workflow first", file=sys.stderr)
         return 2
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    sap_lines, sap_ok, can_rerun = check_sap_lock(configfile, manifest)
+    for line in sap_lines:
+        print(f"verify: {line}")
+    if not can_rerun:
+        print("verify: FAILED (the SAP lock is not intact; nothing was rerun)")
+        return 1
+    exploratory = ((manifest.get("sap") or {}).get("status") == NOT_REGISTERED)
+    if exploratory:
+        print(f"verify: the manifest's run was exploratory ({NOT_REGISTERED}); rerunning it the same way")
     work = Path(tempfile.mkdtemp(prefix=f"pathways-verify-{cfg['trial_id']}-"))
     try:
         print(f"verify: rerunning {cfg['trial_id']} from raw data in {work} ...", flush=True)
-        res = rerun(configfile, work, a.cores)
+        res = rerun(configfile, work, a.cores, **({"exploratory": True} if exploratory else {}))
         if res.returncode != 0:
             print(res.stdout[-3000:], res.stderr[-5000:], sep="\n", file=sys.stderr)
             print("verify: FAILED (the rerun did not complete)")
@@ -117,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{lines[0]} ({manifest_path})")
         for line in lines[1:]:
             print(line)
-        return 0 if ok else 1
+        if not sap_ok:
+            print("the SAP lock is not the one the manifest's run used (see above)")
+        return 0 if ok and sap_ok else 1
     finally:
         if a.keep:
             print(f"verify: rerun kept in {work}")

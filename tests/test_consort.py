@@ -10,9 +10,6 @@ import pytest
 
 from analysis import consort
 from analysis import feasibility as feas
-from analysis.ingest import ingest_trial
-from analysis.link import link_waves
-from analysis.scoring import score_responses
 
 ARMS = ["control", "intervention"]
 TPS, MONTHS = ["baseline", "m3", "m9"], [0, 3, 9]
@@ -24,13 +21,8 @@ REASONS = {"exclusion": ["under 18 years", "lacks capacity to consent",
 
 
 @pytest.fixture(scope="module")
-def demo(demo_cfg_session, root):
-    cfg = dict(demo_cfg_session)
-    cfg["data"] = dict(cfg["data"], raw_dir=str(root / "data/raw/demo"))
-    t = ingest_trial(cfg)
-    scores, _ = score_responses(t["responses"], t["participants"], {"wemwbs": {}, "ucla3": {}})
-    linked = link_waves(t["participants"], t["responses"], scores, cfg["data"]["waves"])
-    return t, linked
+def demo(demo_prepared):
+    return demo_prepared, demo_prepared["linked"]
 
 
 def _boxes(t, linked, arms=ARMS, sites=None, parts=None, reasons=REASONS):

@@ -46,7 +46,7 @@ def small_trial(tmp_path_factory):
     work.mkdir()
     res = run_snakemake(work, cfgfile)
     assert res.returncode == 0, res.stderr[-4000:]
-    return dict(base=base, raw=raw, cfgfile=cfgfile, work=work,
+    return dict(base=base, raw=raw, cfgfile=cfgfile, work=work, console=res.stdout + res.stderr,
                 truth=json.loads((raw / "truth.json").read_text()))
 
 
@@ -58,6 +58,20 @@ def test_report_and_tables_exist(small_trial):
     for rule in ("ingest", "score", "link", "feasibility", "outcome", "report"):
         assert (small_trial["work"] / f"logs/e2e/{rule}.log").exists(), rule
     assert (small_trial["work"] / "data/processed/e2e/analysis.parquet").exists()
+
+
+def test_console_shows_progress_and_no_spurious_errors(small_trial):
+    """Issue 15 item 2: the long stages say where they are on the console (not only in their
+    logs); a successful run prints no ERROR (the report kernel's shutdown used to print
+    'ERROR | KeyboardInterrupt caught in kernel') and no kernel warnings."""
+    out = small_trial["console"]
+    for k, y in enumerate(["wemwbs_total", "ucla3_total", "eq5d5l_index", "rguk_total"], 1):
+        assert re.search(rf"^\[outcome\] {y} \({k}/4\) done in [0-9.]+ s$", out, re.M), out[-3000:]
+    assert re.search(r"^\[economics\] cost-effectiveness \(multiple imputation, 500 bootstrap replicates\) done in",
+                     out, re.M)
+    assert "ERROR" not in out and "KeyboardInterrupt" not in out and "IPKernelApp" not in out, out[-3000:]
+    log = (small_trial["work"] / "logs/e2e/outcome.log").read_text()
+    assert "wemwbs_total (1/4) done in" in log  # and in the rule's log
 
 
 def test_primary_estimate_near_truth(small_trial):
@@ -108,6 +122,85 @@ def test_dry_run_shows_every_stage(small_trial):
     assert res.returncode == 0, res.stderr[-2000:]
     for rule in ("ingest", "score", "link", "feasibility", "outcome", "report"):
         assert re.search(rf"^{rule}\s+1$", res.stdout, re.M), rule
+
+
+def planned_jobs(res: subprocess.CompletedProcess) -> dict[str, int]:
+    """{rule: jobs} from a dry run's job stats; {} when there is nothing to be done."""
+    out = res.stdout + res.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out[out.index("Job stats:"):].split("\n\n")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)
+            if m.group(1) != "total"}
+
+
+def _reversed_keys(x):
+    if isinstance(x, dict):
+        return {k: _reversed_keys(x[k]) for k in reversed(list(x))}
+    if isinstance(x, list):
+        return [_reversed_keys(v) for v in x]
+    return x
+
+
+RERUNS = [  # (config edit, the jobs a dry run then plans)
+    ("nothing", lambda c: c, {}),
+    ("every mapping's keys in reverse order", _reversed_keys, {}),
+    ("report.formats: pdf added", lambda c: c["report"].update(formats=["pdf"]) or c, {"document": 3, "all": 1}),
+    ("report.formats: docx, funder report only", lambda c: c["report"].update(formats=["docx"], audiences=["funder"])
+     or c, {"document": 2, "all": 1}),
+    ("report.decimals", lambda c: c["report"].update(decimals=3) or c,
+     {"report": 1, "audience_report": 2, "all": 1}),
+    ("title", lambda c: c.update(title="Another title") or c, {"report": 1, "audience_report": 2, "all": 1}),
+    ("economics.bootstrap.replicates", lambda c: c["economics"]["bootstrap"].update(replicates=600) or c,
+     {"economics": 1, "report": 1, "audience_report": 2, "all": 1}),
+    ("outcomes.tipping_point.shifts_sd", lambda c: c["outcomes"]["tipping_point"].update(shifts_sd=[0.3]) or c,
+     {"outcome": 1, "report": 1, "audience_report": 2, "all": 1}),
+    ("feasibility.recruitment_target", lambda c: c["feasibility"].update(recruitment_target=140) or c,
+     {"feasibility": 1, "report": 1, "audience_report": 2, "all": 1}),
+]
+
+
+@pytest.mark.parametrize("what,edit,jobs", RERUNS, ids=[r[0] for r in RERUNS])
+def test_a_config_edit_reruns_only_the_stages_that_read_it(small_trial, tmp_path, what, edit, jobs):
+    """Issue 15 item 1, on a finished run: each rule is passed only the config keys its stage
+    reads (analysis/stages/config_keys.py), so an edit plans only the jobs that read the edited
+    key and those downstream of them; when a job reruns because a parameter changed,
+    Snakemake's message shows only the changed part of the config."""
+    cfg = edit(yaml.safe_load(small_trial["cfgfile"].read_text()))
+    cfgfile = tmp_path / "edited.yaml"
+    cfgfile.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    res = run_snakemake(small_trial["work"], cfgfile, "-n", quiet=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert planned_jobs(res) == jobs, res.stdout[-3000:]
+    for reason in re.findall(r"reason: Params have changed.*", res.stdout):
+        assert len(reason) < 1000 and "service_items" not in reason, reason[:1000]
+
+
+def test_pathways_run_passes_targets_and_options_to_snakemake(small_trial, tmp_path):
+    """Issue 15 item 3: `bash pathways.sh run CONFIG [targets] [snakemake options]`, in any
+    order: a target is a target, not a second config file; setup prints no warnings."""
+    from conftest import make_pathways_venv, pathways_env
+    venv = make_pathways_venv(tmp_path / "venv")
+    env = pathways_env(venv, PATHWAYS_PSEUDONYM_KEY=KEYS["run1"])
+    work = tmp_path / "work"
+    target = "reports/e2e/tables/feasibility.csv"
+    upto_feasibility = {"ingest": 1, "score": 1, "link": 1, "feasibility": 1}
+    forms = [([target, "-n", "-d", str(work)], upto_feasibility),
+             (["-n", "-d", str(work), target], upto_feasibility),
+             (["-d", str(work), "--dry-run", "--quiet", "rules", "--", target], upto_feasibility),
+             (["-n", "-d", str(work)], {"ingest": 1, "score": 1, "link": 1, "feasibility": 1, "outcome": 1,
+                                        "economics": 1, "report": 1, "audience_report": 2, "all": 1})]
+    for extra, jobs in forms:
+        res = subprocess.run(["bash", str(ROOT / "pathways.sh"), "run", str(small_trial["cfgfile"]), *extra],
+                             env=env, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, (extra, res.stdout[-2000:], res.stderr[-2000:])
+        assert planned_jobs(res) == jobs, (extra, res.stdout[-2000:])
+        assert "Warning" not in res.stderr, (extra, res.stderr[-2000:])
+    assert not work.exists() or not list(work.rglob("*.parquet"))  # dry runs made nothing
+    for bad in ([], ["-n", str(small_trial["cfgfile"])]):
+        res = subprocess.run(["bash", str(ROOT / "pathways.sh"), "run", *bad], env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert res.returncode == 2 and "bash pathways.sh run path/to/trial.yaml [targets]" in res.stderr, bad
 
 
 def test_invalid_config_fails_naming_the_key(small_trial):

@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 from scipy.special import expit
 
 from analysis import economics as E
 from analysis.config import validate_config
+from conftest import check_coverage, simulate
 
 TRUE_DC, TRUE_DQ = 500.0, 0.03
 
@@ -76,44 +76,49 @@ def test_no_missing_data_gives_the_complete_case_results():
 
 # ---- (2) simulation with known truth ------------------------------------------------------------
 
+def _econ_trial(rng) -> dict:
+    """One simulated trial through the economic evaluation (MI, then bootstrap)."""
+    cea = E.cost_effectiveness(_sim(rng), _econ(), seed=int(rng.integers(1 << 30)), clustered=False)["cea"]
+    mi, cc = _main(cea), _main(cea, "cea_qaly_complete_case")
+    return dict(mi_dc=mi.estimate["delta_cost"], mi_dq=mi.estimate["delta_qaly"],
+                cc_dc=cc.estimate["delta_cost"], cc_dq=cc.estimate["delta_qaly"],
+                lo_dc=mi.ci_low["delta_cost"], hi_dc=mi.ci_high["delta_cost"],
+                lo_dq=mi.ci_low["delta_qaly"], hi_dq=mi.ci_high["delta_qaly"])
+
+
 def _simulate(n_sim: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    econ = _econ()
-    rows = []
-    for i in range(n_sim):
-        cea = E.cost_effectiveness(_sim(rng), econ, seed=i, clustered=False)["cea"]
-        mi, cc = _main(cea), _main(cea, "cea_qaly_complete_case")
-        rows.append(dict(mi_dc=mi.estimate["delta_cost"], mi_dq=mi.estimate["delta_qaly"],
-                         cc_dc=cc.estimate["delta_cost"], cc_dq=cc.estimate["delta_qaly"],
-                         cover_dc=mi.ci_low["delta_cost"] <= TRUE_DC <= mi.ci_high["delta_cost"],
-                         cover_dq=mi.ci_low["delta_qaly"] <= TRUE_DQ <= mi.ci_high["delta_qaly"]))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(simulate(_econ_trial, n_sim, seed))
 
 
-def _check(res: pd.DataFrame, rel_tol: float = 0.0) -> None:
-    """MI within 3.5 Monte Carlo SEs (+ rel_tol x truth) of the truth, complete cases far off,
-    and the MI 95% interval for the incremental cost inside the central 99.9% binomial range
-    around 0.95.  rel_tol allows for the small attenuation of predictive mean matching when the
-    missing cases sit where donors are sparse (Morris TP, White IR, Royston P. BMC Med Res
-    Methodol 2014;14:75), which long runs resolve (about -3% for cost, -7% for QALYs here)."""
+def _check_bias(res: pd.DataFrame, rel_tol: float = 0.0) -> None:
+    """MI within 3.5 Monte Carlo SEs (+ rel_tol x truth) of the truth, complete cases far off.
+    rel_tol allows for the small attenuation of predictive mean matching when the missing cases
+    sit where donors are sparse (Morris TP, White IR, Royston P. BMC Med Res Methodol
+    2014;14:75), which long runs resolve (about -3% for cost, -7% for QALYs here)."""
     n = len(res)
     for col, truth in (("dc", TRUE_DC), ("dq", TRUE_DQ)):
         mi, cc = res[f"mi_{col}"], res[f"cc_{col}"]
         mcse_mi, mcse_cc = mi.std(ddof=1) / np.sqrt(n), cc.std(ddof=1) / np.sqrt(n)
         assert abs(mi.mean() - truth) < 3.5 * mcse_mi + rel_tol * truth, (col, mi.mean(), mcse_mi)
         assert cc.mean() - truth < -8 * mcse_cc, (col, cc.mean(), mcse_cc)  # complete cases biased
-    lo, hi = stats.binom.ppf([0.0005, 0.9995], n, 0.95) / n
-    assert lo <= res.cover_dc.mean() <= hi, (res.cover_dc.mean(), lo, hi)
-    assert res.cover_dq.mean() >= 0.85, res.cover_dq.mean()
 
 
-def test_simulation_mi_unbiased_and_covers_short():
-    _check(_simulate(40, seed=2026))
+def test_simulation_mi_unbiased_short():
+    """40 trials: a quick check of bias (coverage needs the long version's 1,500 trials)."""
+    _check_bias(_simulate(40, seed=2026))
 
 
 @pytest.mark.slow
 def test_simulation_mi_unbiased_and_covers_long():
-    _check(_simulate(400, seed=7), rel_tol=0.1)
+    """1,500 trials: bias as above, and the pooled 95% interval for the incremental cost
+    covers 93.6% to 95.9% of the time (Monte Carlo SE 0.56 points), bounds that intervals 10%
+    too narrow or too wide fail (checked on the same trials).  The QALY interval is not checked for
+    nominal coverage: predictive mean matching's attenuation of the QALY difference under this
+    selective dropout (about -7%) lowers it a little (docs/methods.md), as for the outcome
+    analyses (tests/test_mi.py)."""
+    res = _simulate(1500, seed=7)
+    _check_bias(res, rel_tol=0.1)
+    check_coverage(res.mi_dc, res.lo_dc, res.hi_dc, TRUE_DC, "incremental cost (MI, then bootstrap)")
 
 
 # ---- (3) reproducibility ------------------------------------------------------------------------

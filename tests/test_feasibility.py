@@ -8,9 +8,6 @@ import pytest
 from scipy import stats
 
 from analysis import feasibility as feas
-from analysis.ingest import ingest_trial
-from analysis.link import link_waves
-from analysis.scoring import score_responses
 
 
 def wilson_by_hand(k, n, level=0.95):
@@ -61,23 +58,39 @@ def test_poisson_exact_published_values():
     assert (round(lo * 2, 3), round(hi * 2, 3)) == (4.795, 18.390)
 
 
-def test_poisson_interval_covers_about_95_percent():
+def _poisson_coverage(mu: float, exposure: float, scale: float = 1.0) -> float:
+    """Exact coverage of the (scaled) rate interval when the count is Poisson(mu): the sum of
+    the probabilities of the counts whose interval contains the true rate."""
+    ks = np.arange(0, int(mu + 12 * math.sqrt(mu) + 20))
+    lims = np.array([feas.poisson_rate_ci(int(k), exposure)[1:] for k in ks])
+    est = ks / exposure
+    lo, hi = est - scale * (est - lims[:, 0]), est + scale * (lims[:, 1] - est)
+    rate = mu / exposure
+    return float(stats.poisson.pmf(ks, mu)[(lo <= rate) & (rate <= hi)].sum())
+
+
+def test_poisson_interval_coverage_is_exact_two_sided():
+    """The exact (Garwood) interval never covers less than 95%, and no more than it must: over
+    a grid of true means its lowest coverage is within half a point of 95% (computed exactly,
+    no Monte Carlo error).  Intervals 10% too narrow fall below 95% somewhere; 10% too wide
+    ones stay above 95.5% everywhere, so both bounds can fail."""
+    mus = np.linspace(0.5, 60, 400)
+    lowest = {s: min(_poisson_coverage(mu, 4.0, s) for mu in mus) for s in (0.9, 1.0, 1.1)}
+    assert 0.95 <= lowest[1.0] <= 0.955, lowest
+    assert lowest[0.9] < 0.95 and lowest[1.1] > 0.955, lowest
+    # and a simulation agrees with the exact coverage at one mean (3 Monte Carlo SEs)
     rng = np.random.default_rng(1)
-    mu, exposure = 7.3, 4.0
-    counts = rng.poisson(mu, size=4000)
+    mu, exposure, n = 7.3, 4.0, 4000
+    counts = rng.poisson(mu, size=n)
     cover = np.mean([lo * exposure <= mu <= hi * exposure
                      for lo, hi in (feas.poisson_rate_ci(c, exposure)[1:] for c in counts)])
-    assert cover >= 0.95  # exact intervals are conservative
+    exact = _poisson_coverage(mu, exposure)
+    assert abs(cover - exact) < 3 * math.sqrt(exact * (1 - exact) / n), (cover, exact)
 
 
 @pytest.fixture(scope="module")
-def demo_tables(demo_cfg_session, root):
-    cfg = dict(demo_cfg_session)
-    cfg["data"] = dict(cfg["data"], raw_dir=str(root / "data/raw/demo"))
-    t = ingest_trial(cfg)
-    scores, _ = score_responses(t["responses"], t["participants"], {"wemwbs": {}})
-    linked = link_waves(t["participants"], t["responses"], scores, cfg["data"]["waves"])
-    return t, linked
+def demo_tables(demo_prepared):
+    return demo_prepared, demo_prepared["linked"]
 
 
 def test_feasibility_table_counts_match_raw_files(demo_tables, root):
@@ -196,14 +209,12 @@ def test_study_arms_single_arm_and_unknown_arm(demo_tables):
         feas.study_arms(p.assign(arm="usual"), "control", "intervention")
 
 
-def test_stage_writes_every_output_reproducibly(demo_cfg, tmp_path):
+def test_stage_writes_every_output_reproducibly(demo_cfg, demo_prepared, tmp_path):
     """The feasibility stage on the demo: all outputs, feasibility.csv with band, byte-identical rerun."""
     from analysis.io import write_parquet
     from analysis.stages import feasibility as stage
 
-    t = ingest_trial(demo_cfg)
-    scores, _ = score_responses(t["responses"], t["participants"], demo_cfg["instruments"])
-    linked = link_waves(t["participants"], t["responses"], scores, demo_cfg["data"]["waves"])
+    t, linked = demo_prepared, demo_prepared["linked"]
     for name in ("sites", "participants", "screening", "fidelity"):
         write_parquet(t[name], tmp_path / f"{name}.parquet")
     write_parquet(linked, tmp_path / "analysis.parquet")

@@ -13,9 +13,7 @@ from conftest import fast_analysis
 import yaml
 
 from analysis.config import load_config
-from analysis.ingest import ingest_trial
-from analysis.link import link_waves
-from analysis.scoring import score_responses
+from analysis.pipeline import prepare
 from analysis.simulate import SimulationParameters
 from analysis.simulate_redcap import redcap_config_text, write_redcap_trial
 
@@ -24,12 +22,14 @@ TABLES = ["sites", "participants", "screening", "responses", "service_use", "fid
 
 
 @pytest.fixture(scope="module")
-def both():
+def both(demo_prepared):
+    """The plain demo (the shared session tables) and its REDCap variant, each ingested, scored
+    and linked (analysis.pipeline.prepare)."""
     plain = load_config(ROOT / "config/config.yaml")
     plain["data"]["raw_dir"] = str(ROOT / "data/raw/demo")
     red = load_config(ROOT / "config/demo_redcap.yaml")
     red["data"]["raw_dir"] = str(ROOT / "data/raw/demo_redcap")
-    return plain, ingest_trial(plain), red, ingest_trial(red)
+    return plain, demo_prepared, red, prepare(red)
 
 
 def test_committed_variant_is_reproduced_byte_for_byte(tmp_path):
@@ -82,12 +82,8 @@ def test_same_typed_tables(both, table):
 
 
 def test_same_linked_table(both):
-    plain, p, red, r = both
-    out = []
-    for cfg, t in ((plain, p), (red, r)):
-        scores, _ = score_responses(t["responses"], t["participants"], cfg["instruments"])
-        out.append(link_waves(t["participants"], t["responses"], scores, cfg["data"]["waves"]))
-    pd.testing.assert_frame_equal(out[0], out[1])
+    _, p, _, r = both
+    pd.testing.assert_frame_equal(p["linked"], r["linked"])
 
 
 @pytest.mark.e2e

@@ -1,8 +1,9 @@
 """EQ-5D scoring: published vectors, full-table round trips, DSU age/sex bands, properties.
 
 Expected values come from tests/instruments_vectors/ (transcribed from the reference note) or
-from the shipped published tables, read here with the csv module and evaluated with a
-separate plain loop, never from the scoring code.
+from the published tables in tests/reference/eq5d/ (the R package eq5d's export, committed with
+its provenance and licence; the code reads its own copy in analysis/instruments/data/), read
+here with the csv module and evaluated with a separate plain loop, never from the scoring code.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from analysis import instruments
 
 VECTORS = Path(__file__).parent / "instruments_vectors"
 DATA = Path(instruments.__file__).parent / "data"
-SHARED_EQ5D = Path(__file__).resolve().parents[2] / "shared" / "reference" / "eq5d"
+REFERENCE = Path(__file__).parent / "reference" / "eq5d"
+TABLES = ["eq5d3l_valueset_uk_dolan1997.csv", "eq5d5l_valueset_england_devlin2018.csv",
+          "eq5d5l_valueset_uk_rowen2026.csv", "eq5d5l_crosswalk_uk_vanhout2012.csv",
+          "eq5d5l_to_3l_uk_dsu_hernandez_alava.csv"]
 DIMS = ["MO", "SC", "UA", "PD", "AD"]
 
 
@@ -62,7 +66,7 @@ def additive_value(coefficients: dict[str, float], state: str) -> float:
 
 
 def coefficients(filename: str) -> dict[str, float]:
-    return {r["term"]: float(r["coefficient"]) for r in read_rows(DATA / filename)}
+    return {r["term"]: float(r["coefficient"]) for r in read_rows(REFERENCE / filename)}
 
 
 ALL_5L = ["".join(map(str, s)) for s in itertools.product(range(1, 6), repeat=5)]
@@ -127,7 +131,7 @@ def test_crosswalk_note_vectors():
 
 
 def test_crosswalk_all_3125_states_round_trip():
-    table = read_rows(DATA / "eq5d5l_crosswalk_uk_vanhout2012.csv")
+    table = read_rows(REFERENCE / "eq5d5l_crosswalk_uk_vanhout2012.csv")
     assert len(table) == 3125
     states = [r["state"] for r in table]
     got = utility("eq5d5l", states, method="crosswalk")
@@ -137,7 +141,7 @@ def test_crosswalk_all_3125_states_round_trip():
 def test_crosswalk_is_monotone_in_every_dimension():
     # a property of the published table, checked exhaustively
     lookup = {r["state"]: float(r["utility_3l"])
-              for r in read_rows(DATA / "eq5d5l_crosswalk_uk_vanhout2012.csv")}
+              for r in read_rows(REFERENCE / "eq5d5l_crosswalk_uk_vanhout2012.csv")}
     for state in ALL_5L:
         for d in range(5):
             if state[d] != "5":
@@ -165,7 +169,7 @@ def test_dsu_is_the_default_method():
 
 def _dsu_table() -> dict[tuple[str, str, str], float]:
     return {(r["state"], r["age_band"], r["sex"]): float(r["utility_3l"])
-            for r in read_rows(DATA / "eq5d5l_to_3l_uk_dsu_hernandez_alava.csv")}
+            for r in read_rows(REFERENCE / "eq5d5l_to_3l_uk_dsu_hernandez_alava.csv")}
 
 
 AGE_EDGES = [(18, "18-34"), (34, "18-34"), (35, "35-44"), (44, "35-44"), (45, "45-54"),
@@ -183,7 +187,7 @@ def test_dsu_age_band_edges_against_table_rows(sex):
 
 
 def test_dsu_all_31250_rows_round_trip():
-    table = read_rows(DATA / "eq5d5l_to_3l_uk_dsu_hernandez_alava.csv")
+    table = read_rows(REFERENCE / "eq5d5l_to_3l_uk_dsu_hernandez_alava.csv")
     assert len(table) == 31250
     band_age = {"18-34": 18, "35-44": 40, "45-54": 54.5, "55-64": 60, "65+": 88}
     frame = frame_of_states("eq5d5l", [r["state"] for r in table],
@@ -300,14 +304,21 @@ def test_scoring_10000_rows_scores_every_row():
 
 # --------------------------------------------------------------------------- shipped data
 
-@pytest.mark.skipif(not SHARED_EQ5D.is_dir(), reason="shared reference folder not present")
-@pytest.mark.parametrize("name", [
-    "eq5d3l_valueset_uk_dolan1997.csv", "eq5d5l_valueset_england_devlin2018.csv",
-    "eq5d5l_valueset_uk_rowen2026.csv", "eq5d5l_crosswalk_uk_vanhout2012.csv",
-    "eq5d5l_to_3l_uk_dsu_hernandez_alava.csv",
-])
-def test_shipped_tables_identical_to_shared_reference(name):
-    assert (DATA / name).read_bytes() == (SHARED_EQ5D / name).read_bytes()
+@pytest.mark.parametrize("name", TABLES)
+def test_shipped_tables_identical_to_the_reference(name):
+    assert (DATA / name).read_bytes() == (REFERENCE / name).read_bytes()
+
+
+def test_reference_tables_are_the_recorded_export():
+    """The committed reference is the eq5d export from the shared reference folder, unchanged
+    (SHA-256 recorded when it was copied), with its provenance and licence beside it."""
+    import hashlib
+    recorded = dict(line.split()[::-1] for line in (REFERENCE / "SHA256SUMS.shared").read_text().splitlines())
+    for name in TABLES:
+        assert hashlib.sha256((REFERENCE / name).read_bytes()).hexdigest() == recorded[name], name
+    readme = (REFERENCE / "README.md").read_text(encoding="utf-8")
+    assert "bfdc7ca014bda447b38e5f4e68823b9ba4638a02" in readme and all(t in readme for t in TABLES)
+    assert "Copyright (c) 2019 Fraser Morton" in (REFERENCE / "LICENSE").read_text()
 
 
 def test_provenance_file_keeps_package_commit_and_sources():

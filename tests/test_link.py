@@ -1,18 +1,10 @@
 import pandas as pd
 import pytest
 
-from analysis.ingest import ingest_trial
-from analysis.link import link_waves
-from analysis.scoring import score_responses
-
 
 @pytest.fixture(scope="module")
-def linked(demo_cfg_session, root):
-    cfg = dict(demo_cfg_session)
-    cfg["data"] = dict(cfg["data"], raw_dir=str(root / "data/raw/demo"))
-    t = ingest_trial(cfg)
-    scores, _ = score_responses(t["responses"], t["participants"], {"wemwbs": {}})
-    return t, link_waves(t["participants"], t["responses"], scores, cfg["data"]["waves"])
+def linked(demo_prepared):
+    return demo_prepared, demo_prepared["linked"]
 
 
 def test_one_row_per_participant_and_timepoint(linked):

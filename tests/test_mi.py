@@ -1,5 +1,7 @@
 """Multiple imputation by chained equations (analysis.mi) and the MI-based analyses."""
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,6 +9,7 @@ import statsmodels.api as sm
 
 from analysis import outcomes
 from analysis.mi import impute
+from conftest import check_coverage, simulate
 
 
 def _wide(rng, n=150, p_cat_missing=0.0):
@@ -156,46 +159,61 @@ def test_pooled_effects_equal_rubin_on_per_imputation_ols():
     assert got.m_imputations == 4 and got.n == len(w)
 
 
-def _mi_coverage(n_sims, seed, m, cat_missing=0.0, method="pmm"):
-    rng = np.random.default_rng(seed)
-    est, cover, cc = [], [], []
-    for _ in range(n_sims):
-        lk = _linked_single_followup(rng, cat_missing=cat_missing)
-        spec, w, imps = _mi(lk, m=m, seed=int(rng.integers(1 << 30)),
-                            aux=("z", "grp") if cat_missing else ("z",), method=method)
-        r = outcomes.pooled_effects(lk, spec, w, imps, "m6").iloc[0]
-        est.append(r.estimate)
-        cover.append(r.ci_low <= 2.0 <= r.ci_high)
-        cc.append(outcomes.primary_effects(lk, spec, "m6", analysis="complete_case",
-                                           complete_case=True, icc_ci=False).estimate.iloc[0])
-    est = np.array(est)
-    return (est.mean() - 2.0, est.std(ddof=1) / np.sqrt(n_sims), float(np.mean(cover)),
-            float(np.mean(cc)) - 2.0)
+MI_EFFECT = 2.0
 
 
-def test_mi_under_mar_is_unbiased_and_covers_short():
-    """80 simulated trials (m = 5): MI with the auxiliary variable is unbiased and its
-    95% CIs cover (loose bounds for 80 trials; 500 with --runslow); complete cases are
-    visibly biased, so the auxiliary variable matters and the check can fail."""
-    bias, mcse, coverage, cc_bias = _mi_coverage(80, seed=21, m=5)
+def _mi_trial(rng, m, cat_missing=0.0, method="pmm"):
+    """One simulated trial with MAR dropout: (MI estimate, CI low, CI high, complete-case
+    estimate)."""
+    lk = _linked_single_followup(rng, effect=MI_EFFECT, cat_missing=cat_missing)
+    spec, w, imps = _mi(lk, m=m, seed=int(rng.integers(1 << 30)),
+                        aux=("z", "grp") if cat_missing else ("z",), method=method)
+    r = outcomes.pooled_effects(lk, spec, w, imps, "m6").iloc[0]
+    cc = outcomes.primary_effects(lk, spec, "m6", analysis="complete_case", complete_case=True,
+                                  icc_ci=False).estimate.iloc[0]
+    return r.estimate, r.ci_low, r.ci_high, cc
+
+
+def _bias(est):
+    est = np.asarray(est, float)
+    return est.mean() - MI_EFFECT, est.std(ddof=1) / np.sqrt(len(est))
+
+
+def test_mi_under_mar_is_unbiased_short():
+    """80 simulated trials (m = 5): MI with the auxiliary variable is unbiased within 3 Monte
+    Carlo SEs, and complete cases are visibly biased, so the auxiliary variable matters and the
+    check can fail.  (Coverage needs the long version's 1,500 trials, run in CI.)"""
+    est, _, _, cc = np.array(simulate(partial(_mi_trial, m=5), 80, seed=21)).T
+    bias, mcse = _bias(est)
     assert abs(bias) < 3 * mcse
-    assert 0.88 <= coverage <= 1.0
-    assert abs(cc_bias) > 4 * mcse  # the auxiliary matters: the check can fail
+    assert abs(np.mean(cc) - MI_EFFECT) > 4 * mcse  # the auxiliary matters: the check can fail
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["norm", "pmm"])
-def test_mi_under_mar_is_unbiased_and_covers_long(method):
-    """300 trials, m = 20, with a partly missing categorical auxiliary (logistic imputation).
-    norm: unbiased within 3 Monte Carlo SEs, coverage 93-97%.  pmm: this dropout is strongly
-    selective (the intervention participants with the highest outcomes are mostly missing), so
-    predictive mean matching runs short of donors and attenuates the effect a little, exactly as
-    R's mice does on the same kind of data (tests/test_mi_mice.py); its bias is bounded at 7.5%
-    of the effect and its coverage at 92-97%."""
-    bias, mcse, coverage, _ = _mi_coverage(300, seed=22, m=20, cat_missing=0.15, method=method)
-    if method == "norm":
-        assert abs(bias) < 3 * mcse
-        assert 0.93 <= coverage <= 0.97
-    else:
-        assert -0.15 < bias < 3 * mcse
-        assert 0.92 <= coverage <= 0.97
+def test_mi_norm_under_mar_is_unbiased_and_covers_long():
+    """1,500 trials, m = 10, a partly missing categorical auxiliary (logistic imputation),
+    numeric variables by `norm`: unbiased within 3 Monte Carlo SEs, and the 95% intervals
+    (Rubin's rules, Barnard-Rubin df) cover 93.6% to 95.9% of the time (Monte Carlo SE 0.56
+    points), bounds that intervals 10% too narrow or too wide fail (checked on the same
+    trials).  Observed at seed 22: 93.7% (90.8% and 96.5% for the intervals 10% narrower and
+    wider), with the mean interval width matching the spread of the estimates (mean half-width
+    / 1.96 = 0.476, SD of the estimates 0.476): low in the range, which the statistician should
+    know (an m = 20 run is recorded in docs/methods.md)."""
+    res = np.array(simulate(partial(_mi_trial, m=10, cat_missing=0.15, method="norm"), 1500, seed=22))
+    bias, mcse = _bias(res[:, 0])
+    assert abs(bias) < 3 * mcse
+    check_coverage(res[:, 0], res[:, 1], res[:, 2], MI_EFFECT, "MI (norm)")
+
+
+@pytest.mark.slow
+def test_mi_pmm_under_strongly_selective_dropout_long():
+    """300 trials, m = 20, the same data with `pmm`.  This dropout is strongly selective (the
+    intervention participants with the highest outcomes are mostly missing), so predictive mean
+    matching runs short of donors and attenuates the effect a little, exactly as R's mice does
+    on the same kind of data (tests/test_mi_mice.py compares the two); its bias is bounded at
+    7.5% of the effect.  Its intervals are therefore not expected to cover at the nominal rate
+    here, and this is not a coverage test: nominal coverage is checked with `norm` above."""
+    res = np.array(simulate(partial(_mi_trial, m=20, cat_missing=0.15, method="pmm"), 300, seed=23))
+    bias, mcse = _bias(res[:, 0])
+    assert -0.15 < bias < 3 * mcse
+    assert np.mean(res[:, 3]) - MI_EFFECT < bias - 4 * mcse  # complete cases are worse

@@ -4,17 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.ingest import ingest_trial
 from analysis.scoring import reliability_table, score_responses, scoring_summary
 
 OPTS = {"wemwbs": {}, "eq5d5l": {"method": "dsu"}, "ucla3": {}, "ons4": {}, "rguk": {}}
 
 
 @pytest.fixture(scope="module")
-def demo(demo_cfg_session, root):
-    cfg = dict(demo_cfg_session)
-    cfg["data"] = dict(cfg["data"], raw_dir=str(root / "data/raw/demo"))
-    t = ingest_trial(cfg)
+def demo(demo_prepared):
+    t = demo_prepared  # the ingested tables; scored here to see the scoring notes and reasons
     with pytest.warns(UserWarning, match="rguk: scoring uses provisional"):
         scores, reasons = score_responses(t["responses"], t["participants"], OPTS)
     return t, scores, reasons

@@ -7,9 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.ingest import ingest_trial
-from analysis.link import link_waves
-from analysis.scoring import score_responses
 from analysis.table1 import baseline_frame, table1
 
 
@@ -55,10 +52,8 @@ def test_no_p_values_and_single_arm_has_no_overall_column(frame):
     assert set(one.arm) == {"a"}
 
 
-def test_demo_counts_match_raw_participants(demo_cfg, root):
-    t = ingest_trial(demo_cfg)
-    scores, _ = score_responses(t["responses"], t["participants"], {"wemwbs": {}})
-    linked = link_waves(t["participants"], t["responses"], scores, demo_cfg["data"]["waves"])
+def test_demo_counts_match_raw_participants(demo_prepared, root):
+    t, linked = demo_prepared, demo_prepared["linked"]
     tab = table1(baseline_frame(t["participants"], linked, ["wemwbs_total"]), ["control", "intervention"],
                  ["age", "wemwbs_total"], ["sex", "client_group"])
     raw = root / "data/raw/demo"

@@ -92,15 +92,15 @@ def score(instrument_id: str, responses: pd.DataFrame, *, overrides: Mapping | N
 
 
 def reliability(instrument_id: str, responses: pd.DataFrame, *,
-                overrides: Mapping | None = None, **options) -> pd.DataFrame:
-    """Cronbach's alpha (95% CI, pingouin.cronbach_alpha) for the total and each subscale.
+                overrides: Mapping | None = None, level: float = 0.95, **options) -> pd.DataFrame:
+    """Cronbach's alpha (CI at ``level``, pingouin.cronbach_alpha) for the total and each subscale.
 
     Uses scored items (after recoding and reverse keying) and complete cases per scale.
     Columns: instrument, scale, n, n_items, alpha, ci_low, ci_high. Group by time point
     before calling. Accepts the same options as :func:`score`.
     """
     spec, options = _prepare(instrument_id, overrides, options)
-    return reliability_frame(spec, responses, options)
+    return reliability_frame(spec, responses, options, level)
 
 
 def score_columns(instrument_id: str, *, overrides: Mapping | None = None, **options) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Internal consistency (Cronbach's alpha with a 95% CI) per total and subscale."""
+"""Internal consistency (Cronbach's alpha with a CI, 95% unless another level is given) per total and subscale."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def scales(spec: Spec) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
-def alpha_row(instrument_id: str, name: str, items: pd.DataFrame) -> dict:
+def alpha_row(instrument_id: str, name: str, items: pd.DataFrame, level: float = 0.95) -> dict:
     """Alpha on complete cases (listwise). Fewer than 2 items or 2 complete rows, or no
     variance in the scale total, gives NaN."""
     complete = items.dropna(how="any")
@@ -36,16 +36,16 @@ def alpha_row(instrument_id: str, name: str, items: pd.DataFrame) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         # rows are dropped here, not inside pingouin, so its CI uses the complete-case n
-        alpha, ci = pingouin.cronbach_alpha(data=complete.astype(float))
+        alpha, ci = pingouin.cronbach_alpha(data=complete.astype(float), ci=level)
     row.update(alpha=float(alpha), ci_low=float(ci[0]), ci_high=float(ci[1]))
     return row
 
 
-def reliability_frame(spec: Spec, responses: pd.DataFrame, options: dict) -> pd.DataFrame:
+def reliability_frame(spec: Spec, responses: pd.DataFrame, options: dict, level: float = 0.95) -> pd.DataFrame:
     if spec.method != "sum":
         raise ValueError(f"{spec.id}: reliability needs a summed multi-item scale "
                          f"(scoring method is {spec.method!r})")
     scored = item_score_frame(spec, responses, options)
-    rows = [alpha_row(spec.id, name, scored.iloc[:, list(pos)]) for name, pos in scales(spec)]
+    rows = [alpha_row(spec.id, name, scored.iloc[:, list(pos)], level) for name, pos in scales(spec)]
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.astype({"n": "int64", "n_items": "int64"})

@@ -14,26 +14,29 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 import analysis
 from analysis.blinding import withheld
-from analysis.reporting import (appendix, economics, ethics, feasibility, funder, methods, outcomes,
+from analysis.reporting import (appendix, economics, ethics, feasibility, front, funder, methods, outcomes,
                                 provenance, scoring)
+from analysis.reporting import deviations
 from analysis.reporting import planning, planning_summary
 
 # The statistician's report shows everything; the funder and ethics reports have their own
 # disclosure-controlled sections and never include the data-query appendix (it carries raw IDs).
-SECTIONS = [("outcomes", outcomes), ("feasibility", feasibility),
+# A pilot's report leads with feasibility; effect estimates follow (CONSORT pilot extension).
+SECTIONS = [("front", front), ("deviations", deviations), ("feasibility", feasibility), ("outcomes", outcomes),
             ("economics", economics), ("planning", planning), ("scoring", scoring),
             ("methods", methods), ("appendix", appendix), ("provenance", provenance)]
 AUDIENCES = {
     "statistician": ("Statistician's report", SECTIONS),
-    "funder": ("Funder report", [("funder", funder), ("planning_summary", planning_summary), ("methods", methods),
-                                 ("provenance", provenance)]),
-    "ethics": ("Ethics committee report", [("ethics", ethics), ("provenance", provenance)]),
+    "funder": ("Funder report", [("front", front), ("funder", funder), ("planning_summary", planning_summary),
+                                 ("deviations", deviations), ("methods", methods), ("provenance", provenance)]),
+    "ethics": ("Ethics committee report", [("front", front), ("ethics", ethics), ("provenance", provenance)]),
 }
 
 
 # Every section in the one order consistent with all three audiences: the report notebook
 # (workflow/notebooks/report.ipynb) has one cell per section in this order.
-ALL_SECTIONS = ["funder", "planning_summary", "ethics", "outcomes", "feasibility", "economics", "planning",
+ALL_SECTIONS = ["front", "funder", "planning_summary", "ethics", "deviations", "feasibility", "outcomes", "economics",
+                "planning",
                 "scoring", "methods", "appendix", "provenance"]
 
 
@@ -68,7 +71,7 @@ def assemble_report(cfg: dict, audience: str, sections: list[str]) -> str:
     return _env().get_template("report.html.j2").render(
         title=cfg["title"], trial_id=cfg["trial_id"], version=analysis.__version__,
         audience=audience, audience_label=AUDIENCES[audience][0], sections=sections,
-        withheld=withheld(cfg))
+        withheld=withheld(cfg), exploratory=bool(cfg.get("exploratory")))
 
 
 def render_report(cfg: dict, inputs: dict[str, str], audience: str = "statistician") -> str:

@@ -40,3 +40,41 @@ def read_table(path: str | Path, text_columns: tuple[str, ...] = ()) -> pd.DataF
         if c in df:
             df[c] = df[c].fillna("").astype(str)
     return df
+
+
+def money(x, dp: int = 0) -> str:
+    """Pounds with a thousands separator and a true minus sign: £40,249, −£1,234."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    x = float(x)
+    return f"−£{abs(x):,.{dp}f}" if x < 0 else f"£{x:,.{dp}f}"
+
+
+def level_label(level: float) -> str:
+    """A confidence level as a percentage: 0.95 -> '95%', 0.975 -> '97.5%'."""
+    return f"{float(level) * 100:g}%"
+
+
+def plain_text(text) -> str:
+    """A note for a report: numbers written plainly (``np.float64(0.0)`` -> ``0.0``) and
+    missing values as ''."""
+    import re
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return ""
+    return re.sub(r"\bnp\.(?:float|int)\d*\(([^()]*)\)", r"\1", str(text))
+
+
+def split_notes(text, labels: dict | None = None) -> list[str]:
+    """The separate notes of a warnings cell ('a | b'), with outcome columns named by their
+    labels and the grouping columns in words ('site', 'participant')."""
+    import re
+    words = {"site_id": "site", "participant_id": "participant", **(labels or {})}
+    out = []
+    for w in plain_text(text).split(" | "):
+        w = w.strip()
+        if not w:
+            continue
+        for col in sorted(words, key=len, reverse=True):
+            w = re.sub(rf"(?<![\w.]){re.escape(col)}(?![\w])", words[col], w)
+        out.append(w)
+    return out

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
-from analysis.reporting.common import fmt, png_data_uri, read_table
+from analysis.reporting.common import fmt, level_label, money, png_data_uri, read_table
 
 TEMPLATE = "sections/economics.html.j2"
 
 
 def _money(x) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"−£{abs(x):,.0f}" if x < 0 else f"£{x:,.0f}"
+    return money(x)
 
 
 def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
@@ -29,12 +25,14 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
                        ci=f"{_money(r.ci_low)} to {_money(r.ci_high)}", prob=fmt(r.probability, 2))
                   for r in cea[(cea.analysis == "cea_qaly") & (cea.measure == "inmb")].itertuples()]
     shares = {q: fmt(main.loc[f"share_{q}"].estimate, 3) for q in ("NE", "SE", "SW", "NW")}
+    from analysis.config import score_labels
+    names = score_labels(cfg)
     others = []
     for an in sorted(a for a in set(cea.analysis) if a.startswith("cost_per_point:")):
         d = cea[cea.analysis == an].set_index("measure")
         y = an.split(":", 1)[1]
         e = d.loc[f"delta_{y}"]
-        others.append(dict(outcome=y, d_cost=_money(d.loc["delta_cost"].estimate),
+        others.append(dict(outcome=names.get(y, y), d_cost=_money(d.loc["delta_cost"].estimate),
                            d_effect=fmt(e.estimate, 2), ci=f"{fmt(e.ci_low, 2)} to {fmt(e.ci_high, 2)}",
                            ratio=_money(d.loc["icer"].estimate), quadrant=d.loc["icer"].note,
                            n=int(e.n)))
@@ -48,7 +46,8 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
                                  f"{_money(w.loc['wellby_value_central'].ci_high)}",
                       low=_money(w.loc["wellby_value_low"].estimate),
                       high=_money(w.loc["wellby_value_high"].estimate),
-                      basis=econ["wellby"]["price_basis"], outcome=econ["wellby"]["outcome"],
+                      basis=econ["wellby"]["price_basis"],
+                      outcome=names.get(econ["wellby"]["outcome"], econ["wellby"]["outcome"]),
                       net=_money(w.loc["wellby_net_value"].estimate),
                       net_prob=fmt(w.loc["wellby_net_value"].probability, 2), n=int(dw.n))
     method = str(main.loc["delta_cost"].get("missing_data", "complete_case"))
@@ -91,6 +90,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
                        verification=r.verification) for r in uc.itertuples()]
     unverified = sorted({u["verification"] for u in unit_costs} - {"PUB"})
     return dict(
+        level=level_label(cfg["outcomes"]["confidence_level"]),
         price_year=econ["price_year"], d_cost=_money(dc.estimate),
         d_cost_ci=f"{_money(dc.ci_low)} to {_money(dc.ci_high)}",
         d_qaly=fmt(de.estimate, 4), d_qaly_ci=f"{fmt(de.ci_low, 4)} to {fmt(de.ci_high, 4)}",
@@ -103,7 +103,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
         p_effective=fmt(main.loc["prob_more_effective"].estimate, 3),
         others=others, wellby=wellby, arms=[labels.get(a, a) for a in arms],
         arm_n=[n_arm[a] for a in arms], arm_rows=arm_rows, unit_costs=unit_costs,
-        unverified=", ".join(unverified), utility=econ["utility"],
+        unverified=", ".join(unverified), utility=names.get(econ["utility"], econ["utility"]),
         discount=dict(c=econ["discount_rate_costs"], e=econ["discount_rate_effects"]),
         time_basis=econ["time_basis"], missing_data=method, missing_method=missing, sensitivity=sensitivity,
         ce_plane=png_data_uri(inputs["ce_plane"]), ceac=png_data_uri(inputs["ceac_figure"]))

@@ -5,7 +5,6 @@ when they are among the reasons the trial config declares (anything else is pool
 from __future__ import annotations
 
 from analysis.reporting import audience as A
-from analysis.reporting.common import read_table
 
 TEMPLATE = "sections/ethics.html.j2"
 STAGE_LABELS = {"screened": "Screened", "not_eligible": "Not eligible", "eligible": "Eligible",
@@ -16,52 +15,39 @@ STAGE_LABELS = {"screened": "Screened", "not_eligible": "Not eligible", "eligibl
                 "not_received": "Did not receive the intervention"}
 
 
-def declared_reasons(cfg: dict) -> set[str]:
-    reasons = cfg.get("feasibility", {}).get("reasons", {}) or {}
-    return {r for lst in reasons.values() for r in (lst or [])}
-
-
 def context(cfg: dict, inputs: dict[str, str]) -> dict:
     labels = cfg["design"]["arm_labels"]
     single = cfg["design"]["type"] == "single_arm"
-    flow = read_table(inputs["flow"], ("reason", "timepoint", "measure", "arm", "site_id"))
-    shown = A.suppressed_flow(flow, cfg, declared_reasons(cfg))
-    shown = shown[shown.measure == ""]
+    counts = A.release(cfg, inputs)
+    flow = counts.flow
+    withdrawal_recorded = bool((flow.stage == "withdrawn").any())
 
-    def rows(stages, with_timepoint=False):
+    def rows(kind):
         out = []
-        for r in shown[shown.stage.isin(stages)].itertuples():
-            if single and r.stage == "allocated":
+        for r in counts.rows[kind]:
+            if single and r["stage"] == "allocated":
                 stage = "Enrolled"
-            else:
-                stage = STAGE_LABELS.get(r.stage, r.stage)
-            if not (flow.stage == "withdrawn").any() and r.stage == "lost":
+            elif r["stage"] == "lost" and not withdrawal_recorded:
                 stage = "Not assessed (withdrawal not recorded)"
-            out.append(dict(stage=stage, arm="All" if r.arm in ("all", cfg["design"]["intervention_arm"]) and single
-                            else labels.get(r.arm, r.arm),
-                            timepoint=r.timepoint or "–", reason=r.reason or "all reasons",
-                            n=A.show_count(r.n)))
+            else:
+                stage = STAGE_LABELS.get(r["stage"], r["stage"])
+            arm = "All" if r["arm"] == "all" or single else labels.get(r["arm"], r["arm"])
+            out.append(dict(stage=stage, arm=arm, timepoint=r["timepoint"] or "–",
+                            reason=r["reason"] or "all reasons", n=counts.cell(r["key"])))
         return out
 
-    safety_rows = []
-    if "safety" in inputs:
-        from analysis.disclosure import suppress_table
-        from analysis.feasibility import SAFETY_MEASURES
-        st = read_table(inputs["safety"], ("measure", "arm"))
-        if len(st):
-            st, _ = suppress_table(st, "n", [], ["measure"], part_col="arm", total_label="all",
-                                   policy=A.policy(cfg))
-            safety_rows = [dict(measure=SAFETY_MEASURES.get(r.measure, r.measure),
-                                arm="All" if r.arm == "all" else labels.get(r.arm, r.arm), n=A.show_count(r.n),
-                                denominator=A.show_count(r.denominator)) for r in st.itertuples()]
+    from analysis.feasibility import SAFETY_MEASURES
+    safety_rows = [dict(measure=SAFETY_MEASURES.get(r["measure"], r["measure"]),
+                        arm="All" if r["arm"] == "all" else labels.get(r["arm"], r["arm"]),
+                        n=counts.cell(r["key"]), denominator=counts.cell(r["den"])) for r in counts.rows["safety"]]
     d = cfg["report"]
     return dict(
         safety_rows=safety_rows,
         policy=A.policy(cfg),
-        recruitment=rows(["screened", "not_eligible", "eligible", "declined", "consented", "enrolled", "allocated"]),
+        recruitment=rows("ethics_recruitment"),
         not_collected=[w for stage, w in (("screened", "screening (eligibility and consent)"),
                                           ("withdrawn", "withdrawals")) if not (flow.stage == stage).any()],
-        followup=rows(["assessed", "lost", "withdrawn"], with_timepoint=True),
+        followup=rows("ethics_followup"),
         safety=d.get("safety_statement") or "",
         data_protection=d.get("data_protection_statement") or "",
         blinded=cfg.get("blinded", False))

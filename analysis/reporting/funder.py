@@ -1,19 +1,22 @@
-"""Funder report: the progression decision, key feasibility estimates, effect estimates with
-95% CIs (no p-values) and the economic summary.  Counts pass through disclosure control; no
+"""Funder report: the progression decision, key feasibility estimates, the CONSORT flow, effect
+estimates with CIs at the configured level (no p-values) and the economic summary.  Every count
+comes from the release shared with the ethics report (:mod:`analysis.reporting.audience`); no
 identifiers, pseudonyms or free text are read."""
 
 from __future__ import annotations
 
-import os
+import re
 
 import pandas as pd
 
+from analysis.config import score_directions, score_labels
+from analysis.disclosure import SUPPRESSED
 from analysis.reporting import audience as A
-from analysis.reporting.common import png_data_uri, read_table
+from analysis.reporting import flow as F
+from analysis.reporting.common import level_label, money, png_data_uri, read_table, split_notes
 from analysis.reporting.feasibility import label as indicator_label
 
 TEMPLATE = "sections/funder.html.j2"
-KEY_INDICATORS = ("consent", "recruitment_rate", "retention", "intervention_receipt", "withdrawal")
 DECISIONS = {"GREEN": "Go: proceed to the definitive trial",
              "AMBER": "Proceed with amendments to address the amber criteria",
              "RED": "Stop, or reconsider the design before proceeding"}
@@ -27,115 +30,160 @@ def _decision(bands: list[str]) -> str | None:
     return f"{worst}: {DECISIONS[worst]}"
 
 
-def _counts(r) -> str:
-    """numerator / denominator as shown (a rate's denominator is exposure, not a count)."""
-    den = A.show_count(r.denominator) if r.unit == "proportion" else A.show_value(r.denominator, 1)
-    return f"{A.show_count(r.numerator)} / {den}"
+def _scale(unit: str) -> tuple[float, str]:
+    return (100.0, "%") if unit == "proportion" else (1.0, "")
 
 
-def _exists(inputs, key):
-    return key in inputs and os.path.exists(inputs[key])
+def _value(x, unit: str, dp: int) -> str:
+    scale, suffix = _scale(unit)
+    return A.show_value(x, dp, scale, suffix)
+
+
+def _ci(lo, hi, unit: str, dp: int) -> str:
+    if lo is None or (isinstance(lo, float) and pd.isna(lo)):
+        return "–"
+    return f"{_value(lo, unit, dp)} to {_value(hi, unit, dp)}"
 
 
 def _rule(r, unit: str, dp: int) -> str:
-    """GREEN/RED thresholds on the estimate's own scale, the right way round for the direction."""
-    scale, suffix = (100, "%") if unit == "proportion" else (1, "")
-    g, red = A.show_value(r.green, dp, scale, suffix), A.show_value(r.red, dp, scale, suffix)
+    """GREEN/RED thresholds on the estimate's own scale (percent for proportions), the right way
+    round for the criterion's direction."""
+    g, red = _value(r.green, unit, dp), _value(r.red, unit, dp)
     return f"GREEN ≥ {g}, RED < {red}" if r.direction == "higher" else f"GREEN ≤ {g}, RED > {red}"
+
+
+def _counts(counts: A.Counts, num, den, denominator, unit: str):
+    """'n / N' as released (a rate's denominator is exposure, shown as a number)."""
+    from markupsafe import Markup
+    if den is not None:
+        right = counts.cell(den)
+    else:
+        right = A.show_count(denominator) if float(denominator).is_integer() else A.show_value(denominator, 1)
+    return Markup("{} / {}").format(counts.cell(num), right)
+
+
+def _estimate(counts, r, unit, dp, *keys) -> tuple[str, str]:
+    if counts.withheld(*keys):
+        return SUPPRESSED, SUPPRESSED
+    return _value(r.estimate, unit, dp), _ci(r.ci_low, r.ci_high, unit, dp)
+
+
+def scrub(note: str, policy) -> str:
+    """A model note for a disclosure-controlled report: whole numbers below the threshold (which
+    could count people) shown as '<threshold'."""
+    def sub(m):
+        n = int(m.group(0))
+        return policy.label if policy.is_small(n) else m.group(0)
+    return re.sub(r"(?<![\d.])\d+(?![\d.])", sub, note)
+
+
+def consort(cfg: dict, counts: A.Counts, labels: dict) -> dict:
+    d = cfg["design"]
+    outcomes = [cfg["primary"]["outcome"], *cfg["outcomes"].get("secondary", [])]
+    b = F.boxes(counts.flow, counts.cell, arms=counts.arms, arm_labels=d["arm_labels"],
+                timepoints=counts.timepoints, months=[w["month"] for w in cfg["data"]["waves"]],
+                single=counts.single, intervention=counts.intervention,
+                receipt_min_sessions=cfg["feasibility"]["receipt_min_sessions"],
+                analysed=counts.rows["analysed"], outcome_labels=labels,
+                site_word="Sites" if d["type"] == "cluster" else "Centres")
+    return dict(arms=b["arms"], rows=F.table_rows(b), outcomes=[labels.get(y, y) for y in outcomes])
 
 
 def context(cfg: dict, inputs: dict[str, str]) -> dict:
     dp = cfg["report"]["decimals"]
     d = cfg["design"]
     single = d["type"] == "single_arm"
-    labels = d["arm_labels"]
-    names = cfg["outcomes"]["labels"]
+    arm_labels = d["arm_labels"]
+    labels = score_labels(cfg)
+    directions = score_directions(cfg)
     level = cfg["outcomes"]["confidence_level"]
     pol = A.policy(cfg)
-    ctx: dict = dict(policy=pol, outcome=names.get(cfg["primary"]["outcome"], cfg["primary"]["outcome"]),
-                     single_arm=single, level=f"{level * 100:g}",
-                     feas_level=f"{cfg['feasibility']['confidence_level'] * 100:g}")
+    counts = A.release(cfg, inputs)
+    ctx: dict = dict(policy=pol, outcome=labels.get(cfg["primary"]["outcome"], cfg["primary"]["outcome"]),
+                     single_arm=single, level=level_label(level),
+                     feas_level=level_label(cfg["feasibility"]["confidence_level"]))
 
-    feas_all = read_table(inputs["feasibility"], ("timepoint", "arm", "ci_method", "band", "unit", "definition",
-                                                  "ci_method_cluster"))
+    criteria = []
+    for c in counts.rows["funder_criteria"]:
+        r, unit = c["row"], c["unit"]
+        estimate, ci = _estimate(counts, r, unit, dp, c["num"], c["den"])
+        sites = A.is_about_sites(pd.DataFrame([dict(indicator=r.indicator, denominator_of=r.denominator_of)])).iloc[0]
+        criteria.append(dict(name=r.criterion, timepoint=r.timepoint or "–",
+                             counts=_counts(counts, c["num"], c["den"], r.denominator, unit),
+                             estimate=estimate, ci=ci, rule=_rule(r, unit, dp),
+                             band=(SUPPRESSED if counts.bands_withheld and counts.withheld(c["num"], c["den"])
+                                   else r.band), sites=bool(sites)))
+    ctx["criteria"] = criteria
+    ctx["decision"] = _decision([c["row"].band for c in counts.rows["funder_criteria"]]) if criteria else None
+
+    feas_all = counts.feas
+    ctx["not_collected"] = [indicator_label(r.indicator, labels=labels) for r in
+                            feas_all[feas_all.unit == "not collected"].itertuples()
+                            if r.indicator in A.KEY_INDICATORS
+                            or r.indicator == f"completion_{cfg['primary']['outcome']}"]
+    feasibility = []
     ctx["cluster"] = d["type"] == "cluster"
-    if ctx["cluster"] and "ci_low_cluster" in feas_all:  # sites randomised: intervals allowing for sites
-        has = feas_all.ci_low_cluster.notna()
-        feas_all.loc[has, "ci_low"] = feas_all.ci_low_cluster[has]
-        feas_all.loc[has, "ci_high"] = feas_all.ci_high_cluster[has]
-    unit_of = dict(zip(feas_all.indicator, feas_all.unit))
-    if _exists(inputs, "progression"):
-        prog = read_table(inputs["progression"], ("timepoint", "band", "arm", "direction"))
-        site_rows = A.is_about_sites(prog)  # by the indicator code, before it is replaced by the name
-        units = prog.indicator.map(unit_of).fillna("proportion")
-        prog = prog.assign(indicator=prog.criterion).rename(columns={"criterion": "name"})
-        prog["unit"] = ["proportion" if u == "proportion" else "rate" for u in units]
-        shown = A.suppressed_feasibility(prog.assign(indicator=prog.name), cfg, about_sites=site_rows)
-        ctx["criteria"] = [dict(
-            name=r.name, timepoint=r.timepoint or "–",
-            counts=_counts(r),
-            estimate=A.show_value(r.estimate, dp, 1 if r.unit == "rate" else 100, "" if r.unit == "rate" else "%"),
-            ci=f"{A.show_value(r.ci_low, dp, 1 if r.unit == 'rate' else 100)} to {A.show_value(r.ci_high, dp, 1 if r.unit == 'rate' else 100)}",
-            rule=_rule(r, r.unit, dp), band=r.band, sites=bool(site_rows[r.Index]))
-            for r in shown.itertuples()]
-        ctx["decision"] = _decision(list(prog.band))
+    for c in counts.rows["funder_feasibility"]:
+        r = c["row"]
+        if r.unit == "not collected":
+            continue
+        lo, hi = getattr(r, "ci_low_cluster", float("nan")), getattr(r, "ci_high_cluster", float("nan"))
+        if ctx["cluster"] and lo == lo:  # sites randomised: the intervals allowing for sites
+            r = r._replace(ci_low=lo, ci_high=hi)
+        unit = "proportion" if r.unit == "proportion" else "rate"
+        estimate, ci = _estimate(counts, r, unit, dp, c["num"], c["den"])
+        feasibility.append(dict(
+            sites=r.indicator == "fidelity",
+            indicator=indicator_label(r.indicator, r.unit if r.indicator == "recruitment_rate" else "",
+                                      labels=labels, single_arm=single),
+            timepoint=r.timepoint or "–",
+            arm="All" if r.arm == "all" or single else arm_labels.get(r.arm, r.arm),
+            counts=_counts(counts, c["num"], c["den"], r.denominator, unit), estimate=estimate, ci=ci))
+    ctx["feasibility"] = feasibility
+    ctx["consort"] = consort(cfg, counts, labels)
 
-    primary_completion = f"completion_{cfg['primary']['outcome']}"
-    feas = feas_all[(feas_all.indicator.isin(KEY_INDICATORS) | (feas_all.indicator == primary_completion))]
-    ctx["not_collected"] = [indicator_label(r.indicator) for r in feas[feas.unit == "not collected"].itertuples()]
-    feas = feas[feas.unit != "not collected"]
-    shown = A.suppressed_feasibility(feas, cfg)
-    site_rows = A.is_about_sites(feas)
-    ctx["feasibility"] = [dict(sites=bool(site_rows[r.Index]),
-        indicator=indicator_label(r.indicator, r.unit if r.indicator == "recruitment_rate" else ""),
-        timepoint=r.timepoint or "–", arm="All" if r.arm == "all" else labels.get(r.arm, r.arm),
-        counts=_counts(r),
-        estimate=A.show_value(r.estimate, dp, 100 if r.unit == "proportion" else 1, "%" if r.unit == "proportion" else ""),
-        ci=("–" if not isinstance(r.ci_low, str) and pd.isna(r.ci_low) else
-            f"{A.show_value(r.ci_low, dp, 100 if r.unit == 'proportion' else 1)} to "
-            f"{A.show_value(r.ci_high, dp, 100 if r.unit == 'proportion' else 1)}"))
-        for r in shown.itertuples()]
+    ctx["effects"], ctx["notes"] = [], []
+    arm_cols = counts._arm_columns()
+    for e in counts.rows["effects"]:
+        r = e["row"]
+        if pd.isna(r.estimate):
+            continue
+        refs = []
+        for w in split_notes(r.warnings, labels):
+            w = scrub(w, pol)
+            if w not in ctx["notes"]:
+                ctx["notes"].append(w)
+            refs.append(str(ctx["notes"].index(w) + 1))
+        ctx["effects"].append(dict(
+            outcome=labels.get(r.outcome, r.outcome), better=directions.get(r.outcome, "higher"),
+            timepoint=r.timepoint, primary=bool(r.primary),
+            estimate=A.show_value(r.estimate, dp),
+            ci=f"{A.show_value(r.ci_low, dp)} to {A.show_value(r.ci_high, dp)}",
+            smd=A.show_value(r.standardised_effect, dp),
+            n=[counts.cell(e["cells"].get(arm)) for arm, _, _ in arm_cols], notes=", ".join(refs)))
+    if counts.rows["effects"]:
+        r0 = counts.rows["effects"][0]["row"]
+        ctx["analysis_label"] = r0.model if isinstance(r0.model, str) and r0.model else "primary model"
+    ctx["intervention"] = arm_labels.get(d["intervention_arm"], d["intervention_arm"])
+    ctx["control"] = arm_labels.get(d["control_arm"], d["control_arm"]) if d.get("control_arm") else None
+    ctx["n_headers"] = ["n"] if single else [f"n ({ctx['intervention']})", f"n ({ctx['control']})"]
+    ctx["trajectory"] = png_data_uri(inputs["trajectory"]) if A._exists(inputs, "trajectory") else None
+    ctx["trajectory_outcomes"] = ", ".join(dict.fromkeys(labels.get(y, y) for y in
+                                                         [cfg["primary"]["outcome"], *cfg["outcomes"]["secondary"]]))
 
-    eff = read_table(inputs["effects"], ("warnings", "analysis", "timepoint", "population", "model"))
-    ctx["effects"] = []
-    if len(eff):
-        if "population" in eff:
-            eff = eff[eff.population.isin(["", "all"])]
-        eff = eff[eff.estimate.notna()]
-        primary_analysis = eff[eff.primary.astype(bool)].analysis.iloc[0] if eff.primary.astype(bool).any() \
-            else (eff.analysis.iloc[0] if len(eff) else "primary")
-        term = "change from baseline" if single else None
-        rows = eff[(eff.analysis == primary_analysis) & ((eff.term == term) if term else
-                                                         ~eff.term.astype(str).str.contains(","))]
-        ctx["effects"] = [dict(outcome=names.get(r.outcome, r.outcome), timepoint=r.timepoint,
-                               estimate=A.show_value(r.estimate, dp),
-                               ci=f"{A.show_value(r.ci_low, dp)} to {A.show_value(r.ci_high, dp)}",
-                               smd=A.show_value(r.standardised_effect, dp),
-                               n=A.show_count(pol.label if pol.is_small(r.n) else r.n),
-                               n_int=A.show_count(pol.label if pol.is_small(getattr(r, "n_intervention", None))
-                                                  else getattr(r, "n_intervention", None)),
-                               n_ctl=A.show_count(pol.label if pol.is_small(getattr(r, "n_control", None))
-                                                  else getattr(r, "n_control", None)),
-                               primary=bool(r.primary)) for r in rows.itertuples()]
-        ctx["analysis_label"] = rows.model.iloc[0] if "model" in rows and len(rows) else primary_analysis
-    ctx["intervention"] = labels.get(d["intervention_arm"], d["intervention_arm"])
-    ctx["control"] = labels.get(d["control_arm"], d["control_arm"]) if d.get("control_arm") else None
-    ctx["trajectory"] = png_data_uri(inputs["trajectory"]) if _exists(inputs, "trajectory") else None
-
-    if _exists(inputs, "cea"):
+    if A._exists(inputs, "cea"):
         cea = read_table(inputs["cea"], ("threshold", "quadrant", "note", "price_year"))
         q = cea[cea.analysis == "cea_qaly"].set_index("measure", drop=False)
         if len(q):
-            def est(m, scale=1.0, d=dp):
+            def est(m, fmt):
                 r = q.loc[m]
-                return dict(estimate=A.show_value(r.estimate, d, scale),
-                            ci=f"{A.show_value(r.ci_low, d, scale)} to {A.show_value(r.ci_high, d, scale)}")
+                return dict(estimate=fmt(r.estimate), ci=f"{fmt(r.ci_low)} to {fmt(r.ci_high)}")
             thr = q[q.measure == "inmb"]
             ctx["economics"] = dict(
-                delta_cost=est("delta_cost", d=0), delta_qaly=est("delta_qaly", d=3),
-                icer=A.show_value(q.loc["icer"].estimate, 0), quadrant=q.loc["icer"].note,
+                delta_cost=est("delta_cost", money), delta_qaly=est("delta_qaly", lambda x: A.show_value(x, 3)),
+                icer=money(q.loc["icer"].estimate), quadrant=q.loc["icer"].note,
                 price_year=q.loc["delta_cost"].price_year,
                 thresholds=[dict(threshold=r.threshold, probability=A.show_value(r.probability, 2))
                             for r in thr.itertuples()],
-                ceac=png_data_uri(inputs["ceac_figure"]) if _exists(inputs, "ceac_figure") else None)
+                ceac=png_data_uri(inputs["ceac_figure"]) if A._exists(inputs, "ceac_figure") else None)
     return ctx

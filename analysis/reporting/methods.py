@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from analysis.reporting.common import read_table
+from analysis.reporting.common import level_label, read_table
 
 TEMPLATE = "sections/methods.html.j2"
 
@@ -45,7 +45,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     f = cfg["feasibility"]
     ci = "wilson" if f["ci_method"] == "wilson" else "clopper"
     used.append(("Feasibility outcomes are reported as estimates with "
-                 f"{int(f['confidence_level'] * 100)}% confidence intervals, following the CONSORT extension for pilot "
+                 f"{level_label(f['confidence_level'])} confidence intervals, following the CONSORT extension for pilot "
                  "and feasibility trials; proportions use the "
                  + ("Wilson score interval" if ci == "wilson" else "Clopper–Pearson exact interval")
                  + " and rates the exact Poisson interval.", ["consort", ci, "garwood"]))

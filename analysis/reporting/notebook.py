@@ -19,6 +19,7 @@ from pathlib import Path
 
 from analysis.io import atomic_path
 from analysis.reporting import assemble_report
+from analysis.reporting.kernel import ReportKernelManager
 
 SECTION_KEY = "pathways_section"
 NOTEBOOK = Path(__file__).resolve().parents[2] / "workflow" / "notebooks" / "report.ipynb"
@@ -45,7 +46,8 @@ def execute(cfg: dict, inputs: dict[str, str], audience: str, out_ipynb: str | N
         try:
             pm.execute_notebook(str(notebook), str(executed), parameters=params, kernel_name="python3",
                                 progress_bar=False, log_output=False, cwd=os.getcwd(),
-                                start_timeout=600)  # a busy machine can take minutes to start a kernel
+                                start_timeout=600,  # a busy machine can take minutes to start a kernel
+                                kernel_manager_class=ReportKernelManager)  # no spurious ERROR at shutdown
         except pm.PapermillExecutionError as e:
             raise ReportNotebookError(f"report notebook {notebook} failed for the {audience} report "
                                       f"in cell {e.exec_count}: {e.ename}: {e.evalue}") from e

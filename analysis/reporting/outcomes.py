@@ -11,7 +11,7 @@ import pandas as pd
 
 from analysis.blinding import treatment_term
 
-from analysis.reporting.common import fmt, png_data_uri, read_table
+from analysis.reporting.common import fmt, level_label, plain_text, png_data_uri, read_table, split_notes
 
 TEMPLATE = "sections/outcomes.html.j2"
 
@@ -38,9 +38,9 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     d = cfg["design"]
     single = d["type"] == "single_arm"
     labels = d["arm_labels"]
-    names = cfg.get("outcomes", {}).get("labels", {})
+    from analysis.config import score_directions, score_labels
+    names = score_labels(cfg)
     level = cfg.get("outcomes", {}).get("confidence_level", 0.95)
-    from analysis.config import score_directions
     directions = score_directions(cfg)
     effects = read_table(inputs["effects"], ("warnings", "model", "population"))
     if "population" not in effects or not len(effects):
@@ -59,12 +59,17 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                  icc=fmt(r.site_icc, 3),
                  icc_ci=("" if pd.isna(r.site_icc_ci_low) else
                          f"{fmt(r.site_icc_ci_low, 3)} to {fmt(r.site_icc_ci_high, 3)}"),
-                 warnings=r.warnings) for r in prim.itertuples()]
+                 warnings=plain_text(r.warnings)) for r in prim.itertuples()]
     p = prim[prim.primary].iloc[0] if prim.primary.any() else None
     primary = None if p is None else dict(
         timepoint=p.timepoint, estimate=fmt(p.estimate, dp), ci_low=fmt(p.ci_low, dp),
         ci_high=fmt(p.ci_high, dp), df=fmt(p.df, 1), n=fmt(p.n, 0), analysis=p.model,
-        smd=fmt(p.standardised_effect, dp), warnings=p.warnings,
+        smd=fmt(p.standardised_effect, dp), warnings="; ".join(split_notes(p.warnings, names)),
+        n_model=fmt(getattr(p, "n_model", float("nan")), 0),
+        n_participants_model=fmt(getattr(p, "n_participants_model", float("nan")), 0),
+        n_sites_model=fmt(getattr(p, "n_sites_model", float("nan")), 0),
+        n_followups=int((prim[(prim.outcome == p.outcome) & (prim.population == p.population)]
+                         .estimate.notna()).sum()),
         n_participants=fmt(p.n_participants, 0), better=directions.get(p.outcome, "higher"),
         smd_by=str(getattr(p, "standardised_by", "baseline SD") or "baseline SD"))
     analysis_names = SINGLE_ARM_NAMES if single else ANALYSIS_NAMES
@@ -72,7 +77,9 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     for (pop, y, tp), g in main.groupby(["population", "outcome", "timepoint"], sort=False):
         cells = {r.analysis: r for r in g.itertuples()}
         sens.append(dict(outcome=names.get(y, y), population=pop, timepoint=tp, cells=[
-            (f"{fmt(cells[a].estimate, dp)} ({_ci(cells[a], dp)})" if a in cells else "–")
+            (dict(text=f"{fmt(cells[a].estimate, dp)} ({_ci(cells[a], dp)})" if pd.notna(cells[a].estimate)
+                  else "not estimable", warnings=plain_text(cells[a].warnings)) if a in cells
+             else dict(text="–", warnings=""))
             for a in analysis_names]))
     mi = main[(main.analysis == "multiple_imputation") & (main.population == "all")]
     mi_note = None
@@ -83,14 +90,14 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     mods = effects[effects.analysis.str.startswith("effect_modification")
                    & effects.term.str.startswith("interaction")]
     modifiers = [dict(outcome=names.get(r.outcome, r.outcome), term=r.term.replace("interaction: ", ""),
-                      estimate=fmt(r.estimate, dp), ci=_ci(r, dp), df=fmt(r.df, 1), warnings=r.warnings)
-                 for r in mods.itertuples()]
+                      estimate=fmt(r.estimate, dp), ci=_ci(r, dp), df=fmt(r.df, 1),
+                      warnings=plain_text(r.warnings)) for r in mods.itertuples()]
     # model notes as numbered footnotes: the same note repeated in every row makes the tables
     # unreadable; each distinct note is listed once under the table
     notes: list[str] = []
-    for r in rows + modifiers:
+    for r in rows + modifiers + [c for s_ in sens for c in s_["cells"]]:
         refs = []
-        for w in [x.strip() for x in str(r["warnings"] or "").split(" | ") if x.strip()]:
+        for w in split_notes(r["warnings"], names):
             if w not in notes:
                 notes.append(w)
             refs.append(str(notes.index(w) + 1))
@@ -114,7 +121,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     return dict(
         outcome=names.get(cfg["primary"]["outcome"], cfg["primary"]["outcome"]), primary=primary,
         effects=rows, clustered=d["type"] == "cluster", single_arm=single, by_population=by_pop,
-        level=f"{level * 100:g}", intervention=arm["intervention"], control=arm["control"],
+        level=level_label(level), intervention=arm["intervention"], control=arm["control"],
         sensitivity=sens, analysis_names=list(analysis_names.values()), mi_note=mi_note,
         modifiers=modifiers, tipping=tipping, tipping_value=tipping_value, notes=notes,
         no_followup=not len(effects),

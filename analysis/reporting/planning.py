@@ -12,7 +12,8 @@ import os
 import pandas as pd
 
 from analysis.planning import SD_BASIS_LABEL, SINGLE_ARM_NEEDS, cfg_unit
-from analysis.reporting.common import fmt, png_data_uri, read_table
+from analysis.power_sim import MC_LEVEL
+from analysis.reporting.common import fmt, level_label, png_data_uri, read_table
 
 TEMPLATE = "sections/planning.html.j2"
 
@@ -145,7 +146,7 @@ def simulation_context(inputs: dict, dp: int, alpha: float = 0.05) -> dict | Non
                  reps=int(r.replicates), failed=int(r.failed)) for r in sim.itertuples()]
     first = sim.iloc[0]
     return dict(rows=rows, unit=first["size_unit"], model=first["model"], dropout=first["dropout"],
-                level=f"{1 - alpha:.0%}", alpha=f"{alpha:g}",
+                level=level_label(1 - alpha), alpha=f"{alpha:g}", mc_level=level_label(MC_LEVEL),
                 figure=png_data_uri(inputs["power_curve"]) if _exists(inputs, "power_curve") else None)
 
 
@@ -173,4 +174,4 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
         target_missing=design != "single_arm" and pl["target_difference"] is None,
         grid=grid_rows(sizes, design == "cluster", dp), cluster=design == "cluster",
         figure=png_data_uri(inputs["sample_size_figure"]) if _exists(inputs, "sample_size_figure") and len(sizes) else None,
-        simulation=sim, references=[REFS[k] for k in refs], sd_level=f"{pl['sd_ucl_level']:.0%}")
+        simulation=sim, references=[REFS[k] for k in refs], sd_level=level_label(pl['sd_ucl_level']))

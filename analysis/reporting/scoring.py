@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analysis.reporting.common import fmt, read_table
+from analysis.reporting.common import fmt, level_label, read_table
 
 TEMPLATE = "sections/scoring.html.j2"
 
@@ -18,7 +18,9 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
             provisional=first.provisional_facts.replace(";", ", "),
             scored="; ".join(f"{tp}: {int(s.scored.min())}/{int(s.records.max())}"
                              for tp, s in g.groupby("timepoint", sort=False))))
-    reliability = [dict(instrument=r.instrument, timepoint=r.timepoint, scale=r.scale, n=r.n,
+    names = dict(zip(summary.instrument, summary["name"])) if len(summary) else {}
+    reliability = [dict(instrument=names.get(r.instrument, r.instrument), timepoint=r.timepoint, scale=r.scale, n=r.n,
                         alpha=fmt(r.alpha, 2), ci=f"{fmt(r.ci_low, 2)} to {fmt(r.ci_high, 2)}")
                    for r in rel.itertuples()]
-    return dict(instruments=instruments, reliability=reliability)
+    return dict(instruments=instruments, reliability=reliability,
+                level=level_label(cfg["outcomes"]["confidence_level"]))

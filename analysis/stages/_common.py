@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis import progress
+
 log = logging.getLogger("pathways")
 
 
@@ -27,7 +29,8 @@ def logged(log_path: str | Path):
 
     Errors in the input (invalid data or config, an unusable pseudonymisation key) are logged
     and printed as their message only, and end the job with exit code 1; anything else is a
-    bug and keeps its traceback."""
+    bug and keeps its traceback.  Progress of long steps (:mod:`analysis.progress`) is shown
+    on the console too, as ``[<log name>] ...`` lines, and kept in the log."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
     os.chmod(log_path, 0o600)  # an ingest log lists data queries with the trial's own IDs
@@ -37,7 +40,8 @@ def logged(log_path: str | Path):
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
     try:
-        yield log
+        with progress.shown(Path(log_path).stem):
+            yield log
     except Exception as exc:
         if _is_user_error(exc):
             # bad input or an unusable key: the message says what to fix; a traceback would not

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis import economics
+from analysis import economics, progress
 from analysis.io import write_bytes, write_parquet, write_table
 from analysis.stages._common import log, read_linked
 
@@ -29,7 +29,10 @@ def run(cfg: dict, inputs: dict[str, str], out: dict[str, str]) -> None:
         log.warning("economics: %d sites: two-stage percentile intervals can be too narrow when costs cluster "
                     "(docs/methods.md, 'Few sites'); consider economics.bootstrap.cluster_correction: shrinkage_t",
                     n_sites)
-    res = economics.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=clustered)
+    with progress.task(f"cost-effectiveness ({econ['missing_data'].replace('_', ' ')}, "
+                       f"{econ['bootstrap']['replicates']} bootstrap replicates)"):
+        res = economics.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=clustered,
+                                           level=cfg["outcomes"]["confidence_level"])
     main = res["cea"][res["cea"].analysis == "cea_qaly"].set_index("measure")
     log.info("economics: missing data by %s; delta cost %.2f, delta QALY %.5f, n = %d, %s bootstrap x %d",
              econ["missing_data"], main.estimate["delta_cost"], main.estimate["delta_qaly"],

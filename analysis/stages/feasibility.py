@@ -10,6 +10,7 @@ import pandas as pd
 from analysis import consort
 from analysis import feasibility as feas
 from analysis import feasibility_plots, progression
+from analysis.config import score_labels
 from analysis.ingest import read_collected
 from analysis.io import write_bytes, write_table
 from analysis.stages._common import read_linked
@@ -69,7 +70,8 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
     waves = cfg["data"]["waves"]
     svg, png = consort.diagram(flow, arms=arms, intervention_arm=intervention, arm_labels=d["arm_labels"],
                                timepoints=[w["timepoint"] for w in waves], months=[w["month"] for w in waves],
-                               measures=measures, receipt_min_sessions=f["receipt_min_sessions"])
+                               measures=measures, receipt_min_sessions=f["receipt_min_sessions"],
+                               measure_labels=score_labels(cfg))
     write_bytes(svg, out["consort_svg"])
     write_bytes(png, out["consort_png"])
 
@@ -97,4 +99,5 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
         has = shown.ci_low_cluster.notna()
         shown.loc[has, "ci_low"], shown.loc[has, "ci_high"] = shown.ci_low_cluster[has], shown.ci_high_cluster[has]
     write_bytes(feasibility_plots.retention_completion_png(
-        shown, [w["timepoint"] for w in waves], arms, d["arm_labels"], measures, level), out["retention"])
+        shown, [w["timepoint"] for w in waves], arms, d["arm_labels"], measures, level,
+        labels=score_labels(cfg), single_arm=single), out["retention"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis import figures, outcomes
-from analysis.config import primary_timepoint, score_directions
+from analysis import figures, outcomes, progress
+from analysis.config import primary_timepoint, score_directions, score_labels
 from analysis.blinding import relabel_results
 from analysis.io import write_bytes, write_table
 from analysis.stages._common import log, read_linked
@@ -28,7 +28,8 @@ def run(cfg: dict, linked: str, out: dict[str, str], fidelity: str | None = None
     followups = [str(t) for t in lk.timepoint.cat.categories][1:]
     single = cfg["design"]["type"] == "single_arm"
     descs, effs, tips = [], [], []
-    for y in outcome_list(cfg):
+    ys = outcome_list(cfg)
+    for k, y in enumerate(ys, 1):
         if y not in lk:
             raise KeyError(f"config key primary.outcome / outcomes.secondary: {y!r} is not a column "
                            f"of the linked table; available: "
@@ -38,7 +39,8 @@ def run(cfg: dict, linked: str, out: dict[str, str], fidelity: str | None = None
         if not followups:
             continue
         log.info("outcome %s: fitting the prespecified model and sensitivity analyses", y)
-        eff, tip = outcomes.analyse_outcome(lk, cfg, y, primary_timepoint(cfg), tables, log=log)
+        with progress.task(f"{y} ({k}/{len(ys)})"):
+            eff, tip = outcomes.analyse_outcome(lk, cfg, y, primary_timepoint(cfg), tables, log=log)
         effs.append(eff)
         tips.append(tip)
     if not followups:
@@ -50,10 +52,11 @@ def run(cfg: dict, linked: str, out: dict[str, str], fidelity: str | None = None
     tip = pd.concat(tips, ignore_index=True) if tips else pd.DataFrame(columns=outcomes.TIPPING_COLUMNS)
     for r in eff[eff.warnings.fillna("") != ""].drop_duplicates(["outcome", "analysis", "warnings"]).itertuples():
         log.warning("model note (%s, %s): %s", r.outcome, r.analysis, r.warnings)
-    labels = cfg["outcomes"]["labels"]
+    labels = score_labels(cfg)
     d = cfg["design"]
     write_table(desc, out["descriptives"])
-    columns = [c for c in outcomes.EFFECT_COLUMNS if not (single and c in ("n_intervention", "n_control"))]
+    columns = [c for c in outcomes.EFFECT_COLUMNS if not (single and c in ("n_intervention", "n_control", "n_intervention_model",
+                                                                              "n_control_model"))]
     write_table(relabel_results(eff.reindex(columns=columns), cfg), out["effects"])
     write_table(relabel_results(tip.reindex(columns=outcomes.TIPPING_COLUMNS).infer_objects(), cfg),
                 out["tipping_point"])

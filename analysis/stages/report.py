@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from analysis.io import write_text
 from analysis.manifest import build_manifest, write_manifest
 from analysis.reporting.notebook import report_from_notebook
@@ -13,7 +16,9 @@ def run(cfg: dict, inputs: dict[str, str], raw_files: list[str], report_dir: str
     """Write ``manifest.json`` (hashes of raw inputs and result tables, software versions),
     then execute the report notebook for the statistician (its provenance appendix is read
     from that manifest); keep the executed notebook and write the HTML assembled from it."""
-    write_manifest(build_manifest(cfg, raw_files, report_dir, key_fingerprint=key_fingerprint), out_manifest)
+    sap = json.loads(Path(inputs["sap"]).read_text(encoding="utf-8")) if inputs.get("sap") else None
+    write_manifest(build_manifest(cfg, raw_files, report_dir, key_fingerprint=key_fingerprint, sap=sap),
+                   out_manifest)
     html = report_from_notebook(cfg, {**inputs, "manifest": out_manifest}, "statistician",
                                 out_ipynb=out_ipynb, notebook=notebook)
     write_text(html, out_html)

@@ -37,6 +37,7 @@ def run(cfg: dict, responses: str, participants: str, out: dict[str, str]) -> No
                                 columns=QUERY_COLUMNS)
     write_table(pd.concat([config_notes, record_queries], ignore_index=True), out["queries"])
     write_table(scoring_summary(resp, scores, cfg["instruments"], cfg.get("prescored")), out["summary"])
-    write_table(reliability_table(resp, cfg["instruments"]), out["reliability"])
+    write_table(reliability_table(resp, cfg["instruments"], level=cfg["outcomes"]["confidence_level"]),
+                out["reliability"])
     log.info("scored %s for %d records; %d scores not computable", list(cfg["instruments"]),
              len(scores), len(record_queries))

@@ -6,6 +6,7 @@ import time
 from analysis.blinding import blinded_config
 from analysis.config import check_input_files, read_config_file, validate_config
 from analysis.pseudonym import config_key_fingerprint
+from analysis.stages.config_keys import as_params, stage_config
 
 # Every config file Snakemake read is re-read as untrusted YAML: one using YAML tags or YTE
 # templating is refused here even in an environment without the Pathways config guard (which
@@ -16,6 +17,12 @@ config = validate_config(config)
 # A misspelt, moved or deleted raw file stops the run here, before any job is planned, so
 # outputs made from earlier inputs are never kept or reused as if they were current.
 check_input_files(config)
+# The registered analysis plan: a SAP lock next to the config file is compared with the config key
+# by key; an undeclared difference stops the run here, before anything is written, listing every
+# changed key (exploratory: true runs anyway, labelled "not the registered analysis").  sap.smk.
+from analysis.sap import check_run
+
+SAP_STATUS = check_run(config, workflow.configfiles)
 # Ingest validates the raw files against the trial's own arm codes; every later stage sees the
 # analysis configuration, which under `blinded: true` has arms A/B and no allocation-revealing
 # analyses (analysis/blinding.py).
@@ -38,6 +45,15 @@ def key_fingerprint_param(wildcards):
     so a changed key reruns ingest (Snakemake's params rerun trigger) and link refuses processed
     data made with another key.  A dry run does not create a key."""
     return config_key_fingerprint(INGEST_CONFIG, create=not workflow.dryrun)
+
+
+def config_params(stage):
+    """A rule's config parameters: only the keys ``stage`` reads, in canonical order, one
+    parameter per second-level key (analysis/stages/config_keys.py).  An edit reruns only the
+    rules whose keys it touches, and "Params have changed" shows only the changed part; the
+    same config with its keys in another order reruns nothing.  Ingest sees the trial's own arm
+    codes, every later stage the (possibly blinded) analysis configuration."""
+    return as_params(stage_config(stage, INGEST_CONFIG if stage == "ingest" else config))
 
 
 def raw_inputs():

@@ -26,7 +26,7 @@ if config["economics"]["enabled"]:
             ce_plane=report(f"{FIGS}/ce_plane.png", caption="../report/economics_plane.rst", category="Economics"),
             ceac_figure=report(f"{FIGS}/ceac.png", caption="../report/economics_ceac.rst", category="Economics"),
         params:
-            cfg=config,
+            **config_params("economics"),
         log:
             f"{LOGS}/economics.log",
         script:

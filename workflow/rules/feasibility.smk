@@ -6,6 +6,7 @@ REPORT_INPUTS.update(
     consort=f"{FIGS}/consort.png",
     retention=f"{FIGS}/retention_completion.png",
     safety=f"{TABLES}/safety.csv",
+    flow=f"{TABLES}/flow_counts.csv",
 )
 
 
@@ -31,7 +32,7 @@ rule feasibility:
         figure=report(f"{FIGS}/recruitment.png", caption="../report/feasibility_recruitment.rst", category="Feasibility"),
         retention=report(f"{FIGS}/retention_completion.png", caption="../report/feasibility_retention.rst", category="Feasibility"),
     params:
-        cfg=config,
+        **config_params("feasibility"),
     log:
         f"{LOGS}/feasibility.log",
     script:

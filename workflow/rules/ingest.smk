@@ -11,7 +11,7 @@ rule ingest:
         manifest=f"{PROC}/raw_manifest.csv",
         pseudonyms=f"{PROC}/pseudonyms.parquet",
     params:
-        cfg=INGEST_CONFIG,
+        **config_params("ingest"),
         raw_dir=RAW,
         key_fingerprint=key_fingerprint_param,
     log:

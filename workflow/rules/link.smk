@@ -16,7 +16,7 @@ rule link:
         queries=f"{REP}/data_queries.csv",
         exclusions=f"{TABLES}/exclusions.csv",
     params:
-        cfg=config,
+        **config_params("link"),
         key_fingerprint=key_fingerprint_param,
     log:
         f"{LOGS}/link.log",

@@ -22,7 +22,7 @@ rule outcome:
         figure=report(f"{FIGS}/trajectory.png", caption="../report/trajectory.rst", category="Outcomes"),
         forest=report(f"{FIGS}/forest.png", caption="../report/forest.rst", category="Outcomes"),
     params:
-        cfg=config,
+        **config_params("outcome"),
     log:
         f"{LOGS}/outcome.log",
     script:

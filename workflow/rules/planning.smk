@@ -27,7 +27,7 @@ if config["planning"]["enabled"]:
             **({"figure": report(f"{FIGS}/sample_size.png", caption="../report/sample_size_figure.rst",
                                  category="Planning")} if PLANNING_FIGURE else {}),
         params:
-            cfg=config,
+            **config_params("planning"),
         log:
             f"{LOGS}/planning.log",
         script:
@@ -69,7 +69,7 @@ if POWER_OK:
             params=f"{PROC}/power/setup.json",
             pool=f"{PROC}/power/pool.parquet",
         params:
-            cfg=config,
+            **config_params("power"),
         log:
             f"{LOGS}/power/setup.log",
         script:
@@ -86,7 +86,7 @@ if POWER_OK:
             step=r"\d+",
             batch=r"\d+",
         params:
-            cfg=config,
+            **config_params("power"),
         resources:
             mem_mb=1000,
             runtime=60,
@@ -104,7 +104,7 @@ if POWER_OK:
             table=report(POWER_TABLE, caption="../report/power_simulation.rst", category="Planning"),
             figure=report(POWER_FIGURE, caption="../report/power_curve.rst", category="Planning"),
         params:
-            cfg=config,
+            **config_params("power"),
         log:
             f"{LOGS}/power/gather.log",
         script:

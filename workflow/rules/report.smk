@@ -16,7 +16,7 @@ rule report:
         manifest=report(MANIFEST, caption="../report/manifest.rst", category="Report"),
         notebook=f"{REP}/report.ipynb",
     params:
-        cfg=config,
+        **config_params("report"),
         report_dir=REP,
         key_fingerprint=key_fingerprint_param,
     log:
@@ -31,14 +31,13 @@ rule audience_report:
     input:
         **REPORT_INPUTS,
         notebook=REPORT_NOTEBOOK,
-        flow=f"{TABLES}/flow_counts.csv",
         manifest=MANIFEST,
     output:
         html=report(f"{REP}/{{audience}}/report.html", caption="../report/audience_report.rst", category="Report"),
     wildcard_constraints:
         audience="funder|ethics",
     params:
-        cfg=config,
+        **config_params("audience_report"),
     log:
         f"{LOGS}/report_{{audience}}.log",
     script:

@@ -14,7 +14,7 @@ rule score:
         summary=report(f"{TABLES}/scoring_summary.csv", caption="../report/scoring_summary.rst", category="Scoring"),
         reliability=report(f"{TABLES}/reliability.csv", caption="../report/reliability.rst", category="Scoring"),
     params:
-        cfg=config,
+        **config_params("score"),
     log:
         f"{LOGS}/score.log",
     script:

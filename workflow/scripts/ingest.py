@@ -1,4 +1,6 @@
 from analysis.stages import ingest, logged
+from analysis.stages.config_keys import from_params
 
 with logged(snakemake.log[0]):
-    ingest.run(snakemake.params.cfg, snakemake.params.raw_dir, dict(snakemake.output.items()))
+    cfg = from_params(snakemake.params)
+    ingest.run(cfg, snakemake.params.raw_dir, dict(snakemake.output.items()))

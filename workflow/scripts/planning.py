@@ -1,4 +1,5 @@
 from analysis.stages import logged, planning
+from analysis.stages.config_keys import from_params
 
 with logged(snakemake.log[0]):
-    planning.run(snakemake.params.cfg, dict(snakemake.input.items()), dict(snakemake.output.items()))
+    planning.run(from_params(snakemake.params), dict(snakemake.input.items()), dict(snakemake.output.items()))

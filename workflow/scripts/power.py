@@ -1,5 +1,6 @@
 from analysis.stages import logged, power
+from analysis.stages.config_keys import from_params
 
 with logged(snakemake.log[0]):
-    power.run(snakemake.rule, snakemake.params.cfg, dict(snakemake.input.items()),
+    power.run(snakemake.rule, from_params(snakemake.params), dict(snakemake.input.items()),
               dict(snakemake.output.items()), dict(snakemake.wildcards.items()))
