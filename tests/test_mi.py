@@ -141,6 +141,37 @@ def test_tipping_point_shift_is_exact_for_least_squares():
     assert tip[tip.delta_sd == 0].estimate.iloc[0] == pytest.approx(mi.estimate, rel=1e-12)
 
 
+def test_tipping_point_pools_each_shift_once_and_reuses_the_unshifted_mi_result(monkeypatch):
+    """The zero shift is the ordinary MI result: given it (``unshifted``), the tipping point
+    does not refit the imputed data sets at size 0, pools no size twice (grid sizes are the
+    root-finding's end points), and its table is identical to the one computed from scratch."""
+    lk = _linked_single_followup(np.random.default_rng(8))
+    spec, w, imps = _mi(lk, m=5, seed=3)
+    bsd = lk.loc[lk.timepoint == "baseline", "y"].std()
+    mi = outcomes.pooled_effects(lk, spec, w, imps, "m6")
+    ci_half = (mi.ci_high - mi.ci_low).iloc[0] / 2
+    # grid sizes either side of the size at which the CI reaches zero, so the exact tipping
+    # value is searched for between two grid sizes
+    tip_sd = abs(float(mi.estimate.iloc[0]) - np.sign(mi.estimate.iloc[0]) * ci_half) / bsd
+    grid = [round(tip_sd * f, 3) for f in (0.5, 1.5, 3.0)]
+    calls = []
+    real = outcomes.pooled_effects
+
+    def counting(*a, **k):
+        calls.append(k.get("delta", 0.0))
+        return real(*a, **k)
+
+    monkeypatch.setattr(outcomes, "pooled_effects", counting)
+    direction = "higher" if mi.estimate.iloc[0] > 0 else "lower"
+    scratch = outcomes.tipping_point(lk, spec, w, imps, "m6", deltas_sd=grid, direction=direction)
+    n_scratch, calls[:] = len(calls), []
+    reused = outcomes.tipping_point(lk, spec, w, imps, "m6", deltas_sd=grid, direction=direction, unshifted=mi)
+    assert (scratch.kind == "tipping value").sum() == 1  # the root-finding ran
+    assert 0.0 not in calls and len(calls) == n_scratch - 1
+    assert len(set(calls)) == len(calls)  # no shift pooled twice
+    pd.testing.assert_frame_equal(reused, scratch, check_exact=True)
+
+
 def test_pooled_effects_equal_rubin_on_per_imputation_ols():
     lk = _linked_single_followup(np.random.default_rng(9))
     spec, w, imps = _mi(lk, m=4, seed=1)
