@@ -21,21 +21,26 @@ variance theta_k^2 is non-negative, and otherwise moved off the boundary and re-
 the variance scale. A variance component is reported as a boundary (singular) fit when
 theta_k < 1e-4, lme4's isSingular rule.
 
-Computation: everything is done on cross-products. The grouping factor with the
-most levels (usually participant) contributes a diagonal block that is eliminated
-analytically; the remaining factors (usually site, a handful of levels) form a
-small dense Schur complement. One deviance evaluation therefore costs
-O(q_big * q_small^2 + q_small^3 + p^3) after an O(n p^2) set-up, independent of n.
-This handles pilots with thousands of rows in milliseconds per evaluation; it
-becomes dense (and slow) only for two crossed factors that both have many levels.
+Computation: everything is done on cross-products. Nested random intercepts (participant
+within site, site alone, participant alone) use the block-wise engine :class:`_NestedCore`:
+the Woodbury identity per participant and then per site, with participants grouped into
+cells of the same site and number of rows, so one deviance evaluation costs
+O(cells * p^2) after an O(n p^2) set-up (cells <= participants), with exact gradient and
+Hessian of the deviance, exact Jacobian of Var(beta-hat) for the Satterthwaite df and the
+Kenward-Roger pieces block by block. Other structures (crossed factors) use the general
+engine :class:`_Core`: the grouping factor with the most levels contributes a diagonal block
+that is eliminated analytically and the remaining factors form a dense Schur complement, so
+one evaluation costs O(q_big * q_small^2 + q_small^3 + p^3) after the set-up, which grows
+with the number of levels of both factors; there the derivatives are taken numerically as
+below.
 
 Fixed-effect inference uses Satterthwaite degrees of freedom computed exactly as
 lmerTest (Kuznetsova, Brockhoff & Christensen, JSS 2017;82(13)) does: the
 variance parameters are (theta_1..theta_K, sigma); their asymptotic covariance is
 twice the (pseudo-)inverse of the Hessian of the unprofiled (RE)ML deviance, and
-the Jacobian of Var(beta-hat) with respect to them is taken numerically, both with
-the Richardson scheme of R's numDeriv (with larger steps, see below), so the df
-match lmerTest.
+the Jacobian of Var(beta-hat) with respect to them; both are exact in the block-wise
+engine and taken numerically in the general one, with the Richardson scheme of R's
+numDeriv (with larger steps, see below), so the df match lmerTest.
 For a contrast L: df = 2 (L C L')^2 / (g' A g), g_j = L (dC/dvarpar_j) L'.
 
 With ``df_method="kenward_roger"`` the SE comes from the Kenward-Roger adjusted covariance
