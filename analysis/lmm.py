@@ -21,21 +21,26 @@ variance theta_k^2 is non-negative, and otherwise moved off the boundary and re-
 the variance scale. A variance component is reported as a boundary (singular) fit when
 theta_k < 1e-4, lme4's isSingular rule.
 
-Computation: everything is done on cross-products. The grouping factor with the
-most levels (usually participant) contributes a diagonal block that is eliminated
-analytically; the remaining factors (usually site, a handful of levels) form a
-small dense Schur complement. One deviance evaluation therefore costs
-O(q_big * q_small^2 + q_small^3 + p^3) after an O(n p^2) set-up, independent of n.
-This handles pilots with thousands of rows in milliseconds per evaluation; it
-becomes dense (and slow) only for two crossed factors that both have many levels.
+Computation: everything is done on cross-products. Nested random intercepts (participant
+within site, site alone, participant alone) use the block-wise engine :class:`_NestedCore`:
+the Woodbury identity per participant and then per site, with participants grouped into
+cells of the same site and number of rows, so one deviance evaluation costs
+O(cells * p^2) after an O(n p^2) set-up (cells <= participants), with exact gradient and
+Hessian of the deviance, exact Jacobian of Var(beta-hat) for the Satterthwaite df and the
+Kenward-Roger pieces block by block. Other structures (crossed factors) use the general
+engine :class:`_Core`: the grouping factor with the most levels contributes a diagonal block
+that is eliminated analytically and the remaining factors form a dense Schur complement, so
+one evaluation costs O(q_big * q_small^2 + q_small^3 + p^3) after the set-up, which grows
+with the number of levels of both factors; there the derivatives are taken numerically as
+below.
 
 Fixed-effect inference uses Satterthwaite degrees of freedom computed exactly as
 lmerTest (Kuznetsova, Brockhoff & Christensen, JSS 2017;82(13)) does: the
 variance parameters are (theta_1..theta_K, sigma); their asymptotic covariance is
 twice the (pseudo-)inverse of the Hessian of the unprofiled (RE)ML deviance, and
-the Jacobian of Var(beta-hat) with respect to them is taken numerically, both with
-the Richardson scheme of R's numDeriv (with larger steps, see below), so the df
-match lmerTest.
+the Jacobian of Var(beta-hat) with respect to them; both are exact in the block-wise
+engine and taken numerically in the general one, with the Richardson scheme of R's
+numDeriv (with larger steps, see below), so the df match lmerTest.
 For a contrast L: df = 2 (L C L')^2 / (g' A g), g_j = L (dC/dvarpar_j) L'.
 
 With ``df_method="kenward_roger"`` the SE comes from the Kenward-Roger adjusted covariance
@@ -58,11 +63,9 @@ import scipy.linalg as sla
 import scipy.optimize as sopt
 import scipy.sparse as sp
 from scipy import stats
+from scipy.linalg.lapack import dpotrf as _potrf, dpotrs as _potrs
 
-try:  # present as a dependency of scikit-learn (via pingouin); optional here
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
+from analysis.threads import one_blas_thread
 
 __all__ = ["fit_lmm", "LMMResult"]
 
@@ -259,6 +262,391 @@ class _Core:
         return sigma * sigma * Minv
 
 
+class _NestedCore:
+    """Deviance, its analytic derivatives and the Kenward-Roger pieces for nested intercepts.
+
+    Handles one grouping factor (participant alone, or site alone) and two factors of which the
+    one with fewer levels (site) nests the other (every participant in one site). In units of
+    the residual variance the covariance of y is V = I + a B + s J, with a = theta_big^2,
+    s = theta_small^2, B and J the indicator cross-products of the big and small factors'
+    levels (block diagonal by site). With f_j the sums of F = [X, e] over level j of the big
+    factor, n_j its number of rows, D_j = 1 + a n_j, and per site h = sum_j f_j / D_j,
+    tau = sum_j n_j / D_j (the Woodbury identity twice):
+
+        F' V^-1 F = F'F - sum_j (a / D_j) f_j f_j' - sum_sites s / (1 + s tau) h h'
+        log|V|    = sum_j log D_j + sum_sites log(1 + s tau).
+
+    D_j depends on j only through n_j, so the big levels are grouped into cells (site, n_j)
+    once (sums of f_j over a cell, and of f_j f_j' over all j with the same n_j): one
+    evaluation costs O(cells * p^2), independent of the number of observations and of the
+    number of participants, after an O(n p^2) set-up. Derivatives of these expressions in
+    (a, s) to second order are explicit (``_expand``), which gives the gradient and Hessian
+    of the profiled deviance, the Hessian of the unprofiled deviance and the Jacobian of
+    Var(beta-hat) that the Satterthwaite df need, and the derivatives of X' Sigma^-1 X and
+    log|Sigma| in the variances that the Kenward-Roger adjustment needs.
+    """
+
+    has_derivatives = True
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, codes: list[np.ndarray],
+                 nlevels: list[int], reml: bool, big: int, small: int | None):
+        self.n, self.p = X.shape
+        self.reml = reml
+        self.K = len(codes)
+        self.X = X
+        self._codes, self._nlevels = codes, nlevels
+        self.beta_ols, *_ = np.linalg.lstsq(X, y, rcond=None)
+        e = y - X @ self.beta_ols
+        F = np.column_stack([X, e])
+        self.big = big
+        self.small = [] if small is None else [small]
+        self.vmap = [big] + self.small  # theta index of v[0] (= a) and v[1] (= s)
+        cb = codes[big]
+        qb = nlevels[big]
+        Zt = sp.csr_matrix((np.ones(self.n), (cb, np.arange(self.n))), shape=(qb, self.n))
+        f = np.asarray(Zt @ F)
+        nb = np.bincount(cb, minlength=qb).astype(float)
+        self.FF = F.T @ F
+        self.cvals, cidx = np.unique(nb, return_inverse=True)
+        self.Nc = np.bincount(cidx).astype(float)
+        Gs = np.stack([f[cidx == i].T @ f[cidx == i] for i in range(len(self.cvals))])
+        self.Gflat = Gs.reshape(len(self.cvals), -1)  # one row per distinct n_j
+        self.m = F.shape[1]
+        if small is not None:
+            site_of = np.empty(qb, dtype=np.int64)
+            site_of[cb] = codes[small]
+            nd = len(self.cvals)
+            keys, cell = np.unique(site_of * nd + cidx, return_inverse=True)  # site-major
+            cell_site = keys // nd
+            self.cell_ci = keys % nd
+            self.cell_c = self.cvals[self.cell_ci]
+            self.cell_N = np.bincount(cell).astype(float)
+            S = sp.csr_matrix((np.ones(qb), (cell, np.arange(qb))), shape=(len(keys), qb))
+            self.cell_H = np.asarray(S @ f)
+            self.starts = np.flatnonzero(np.r_[True, cell_site[1:] != cell_site[:-1]])
+
+    @property
+    def Z(self) -> list:
+        """Indicator matrices of the grouping factors (for the dense reference computations)."""
+        return [sp.csr_matrix((np.ones(self.n), (np.arange(self.n), c)), shape=(self.n, m))
+                for c, m in zip(self._codes, self._nlevels)]
+
+    def _v(self, theta: np.ndarray) -> np.ndarray:
+        return np.asarray(theta, dtype=float)[self.vmap] ** 2
+
+    def _expand(self, v: np.ndarray, order: int):
+        """F'V^-1 F and log|V| at v = (a[, s]) with their derivatives up to ``order``."""
+        a = float(v[0])
+        c = self.cvals
+        dc = 1.0 + a * c
+        idc = 1.0 / dc
+        Gs = self.Gflat
+        m = self.m
+        G = self.FF - ((a * idc) @ Gs).reshape(m, m)
+        logv = float(self.Nc @ np.log1p(a * c))
+        nv = len(self.vmap)
+        dG = d2G = dl = d2l = None
+        if order >= 1:
+            dG = np.zeros((nv, m, m))
+            dl = np.zeros(nv)
+            dG[0] = -((idc * idc) @ Gs).reshape(m, m)
+            dl[0] = float(self.Nc @ (c * idc))
+        if order >= 2:
+            d2G = np.zeros((nv, nv, m, m))
+            d2l = np.zeros((nv, nv))
+            d2G[0, 0] = ((2.0 * c * idc**3) @ Gs).reshape(m, m)
+            d2l[0, 0] = -float(self.Nc @ (c * c * idc * idc))
+        if nv == 1:
+            return G, logv, dG, dl, d2G, d2l
+        s = float(v[1])
+        st = self.starts
+        cc, N, H = self.cell_c, self.cell_N, self.cell_H
+        w = idc[self.cell_ci]
+
+        def rs(x):
+            return np.add.reduceat(x, st, axis=0)
+
+        h = rs(H * w[:, None])
+        tau = rs(N * cc * w)
+        den = 1.0 + s * tau
+        kap = s / den
+        G = G - h.T @ (kap[:, None] * h)
+        logv += float(np.sum(np.log1p(s * tau)))
+        if order >= 1:
+            w2 = w * w
+            h_a = -rs(H * (cc * w2)[:, None])
+            tau_a = -rs(N * cc * cc * w2)
+            k_tau = -s * s / den**2
+            k_a = k_tau * tau_a
+            k_s = 1.0 / den**2
+            A = h_a.T @ (kap[:, None] * h)
+            dG[0] -= h.T @ (k_a[:, None] * h) + A + A.T
+            dG[1] = -(h.T @ (k_s[:, None] * h))
+            dl[0] += float(np.sum(s / den * tau_a))
+            dl[1] = float(np.sum(tau / den))
+        if order >= 2:
+            w3 = w2 * w
+            h_aa = 2.0 * rs(H * (cc * cc * w3)[:, None])
+            tau_aa = 2.0 * rs(N * cc**3 * w3)
+            k_aa = 2.0 * s**3 / den**3 * tau_a**2 + k_tau * tau_aa
+            k_ss = -2.0 * tau / den**3
+            k_as = -2.0 * s / den**3 * tau_a
+            B1 = h_a.T @ (k_a[:, None] * h)
+            C1 = h_aa.T @ (kap[:, None] * h)
+            E1 = h_a.T @ (kap[:, None] * h_a)
+            d2G[0, 0] -= h.T @ (k_aa[:, None] * h) + 2.0 * (B1 + B1.T) + C1 + C1.T + 2.0 * E1
+            B2 = h_a.T @ (k_s[:, None] * h)
+            d2G[0, 1] = d2G[1, 0] = -(h.T @ (k_as[:, None] * h) + B2 + B2.T)
+            d2G[1, 1] = -(h.T @ (k_ss[:, None] * h))
+            d2l[0, 0] += float(np.sum(-s * s / den**2 * tau_a**2 + s / den * tau_aa))
+            d2l[0, 1] = d2l[1, 0] = float(np.sum(tau_a / den**2))
+            d2l[1, 1] = float(np.sum(-(tau**2) / den**2))
+        return G, logv, dG, dl, d2G, d2l
+
+    def _solve(self, G):
+        """Cholesky factor of M = X'V^-1 X (LAPACK directly: these are p x p matrices, where
+        the wrappers' checks would cost more than the factorisation), log|M|, M^-1 c, r2."""
+        p = self.p
+        Lm, info = _potrf(G[:p, :p], lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("X'V^-1 X is not positive definite")
+        logdet_m = 2.0 * float(np.sum(np.log(np.diag(Lm))))
+        b = _potrs(Lm, G[:p, p], lower=1)[0]
+        r2 = float(G[p, p] - G[:p, p] @ b)
+        return Lm, logdet_m, b, r2
+
+    def _inverse(self, Lm):
+        return _potrs(Lm, np.eye(self.p), lower=1)[0]
+
+    def pls(self, theta: np.ndarray, full: bool = True):
+        """Return log|A|, log|X'V^-1 X|, beta, penalised RSS, (X'V^-1 X)^-1 (as _Core.pls)."""
+        G, logv, *_ = self._expand(self._v(theta), 0)
+        Lm, logdet_m, b, r2 = self._solve(G)
+        if not full:
+            return logv, logdet_m, None, r2, None
+        return logv, logdet_m, self.beta_ols + b, r2, self._inverse(Lm)
+
+    def _denom(self) -> int:
+        return self.n - self.p if self.reml else self.n
+
+    def profiled_deviance(self, theta: np.ndarray) -> float:
+        try:
+            la, lm, _, r2, _ = self.pls(theta, full=False)
+        except np.linalg.LinAlgError:
+            return np.inf
+        nd = self._denom()
+        dev = la + nd * (1.0 + math.log(2.0 * math.pi * r2 / nd))
+        if self.reml:
+            dev += lm
+        return dev
+
+    def sigma(self, theta: np.ndarray) -> float:
+        _, _, _, r2, _ = self.pls(theta)
+        return math.sqrt(r2 / self._denom())
+
+    def deviance_vp(self, varpar: np.ndarray) -> float:
+        """Unprofiled (RE)ML deviance at (theta..., sigma), as lmerTest's devfun_vp."""
+        theta, sigma = varpar[:-1], varpar[-1]
+        s2 = sigma * sigma
+        la, lm, _, r2, _ = self.pls(theta, full=False)
+        dev = la + r2 / s2 + self.n * math.log(2.0 * math.pi * s2)
+        if self.reml:
+            dev += lm - self.p * math.log(2.0 * math.pi * s2)
+        return dev
+
+    def cov_beta(self, varpar: np.ndarray) -> np.ndarray:
+        """Var(beta-hat) at (theta..., sigma), as lmerTest's get_covbeta."""
+        *_, Minv = self.pls(varpar[:-1])
+        return varpar[-1] ** 2 * Minv
+
+    # ---- derivatives ---------------------------------------------------------------------
+
+    def _v_derivs(self, v: np.ndarray, order: int) -> dict:
+        """r2, log|V|, log|M| and their derivatives in v (v order: big, small)."""
+        p = self.p
+        G, logv, dG, dl, d2G, d2l = self._expand(v, order)
+        Lm, logm, b, r2 = self._solve(G)
+        Minv = self._inverse(Lm)
+        out = dict(G=G, logv=logv, logm=logm, r2=r2, Minv=Minv, dG=dG, dl=dl, d2G=d2G, d2l=d2l)
+        if order == 0:
+            return out
+        u = np.append(-b, 1.0)
+        nv = len(v)
+        Gu = np.stack([dG[k] @ u for k in range(nv)])
+        out["r2_v"] = Gu @ u
+        MiMk = [Minv @ dG[k][:p, :p] for k in range(nv)]
+        out["logm_v"] = np.array([float(np.trace(x)) for x in MiMk])
+        out["MiMk"] = MiMk
+        if order >= 2:
+            r2_vv = np.empty((nv, nv))
+            logm_vv = np.empty((nv, nv))
+            for k in range(nv):
+                for j in range(k, nv):
+                    r2_vv[k, j] = r2_vv[j, k] = (u @ d2G[k, j] @ u
+                                                 - 2.0 * Gu[j, :p] @ Minv @ Gu[k, :p])
+                    logm_vv[k, j] = logm_vv[j, k] = (float(np.sum(Minv * d2G[k, j][:p, :p]))
+                                                     - float(np.sum(MiMk[k] * MiMk[j].T)))
+            out["r2_vv"], out["logm_vv"] = r2_vv, logm_vv
+        return out
+
+    def _profiled_v(self, v: np.ndarray, order: int):
+        """Profiled (RE)ML deviance and its gradient (and Hessian) in v."""
+        d = self._v_derivs(v, order)
+        nd = self._denom()
+        rm = 1.0 if self.reml else 0.0
+        r2 = d["r2"]
+        dev = d["logv"] + nd * (1.0 + math.log(2.0 * math.pi * r2 / nd)) + rm * d["logm"]
+        g = d["dl"] + nd * d["r2_v"] / r2 + rm * d["logm_v"]
+        if order < 2:
+            return dev, g, None
+        H = (d["d2l"] + nd * (d["r2_vv"] / r2 - np.outer(d["r2_v"], d["r2_v"]) / r2**2)
+             + rm * d["logm_vv"])
+        return dev, g, H
+
+    def variance_slope(self, theta: np.ndarray) -> np.ndarray:
+        """Gradient of the profiled deviance in the variances theta_k^2 (theta order)."""
+        try:
+            _, gv, _ = self._profiled_v(self._v(theta), 1)
+        except np.linalg.LinAlgError:
+            return np.full(self.K, np.nan)
+        out = np.empty(self.K)
+        out[self.vmap] = gv
+        return out
+
+    def theta_derivs(self, theta: np.ndarray):
+        """Profiled deviance, its gradient and Hessian in theta (exact)."""
+        theta = np.asarray(theta, dtype=float)
+        dev, gv, Hv = self._profiled_v(self._v(theta), 2)
+        t = theta[self.vmap]
+        g = np.empty(self.K)
+        H = np.empty((self.K, self.K))
+        g[self.vmap] = 2.0 * t * gv
+        Ht = 4.0 * np.outer(t, t) * Hv + np.diag(2.0 * gv)
+        H[np.ix_(self.vmap, self.vmap)] = Ht
+        return dev, g, H
+
+    def deviance_and_gradient(self, theta: np.ndarray):
+        """Profiled deviance and its theta-gradient (for quasi-Newton optimisers)."""
+        theta = np.asarray(theta, dtype=float)
+        try:
+            dev, gv, _ = self._profiled_v(self._v(theta), 1)
+        except np.linalg.LinAlgError:
+            return np.inf, np.zeros(self.K)
+        g = np.empty(self.K)
+        g[self.vmap] = 2.0 * theta[self.vmap] * gv
+        return dev, g
+
+    def vp_hessian(self, varpar: np.ndarray) -> np.ndarray:
+        """Exact Hessian of :meth:`deviance_vp` in (theta..., sigma)."""
+        theta = np.asarray(varpar[:-1], dtype=float)
+        sig = float(varpar[-1])
+        s2 = sig * sig
+        d = self._v_derivs(self._v(theta), 2)
+        rm = 1.0 if self.reml else 0.0
+        gv = d["dl"] + d["r2_v"] / s2 + rm * d["logm_v"]
+        Hv = d["d2l"] + d["r2_vv"] / s2 + rm * d["logm_vv"]
+        t = theta[self.vmap]
+        K = self.K
+        H = np.empty((K + 1, K + 1))
+        H[np.ix_(self.vmap, self.vmap)] = 4.0 * np.outer(t, t) * Hv + np.diag(2.0 * gv)
+        cross = -4.0 * t * d["r2_v"] / sig**3
+        H[self.vmap, K] = cross
+        H[K, self.vmap] = cross
+        H[K, K] = 6.0 * d["r2"] / s2**2 - 2.0 * self._denom() / s2
+        return H
+
+    def cov_beta_jacobian(self, varpar: np.ndarray) -> np.ndarray:
+        """Exact Jacobian of :meth:`cov_beta` in (theta..., sigma): shape p x p x (K + 1)."""
+        theta = np.asarray(varpar[:-1], dtype=float)
+        sig = float(varpar[-1])
+        d = self._v_derivs(self._v(theta), 1)
+        Minv = d["Minv"]
+        p, K = self.p, self.K
+        J = np.empty((p, p, K + 1))
+        for iv, it in enumerate(self.vmap):
+            J[:, :, it] = -sig * sig * 2.0 * theta[it] * (d["MiMk"][iv] @ Minv)
+        J[:, :, K] = 2.0 * sig * Minv
+        return J
+
+    def kr_pieces(self, variances: np.ndarray, phi: np.ndarray):
+        """Kenward-Roger adjusted covariance, [P_i] and W, as :func:`_kenward_roger_pieces`
+        (pbkrtest's vcovAdj), from derivatives instead of n x n matrices.
+
+        With x = (s_1..s_K, sigma^2) and Sigma = sigma^2 I + sum_k s_k Z_k Z_k':
+        P_i = d(X' Sigma^-1 X)/dx_i, Q_ij + Q_ji = d^2(X' Sigma^-1 X)/dx_i dx_j and
+        tr(Sigma^-1 G_i Sigma^-1 G_j) = -d^2 log|Sigma| / dx_i dx_j. Derivatives in the
+        random-effect variances come from :meth:`_expand` (Sigma = sigma^2 V(s_k / sigma^2));
+        those involving sigma^2 from Euler's relation for homogeneous functions
+        (X' Sigma^-1 X has degree -1 in x, log|Sigma| - n log(sigma^2) degree 0)."""
+        variances = np.asarray(variances, dtype=float)
+        e = float(variances[-1])
+        x = variances[:-1]
+        K, p = self.K, self.p
+        G, logv, dG, dl, d2G, d2l = self._expand(x[self.vmap] / e, 2)
+        r = K + 1
+        f = G[:p, :p] / e
+        fk = np.zeros((r, p, p))
+        fkl = np.zeros((r, r, p, p))
+        gk = np.zeros(r)
+        gkl = np.zeros((r, r))
+        for iv, it in enumerate(self.vmap):
+            fk[it] = dG[iv][:p, :p] / e**2
+            gk[it] = dl[iv] / e
+            for jv, jt in enumerate(self.vmap):
+                fkl[it, jt] = d2G[iv, jv][:p, :p] / e**3
+                gkl[it, jt] = d2l[iv, jv] / e**2
+        R = K
+        fk[R] = (-f - np.tensordot(x, fk[:K], axes=1)) / e
+        gk[R] = (self.n - float(x @ gk[:K])) / e
+        for k in range(K):
+            fkl[k, R] = fkl[R, k] = (-2.0 * fk[k] - np.tensordot(x, fkl[k, :K], axes=1)) / e
+            gkl[k, R] = gkl[R, k] = (-gk[k] - float(x @ gkl[k, :K])) / e
+        fkl[R, R] = (-2.0 * fk[R] - np.tensordot(x, fkl[:K, R], axes=1)) / e
+        gkl[R, R] = (-gk[R] - float(x @ gkl[:K, R])) / e
+        P = [fk[i] for i in range(r)]
+        info2 = np.empty((r, r))
+        phiP = [phi @ P[i] for i in range(r)]
+        for i in range(r):
+            for j in range(i, r):
+                info2[i, j] = info2[j, i] = (-gkl[i, j] - float(np.sum(phi * fkl[i, j]))
+                                             + float(np.sum(phiP[i] * phiP[j].T)))
+        eig = np.linalg.eigvalsh(info2)
+        W = 2.0 * (np.linalg.inv(info2) if np.min(np.abs(eig)) > 1e-10 else np.linalg.pinv(info2))
+        U = np.zeros((p, p))
+        for i in range(r):
+            for j in range(r):
+                U += W[i, j] * (0.5 * fkl[i, j] - P[i] @ phi @ P[j])
+        phi_a = phi + 2.0 * phi @ U @ phi
+        return (phi_a + phi_a.T) / 2.0, P, W
+
+
+def _nesting(codes: list[np.ndarray], nlevels: list[int]):
+    """(big, small) if the intercepts are nested as _NestedCore handles, else None."""
+    K = len(codes)
+    big = int(np.argmax(nlevels))
+    if K == 1:
+        return big, None
+    if K != 2:
+        return None
+    small = 1 - big
+    site_of = np.full(nlevels[big], -1, dtype=np.int64)
+    site_of[codes[big]] = codes[small]
+    if np.array_equal(site_of[codes[big]], codes[small]):
+        return big, small
+    return None
+
+
+#: set to True (tests only) to use the general dense-Schur engine for every structure
+_FORCE_DENSE = False
+
+
+def _make_core(X, y, codes, nlevels, reml):
+    nest = None if _FORCE_DENSE else _nesting(codes, nlevels)
+    if nest is None:
+        return _Core(X, y, codes, nlevels, reml)
+    return _NestedCore(X, y, codes, nlevels, reml, *nest)
+
+
 def _boundary_slope(f, theta: np.ndarray, k: int, h: float = 1e-3, r: int = 4) -> float:
     """One-sided derivative of ``f`` with respect to the variance v_k = theta_k^2 at theta_k = 0.
 
@@ -278,12 +666,22 @@ def _boundary_slope(f, theta: np.ndarray, k: int, h: float = 1e-3, r: int = 4) -
     return float(a[0])
 
 
-def _polish(f, theta: np.ndarray) -> tuple[np.ndarray, float]:
-    """Projected Newton steps on Richardson-extrapolated derivatives (theta scale).
+def _numerical_derivs(f):
+    """(gradient, Hessian) of ``f`` in theta by Richardson-extrapolated differences."""
+    def gH(theta):
+        _, g, H = _hessian(f, theta, d=1e-3, min_step=OPT_MIN_STEP)
+        return g, H
+    return gH
+
+
+def _polish(f, theta: np.ndarray, gH=None) -> tuple[np.ndarray, float]:
+    """Projected Newton steps (theta scale) on exact derivatives ``gH(theta) -> (g, H)``
+    or, by default, on Richardson-extrapolated ones.
 
     A component at zero with non-negative curvature there stays fixed; the polish stops
     when the free part of the Hessian is not positive definite (the boundary check in
     :func:`_optimise` deals with that case)."""
+    gH = gH or _numerical_derivs(f)
     fval = f(theta)
     for _ in range(50):
         near0 = (theta > 0) & (theta < 1e-6)
@@ -292,7 +690,7 @@ def _polish(f, theta: np.ndarray) -> tuple[np.ndarray, float]:
             f0 = f(t0)
             if f0 <= fval + 1e-12:
                 theta, fval = t0, f0
-        _, g, H = _hessian(f, theta, d=1e-3, min_step=OPT_MIN_STEP)
+        g, H = gH(theta)
         free = _free_set(theta, H)
         if not np.any(free):
             break
@@ -322,13 +720,14 @@ def _free_set(theta: np.ndarray, H: np.ndarray) -> np.ndarray:
     return ~((theta == 0.0) & (np.diag(H) >= 0))
 
 
-def _leave_boundary(f, theta: np.ndarray, slopes: dict[int, float]):
+def _leave_boundary(f, theta: np.ndarray, slopes: dict[int, float], fv_grad=None):
     """Move the zero components with a negative slope off the boundary and re-optimise.
 
     Line search along the direction of steepest descent in the variances (theta_k^2),
     then L-BFGS-B over the variances v = theta^2 >= 0: on that scale the gradient at
     v_k = 0 is the (non-zero) slope, so the quasi-Newton run cannot stall on the bound
-    the way it can on the theta scale, where the gradient there is exactly zero."""
+    the way it can on the theta scale, where the gradient there is exactly zero.
+    ``fv_grad(v) -> (deviance, gradient in v)`` gives exact gradients when available."""
     K = theta.size
     w = np.zeros(K)
     for k, s in slopes.items():
@@ -343,9 +742,13 @@ def _leave_boundary(f, theta: np.ndarray, slopes: dict[int, float]):
     line = sopt.minimize_scalar(along, bounds=(0.0, upper), method="bounded",
                                 options={"xatol": 1e-10})
     v1 = v0 + line.x * w
-    fv = lambda v: f(np.sqrt(np.maximum(v, 0.0)))  # noqa: E731
-    res = sopt.minimize(fv, v1, method="L-BFGS-B", bounds=[(0.0, None)] * K,
-                        options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
+    opts = {"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000}
+    if fv_grad is None:
+        fv = lambda v: f(np.sqrt(np.maximum(v, 0.0)))  # noqa: E731
+        res = sopt.minimize(fv, v1, method="L-BFGS-B", bounds=[(0.0, None)] * K, options=opts)
+    else:
+        res = sopt.minimize(fv_grad, v1, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * K,
+                            options=opts)
     v = res.x if res.fun <= line.fun else v1
     return np.sqrt(np.maximum(v, 0.0))
 
@@ -357,6 +760,8 @@ OPT_MIN_STEP = 1e-4
 #: a zero variance component is a boundary optimum when the one-sided slope of the
 #: deviance in that variance (theta_k^2) is at least -BOUNDARY_SLOPE_TOL
 BOUNDARY_SLOPE_TOL = 1e-6
+#: Nelder-Mead's stopping tolerance on the deviance, relative to its size
+NM_FATOL_REL = 1e-14
 
 
 def plain_number(x) -> str:
@@ -387,16 +792,51 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
     The result is checked against the optimality conditions of the bounded problem: the
     free components have a positive-definite Hessian and a small Newton step, and every
     component at zero has a non-negative one-sided slope in its variance (otherwise the
-    fit is moved off the boundary and re-optimised)."""
+    fit is moved off the boundary and re-optimised).
+
+    With a core that has exact derivatives (:class:`_NestedCore`) the quasi-Newton runs use
+    the exact gradient, the polish and the checks the exact Hessian, and the boundary check
+    the exact slope in the variance; otherwise they are taken numerically."""
     K = core.K
     f = core.profiled_deviance
     bounds = [(0.0, None)] * K
+    exact = getattr(core, "has_derivatives", False)
+    if exact:
+        def gH(theta):
+            _, g, H = core.theta_derivs(theta)
+            return g, H
+
+        def slope(theta, k):
+            return float(core.variance_slope(theta)[k])
+
+        def fv_grad(v):
+            t = np.sqrt(np.maximum(v, 0.0))
+            dev = f(t)
+            return dev, core.variance_slope(t)
+
+        def lbfgs(st):
+            return sopt.minimize(core.deviance_and_gradient, st, jac=True, method="L-BFGS-B",
+                                 bounds=bounds,
+                                 options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000})
+    else:
+        gH = _numerical_derivs(f)
+        fv_grad = None
+
+        def slope(theta, k):
+            return _boundary_slope(f, theta, k)
+
+        def lbfgs(st):
+            return sopt.minimize(f, st, method="L-BFGS-B", bounds=bounds,
+                                 options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000})
     # Derivative-free start (like lme4's BOBYQA, from theta = 1): a quasi-Newton
     # first step can jump onto theta = 0, where the deviance (even in theta) has
     # zero gradient, and stall there even when 0 is a local maximum.
     if start is None:
+        # fatol relative to the deviance's size: with hundreds of thousands of observations
+        # its rounding noise exceeds 1e-12 and Nelder-Mead would never stop before maxfev
+        fatol = max(1e-12, NM_FATOL_REL * abs(f(np.ones(K))))
         nm = sopt.minimize(f, np.ones(K), method="Nelder-Mead", bounds=bounds,
-                           options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": 4000 * K,
+                           options={"xatol": 1e-8, "fatol": fatol, "maxiter": 4000 * K,
                                     "maxfev": 4000 * K})
         # Bounded Nelder-Mead can overshoot onto theta = 0 and collapse there (seen on the
         # demo trial's 3-month ANCOVA, where lme4 finds an interior optimum), so quasi-Newton
@@ -409,10 +849,9 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
         candidates = []
         starts = [np.maximum(np.asarray(start, dtype=float), 0.05), np.ones(K)]
     for st in starts:
-        candidates.append(sopt.minimize(f, st, method="L-BFGS-B", bounds=bounds,
-                                        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000}))
+        candidates.append(lbfgs(st))
     best = min(candidates, key=lambda r: r.fun)
-    theta, fval = _polish(f, np.maximum(best.x, 0.0))
+    theta, fval = _polish(f, np.maximum(best.x, 0.0), gH)
     # Boundary check. Every optimiser above works on the theta scale, where the gradient
     # at theta_k = 0 is exactly zero whatever the deviance does nearby, so a run that lands
     # on the bound can stop there although the deviance falls as theta_k grows. A zero
@@ -423,18 +862,18 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
         near = np.flatnonzero(theta < SINGULAR_TOL)
         base = theta.copy()
         base[near] = 0.0
-        slopes = {int(k): _boundary_slope(f, base, int(k)) for k in near}
+        slopes = {int(k): slope(base, int(k)) for k in near}
         bad = {k: s for k, s in slopes.items() if s < -BOUNDARY_SLOPE_TOL}
         if not bad:
             break
-        moved, fmoved = _polish(f, _leave_boundary(f, base, bad))
+        moved, fmoved = _polish(f, _leave_boundary(f, base, bad, fv_grad), gH)
         if not fmoved < fval - 1e-12:
             break  # no lower deviance off the boundary: the slope was rounding noise
         theta, fval = moved, fmoved
     # Convergence check in the spirit of lme4's: the free part of the Hessian is
     # positive definite and the Newton step (gradient scaled by the Hessian) is
     # small (lme4 warns above 2e-3); zero components have a non-negative slope.
-    _, g, H = _hessian(f, theta, d=1e-3, min_step=OPT_MIN_STEP)
+    g, H = gH(theta)
     free = _free_set(theta, H)
     converged = True
     if np.any(free):
@@ -443,7 +882,7 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
             converged = False
         else:
             converged = bool(np.max(np.abs(np.linalg.solve(Hf, g[free]))) < 2e-3)
-    slopes = {int(k): _boundary_slope(f, theta, int(k)) for k in np.flatnonzero(theta == 0.0)}
+    slopes = {int(k): slope(theta, int(k)) for k in np.flatnonzero(theta == 0.0)}
     if any(s < -BOUNDARY_SLOPE_TOL for s in slopes.values()):
         converged = False
     if not converged:
@@ -624,7 +1063,10 @@ class LMMResult:
                 raise ValueError("Kenward-Roger df need a REML fit; this model was fitted by ML.")
             core: _Core = self._core
             v = self.variance["variance"].to_numpy()
-            self._kr = _kenward_roger_pieces(core.X, core.Z, v, self.vcov.to_numpy())
+            if hasattr(core, "kr_pieces"):  # block-wise: no n x n matrices
+                self._kr = core.kr_pieces(v, self.vcov.to_numpy())
+            else:
+                self._kr = _kenward_roger_pieces(core.X, core.Z, v, self.vcov.to_numpy())
         return self._kr
 
     @property
@@ -679,6 +1121,29 @@ class LMMResult:
         return pd.Series({"estimate": est, "se": se, "df": float(df), "t": t,
                           "p_value": p, "ci_low": est - q * se, "ci_high": est + q * se})
 
+    def _coefficient_table(self, level: float = 0.95) -> pd.DataFrame:
+        """se, df, t, p_value, ci_low, ci_high of every coefficient: :meth:`contrast` of each
+        unit vector (the same numbers), computed for all coefficients at once."""
+        beta = self.fixed["estimate"].to_numpy()
+        C = self.vcov.to_numpy()
+        p = len(beta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.df_method == "kenward_roger":
+                phi_a, P, W = self._kenward_roger()
+                var = np.diag(phi_a).copy()
+                df = np.array([_kenward_roger_df(np.eye(p)[i], C, P, W) for i in range(p)])
+            else:
+                var = np.diag(C).copy()
+                grad = np.stack([self._jac[i, i, :] for i in range(p)])
+                denom = np.einsum("ik,kl,il->i", grad, self.vcov_varpar, grad)
+                df = np.where(denom > 0, 2.0 * var**2 / np.where(denom > 0, denom, 1.0), np.inf)
+            se = np.sqrt(var)
+            t = np.where(se > 0, beta / np.where(se > 0, se, 1.0), np.nan)
+        pval = 2.0 * stats.t.sf(np.abs(t), df)
+        q = stats.t.ppf(0.5 + level / 2.0, df)
+        return pd.DataFrame({"se": se, "df": df.astype(float), "t": t, "p_value": pval,
+                             "ci_low": beta - q * se, "ci_high": beta + q * se})
+
     def icc(self, group: str) -> float:
         """Share of the total variance (all components + residual) due to ``group``."""
         v = self.variance.set_index("component")["variance"]
@@ -728,20 +1193,15 @@ class LMMResult:
 
         rho_hat = float(th_hat[j] ** 2 / (1.0 + np.sum(th_hat**2)))
         g = lambda rho: prof(rho) - dmin - crit  # noqa: E731
-        limits = threadpool_limits(limits=1, user_api="blas") if threadpool_limits else None
-        try:
-            with np.errstate(invalid="ignore", over="ignore"):
-                lo = 0.0
-                if rho_hat > 0 and g(0.0) > 0:
-                    lo = float(sopt.brentq(g, 0.0, rho_hat, xtol=1e-9))
-                hi_edge = 1.0 - 1e-6
-                if g(hi_edge) <= 0:
-                    hi = 1.0
-                else:
-                    hi = float(sopt.brentq(g, max(rho_hat, 1e-12), hi_edge, xtol=1e-9))
-        finally:
-            if limits is not None:
-                limits.unregister()
+        with one_blas_thread(), np.errstate(invalid="ignore", over="ignore"):
+            lo = 0.0
+            if rho_hat > 0 and g(0.0) > 0:
+                lo = float(sopt.brentq(g, 0.0, rho_hat, xtol=1e-9))
+            hi_edge = 1.0 - 1e-6
+            if g(hi_edge) <= 0:
+                hi = 1.0
+            else:
+                hi = float(sopt.brentq(g, max(rho_hat, 1e-12), hi_edge, xtol=1e-9))
         return lo, hi
 
 
@@ -771,11 +1231,8 @@ def fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
     (badly so on shared cores) and run-to-run rounding differences; the fit runs
     with BLAS limited to one thread when threadpoolctl is available.
     """
-    with np.errstate(invalid="ignore", over="ignore"):
-        if threadpool_limits is None:
-            return _fit_lmm(data, formula, groups, reml, start, df_method)
-        with threadpool_limits(limits=1, user_api="blas"):
-            return _fit_lmm(data, formula, groups, reml, start, df_method)
+    with np.errstate(invalid="ignore", over="ignore"), one_blas_thread():
+        return _fit_lmm(data, formula, groups, reml, start, df_method)
 
 
 def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
@@ -811,6 +1268,20 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
         notes.append(f"{n_dropped} of {n_all} rows were dropped because of missing values "
                      f"in {', '.join(used)}; {len(d)} rows were analysed.")
 
+    for c in cols:
+        # text columns become categoricals with patsy's own level order (sorted): patsy reads a
+        # pandas Categorical through its codes, but a text column value by value, which at
+        # hundreds of thousands of rows takes longer than the whole fit
+        col = d[c]
+        if (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)) \
+                and not isinstance(col.dtype, pd.CategoricalDtype):
+            codes, levels = pd.factorize(col)
+            levels = list(levels)
+            if all(type(v) is str for v in levels):
+                order = sorted(range(len(levels)), key=levels.__getitem__)
+                rank = np.empty(len(order), dtype=np.int64)
+                rank[order] = np.arange(len(order))
+                d[c] = pd.Categorical.from_codes(rank[codes], categories=[levels[i] for i in order])
     env = patsy.EvalEnvironment([{"np": np, "pd": pd, "math": math}])
     y_df, X_df = patsy.dmatrices(formula, d, eval_env=env, return_type="dataframe",
                                  NA_action="raise")
@@ -842,7 +1313,7 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
                              f"as observations ({n}); its variance is not identifiable "
                              "from the residual variance.")
 
-    core = _Core(X, y, codes, nlevels, reml)
+    core = _make_core(X, y, codes, nlevels, reml)
     if start is not None and len(start) != len(groups):
         raise ValueError(f"start has {len(start)} values; there are {len(groups)} groups.")
     opt_warnings: list[str] = []
@@ -862,7 +1333,10 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
     # evaluation the deviance carries ~1e-13 rounding noise that such small steps
     # amplify to ~1e-3 in the Hessian, so we use larger steps (same Richardson
     # scheme), which reproduce lmerTest's Hessian to ~1e-7.
-    _, _, H = _hessian(core.deviance_vp, varpar, d=1e-2)
+    if getattr(core, "has_derivatives", False):
+        H = core.vp_hessian(varpar)  # exact (block-wise engine)
+    else:
+        _, _, H = _hessian(core.deviance_vp, varpar, d=1e-2)
     evals, evecs = np.linalg.eigh(H)
     names_vp = [f"theta[{g}]" for g in groups] + ["sigma"]
     if np.any(evals < -HESSIAN_EIG_TOL):
@@ -880,7 +1354,10 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
     pos = evals > HESSIAN_EIG_TOL
     h_inv = (evecs[:, pos] / evals[pos]) @ evecs[:, pos].T
     vcov_varpar = 2.0 * h_inv
-    jac = _jacobian(core.cov_beta, varpar, d=1e-3)  # p x p x (K+1)
+    if getattr(core, "has_derivatives", False):
+        jac = core.cov_beta_jacobian(varpar)  # p x p x (K+1), exact
+    else:
+        jac = _jacobian(core.cov_beta, varpar, d=1e-3)  # p x p x (K+1)
 
     singular = bool(np.any(theta < SINGULAR_TOL))
     for g, th in zip(groups, theta):
@@ -909,7 +1386,5 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
         "component": groups + ["Residual"], "variance": var, "sd": np.sqrt(var),
         "theta": np.append(theta, np.nan)})
     result.fixed = pd.DataFrame({"term": terms, "estimate": beta})
-    rows = [result.contrast(np.eye(p)[i]) for i in range(p)]
-    result.fixed = pd.concat([result.fixed, pd.DataFrame(rows)[
-        ["se", "df", "t", "p_value", "ci_low", "ci_high"]]], axis=1)
+    result.fixed = pd.concat([result.fixed, result._coefficient_table()], axis=1)
     return result

@@ -41,6 +41,7 @@ import pandas as pd
 import scipy.linalg as sla
 
 from analysis import progress
+from analysis.threads import one_blas_thread
 
 __all__ = ["impute", "default_methods"]
 
@@ -105,21 +106,46 @@ def _norm(y: np.ndarray, ry: np.ndarray, X: np.ndarray, rng: np.random.Generator
     return xm @ beta_star + sigma_star * rng.standard_normal(len(xm))
 
 
+#: distances held at once by the donor search (missing cases x observed cases, in rows of
+#: missing cases); any value gives the same donors and draws, it only bounds memory
+PMM_CHUNK = 1 << 22
+
+
 def _pmm(y: np.ndarray, ry: np.ndarray, X: np.ndarray, donors: int,
-         rng: np.random.Generator) -> np.ndarray:
+         rng: np.random.Generator, chunk: int = PMM_CHUNK) -> np.ndarray:
     xo, yo, xm, coef, beta_star, _ = _bayes_draw(y, ry, X, rng)
     n = len(yo)
     yhat_obs = xo @ coef
     yhat_mis = xm @ beta_star
     k = int(min(donors, n))
-    # distances of every missing case to every observed case; ties broken at random by a
-    # tiny jitter, as mice's matcher does
-    dist = np.abs(yhat_mis[:, None] - yhat_obs[None, :])
-    dist = dist + rng.uniform(0, 1e-9 * (np.abs(dist).max() + 1e-300), size=dist.shape)
-    nearest = np.argpartition(dist, k - 1, axis=1)[:, :k] if k < n else \
-        np.tile(np.arange(n), (len(yhat_mis), 1))
+    nearest = _pmm_donors(yhat_mis, yhat_obs, k, rng, chunk)
     pick = nearest[np.arange(len(yhat_mis)), rng.integers(0, k, size=len(yhat_mis))]
     return yo[pick]
+
+
+def _pmm_donors(yhat_mis: np.ndarray, yhat_obs: np.ndarray, k: int, rng: np.random.Generator,
+                chunk: int = PMM_CHUNK) -> np.ndarray:
+    """The ``k`` observed cases nearest each missing case's predicted mean (missing x k).
+
+    Distances of each missing case to every observed case, ties broken at random by a tiny
+    jitter (uniform on [0, 1e-9 x the largest distance]), as mice's matcher does. The
+    distances are formed a block of missing cases at a time (about ``chunk`` at once), so
+    memory stays linear in the number of cases; the jitter is drawn block by block in the
+    same order as one draw for all pairs, and the largest distance comes from the extremes of
+    the predicted means (rounding is monotone), so donors and draws do not depend on the
+    block size.  Time is still proportional to missing x observed cases."""
+    n_mis, n = len(yhat_mis), len(yhat_obs)
+    if n_mis == 0:
+        return np.zeros((0, k), dtype=np.intp)
+    largest = max(yhat_mis.max() - yhat_obs.min(), yhat_obs.max() - yhat_mis.min())
+    high = 1e-9 * (largest + 1e-300)
+    nearest = np.empty((n_mis, k), dtype=np.intp)
+    rows = max(1, chunk // max(n, 1))
+    for i in range(0, n_mis, rows):
+        dist = np.abs(yhat_mis[i:i + rows, None] - yhat_obs[None, :])
+        dist += rng.uniform(0, high, size=dist.shape)
+        nearest[i:i + rows] = np.argpartition(dist, k - 1, axis=1)[:, :k] if k < n else np.arange(n)
+    return nearest
 
 
 def _categorical(y: pd.Series, ry: np.ndarray, X: np.ndarray,
@@ -159,7 +185,14 @@ def impute(data: pd.DataFrame, m: int = 20, iterations: int = 10, seed: int = 0,
     predictor for every other; columns with dtype object/category/bool are categorical.
     ``methods`` maps a column to ``pmm``, ``norm`` (Bayesian linear regression), ``logreg``
     (binary or multinomial) or ``''`` (not imputed); the default is :func:`default_methods`.
+    BLAS runs on one thread (small matrices, many times: see analysis.threads).
     """
+    with one_blas_thread():
+        return _impute(data, m, iterations, seed, donors, methods)
+
+
+def _impute(data: pd.DataFrame, m: int, iterations: int, seed: int, donors: int,
+            methods: dict[str, str] | None) -> list[pd.DataFrame]:
     if m < 1:
         raise ValueError("m (number of imputations) must be at least 1.")
     if iterations < 1:

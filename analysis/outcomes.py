@@ -675,7 +675,8 @@ def shift_sign(direction: str) -> float:
 
 def tipping_point(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps: list[pd.DataFrame],
                   primary_tp: str, deltas_sd: list[float], shift: str = "intervention",
-                  direction: str = "higher", resolution: float = 0.01) -> pd.DataFrame:
+                  direction: str = "higher", resolution: float = 0.01,
+                  unshifted: pd.DataFrame | None = None) -> pd.DataFrame:
     """Delta-adjusted MI: imputed follow-up values of the shifted arm are moved towards a worse
     outcome by ``size`` baseline SDs (down when higher is better, up when lower is better;
     a negative size moves them towards better) and the imputed data re-pooled.
@@ -686,14 +687,24 @@ def tipping_point(linked: pd.DataFrame, spec: ModelSpec, w: pd.DataFrame, imps: 
     the CI of the difference at that follow-up no longer lies on the same side of zero as at
     size 0 (or, when it includes zero at size 0, the first at which it no longer does); and, at
     the primary follow-up, the exact tipping size found by root-finding between that grid value
-    and the previous one (``kind`` = ``tipping value``, to ``resolution`` SD)."""
+    and the previous one (``kind`` = ``tipping value``, to ``resolution`` SD).
+
+    Each size is pooled once (the root-finding starts from two grid sizes already pooled);
+    ``unshifted``, the ordinary MI result (:func:`pooled_effects` of the same ``imps`` with no
+    shift), is taken as size 0 instead of refitting the same imputed data sets again: the
+    shift is zero there, so the refits would repeat it exactly."""
     bsd = _baseline_sd(linked, spec.outcome)
     shift_arm = {"intervention": 1.0, "control": 0.0, "both": None}[shift]
     sign = shift_sign(direction)
     towards = "worse"
+    done: dict[float, pd.DataFrame] = {} if unshifted is None else {0.0: unshifted}
 
     def pooled(size):
-        return pooled_effects(linked, spec, w, imps, primary_tp, delta=sign * size * bsd, shift_arm=shift_arm)
+        size = float(size) + 0.0  # -0.0 and 0.0 are the same shift
+        if size not in done:
+            done[size] = pooled_effects(linked, spec, w, imps, primary_tp, delta=sign * size * bsd,
+                                        shift_arm=shift_arm)
+        return done[size]
 
     def row(r, size, kind):
         return dict(outcome=spec.outcome, timepoint=r.timepoint, kind=kind, shift_sd=size,
@@ -1042,14 +1053,15 @@ def _analyse_one(linked: pd.DataFrame, cfg: dict, spec: ModelSpec, primary_tp: s
                                           followups=ok)
             if w.filter(like="y__").isna().any().any() or w.isna().any().any():
                 with progress.task("MI analysis"):
-                    parts.append(pooled_effects(linked, spec, w, imps, primary_tp))
+                    mi_result = pooled_effects(linked, spec, w, imps, primary_tp)
+                    parts.append(mi_result)
                 tp_cfg = oc.get("tipping_point", {})
                 if tp_cfg.get("enabled", True) and (is_primary or tp_cfg.get("all_outcomes", False)) \
                         and with_modifiers:
                     with progress.task("tipping point"):
                         tip = tipping_point(linked, spec, w, imps, primary_tp, tp_cfg.get("shifts_sd", []),
                                             tp_cfg.get("arm", "intervention"),
-                                            direction=outcome_direction(cfg, outcome))
+                                            direction=outcome_direction(cfg, outcome), unshifted=mi_result)
             elif log is not None:
                 log.info("%s: no missing values; multiple imputation skipped", outcome)
     if oc.get("complete_case", True):

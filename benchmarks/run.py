@@ -1,10 +1,11 @@
 """Pathways benchmarks: prints wall-clock figures and ratios against baselines run alongside.
 
-    .venv/bin/python benchmarks/run.py [--quick]
+    .venv/bin/python benchmarks/run.py [--quick] [--only NAME ...]
 
-Each figure is the median of several repeats.  Ratios compare against a baseline measured in
-the same run on the same data, so they are comparable across machines; absolute seconds are
-not.  Not a test: nothing here asserts a time.
+Each figure is the median of several repeats (the nested mixed-model scaling figures: the
+minimum of alternating runs in fresh processes, see benchmarks/bench_lmm_scale.py).  Ratios
+compare against a baseline measured in the same run on the same data, so they are comparable
+across machines; absolute seconds are not.  Not a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -99,16 +100,43 @@ def bench_eq5d(repeat: int) -> None:
         print(f"  {method:10s} {t * 1000:8.1f} ms | plain merge {base * 1000:6.1f} ms | ratio {t / base:5.1f}")
 
 
+def bench_lmm_scale(quick: bool) -> None:
+    """Nested LMM fits at 200 / 2,000 / 20,000 / 200,000 participants: the new engine against
+    the previous engine (commit cc61ce4, up to 20,000) and lme4, with peak memory; then 1,000
+    warm-started pilot-size fits against lme4 (issue [speed] targets)."""
+    import tempfile
+    from pathlib import Path
+
+    from bench_lmm_scale import bench_pilot, bench_sizes, header
+    sizes = [200, 2000] if quick else [200, 2000, 20000, 200000]
+    repeat = 1 if quick else 3
+    header("satterthwaite", repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_sizes(sizes, repeat, "satterthwaite", Path(tmp), previous_max=20000)
+        bench_pilot(100 if quick else 1000, 1, "satterthwaite", Path(tmp))
+
+
+BENCHES = ("lmm", "stages", "eq5d", "economics", "lmm_scale")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="one repeat instead of five")
+    ap.add_argument("--quick", action="store_true", help="one repeat instead of five (smaller sizes for lmm_scale)")
+    ap.add_argument("--only", nargs="+", choices=BENCHES, help="run only these benchmarks")
     a = ap.parse_args()
+    only = set(a.only or BENCHES)
     repeat = 1 if a.quick else 5
-    bench_lmm(repeat)
-    bench_pipeline_stages(repeat)
-    bench_eq5d(repeat)
-    from bench_economics import bench_economics  # benchmarks/ is on sys.path when run as a script
-    bench_economics(repeat=1 if a.quick else 3)
+    if "lmm" in only:
+        bench_lmm(repeat)
+    if "stages" in only:
+        bench_pipeline_stages(repeat)
+    if "eq5d" in only:
+        bench_eq5d(repeat)
+    if "economics" in only:
+        from bench_economics import bench_economics  # benchmarks/ is on sys.path when run as a script
+        bench_economics(repeat=1 if a.quick else 3)
+    if "lmm_scale" in only:
+        bench_lmm_scale(a.quick)
 
 
 if __name__ == "__main__":

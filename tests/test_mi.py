@@ -141,6 +141,37 @@ def test_tipping_point_shift_is_exact_for_least_squares():
     assert tip[tip.delta_sd == 0].estimate.iloc[0] == pytest.approx(mi.estimate, rel=1e-12)
 
 
+def test_tipping_point_pools_each_shift_once_and_reuses_the_unshifted_mi_result(monkeypatch):
+    """The zero shift is the ordinary MI result: given it (``unshifted``), the tipping point
+    does not refit the imputed data sets at size 0, pools no size twice (grid sizes are the
+    root-finding's end points), and its table is identical to the one computed from scratch."""
+    lk = _linked_single_followup(np.random.default_rng(8))
+    spec, w, imps = _mi(lk, m=5, seed=3)
+    bsd = lk.loc[lk.timepoint == "baseline", "y"].std()
+    mi = outcomes.pooled_effects(lk, spec, w, imps, "m6")
+    ci_half = (mi.ci_high - mi.ci_low).iloc[0] / 2
+    # grid sizes either side of the size at which the CI reaches zero, so the exact tipping
+    # value is searched for between two grid sizes
+    tip_sd = abs(float(mi.estimate.iloc[0]) - np.sign(mi.estimate.iloc[0]) * ci_half) / bsd
+    grid = [round(tip_sd * f, 3) for f in (0.5, 1.5, 3.0)]
+    calls = []
+    real = outcomes.pooled_effects
+
+    def counting(*a, **k):
+        calls.append(k.get("delta", 0.0))
+        return real(*a, **k)
+
+    monkeypatch.setattr(outcomes, "pooled_effects", counting)
+    direction = "higher" if mi.estimate.iloc[0] > 0 else "lower"
+    scratch = outcomes.tipping_point(lk, spec, w, imps, "m6", deltas_sd=grid, direction=direction)
+    n_scratch, calls[:] = len(calls), []
+    reused = outcomes.tipping_point(lk, spec, w, imps, "m6", deltas_sd=grid, direction=direction, unshifted=mi)
+    assert (scratch.kind == "tipping value").sum() == 1  # the root-finding ran
+    assert 0.0 not in calls and len(calls) == n_scratch - 1
+    assert len(set(calls)) == len(calls)  # no shift pooled twice
+    pd.testing.assert_frame_equal(reused, scratch, check_exact=True)
+
+
 def test_pooled_effects_equal_rubin_on_per_imputation_ols():
     lk = _linked_single_followup(np.random.default_rng(9))
     spec, w, imps = _mi(lk, m=4, seed=1)
@@ -217,3 +248,56 @@ def test_mi_pmm_under_strongly_selective_dropout_long():
     bias, mcse = _bias(res[:, 0])
     assert -0.15 < bias < 3 * mcse
     assert np.mean(res[:, 3]) - MI_EFFECT < bias - 4 * mcse  # complete cases are worse
+
+
+def _pmm_dense(y, ry, X, donors, rng):
+    """analysis.mi._pmm as it was before the block-wise donor search (commit d69c0ba): the whole
+    missing x observed distance matrix at once."""
+    from analysis.mi import _bayes_draw
+    xo, yo, xm, coef, beta_star, _ = _bayes_draw(y, ry, X, rng)
+    n = len(yo)
+    yhat_obs = xo @ coef
+    yhat_mis = xm @ beta_star
+    k = int(min(donors, n))
+    dist = np.abs(yhat_mis[:, None] - yhat_obs[None, :])
+    dist = dist + rng.uniform(0, 1e-9 * (np.abs(dist).max() + 1e-300), size=dist.shape)
+    nearest = np.argpartition(dist, k - 1, axis=1)[:, :k] if k < n else \
+        np.tile(np.arange(n), (len(yhat_mis), 1))
+    pick = nearest[np.arange(len(yhat_mis)), rng.integers(0, k, size=len(yhat_mis))]
+    return yo[pick]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pmm_blockwise_donor_search_gives_the_dense_search_imputations_and_draws(seed):
+    """The same imputed values and the same random stream afterwards as the dense search, for
+    any block size (one missing case at a time, a few, all at once), with tied predicted means
+    (a discrete predictor) and with fewer observed cases than donors."""
+    from analysis.mi import _pmm
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 400))
+    x = rng.integers(0, 3, n).astype(float) if seed % 3 == 0 else rng.normal(size=n)
+    X = np.column_stack([np.ones(n), x])
+    y = np.round(1 + x + rng.normal(size=n), 1)
+    ry = rng.random(n) > (0.95 if seed == 5 else rng.uniform(0.1, 0.6))
+    ry[:2] = True
+    ry[-1] = False
+    donors = 5 if seed != 7 else n  # seed 7: every observed case is a donor
+    ref_rng = np.random.default_rng([seed, 1])
+    want = _pmm_dense(y, ry, X, donors, ref_rng)
+    for chunk in (1, 3 * n, 17 * n + 5, 1 << 22):
+        got_rng = np.random.default_rng([seed, 1])
+        got = _pmm(y, ry, X, donors, got_rng, chunk=chunk)
+        np.testing.assert_array_equal(got, want)
+        assert got_rng.bit_generator.state == ref_rng.bit_generator.state
+
+
+def test_impute_is_unchanged_by_the_blockwise_donor_search(monkeypatch):
+    """Whole imputations (PMM and logistic regression in turn, several sweeps) equal those of the
+    dense search, value for value."""
+    from analysis import mi
+    d = _wide(np.random.default_rng(11), n=300, p_cat_missing=0.2)
+    new = impute(d, m=3, iterations=4, seed=9)
+    monkeypatch.setattr(mi, "_pmm", _pmm_dense)
+    old = impute(d, m=3, iterations=4, seed=9)
+    for a, b in zip(new, old):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
