@@ -162,7 +162,46 @@ def _jacobian(func, x: np.ndarray, d: float = 1e-4, r: int = 4) -> np.ndarray:
 # the deviance machinery
 # --------------------------------------------------------------------------
 
-class _Core:
+class _Deviance:
+    """The (RE)ML deviance from an engine's penalised least squares ``pls(theta, full)``, which
+    returns (log|V| part, log|X' V^-1 X| part, beta, residual sum of squares, (X' V^-1 X)^-1)."""
+
+    def _denom(self) -> int:
+        return self.n - self.p if self.reml else self.n
+
+    def profiled_deviance(self, theta: np.ndarray) -> float:
+        try:
+            la, lm, _, r2, _ = self.pls(theta, full=False)
+        except np.linalg.LinAlgError:
+            return np.inf
+        nd = self._denom()
+        dev = la + nd * (1.0 + math.log(2.0 * math.pi * r2 / nd))
+        if self.reml:
+            dev += lm
+        return dev
+
+    def sigma(self, theta: np.ndarray) -> float:
+        _, _, _, r2, _ = self.pls(theta)
+        return math.sqrt(r2 / self._denom())
+
+    def deviance_vp(self, varpar: np.ndarray) -> float:
+        """Unprofiled (RE)ML deviance at (theta..., sigma), as lmerTest's devfun_vp."""
+        theta, sigma = varpar[:-1], varpar[-1]
+        s2 = sigma * sigma
+        la, lm, _, r2, _ = self.pls(theta, full=False)
+        dev = la + r2 / s2 + self.n * math.log(2.0 * math.pi * s2)
+        if self.reml:
+            dev += lm - self.p * math.log(2.0 * math.pi * s2)
+        return dev
+
+    def cov_beta(self, varpar: np.ndarray) -> np.ndarray:
+        """Var(beta-hat) at (theta..., sigma), as lmerTest's get_covbeta."""
+        theta, sigma = varpar[:-1], varpar[-1]
+        *_, Minv = self.pls(theta)
+        return sigma * sigma * Minv
+
+
+class _Core(_Deviance):
     """Cross-products and (RE)ML deviance for given relative SDs theta."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray, codes: list[np.ndarray],
@@ -227,42 +266,10 @@ class _Core:
         beta = self.beta_ols + Minv @ c
         return logdet_a, logdet_m, beta, r2, Minv
 
-    def _denom(self) -> int:
-        return self.n - self.p if self.reml else self.n
-
-    def profiled_deviance(self, theta: np.ndarray) -> float:
-        try:
-            la, lm, _, r2, _ = self.pls(theta, full=False)
-        except np.linalg.LinAlgError:
-            return np.inf
-        nd = self._denom()
-        dev = la + nd * (1.0 + math.log(2.0 * math.pi * r2 / nd))
-        if self.reml:
-            dev += lm
-        return dev
-
-    def sigma(self, theta: np.ndarray) -> float:
-        _, _, _, r2, _ = self.pls(theta)
-        return math.sqrt(r2 / self._denom())
-
-    def deviance_vp(self, varpar: np.ndarray) -> float:
-        """Unprofiled (RE)ML deviance at (theta..., sigma), as lmerTest's devfun_vp."""
-        theta, sigma = varpar[:-1], varpar[-1]
-        s2 = sigma * sigma
-        la, lm, _, r2, _ = self.pls(theta, full=False)
-        dev = la + r2 / s2 + self.n * math.log(2.0 * math.pi * s2)
-        if self.reml:
-            dev += lm - self.p * math.log(2.0 * math.pi * s2)
-        return dev
-
-    def cov_beta(self, varpar: np.ndarray) -> np.ndarray:
-        """Var(beta-hat) at (theta..., sigma), as lmerTest's get_covbeta."""
-        theta, sigma = varpar[:-1], varpar[-1]
-        *_, Minv = self.pls(theta)
-        return sigma * sigma * Minv
 
 
-class _NestedCore:
+
+class _NestedCore(_Deviance):
     """Deviance, its analytic derivatives and the Kenward-Roger pieces for nested intercepts.
 
     Handles one grouping factor (participant alone, or site alone) and two factors of which the
@@ -426,38 +433,7 @@ class _NestedCore:
             return logv, logdet_m, None, r2, None
         return logv, logdet_m, self.beta_ols + b, r2, self._inverse(Lm)
 
-    def _denom(self) -> int:
-        return self.n - self.p if self.reml else self.n
 
-    def profiled_deviance(self, theta: np.ndarray) -> float:
-        try:
-            la, lm, _, r2, _ = self.pls(theta, full=False)
-        except np.linalg.LinAlgError:
-            return np.inf
-        nd = self._denom()
-        dev = la + nd * (1.0 + math.log(2.0 * math.pi * r2 / nd))
-        if self.reml:
-            dev += lm
-        return dev
-
-    def sigma(self, theta: np.ndarray) -> float:
-        _, _, _, r2, _ = self.pls(theta)
-        return math.sqrt(r2 / self._denom())
-
-    def deviance_vp(self, varpar: np.ndarray) -> float:
-        """Unprofiled (RE)ML deviance at (theta..., sigma), as lmerTest's devfun_vp."""
-        theta, sigma = varpar[:-1], varpar[-1]
-        s2 = sigma * sigma
-        la, lm, _, r2, _ = self.pls(theta, full=False)
-        dev = la + r2 / s2 + self.n * math.log(2.0 * math.pi * s2)
-        if self.reml:
-            dev += lm - self.p * math.log(2.0 * math.pi * s2)
-        return dev
-
-    def cov_beta(self, varpar: np.ndarray) -> np.ndarray:
-        """Var(beta-hat) at (theta..., sigma), as lmerTest's get_covbeta."""
-        *_, Minv = self.pls(varpar[:-1])
-        return varpar[-1] ** 2 * Minv
 
     # ---- derivatives ---------------------------------------------------------------------
 
