@@ -82,6 +82,10 @@ def stage_files(cfg: dict, work: Path) -> dict[str, tuple[dict, dict]]:
         e = files["economics"][1]
         report_inputs.update(cea=e["cea"], ceac=e["ceac"], cea_by_arm=e["by_arm"], unit_costs=e["unit_costs"],
                              ce_plane=e["ce_plane"], ceac_figure=e["ceac_figure"])
+    if cfg["planning"]["enabled"]:  # as workflow/rules/planning.smk registers them
+        pl = files["planning"][1]
+        report_inputs.update(planning_inputs=pl["inputs"], sample_size=pl["sample_size"],
+                             **({"sample_size_figure": pl["figure"]} if "figure" in pl else {}))
     files["report"] = (report_inputs, dict(html=str(rep / "report.html"), manifest=str(rep / "manifest.json"),
                                            notebook=str(rep / "report.ipynb")))
     files["audience_report"] = ({**report_inputs, "flow": files["feasibility"][1]["flow"],
