@@ -336,3 +336,107 @@ def love_plot_png(balance: pd.DataFrame, threshold: float = 0.1, labels: dict[st
     ax.legend(loc="lower right", fontsize=8, frameon=False)
     fig.tight_layout()
     return _png(fig)
+
+
+# ------------------------------------------------------------------------------- the pipeline's analysis
+
+ANALYSES = ("unweighted_baseline", "unweighted_covariates", "weighted_baseline", "weighted_covariates")
+ANALYSIS_LABELS = {
+    "unweighted_baseline": "Unweighted, adjusted for the baseline value only (ignores the non-random allocation)",
+    "unweighted_covariates": "Unweighted, regression adjustment for the baseline value and the propensity covariates",
+    "weighted_baseline": "Propensity weighted, adjusted for the baseline value",
+    "weighted_covariates": "Propensity weighted, adjusted for the baseline value and the propensity covariates",
+}
+EFFECT_COLUMNS = ["outcome", "timepoint", "analysis", "primary", "estimand", "estimate", "se", "df", "t", "p",
+                  "ci_low", "ci_high", "n", "n_intervention", "n_control", "n_clusters", "ess_intervention",
+                  "ess_control", "standardised_effect", "standardised_ci_low", "standardised_ci_high",
+                  "baseline_sd", "rr_approx", "e_value", "e_value_ci"]
+
+
+def participant_table(linked: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, list[str]]:
+    """One row per participant (their baseline row) with ``treated`` and the propensity
+    covariates; a score covariate is its baseline value.  Returns the table and the model's
+    column names (the covariates, in the config's order)."""
+    first = linked.timepoint.cat.categories[0]
+    base = linked[linked.timepoint == first].drop_duplicates("participant_id").set_index("participant_id")
+    base = base.assign(treated=(base.arm == cfg["design"]["intervention_arm"]).astype(int))
+    covs = list(cfg["propensity"]["covariates"])
+    missing = [c for c in covs if c not in base]
+    if missing:
+        raise KeyError(f"config key propensity.covariates: {missing} are not columns of the linked table")
+    return base, covs
+
+
+def analyse(linked: pd.DataFrame, cfg: dict, outcomes: Sequence[str], primary_timepoint: str) -> dict:
+    """The non-randomised comparison of every outcome at every follow-up (``propensity`` config):
+    score model, weights, balance (the covariates and the primary outcome's baseline value),
+    the four outcome regressions of :data:`ANALYSES` with standardised effects and E-values,
+    and a one-row summary.  Only aggregate tables: no participant identifier leaves here."""
+    from analysis.outcomes import standardised_effect
+
+    pc = cfg["propensity"]
+    level = cfg["outcomes"]["confidence_level"]
+    estimand = pc["estimand"]
+    base, covs = participant_table(linked, cfg)
+    complete = base.dropna(subset=covs)
+    model = propensity_model(complete, "treated", covs)
+    ps = propensity_scores(complete, "treated", covs)
+    w = ps_weights(ps, complete.treated, estimand, stabilise=pc["stabilise"], trim=pc["trim"])
+    prim = outcomes[0]
+    balance = balance_table(complete, complete.treated, covs, w.weight, estimand)
+    if prim not in covs and f"{prim}_bl" in complete:  # the primary outcome at baseline, where observed
+        has = complete.dropna(subset=[f"{prim}_bl"])
+        balance = pd.concat([balance, balance_table(has, has.treated, [f"{prim}_bl"], w.weight.reindex(has.index),
+                                                    estimand)], ignore_index=True)
+    balance["imbalanced_after"] = balance.smd_after.abs() > pc["balance_threshold"]
+
+    weight_by_pid = w.weight
+    rows = []
+    for y in outcomes:
+        bl_sd = linked.loc[linked.timepoint == linked.timepoint.cat.categories[0], y].dropna().astype(float)
+        sd, n_bl = float(bl_sd.std(ddof=1)), int(len(bl_sd))
+        for tp in list(linked.timepoint.cat.categories)[1:]:
+            d = linked[linked.timepoint == tp].drop_duplicates("participant_id").set_index("participant_id")
+            d = d[d.index.isin(complete.index)].copy()
+            d["treated"] = complete.treated.reindex(d.index)
+            for c in covs:
+                d[f"_ps_{c}"] = complete[c].reindex(d.index)
+            if f"{y}_bl" not in d or d[[y, f"{y}_bl"]].dropna().empty:
+                continue
+            d = d.rename(columns={f"{y}_bl": "_y_bl"})
+            adj = {"baseline": ["_y_bl"], "covariates": ["_y_bl"] + [f"_ps_{c}" for c in covs if c != y]}
+            for name in ANALYSES:
+                weighted, adjustment = name.split("_")
+                try:
+                    r = weighted_effect(d, y, "treated", adj[adjustment],
+                                        weight_by_pid.reindex(d.index) if weighted == "weighted" else None,
+                                        "site_id", level=level)
+                except ValueError as e:  # too few agencies for the covariates: a row saying why
+                    rows.append(dict(outcome=y, timepoint=str(tp), analysis=name, estimand=estimand,
+                                     primary=False, note=str(e)))
+                    continue
+                st = standardised_effect(r["estimate"], r["se"], r["df"], sd, n_bl, level=level)
+                ev = e_value(st["standardised_effect"], st["standardised_ci_low"], st["standardised_ci_high"])
+                rows.append(dict(outcome=y, timepoint=str(tp), analysis=name,
+                                 primary=(y == prim and str(tp) == primary_timepoint
+                                          and name == f"weighted_{pc['outcome_adjustment']}"),
+                                 estimand=estimand if weighted == "weighted" else "none (unweighted)",
+                                 **r, **st, baseline_sd=sd, **ev))
+    effects = pd.DataFrame(rows).reindex(columns=EFFECT_COLUMNS + ["note"])
+    t = complete.treated.to_numpy()
+    kept = ~w.trimmed.to_numpy()
+    summary = pd.DataFrame([dict(
+        estimand=estimand, stabilised=bool(pc["stabilise"] and estimand == "ATE"), trim=float(pc["trim"]),
+        covariates=", ".join(covs), n_participants=int(len(base)),
+        n_missing_covariates=int(len(base) - len(complete)),
+        n_trimmed=int(w.trimmed.sum()), n_intervention=int(t[kept].sum()), n_comparison=int((1 - t[kept]).sum()),
+        n_sites_intervention=int(complete[t == 1].site_id.nunique()),
+        n_sites_comparison=int(complete[t == 0].site_id.nunique()),
+        ps_min_intervention=float(w.ps[t == 1].min()), ps_max_intervention=float(w.ps[t == 1].max()),
+        ps_min_comparison=float(w.ps[t == 0].min()), ps_max_comparison=float(w.ps[t == 0].max()),
+        ess_intervention=effective_sample_size(w.weight[(t == 1) & kept]),
+        ess_comparison=effective_sample_size(w.weight[(t == 0) & kept]),
+        max_abs_smd_before=float(balance.smd_before.abs().max()),
+        max_abs_smd_after=float(balance.smd_after.abs().max()),
+        n_imbalanced_after=int(balance.imbalanced_after.sum()), balance_threshold=float(pc["balance_threshold"]))])
+    return {"model": model, "balance": balance, "effects": effects, "summary": summary}

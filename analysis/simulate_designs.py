@@ -26,6 +26,12 @@ ceiling of each scale.  The same parameters always give byte-identical files:
 
     python -m analysis.simulate --design single_arm data/raw/single_arm
     python -m analysis.simulate --design individual data/raw/individual
+    python -m analysis.simulate --design cpi_quasi data/raw/cpi_quasi
+
+A third, ``cpi_quasi`` (``data/raw/cpi_quasi``), is a non-randomised comparison of agencies
+whose allocation is confounded by client group and client age (:class:`CpiQuasiParameters`);
+its confounding structure alone (:func:`cpi_quasi_people`) drives the propensity-weighting
+simulation test.
 """
 
 from __future__ import annotations
@@ -608,6 +614,7 @@ def simulate_individual(params: IndividualParameters | None = None) -> dict[str,
 
 
 CPI_QUASI_GROUPS = ("mental_health", "learning_disability", "older_adults")
+CPI_QUASI_WITHDRAWALS = {"withdrew consent": 0.6, "moved out of area": 0.4}
 CPI_QUASI_SERVICE_ITEMS = ("gp_contacts", "ae_attendances", "inpatient_nights", "community_team_contacts",
                            "social_worker_contacts")
 
@@ -658,7 +665,7 @@ class CpiQuasiParameters:
     item_sd: float = 0.55
     effect_latent: float = 0.25  # intervention, at every follow-up
     social_effect: float = 0.30  # social capital / inclusion latent, at every follow-up
-    p_withdraw: float = 0.05
+    p_withdraw: float = 0.08
     retention_logit_intercept: tuple[float, ...] = (2.2, 1.6)
     retention_logit_wellbeing: float = 0.8
     retention_logit_age: float = 0.01
@@ -771,7 +778,7 @@ def simulate_cpi_quasi(params: CpiQuasiParameters | None = None) -> dict[str, pd
     timepoints = [("baseline", 0)] + [(f"m{m}", m) for m in p.followup_months]
     withdraw = rng.random(n) < p.p_withdraw
     withdraw_after = rng.integers(0, len(p.followup_months), size=n)
-    reason = _choice(rng, IND_WITHDRAWALS, n)
+    reason = _choice(rng, CPI_QUASI_WITHDRAWALS, n)
     present = np.ones((n, len(timepoints)), dtype=bool)
     z_bl = people.eta_baseline.to_numpy() - p.wellbeing_mean
     _retention(rng, present, [p.retention_logit_intercept[j] + p.retention_logit_wellbeing * z_bl
@@ -802,7 +809,9 @@ def simulate_cpi_quasi(params: CpiQuasiParameters | None = None) -> dict[str, pd
         waves[f"wave_{tp}"] = wave[present[:, j]].reset_index(drop=True)
         months = 3.0 if j == 0 else month - timepoints[j - 1][1]
         need = np.exp(-0.35 * h)
-        su = pd.DataFrame({"participant_id": pids, "timepoint": tp})
+        recall_start = (visits[:, 0] - np.timedelta64(91, "D")) if j == 0 else visits[:, j - 1]
+        su = pd.DataFrame({"participant_id": pids, "timepoint": tp, "recall_start": _iso(recall_start),
+                           "recall_end": _iso(visits[:, j])})
         su["gp_contacts"] = rng.poisson(0.7 * months * need)
         su["ae_attendances"] = rng.poisson(0.05 * months * need)
         su["inpatient_nights"] = np.where(rng.random(n) < 0.02 * months * need, rng.integers(1, 21, size=n), 0)
