@@ -111,3 +111,16 @@ def test_config_for_a_non_randomised_design():
         validate_config(_cfg(propensity={"covariates": ["age"], "estimand": "ATC"}))
     with pytest.raises(ConfigError, match="design.allocation"):
         validate_config(_cfg(design={"type": "cluster", "allocation": "quasi"}))
+
+
+def test_registered_plan_covers_the_propensity_keys_only_when_used(root):
+    """A randomised trial's SAP plan is unchanged by the new keys (a lock made before them still
+    matches); a non-randomised one registers the allocation and every propensity key."""
+    from analysis import sap
+    from analysis.config import load_config
+    demo = sap.plan_of(load_config(root / "config/config.yaml"), base=root)
+    assert "allocation" not in demo["design"] and "propensity" not in demo
+    quasi = sap.plan_of(load_config(root / "config/cpi_quasi.yaml"), base=root)
+    assert quasi["design"]["allocation"] == "non_randomised"
+    assert quasi["propensity"]["estimand"] == "ATT" and quasi["propensity"]["covariates"] == ["client_group", "age",
+                                                                                              "sex"]
