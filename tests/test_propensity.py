@@ -168,9 +168,8 @@ def test_weighting_removes_known_confounding():
         assert cover[k] >= 0.93, (k, cover[k])  # the sandwich treats the weights as known: conservative
 
 
-@pytest.mark.slow
 def test_weighting_is_consistent_in_large_agencies():
-    """Four times the participants per agency: every weighted estimate within 3 MC SEs of the truth
+    """Four times the participants per agency (about 10 s): every weighted estimate within 3 MC SEs of the truth
     (measured: unweighted +0.433, ATT +0.003, ATE +0.002, overlap +0.001, MC SEs 0.002-0.003)."""
     bias, mcse, cover = _simulate(400, 12, 60.0)
     assert bias["unweighted"] > 0.3
