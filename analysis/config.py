@@ -222,6 +222,32 @@ def covariate_kinds(cfg: dict) -> dict[str, str]:
     return kinds
 
 
+def _propensity_problems(cfg: dict, kinds: dict, scores, usable: str) -> list[str]:
+    """A non-randomised comparison needs a cluster design and propensity covariates; propensity
+    keys without it would be silently ignored, so they are refused."""
+    d, ps = cfg["design"], cfg.get("propensity") or {}
+    probs = []
+    if d.get("allocation", "randomised") != "non_randomised":
+        if ps.get("covariates"):
+            probs.append("config key propensity.covariates: propensity weighting applies to a non-randomised "
+                         "comparison only; set design.allocation: non_randomised (or remove the key)")
+        return probs
+    if d["type"] != "cluster":
+        probs.append(f"config key design.allocation: a non-randomised comparison is supported for cluster designs "
+                     f"(intervention and comparison sites) only, not design.type {d['type']}")
+    if cfg.get("blinded"):
+        probs.append("config key blinded: a non-randomised comparison has no allocation to blind")
+    if not ps.get("covariates"):
+        probs.append("config key propensity.covariates: a non-randomised comparison needs the baseline covariates "
+                     "of the propensity score (e.g. [client_group, age, sex]); without them the groups are "
+                     "compared as if allocation had been random")
+    for c in ps.get("covariates", []):
+        if c not in kinds and c not in scores:
+            probs.append(f"config key propensity.covariates: {c!r} is not a covariate or score (usable: {usable}, "
+                         "or an outcome score for its baseline value)")
+    return probs
+
+
 def plan_problems(cfg: dict) -> list[str]:
     """Inconsistencies across keys of a schema-valid config (empty when the plan is coherent)."""
     from analysis import instruments
@@ -316,6 +342,7 @@ def plan_problems(cfg: dict) -> list[str]:
         if c not in kinds:
             probs.append(f"config key primary.covariates: {c!r} is not a declared covariate, age, sex or "
                          f"client_group (usable: {usable})")
+    probs += _propensity_problems(cfg, kinds, dirs, usable)
     for key in ("outcomes", "economics"):
         for c in cfg[key]["multiple_imputation"].get("auxiliary", []):
             if c not in kinds and c not in dirs:

@@ -71,7 +71,8 @@ MAX_LOCK_BYTES = 5_000_000
 
 #: top-level config keys that are (or hold) analysis keys, in the SAP document's order
 PLAN_SECTIONS = ("objectives", "seed", "design", "data", "instruments", "scoring", "prescored", "covariates",
-                 "feasibility", "primary", "outcomes", "economics", "planning")
+                 "feasibility", "primary", "propensity", "outcomes", "economics",
+                 "planning")
 #: keys inside those sections that are housekeeping (display, computing) and never compared
 HOUSEKEEPING = ("design.arm_labels", "outcomes.labels", "planning.simulation.batch_size")
 #: optional inputs: the plan records whether each is analysed, not the file's name
@@ -173,6 +174,11 @@ def plan_of(cfg: dict, base: str | Path | None = None) -> dict:
     for section in PLAN_SECTIONS:
         if section in cfg and section not in ("data", "scoring"):
             plan[section] = cfg[section]
+    # a randomised trial's plan is the same as before non-randomised comparisons existed (a lock
+    # made then still matches): the allocation and the propensity keys count only when used
+    if (plan.get("design") or {}).get("allocation", "randomised") == "randomised":
+        plan.get("design", {}).pop("allocation", None)
+        plan.pop("propensity", None)
     d = cfg.get("data") or {}
     plan["data"] = {
         "waves": [{k: w[k] for k in WAVE_KEYS if k in w} for w in d.get("waves") or []],

@@ -26,6 +26,12 @@ ceiling of each scale.  The same parameters always give byte-identical files:
 
     python -m analysis.simulate --design single_arm data/raw/single_arm
     python -m analysis.simulate --design individual data/raw/individual
+    python -m analysis.simulate --design cpi_quasi data/raw/cpi_quasi
+
+A third, ``cpi_quasi`` (``data/raw/cpi_quasi``), is a non-randomised comparison of agencies
+whose allocation is confounded by client group and client age (:class:`CpiQuasiParameters`);
+its confounding structure alone (:func:`cpi_quasi_people`) drives the propensity-weighting
+simulation test.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ from analysis.simulate import WEMWBS_ITEM_OFFSETS, _choice, write_tables
 
 __all__ = ["SingleArmParameters", "IndividualParameters", "simulate_single_arm",
            "simulate_individual", "true_single_arm_change", "true_individual_effects",
-           "write_design", "DESIGNS", "POPULATIONS", "REFERRAL_ROUTES"]
+           "write_design", "DESIGNS", "POPULATIONS", "REFERRAL_ROUTES", "CpiQuasiParameters",
+           "simulate_cpi_quasi", "cpi_quasi_sites", "cpi_quasi_people", "true_cpi_quasi_effects"]
 
 POPULATIONS = ("service_user", "staff")
 REFERRAL_ROUTES = ("professional", "self")
@@ -603,11 +610,260 @@ def simulate_individual(params: IndividualParameters | None = None) -> dict[str,
     return {"sites": sites, "participants": participants, **wave_tables, "truth": truth}
 
 
+# ================================================================ non-randomised cluster comparison
+
+
+CPI_QUASI_GROUPS = ("mental_health", "learning_disability", "older_adults")
+CPI_QUASI_WITHDRAWALS = {"withdrew consent": 0.6, "moved out of area": 0.4}
+CPI_QUASI_SERVICE_ITEMS = ("gp_contacts", "ae_attendances", "inpatient_nights", "community_team_contacts",
+                           "social_worker_contacts")
+
+
+@dataclass(frozen=True)
+class CpiQuasiParameters:
+    """Every number that shapes the non-randomised comparison example; stored in ``truth.json``.
+
+    Agencies were not randomised: which agencies took up the intervention depends on the
+    client group they serve (``intervention_sites``: most mental-health agencies, few
+    older-adults agencies), and intervention agencies recruit younger clients
+    (``intervention_age_shift``).  Wellbeing changes differently over time by client group and
+    age (``trend_group``, ``trend_age_per_year``), so a comparison that ignores client group
+    and age is confounded.  Given client group and age, allocation is independent of every
+    unobserved quantity (site and participant effects): the propensity score on client group
+    and age removes the confounding, which is what the example demonstrates.  Latent
+    wellbeing is on the 1..5 item scale of SWEMWBS.
+    """
+
+    seed: int = 20250113
+    trial_id: str = "cpi_quasi"
+    sites_per_group: dict[str, int] = field(default_factory=lambda: {
+        "mental_health": 5, "learning_disability": 4, "older_adults": 5})
+    intervention_sites: dict[str, int] = field(default_factory=lambda: {
+        "mental_health": 4, "learning_disability": 2, "older_adults": 1})
+    recruited_per_site: float = 15.0  # Poisson mean of participants per agency
+    recruitment_start: str = "2024-04-01"
+    recruitment_months: int = 6
+    site_start_spread_days: int = 45
+    followup_months: tuple[int, ...] = (6, 12)
+    age_mean: dict[str, float] = field(default_factory=lambda: {
+        "mental_health": 45.0, "learning_disability": 41.0, "older_adults": 76.0})
+    # the same SD in every group, so that the log odds of the intervention are linear in age
+    # with one slope: the main-effects logistic propensity model is then correctly specified
+    age_sd: dict[str, float] = field(default_factory=lambda: {
+        "mental_health": 8.0, "learning_disability": 8.0, "older_adults": 8.0})
+    intervention_age_shift: float = -6.0  # intervention agencies recruit younger clients
+    wellbeing_mean: float = 3.0
+    group_effects: dict[str, float] = field(default_factory=lambda: {
+        "mental_health": -0.20, "learning_disability": 0.05, "older_adults": 0.0})
+    age_level_per_year: float = -0.004  # baseline wellbeing per year above 50
+    trend_group: dict[str, float] = field(default_factory=lambda: {  # per follow-up (index + 1)
+        "mental_health": 0.12, "learning_disability": 0.0, "older_adults": -0.12})
+    trend_age_per_year: float = -0.006  # change per follow-up per year above 50
+    site_sd: float = 0.15
+    participant_sd: float = 0.50
+    occasion_sd: float = 0.30
+    item_sd: float = 0.55
+    effect_latent: float = 0.25  # intervention, at every follow-up
+    social_effect: float = 0.30  # social capital / inclusion latent, at every follow-up
+    p_withdraw: float = 0.08
+    retention_logit_intercept: tuple[float, ...] = (2.2, 1.6)
+    retention_logit_wellbeing: float = 0.8
+    retention_logit_age: float = 0.01
+    p_item_missing: float = 0.004
+    p_no_sessions: float = 0.10
+    max_sessions: int = 12
+    fidelity_mean: float = 70.0
+    fidelity_sd: float = 12.0
+    truth_mc_draws: int = 400_000
+
+    def to_json_dict(self) -> dict:
+        return _json_dict(self)
+
+
+def cpi_quasi_sites(rng, p: CpiQuasiParameters) -> pd.DataFrame:
+    """Agencies, their client group and whether they took up the intervention (not random:
+    ``intervention_sites`` of each group's agencies, which ones drawn at random)."""
+    groups, arms = [], []
+    for g in CPI_QUASI_GROUPS:
+        k, m = p.sites_per_group[g], p.intervention_sites[g]
+        groups += [g] * k
+        arms += list(rng.permutation(["intervention"] * m + ["comparison"] * (k - m)))
+    return pd.DataFrame({"site_id": [f"A{i + 1:02d}" for i in range(len(groups))],
+                         "client_group": groups, "arm": arms})
+
+
+def cpi_quasi_people(rng, p: CpiQuasiParameters, sites: pd.DataFrame) -> pd.DataFrame:
+    """Participants with their latent wellbeing at baseline and every follow-up (continuous, on
+    the item scale): the confounding structure of the example, used on its own by the
+    simulation test (tests/test_propensity.py) with ``eta_*`` as a continuous outcome whose true
+    effect is ``effect_latent`` exactly."""
+    counts = rng.poisson(p.recruited_per_site, size=len(sites))
+    s_idx = np.repeat(np.arange(len(sites)), counts)
+    n = len(s_idx)
+    group = sites.client_group.to_numpy()[s_idx]
+    treated = (sites.arm.to_numpy()[s_idx] == "intervention").astype(float)
+    age_mean = np.array([p.age_mean[g] for g in group]) + p.intervention_age_shift * treated
+    age = np.clip(np.rint(rng.normal(age_mean, [p.age_sd[g] for g in group])), 18, 99).astype(int)
+    sex = np.where(rng.random(n) < 0.52, "female", "male")
+    site_effect = rng.normal(0.0, p.site_sd, size=len(sites))
+    person = (p.wellbeing_mean + np.array([p.group_effects[g] for g in group])
+              + p.age_level_per_year * (age - 50) + site_effect[s_idx]
+              + rng.normal(0.0, p.participant_sd, size=n))
+    out = pd.DataFrame({"site_id": sites.site_id.to_numpy()[s_idx], "client_group": group,
+                        "treated": treated.astype(int), "age": age, "sex": sex, "eta_person": person})
+    out["eta_baseline"] = person + rng.normal(0.0, p.occasion_sd, size=n)
+    for j, m in enumerate(p.followup_months):
+        trend = (np.array([p.trend_group[g] for g in group]) + p.trend_age_per_year * (age - 50)) * (j + 1)
+        out[f"eta_m{m}"] = person + trend + p.effect_latent * treated + rng.normal(0.0, p.occasion_sd, size=n)
+    return out
+
+
+def _cpi_quasi_swemwbs(eta, noise) -> np.ndarray:
+    return _rounded(eta[:, None] + SWEMWBS_ITEM_OFFSETS[None, :], noise, 1, 5)
+
+
+def true_cpi_quasi_effects(p: CpiQuasiParameters, followup_index: int) -> dict[str, float]:
+    """True effect on the SWEMWBS total (7-35) at one follow-up, among participants of
+    intervention agencies (ATT) and among everyone (ATE): Monte Carlo with common random
+    numbers over the generating model (allocation, client group and age mix of the example's
+    agencies; every participant scored with and without the latent effect).  MC SE < 0.005."""
+    rng = np.random.default_rng([p.seed, 7919, followup_index])
+    n_mc = p.truth_mc_draws
+    k = np.array([p.sites_per_group[g] for g in CPI_QUASI_GROUPS], dtype=float)
+    m = np.array([p.intervention_sites[g] for g in CPI_QUASI_GROUPS], dtype=float)
+    out = {}
+    for estimand, share in (("ATT", m), ("ATE", k)):  # equal expected recruits per agency
+        gi = rng.choice(3, size=n_mc, p=share / share.sum())
+        group = np.array(CPI_QUASI_GROUPS)[gi]
+        t = np.ones(n_mc) if estimand == "ATT" else (rng.random(n_mc) < (m / k)[gi]).astype(float)
+        age = np.clip(np.rint(rng.normal(np.array([p.age_mean[g] for g in group]) + p.intervention_age_shift * t,
+                                         [p.age_sd[g] for g in group])), 18, 99)
+        trend = (np.array([p.trend_group[g] for g in group]) + p.trend_age_per_year * (age - 50)) * (followup_index + 1)
+        eta = (p.wellbeing_mean + np.array([p.group_effects[g] for g in group]) + p.age_level_per_year * (age - 50)
+               + rng.normal(0, p.site_sd, n_mc) + rng.normal(0, p.participant_sd, n_mc)
+               + rng.normal(0, p.occasion_sd, n_mc) + trend)
+        noise = rng.normal(0.0, p.item_sd, size=(n_mc, 7))
+        y0 = _cpi_quasi_swemwbs(eta, noise).sum(axis=1)
+        y1 = _cpi_quasi_swemwbs(eta + p.effect_latent, noise).sum(axis=1)
+        out[estimand] = float(np.mean(y1 - y0))
+    return out
+
+
+def simulate_cpi_quasi(params: CpiQuasiParameters | None = None) -> dict[str, pd.DataFrame | dict]:
+    """Generate the raw tables of the non-randomised comparison example (see
+    :class:`CpiQuasiParameters`): agencies, participants, baseline and two follow-up waves
+    (SWEMWBS, RG-UK, SIS, EQ-5D-5L), service use, fidelity of the intervention agencies."""
+    p = params or CpiQuasiParameters()
+    rng = np.random.default_rng(p.seed)
+    sites = cpi_quasi_sites(rng, p)
+    start = pd.Timestamp(p.recruitment_start)
+    offsets = rng.integers(0, p.site_start_spread_days + 1, size=len(sites))
+    opened = [start + pd.Timedelta(days=int(o)) for o in offsets]
+    closed = [o + pd.DateOffset(months=p.recruitment_months) - pd.Timedelta(days=1) for o in opened]
+    sites["recruitment_start"] = [d.date().isoformat() for d in opened]
+    sites["recruitment_end"] = [d.date().isoformat() for d in closed]
+    people = cpi_quasi_people(rng, p, sites)
+    n = len(people)
+    pids = [f"P{i + 1:04d}" for i in range(n)]
+    s_idx = np.array([list(sites.site_id).index(s) for s in people.site_id])
+    win = np.array([(c - o).days for o, c in zip(opened, closed)])
+    consent = (np.array([np.datetime64(o.date(), "D") for o in opened])[s_idx]
+               + (rng.random(n) * (win[s_idx] + 1)).astype(int).astype("timedelta64[D]"))
+    treated = people.treated.to_numpy().astype(float)
+    z_person = (people.eta_person.to_numpy() - p.wellbeing_mean) / p.participant_sd
+    social = rng.normal(0.0, 1.0, size=n) + 0.5 * z_person
+    health = 0.5 * z_person + np.sqrt(0.75) * rng.normal(size=n) - 0.02 * (people.age.to_numpy() - 50)
+    sessions = np.where(rng.random(n) < p.p_no_sessions, 0, rng.integers(1, p.max_sessions + 1, size=n))
+
+    timepoints = [("baseline", 0)] + [(f"m{m}", m) for m in p.followup_months]
+    withdraw = rng.random(n) < p.p_withdraw
+    withdraw_after = rng.integers(0, len(p.followup_months), size=n)
+    reason = _choice(rng, CPI_QUASI_WITHDRAWALS, n)
+    present = np.ones((n, len(timepoints)), dtype=bool)
+    z_bl = people.eta_baseline.to_numpy() - p.wellbeing_mean
+    _retention(rng, present, [p.retention_logit_intercept[j] + p.retention_logit_wellbeing * z_bl
+                              + p.retention_logit_age * (people.age.to_numpy() - 50)
+                              for j in range(len(p.followup_months))], withdraw, withdraw_after)
+    visits = np.empty((n, len(timepoints)), dtype="datetime64[D]")
+    visits[:, 0] = consent + rng.integers(0, 15, size=n).astype("timedelta64[D]")
+    waves, service = {}, []
+    for j, (tp, month) in enumerate(timepoints):
+        eta = people[f"eta_{tp}"].to_numpy()
+        s = social + (p.social_effect * treated + rng.normal(0, 0.4, size=n) if j else 0.0)
+        h = health + (0.3 * (eta - people.eta_baseline.to_numpy()) + rng.normal(0, 0.3, size=n) if j else 0.0)
+        if j:
+            visits[:, j] = visits[:, 0] + np.rint(month * DAYS_PER_MONTH + rng.normal(0, 7, size=n)
+                                                  ).astype(int).astype("timedelta64[D]")
+        sw = _cpi_quasi_swemwbs(eta, rng.normal(0.0, p.item_sd, size=(n, 7)))
+        access = rng.random((n, 27)) < 1 / (1 + np.exp(-(s[:, None] - np.linspace(-1.8, 1.8, 27)[None, :])))
+        rg = np.where(access, rng.choice([1, 2, 3, 4], p=[0.05, 0.40, 0.40, 0.15], size=(n, 27)), 5)
+        incl = 2.6 + 0.5 * s[:, None] + rng.normal(0, 0.6, size=(n, 22))
+        sis = np.clip(np.rint(incl), 1, 4).astype(int)
+        sis[:, :7] = 5 - sis[:, :7]  # isolation items are negatively worded (reverse-keyed)
+        eq = np.clip(np.rint(np.array([1.4, 0.9, 1.6, 2.0, 2.1])[None, :] - 0.75 * h[:, None]
+                             + rng.normal(0, 0.6, size=(n, 5))), 1, 5).astype(int)
+        wave = pd.DataFrame({"participant_id": pids, "visit_date": _iso(visits[:, j])})
+        for name, arr in (("swemwbs", sw), ("rguk", rg), ("sis", sis), ("eq5d5l", eq)):
+            for k in range(arr.shape[1]):
+                wave[f"{name}_{k + 1}"] = _with_item_missing(rng, arr[:, k], p.p_item_missing)
+        waves[f"wave_{tp}"] = wave[present[:, j]].reset_index(drop=True)
+        months = 3.0 if j == 0 else month - timepoints[j - 1][1]
+        need = np.exp(-0.35 * h)
+        recall_start = (visits[:, 0] - np.timedelta64(91, "D")) if j == 0 else visits[:, j - 1]
+        su = pd.DataFrame({"participant_id": pids, "timepoint": tp, "recall_start": _iso(recall_start),
+                           "recall_end": _iso(visits[:, j])})
+        su["gp_contacts"] = rng.poisson(0.7 * months * need)
+        su["ae_attendances"] = rng.poisson(0.05 * months * need)
+        su["inpatient_nights"] = np.where(rng.random(n) < 0.02 * months * need, rng.integers(1, 21, size=n), 0)
+        su["community_team_contacts"] = rng.poisson(0.8 * months * need)
+        su["social_worker_contacts"] = rng.poisson(0.4 * months * need)
+        service.append(su[present[:, j]])
+
+    withdrawal_date = _withdrawal_dates(rng, visits, present, withdraw, withdraw_after)
+    participants = pd.DataFrame({
+        "participant_id": pids, "site_id": people.site_id, "consent_date": _iso(consent),
+        "age": people.age, "sex": people.sex,
+        "sessions_attended": pd.array(np.where(treated == 1, sessions, 0), dtype="Int64"),
+        "withdrawal_date": _iso(withdrawal_date), "withdrawal_reason": np.where(withdraw, reason, "")})
+    participants.loc[treated == 0, "sessions_attended"] = pd.NA
+    fid = sites[sites.arm == "intervention"][["site_id", "recruitment_end"]].rename(
+        columns={"recruitment_end": "assessment_date"}).reset_index(drop=True)
+    fid["fidelity_score"] = np.clip(np.rint(rng.normal(p.fidelity_mean, p.fidelity_sd, size=len(fid))),
+                                    20, 100).astype(int)
+    effects = [true_cpi_quasi_effects(p, j) for j in range(len(p.followup_months))]
+    arm = people.treated.map({1: "intervention", 0: "comparison"})
+    truth = {
+        "description": ("Generating parameters and true effects of the synthetic non-randomised comparison "
+                        "of intervention and comparison agencies (allocation confounded by client group "
+                        "and client age)."),
+        "design": "cluster, non-randomised (design.allocation: non_randomised)",
+        "parameters": p.to_json_dict(),
+        "n_sites": int(len(sites)),
+        "n_sites_by_arm": {a: int((sites.arm == a).sum()) for a in ("comparison", "intervention")},
+        "n_participants": int(n),
+        "n_by_arm": {a: int((arm == a).sum()) for a in ("comparison", "intervention")},
+        "true_effects": {"swemwbs_total": {f"m{m}": {k: round(v, 4) for k, v in effects[j].items()}
+                                           for j, m in enumerate(p.followup_months)}},
+        "true_effects_latent": {"wellbeing": p.effect_latent, "social_capital": p.social_effect},
+        "confounders": ["client_group", "age"],
+        "notes": ("true_effects: population-average difference intervention minus comparison on the "
+                  "SWEMWBS raw total (7-35) among participants of intervention agencies (ATT) and among "
+                  "all participants (ATE), by Monte Carlo with common random numbers.  Allocation "
+                  "depends on client group; intervention agencies recruit younger clients; wellbeing "
+                  "changes with client group and age: an analysis ignoring them is biased, one "
+                  "weighting on a propensity score of client group and age is not."),
+        "missingness": "MAR: follow-up response depends on baseline wellbeing and age",
+    }
+    return {"sites": sites, "participants": participants, **waves,
+            "service_use": pd.concat(service, ignore_index=True), "fidelity": fid, "truth": truth}
+
+
 # ================================================================ command line
 
 DESIGNS = {
     "single_arm": (SingleArmParameters, simulate_single_arm),
     "individual": (IndividualParameters, simulate_individual),
+    "cpi_quasi": (CpiQuasiParameters, simulate_cpi_quasi),
 }
 
 

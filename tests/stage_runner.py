@@ -46,7 +46,11 @@ def stage_files(cfg: dict, work: Path) -> dict[str, tuple[dict, dict]]:
         "outcome": (dict(linked=str(proc / "analysis.parquet"), fidelity=p["fidelity"], sites=p["sites"]),
                     dict(effects=str(tab / "effects.csv"), descriptives=str(tab / "descriptives.csv"),
                          tipping_point=str(tab / "tipping_point.csv"), figure=str(fig / "trajectory.png"),
-                         forest=str(fig / "forest.png"))),
+                         forest=str(fig / "forest.png"),
+                         **({k: str(tab / f"{k}.csv") for k in ("propensity_model", "propensity_balance",
+                                                                  "propensity_effects", "propensity_summary")}
+                            | {"love_plot": str(fig / "love_plot.png")}
+                            if cfg["design"]["allocation"] == "non_randomised" else {}))),
         "economics": (dict(linked=str(proc / "analysis.parquet"), service_use=p["service_use"],
                            participants=p["participants"]),
                       {**{k: str(tab / f"{k}.csv") for k in ("cea", "ceac", "unit_costs")},
@@ -77,7 +81,8 @@ def stage_files(cfg: dict, work: Path) -> dict[str, tuple[dict, dict]]:
         safety=files["feasibility"][1]["safety"],
         effects=files["outcome"][1]["effects"], descriptives=files["outcome"][1]["descriptives"],
         tipping_point=files["outcome"][1]["tipping_point"], trajectory=files["outcome"][1]["figure"],
-        forest=files["outcome"][1]["forest"])
+        forest=files["outcome"][1]["forest"],
+        **{k: v for k, v in files["outcome"][1].items() if k.startswith("propensity_") or k == "love_plot"})
     if cfg["economics"]["enabled"]:
         e = files["economics"][1]
         report_inputs.update(cea=e["cea"], ceac=e["ceac"], cea_by_arm=e["by_arm"], unit_costs=e["unit_costs"],

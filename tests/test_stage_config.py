@@ -125,7 +125,7 @@ def test_demo_stages_read_only_the_keys_their_rules_pass(demo_stages):
 
 EXAMPLES = ["config/config.yaml:blinded", "config/individual.yaml", "config/single_arm.yaml",
             "config/demo_redcap.yaml", "config/examples/btheb.yaml", "config/examples/anorexia.yaml",
-            "config/examples/opt.yaml"]
+            "config/examples/opt.yaml", "config/cpi_quasi.yaml"]
 
 
 @pytest.mark.parametrize("example", EXAMPLES)

@@ -9,6 +9,7 @@ import re
 
 import pandas as pd
 
+from analysis.reporting import propensity as propensity_section
 from analysis.config import score_directions, score_labels
 from analysis.disclosure import SUPPRESSED
 from analysis.reporting import audience as A
@@ -168,6 +169,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     ctx["control"] = arm_labels.get(d["control_arm"], d["control_arm"]) if d.get("control_arm") else None
     ctx["n_headers"] = ["n"] if single else [f"n ({ctx['intervention']})", f"n ({ctx['control']})"]
     ctx["trajectory"] = png_data_uri(inputs["trajectory"]) if A._exists(inputs, "trajectory") else None
+    ctx["nonrandom"] = propensity_section.headline(cfg, inputs)
     ctx["trajectory_outcomes"] = ", ".join(dict.fromkeys(labels.get(y, y) for y in
                                                          [cfg["primary"]["outcome"], *cfg["outcomes"]["secondary"]]))
 

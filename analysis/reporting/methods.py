@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from analysis.propensity import REFERENCES as PS_REFERENCES
 from analysis.reporting.common import level_label, read_table
 
 TEMPLATE = "sections/methods.html.j2"
@@ -32,6 +33,7 @@ REFS = {
     "brand": "Brand J, van Buuren S, le Cessie S, van den Hout W. Combining multiple imputation and bootstrap in the analysis of cost-effectiveness trial data. Stat Med 2019;38:210-20.",
     "alpha": "Cronbach LJ. Coefficient alpha and the internal structure of tests. Psychometrika 1951;16:297-334.",
     "kahan": "Kahan BC, Morris TP. Improper analysis of trials randomised using stratified blocks or minimisation. Stat Med 2012;31:328-40.",
+    **{f"ps_{k}": v for k, v in PS_REFERENCES.items()},
     "srm": "Liang MH, Fossel AH, Larson MG. Comparisons of five health status instruments for orthopedic evaluation. Med Care 1990;28:632-42.",
 }
 
@@ -50,7 +52,9 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                  + ("Wilson score interval" if ci == "wilson" else "Clopper–Pearson exact interval")
                  + " and rates the exact Poisson interval.", ["consort", ci, "garwood"]))
     if cfg["design"]["type"] == "cluster":
-        used.append(("Because sites were randomised, proportions and the recruitment rate also get intervals that "
+        units = ("Because sites were the units that delivered the intervention or not (allocation was not random)"
+                 if cfg["design"].get("allocation") == "non_randomised" else "Because sites were randomised")
+        used.append((units + ", proportions and the recruitment rate also get intervals that "
                      "allow for variation between sites, which the progression criteria use: Korn and Graubard's "
                      "interval for proportions (Clopper–Pearson on the effective sample size) and a quasi-Poisson "
                      "interval over site-months for the recruitment rate, each with t on sites − 1 degrees of "
@@ -90,6 +94,32 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
             refs += ["mice", "barnard_rubin"]
             text += (" Missing outcomes are handled by multiple imputation by chained equations, combined by "
                      "Rubin's rules with Barnard–Rubin degrees of freedom.")
+        used.append((text, refs))
+    if _exists(inputs, "propensity_summary"):
+        pc = cfg["propensity"]
+        est = pc["estimand"]
+        refs = ["ps_rosenbaum", "ps_li_multilevel", "ps_austin", "ps_lumley", "ps_evalue"]
+        weights = {"ATT": "weights 1 (intervention) and e/(1 − e) (comparison) for the effect among participants "
+                          "of intervention sites (ATT)",
+                   "ATE": "inverse-probability weights 1/e and 1/(1 − e)"
+                          + (", stabilised by the marginal probability of each group," if pc["stabilise"] else "")
+                          + " for the average effect among all participants (ATE)",
+                   "overlap": "overlap weights 1 − e (intervention) and e (comparison), which target the "
+                              "participants for whom the groups overlap most"}[est]
+        refs += (["ps_li_overlap"] if est == "overlap" else []) + (["ps_robins"] if est == "ATE" else [])
+        text = ("Allocation was not random. The probability e of being in an intervention site was estimated by "
+                "logistic regression of participants on baseline covariates (" + ", ".join(pc["covariates"])
+                + "), and participants were weighted with " + weights + ".")
+        if pc["trim"] > 0:
+            text += f" Participants with e outside {pc['trim']:g} to {1 - pc['trim']:g} were left out (trimming)."
+            refs.append("ps_crump")
+        text += (" Balance is reported as standardised mean differences before and after weighting and variance "
+                 "ratios. Each outcome at each follow-up was compared by weighted least squares ("
+                 + ("the baseline value and the propensity covariates" if pc["outcome_adjustment"] == "covariates"
+                    else "the baseline value") + " as covariates) with cluster-robust (sandwich) standard errors, "
+                 "sites as clusters and t on sites − coefficients degrees of freedom, as survey::svyglm; the "
+                 "sandwich treats the weights as known. Sensitivity to unmeasured confounding is summarised by "
+                 "the E-value of the standardised difference (approximate risk ratio exp(0.91 d)).")
         used.append((text, refs))
     if _exists(inputs, "reliability") and len(read_table(inputs["reliability"])):
         used.append(("Internal consistency of each scale is summarised by Cronbach's alpha.", ["alpha"]))

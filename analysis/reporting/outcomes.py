@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.blinding import treatment_term
+from analysis.reporting import propensity as propensity_section
 
 from analysis.reporting.common import fmt, level_label, plain_text, png_data_uri, read_table, split_notes
 
@@ -128,5 +129,6 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
         descriptives=[dict(outcome=names.get(r.outcome, r.outcome), population=r.population or "all",
                            timepoint=r.timepoint, arm=labels.get(r.arm, r.arm), n=r.n,
                            mean_sd=f"{fmt(r.mean, dp)} ({fmt(r.sd, dp)})") for r in desc.itertuples()],
+        nonrandom=propensity_section.context(cfg, inputs),
         trajectory=png_data_uri(inputs["trajectory"]),
         forest=png_data_uri(inputs["forest"]) if inputs.get("forest") else None)

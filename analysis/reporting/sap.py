@@ -25,8 +25,12 @@ DESIGNS = {
     "individual": "Individually randomised: participants were randomised, and the arm is read from the participants file.",
     "single_arm": "Single-arm (pre-post) study with no comparison group: effects are changes from baseline.",
 }
+NON_RANDOMISED = ("Non-randomised cluster comparison: allocation was NOT random; sites that delivered the "
+                  "intervention are compared with sites that did not, weighted by a propensity score (key "
+                  "propensity), and the arm of each site is read from the sites file.")
 SECTION_TITLES = {
     "objectives": "Objectives", "seed": "Seed", "design": "Design", "data": "Time points and inputs analysed",
+    "propensity": "Propensity-score weighting (non-randomised comparison)",
     "instruments": "Instruments and their options", "scoring": "Scoring rules", "prescored": "Pre-scored outcomes",
     "covariates": "Covariates", "feasibility": "Feasibility and progression", "primary": "Primary model",
     "outcomes": "Outcomes, sensitivity analyses and multiple imputation", "economics": "Economic evaluation",
@@ -211,7 +215,8 @@ def context(lock: dict) -> dict:
     f = plan.get("feasibility") or {}
     return dict(
         lock=lock, plan=plan, objectives=objs, objectives_derived=derived,
-        design=DESIGNS.get(d["type"], d["type"]), arms=None if d["type"] == "single_arm" else
+        design=(NON_RANDOMISED if d.get("allocation") == "non_randomised" else DESIGNS.get(d["type"], d["type"])),
+        arms=None if d["type"] == "single_arm" else
         dict(intervention=d.get("intervention_arm"), control=d.get("control_arm")),
         waves=plan["data"]["waves"], data_rows=settings(plan, "data", schema),
         instruments=instruments_table(lock), prescored=plan.get("prescored") or {},

@@ -52,7 +52,7 @@ STAGE_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
                     "feasibility", "instruments", "instrument_definitions", "prescored", "outcomes.labels",
                     "primary.outcome"),
     "outcome": ("seed", "blinded", "covariates", "data.waves", "design", "instruments", "instrument_definitions",
-                "prescored", "primary", "outcomes"),
+                "prescored", "primary", "outcomes", "propensity"),
     "economics": ("seed", "design.type", "design.intervention_arm", "economics", "outcomes.confidence_level"),
     # labels of outcomes (analysis.config.score_labels) come from instruments, prescored and outcomes.labels
     "planning": ("covariates", "data.waves", "design",

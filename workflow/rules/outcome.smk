@@ -1,4 +1,16 @@
+# A non-randomised comparison (design.allocation: non_randomised) adds the propensity-score
+# weighted analysis (analysis.propensity) to the outcome stage.
+NON_RANDOMISED = config["design"]["allocation"] == "non_randomised"
+PROPENSITY_OUTPUTS = dict(
+    propensity_model=f"{TABLES}/propensity_model.csv",
+    propensity_balance=f"{TABLES}/propensity_balance.csv",
+    propensity_effects=f"{TABLES}/propensity_effects.csv",
+    propensity_summary=f"{TABLES}/propensity_summary.csv",
+    love_plot=f"{FIGS}/love_plot.png",
+) if NON_RANDOMISED else {}
+
 REPORT_INPUTS.update(
+    **PROPENSITY_OUTPUTS,
     effects=f"{TABLES}/effects.csv",
     descriptives=f"{TABLES}/descriptives.csv",
     tipping_point=f"{TABLES}/tipping_point.csv",
@@ -21,6 +33,8 @@ rule outcome:
                              category="Outcomes"),
         figure=report(f"{FIGS}/trajectory.png", caption="../report/trajectory.rst", category="Outcomes"),
         forest=report(f"{FIGS}/forest.png", caption="../report/forest.rst", category="Outcomes"),
+        **{k: report(v, caption="../report/propensity.rst", category="Non-randomised comparison")
+           for k, v in PROPENSITY_OUTPUTS.items()},
     params:
         **config_params("outcome"),
     log:
