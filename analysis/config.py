@@ -209,6 +209,14 @@ def score_labels(cfg: dict) -> dict[str, str]:
     return out
 
 
+def allocated_to(cfg: dict) -> str:
+    """The flow diagram's words for the arm boxes: 'Allocated to' in a randomised trial,
+    'Assigned (not randomised) to' in a non-randomised comparison (``design.allocation``)."""
+    if (cfg.get("design") or {}).get("allocation", "randomised") == "non_randomised":
+        return "Assigned (not randomised) to"
+    return "Allocated to"
+
+
 def design_type(cfg: dict) -> str:
     return cfg["design"]["type"]
 

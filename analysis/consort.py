@@ -79,7 +79,8 @@ def _has(flow: pd.DataFrame, stage: str) -> bool:
 
 def build_boxes(flow: pd.DataFrame, *, arms: list[str], intervention_arm: str | None, arm_labels: dict[str, str],
                 timepoints: list[str], months: list[float | None], measures: list[str],
-                receipt_min_sessions: int = 1, measure_labels: dict[str, str] | None = None) -> list[Box]:
+                receipt_min_sessions: int = 1, measure_labels: dict[str, str] | None = None,
+                allocated_to: str = "Allocated to") -> list[Box]:
     """The boxes of the flow diagram (see the module docstring).  Stages the trial did not
     collect are absent from the disposition table and so from the diagram: without a screening
     log the flow starts at enrolment, without withdrawal data the participants not assessed are
@@ -103,7 +104,7 @@ def build_boxes(flow: pd.DataFrame, *, arms: list[str], intervention_arm: str | 
         row = 1
     for arm in arms:
         label = arm_labels.get(arm, arm)
-        items = [(f"Enrolled ({label})" if single else f"Allocated to {label}", flow_n(flow, "allocated", arm), 0)]
+        items = [(f"Enrolled ({label})" if single else f"{allocated_to} {label}", flow_n(flow, "allocated", arm), 0)]
         if _has(flow, "allocated_sites"):
             items.append(("Sites", flow_n(flow, "allocated_sites", arm), 1))
         if arm == intervention_arm and _has(flow, "received"):

@@ -68,6 +68,10 @@ def test_reports_say_allocation_was_not_random(quasi):
     for audience, t in texts.items():
         assert "allocation was NOT random" in t, audience
         assert "Randomised pilot" not in t and "Sites were randomised" not in t, audience
+        if audience != "ethics":  # the flow diagram's arm boxes
+            assert "Assigned (not randomised) to" in t and "Allocated to" not in t, audience
+    consort_svg = (rep / "figures" / "consort.svg").read_text()
+    assert "Assigned (not randomised) to" in consort_svg and "Allocated to" not in consort_svg
     for audience in ("statistician", "funder"):
         t = texts[audience]
         assert "Propensity-weighted difference" in t and "E-value" in t, audience

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from analysis.config import allocated_to
 from analysis.progression import decision, overall_band
 from analysis.reporting.common import count, fmt, level_label, png_data_uri, read_table
 
@@ -167,7 +168,7 @@ def consort_table(cfg: dict, inputs: dict[str, str], names: dict) -> dict | None
                 months=[w["month"] for w in cfg["data"]["waves"]], single=single, intervention=intervention,
                 receipt_min_sessions=cfg["feasibility"]["receipt_min_sessions"], measures=measures,
                 measure_labels=names, analysed=analysed, outcome_labels=names,
-                site_word="Sites" if d["type"] == "cluster" else "Centres")
+                site_word="Sites" if d["type"] == "cluster" else "Centres", allocated_to=allocated_to(cfg))
     return dict(arms=b["arms"], rows=F.table_rows(b))
 
 

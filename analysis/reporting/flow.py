@@ -33,7 +33,8 @@ def _line(label: str, n, indent: int = 0) -> dict:
 def boxes(flow, cell, *, arms: list[str], arm_labels: dict, timepoints: list[str], months: list,
           single: bool, intervention: str | None, receipt_min_sessions: int = 1,
           measures: list[str] = (), measure_labels: dict | None = None,
-          analysed: list[dict] = (), outcome_labels: dict | None = None, site_word: str = "Sites") -> dict:
+          analysed: list[dict] = (), outcome_labels: dict | None = None, site_word: str = "Sites",
+          allocated_to: str = "Allocated to") -> dict:
     """The diagram's boxes: lists of lines (label, count markup, indent).  ``flow`` is the
     disposition table (site 'all' rows); ``cell(key)`` renders one count; ``analysed`` lists
     dict(outcome, cells={arm: key}, sites=n) for the analysis row."""
@@ -64,7 +65,7 @@ def boxes(flow, cell, *, arms: list[str], arm_labels: dict, timepoints: list[str
                                   n("enrolled"))]
     for a in arms:
         label = arm_labels.get(a, a)
-        lines = [_line("Enrolled" if single else f"Allocated to {label}", n("allocated", a))]
+        lines = [_line("Enrolled" if single else f"{allocated_to} {label}", n("allocated", a))]
         if has("allocated_sites", a):
             lines.append(_line("Sites", n("allocated_sites", a), 1))
         if a == intervention and has("received", a):

@@ -9,11 +9,11 @@ import re
 
 import pandas as pd
 
-from analysis.reporting import propensity as propensity_section
-from analysis.config import score_directions, score_labels
+from analysis.config import allocated_to, score_directions, score_labels
 from analysis.disclosure import SUPPRESSED
 from analysis.reporting import audience as A
 from analysis.reporting import flow as F
+from analysis.reporting import propensity as propensity_section
 from analysis.reporting.common import level_label, money, png_data_uri, read_table, split_notes
 from analysis.reporting.feasibility import label as indicator_label
 
@@ -86,7 +86,7 @@ def consort(cfg: dict, counts: A.Counts, labels: dict) -> dict:
                 single=counts.single, intervention=counts.intervention,
                 receipt_min_sessions=cfg["feasibility"]["receipt_min_sessions"],
                 analysed=counts.rows["analysed"], outcome_labels=labels,
-                site_word="Sites" if d["type"] == "cluster" else "Centres")
+                site_word="Sites" if d["type"] == "cluster" else "Centres", allocated_to=allocated_to(cfg))
     return dict(arms=b["arms"], rows=F.table_rows(b), outcomes=[labels.get(y, y) for y in outcomes])
 
 

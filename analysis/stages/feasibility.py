@@ -10,7 +10,7 @@ import pandas as pd
 from analysis import consort
 from analysis import feasibility as feas
 from analysis import feasibility_plots, progression
-from analysis.config import score_labels
+from analysis.config import allocated_to, score_labels
 from analysis.ingest import read_collected
 from analysis.io import write_bytes, write_table
 from analysis.stages._common import read_linked
@@ -71,7 +71,7 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
     svg, png = consort.diagram(flow, arms=arms, intervention_arm=intervention, arm_labels=d["arm_labels"],
                                timepoints=[w["timepoint"] for w in waves], months=[w["month"] for w in waves],
                                measures=measures, receipt_min_sessions=f["receipt_min_sessions"],
-                               measure_labels=score_labels(cfg))
+                               measure_labels=score_labels(cfg), allocated_to=allocated_to(cfg))
     write_bytes(svg, out["consort_svg"])
     write_bytes(png, out["consort_png"])
 
