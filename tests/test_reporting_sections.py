@@ -107,3 +107,40 @@ def test_funder_report_shows_counts_under_five_as_such(rep):
     for n in re.findall(r'class="count"[^>]*>\s*([0-9]+)\s*<', render_section(
             rep["audience_cfg"], rep["audience_inputs"], "funder", "funder")):
         assert not 1 <= int(n) <= 4, n
+
+
+def test_counts_by_reason_no_suppression_can_protect_are_withheld_and_only_totals_released(rep, monkeypatch):
+    """Several reasons given by one person each can leave small counts that no suppression
+    pattern protects: the funder and ethics reports then release the totals without the
+    breakdown by reason (and say so) rather than not being written at all; a release that is
+    still unprotected without reasons refuses the reports."""
+    from analysis import disclosure
+    from analysis.reporting import audience
+
+    def with_reason(ledger):
+        return [k for k in ledger.published if k.startswith("flow:") and k.split(":")[5]]
+
+    def fails_while_reasons_are_released(ledger, policy, **kw):
+        res = disclosure.protect_ledger(ledger, policy, **kw)
+        res.unprotected = with_reason(ledger)[:1]
+        return res
+
+    monkeypatch.setattr(audience, "protect_ledger", fails_while_reasons_are_released)
+    audience._CACHE.clear()
+    counts = audience.release(rep["audience_cfg"], rep["audience_inputs"])
+    assert counts.reasons_withheld and not with_reason(counts.L) and counts.release.unprotected == []
+    assert (counts.flow.reason == "").all() and (counts.flow.stage == "withdrawn").any()
+    ethics = _text(render_section(rep["audience_cfg"], rep["audience_inputs"], "ethics", "ethics"))
+    assert "Reasons (for exclusion, declining and withdrawal) are not broken down" in ethics
+    assert "withdrew consent" not in ethics and "not interested" not in ethics
+
+    def always_fails(ledger, policy, **kw):
+        res = disclosure.protect_ledger(ledger, policy, **kw)
+        res.unprotected = ["flow:allocated:all::::"]
+        return res
+
+    monkeypatch.setattr(audience, "protect_ledger", always_fails)
+    audience._CACHE.clear()
+    with pytest.raises(RuntimeError, match="could not protect"):
+        audience.release(rep["audience_cfg"], rep["audience_inputs"])
+    audience._CACHE.clear()

@@ -79,8 +79,11 @@ class Counts:
     docstring).  ``rows`` hold the structure each report renders (keys, labels); ``release``
     says how each key is shown."""
 
-    def __init__(self, cfg: dict, inputs: dict[str, str]):
+    def __init__(self, cfg: dict, inputs: dict[str, str], reasons: bool = True):
         self.cfg, self.inputs = cfg, inputs
+        # False: the counts by reason (exclusion, decline, withdrawal) are not released at all,
+        # only their totals (the last resort of build() before refusing the reports)
+        self.reasons_withheld = not reasons
         d = cfg["design"]
         self.single = d["type"] == "single_arm"
         self.intervention = d["intervention_arm"] if not cfg.get("blinded") else None
@@ -100,6 +103,8 @@ class Counts:
         f = flow[flow.site_id.astype(str) == "all"].copy()
         for c in ("reason", "timepoint", "measure", "arm"):
             f[c] = f[c].fillna("").astype(str)
+        if self.reasons_withheld:  # totals only (each stage's total has its own row, reason "")
+            f = f[f.reason == ""].copy()
         undeclared = (f.reason != "") & ~f.reason.isin(declared_reasons(self.cfg))
         f.loc[undeclared, "reason"] = OTHER_REASON
         return f.groupby(["stage", "arm", "timepoint", "measure", "reason"], sort=False, as_index=False)["n"].sum()
@@ -256,6 +261,10 @@ class Counts:
             self.L.limits.clear()
             self.bands_withheld = True
             self.release = protect_ledger(self.L, policy(self.cfg))
+        if self.release.unprotected and not self.reasons_withheld:
+            # small counts by reason that no suppression pattern protects (e.g. several reasons
+            # given by one person each): release the totals without the breakdown by reason
+            return Counts(self.cfg, self.inputs, reasons=False).build()
         if self.release.unprotected:
             raise RuntimeError("disclosure control could not protect the small count(s) "
                                f"{self.release.unprotected}; the funder and ethics reports are not written")

@@ -50,4 +50,5 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
         followup=rows("ethics_followup"),
         safety=d.get("safety_statement") or "",
         data_protection=d.get("data_protection_statement") or "",
-        blinded=cfg.get("blinded", False))
+        blinded=cfg.get("blinded", False),
+        reasons_withheld=counts.reasons_withheld)
