@@ -77,7 +77,7 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     """Indices of a maximal linearly independent set of columns (pivoted QR)."""
     scale = np.sqrt((X**2).sum(axis=0))
     scale[scale == 0] = 1.0
-    _, R, piv = sla.qr(X / scale, mode="economic", pivoting=True)
+    R, piv = sla.qr(X / scale, mode="r", pivoting=True)  # R and pivots only: Q is not formed
     d = np.abs(np.diag(R))
     rank = int(np.sum(d > tol * max(d[0], 1e-300))) if d.size else 0
     return np.sort(piv[:rank])
