@@ -12,7 +12,10 @@ Imputation of Missing Data, 2nd ed., 2018, ch. 3-4) closely:
   from its posterior; observed cases get predicted means from beta-hat and missing cases
   from beta*; each missing case takes the observed value of one of its ``donors`` nearest
   observed cases, chosen at random. Imputed values are therefore always values that were
-  observed (no out-of-range scores);
+  observed (no out-of-range scores). The donors are found by a sorted search (binary search
+  in the sorted observed predicted means, as mice's ``matchindex``; time O(n log n), not
+  missing x observed), with tied distances broken by a random order of the observed cases
+  drawn from the imputation's stream (see :func:`_pmm_donors`);
 * numeric variables with ``norm``: the same Bayesian linear-regression draw, imputing
   x*beta* plus normal noise with SD sigma* (mice's ``norm``).  Unlike PMM it can impute
   values never observed, but it does not run short of donors: when the missing cases'
@@ -74,7 +77,7 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     """Indices of a maximal linearly independent set of columns (pivoted QR)."""
     scale = np.sqrt((X**2).sum(axis=0))
     scale[scale == 0] = 1.0
-    _, R, piv = sla.qr(X / scale, mode="economic", pivoting=True)
+    R, piv = sla.qr(X / scale, mode="r", pivoting=True)  # R and pivots only: Q is not formed
     d = np.abs(np.diag(R))
     rank = int(np.sum(d > tol * max(d[0], 1e-300))) if d.size else 0
     return np.sort(piv[:rank])
@@ -106,46 +109,50 @@ def _norm(y: np.ndarray, ry: np.ndarray, X: np.ndarray, rng: np.random.Generator
     return xm @ beta_star + sigma_star * rng.standard_normal(len(xm))
 
 
-#: distances held at once by the donor search (missing cases x observed cases, in rows of
-#: missing cases); any value gives the same donors and draws, it only bounds memory
-PMM_CHUNK = 1 << 22
-
-
 def _pmm(y: np.ndarray, ry: np.ndarray, X: np.ndarray, donors: int,
-         rng: np.random.Generator, chunk: int = PMM_CHUNK) -> np.ndarray:
+         rng: np.random.Generator) -> np.ndarray:
     xo, yo, xm, coef, beta_star, _ = _bayes_draw(y, ry, X, rng)
     n = len(yo)
     yhat_obs = xo @ coef
     yhat_mis = xm @ beta_star
     k = int(min(donors, n))
-    nearest = _pmm_donors(yhat_mis, yhat_obs, k, rng, chunk)
+    priority = rng.permutation(n)  # random tie-breaking: the observed cases in a random order
+    nearest = _pmm_donors(yhat_mis, yhat_obs, k, priority)
     pick = nearest[np.arange(len(yhat_mis)), rng.integers(0, k, size=len(yhat_mis))]
     return yo[pick]
 
 
-def _pmm_donors(yhat_mis: np.ndarray, yhat_obs: np.ndarray, k: int, rng: np.random.Generator,
-                chunk: int = PMM_CHUNK) -> np.ndarray:
+def _pmm_donors(yhat_mis: np.ndarray, yhat_obs: np.ndarray, k: int,
+                priority: np.ndarray) -> np.ndarray:
     """The ``k`` observed cases nearest each missing case's predicted mean (missing x k).
 
-    Distances of each missing case to every observed case, ties broken at random by a tiny
-    jitter (uniform on [0, 1e-9 x the largest distance]), as mice's matcher does. The
-    distances are formed a block of missing cases at a time (about ``chunk`` at once), so
-    memory stays linear in the number of cases; the jitter is drawn block by block in the
-    same order as one draw for all pairs, and the largest distance comes from the extremes of
-    the predicted means (rounding is monotone), so donors and draws do not depend on the
-    block size.  Time is still proportional to missing x observed cases."""
+    Donors are ranked by the distance |yhat_obs - yhat_mis| and, at equal distance, by
+    ``priority`` (distinct integers; :func:`_pmm` passes a random permutation of the observed
+    cases, so ties are broken uniformly at random, as mice's matcher does by shuffling the
+    donors before sorting them); row i holds the k first observed cases in that ranking, in
+    that order.  Sorted search (as mice's ``matchindex``): the observed predicted means are
+    sorted once, by (value, priority) for the cases at or above a missing case's predicted
+    mean and by (value, -priority) for those below, so that walking away from the insertion
+    point (binary search) on either side meets the cases in ranking order; the k best of the
+    union are among the k first on each side.  Time O((n_mis + n_obs) log n_obs + n_mis k log
+    k), memory O(n_obs + n_mis k); the donor sets do not depend on how numpy sorts."""
     n_mis, n = len(yhat_mis), len(yhat_obs)
     if n_mis == 0:
         return np.zeros((0, k), dtype=np.intp)
-    largest = max(yhat_mis.max() - yhat_obs.min(), yhat_obs.max() - yhat_mis.min())
-    high = 1e-9 * (largest + 1e-300)
-    nearest = np.empty((n_mis, k), dtype=np.intp)
-    rows = max(1, chunk // max(n, 1))
-    for i in range(0, n_mis, rows):
-        dist = np.abs(yhat_mis[i:i + rows, None] - yhat_obs[None, :])
-        dist += rng.uniform(0, high, size=dist.shape)
-        nearest[i:i + rows] = np.argpartition(dist, k - 1, axis=1)[:, :k] if k < n else np.arange(n)
-    return nearest
+    up = np.lexsort((priority, yhat_obs))      # walked forwards: value, then priority ascending
+    down = np.lexsort((-priority, yhat_obs))   # walked backwards: value down, priority ascending
+    s = yhat_obs[up]
+    start = np.searchsorted(s, yhat_mis, side="left")  # first observed value >= yhat_mis
+    step = np.arange(k)
+    right = start[:, None] + step[None, :]
+    left = start[:, None] - 1 - step[None, :]
+    ok_r, ok_l = right < n, left >= 0
+    cand = np.concatenate([up[np.where(ok_r, right, 0)], down[np.where(ok_l, left, 0)]], axis=1)
+    ok = np.concatenate([ok_r, ok_l], axis=1)
+    dist = np.where(ok, np.abs(yhat_obs[cand] - yhat_mis[:, None]), np.inf)
+    rank = np.where(ok, priority[cand], n)
+    best = np.lexsort((rank, dist), axis=1)[:, :k]
+    return np.take_along_axis(cand, best, axis=1)
 
 
 def _categorical(y: pd.Series, ry: np.ndarray, X: np.ndarray,

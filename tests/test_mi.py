@@ -250,54 +250,82 @@ def test_mi_pmm_under_strongly_selective_dropout_long():
     assert np.mean(res[:, 3]) - MI_EFFECT < bias - 4 * mcse  # complete cases are worse
 
 
-def _pmm_dense(y, ry, X, donors, rng):
-    """analysis.mi._pmm as it was before the block-wise donor search (commit d69c0ba): the whole
-    missing x observed distance matrix at once."""
-    from analysis.mi import _bayes_draw
-    xo, yo, xm, coef, beta_star, _ = _bayes_draw(y, ry, X, rng)
-    n = len(yo)
-    yhat_obs = xo @ coef
-    yhat_mis = xm @ beta_star
-    k = int(min(donors, n))
-    dist = np.abs(yhat_mis[:, None] - yhat_obs[None, :])
-    dist = dist + rng.uniform(0, 1e-9 * (np.abs(dist).max() + 1e-300), size=dist.shape)
-    nearest = np.argpartition(dist, k - 1, axis=1)[:, :k] if k < n else \
-        np.tile(np.arange(n), (len(yhat_mis), 1))
-    pick = nearest[np.arange(len(yhat_mis)), rng.integers(0, k, size=len(yhat_mis))]
-    return yo[pick]
+def _donors_brute_force(yhat_mis, yhat_obs, k, priority):
+    """Test-local dense reference: every missing x observed distance, ranked by (distance,
+    priority), the first k of each row."""
+    out = np.empty((len(yhat_mis), k), dtype=np.intp)
+    for i, v in enumerate(yhat_mis):
+        dist = np.abs(yhat_obs - v)
+        out[i] = np.lexsort((priority, dist))[:k]
+    return out
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_pmm_blockwise_donor_search_gives_the_dense_search_imputations_and_draws(seed):
-    """The same imputed values and the same random stream afterwards as the dense search, for
-    any block size (one missing case at a time, a few, all at once), with tied predicted means
-    (a discrete predictor) and with fewer observed cases than donors."""
-    from analysis.mi import _pmm
+@pytest.mark.parametrize("seed", range(16))
+def test_pmm_sorted_donor_search_equals_a_dense_brute_force(seed):
+    """The sorted (binary-search) donor search returns the brute-force donor sets, in ranking
+    order, on seeded random data: continuous predicted means, heavy ties (a few distinct
+    values, missing cases on tied values and exactly between two observed values), missing
+    cases beyond either end, and fewer observed cases than donors."""
+    from analysis.mi import _pmm_donors
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(4, 400))
-    x = rng.integers(0, 3, n).astype(float) if seed % 3 == 0 else rng.normal(size=n)
+    n = int(rng.integers(1, 300))
+    n_mis = int(rng.integers(1, 200))
+    kind = seed % 4
+    if kind == 0:    # continuous
+        obs, mis = rng.normal(size=n), rng.normal(size=n_mis) * 1.5
+    elif kind == 1:  # heavy ties: 3 distinct values, missing on them, between them and beyond
+        obs = rng.integers(0, 3, n).astype(float)
+        mis = rng.choice([-1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0], n_mis)
+    elif kind == 2:  # ties on a coarse grid (rounded predictions), some exact distance ties
+        obs, mis = np.round(rng.normal(size=n), 1), np.round(rng.normal(size=n_mis), 2)
+    else:            # every observed value equal
+        obs, mis = np.full(n, 2.0), rng.normal(2.0, 1.0, n_mis)
+    k = int(min(5 if seed % 5 else n + 3, n))
+    priority = rng.permutation(n)
+    got = _pmm_donors(mis, obs, k, priority)
+    want = _donors_brute_force(mis, obs, k, priority)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_pmm_donor_sets_are_the_k_nearest_without_ties():
+    """Without tied distances the donor set is the k nearest, whatever the priorities."""
+    from analysis.mi import _pmm_donors
+    rng = np.random.default_rng(4)
+    obs, mis = rng.normal(size=500), rng.normal(size=120)
+    for prio_seed in range(3):
+        prio = np.random.default_rng(prio_seed).permutation(500)
+        got = _pmm_donors(mis, obs, 5, prio)
+        dense = np.argsort(np.abs(mis[:, None] - obs[None, :]), axis=1)[:, :5]
+        np.testing.assert_array_equal(np.sort(got, axis=1), np.sort(dense, axis=1))
+
+
+def test_pmm_breaks_ties_at_random():
+    """All observed predicted means equal: every observed case is a donor equally often."""
+    from analysis.mi import _pmm
+    n = 60
+    X = np.ones((n, 1))
+    y = np.arange(n, dtype=float)
+    ry = np.arange(n) < 10  # 10 observed cases, values 0..9, all with the same prediction
+    rng = np.random.default_rng(3)
+    counts = np.bincount(np.concatenate([_pmm(y, ry, X, 5, rng) for _ in range(400)]).astype(int),
+                         minlength=10)
+    assert counts.sum() == 400 * 50
+    expected = counts.sum() / 10
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected))
+
+
+def test_pmm_and_impute_are_deterministic_for_a_seed():
+    from analysis.mi import _pmm
+    rng = np.random.default_rng(5)
+    n = 200
+    x = rng.integers(0, 3, n).astype(float)
     X = np.column_stack([np.ones(n), x])
     y = np.round(1 + x + rng.normal(size=n), 1)
-    ry = rng.random(n) > (0.95 if seed == 5 else rng.uniform(0.1, 0.6))
-    ry[:2] = True
-    ry[-1] = False
-    donors = 5 if seed != 7 else n  # seed 7: every observed case is a donor
-    ref_rng = np.random.default_rng([seed, 1])
-    want = _pmm_dense(y, ry, X, donors, ref_rng)
-    for chunk in (1, 3 * n, 17 * n + 5, 1 << 22):
-        got_rng = np.random.default_rng([seed, 1])
-        got = _pmm(y, ry, X, donors, got_rng, chunk=chunk)
-        np.testing.assert_array_equal(got, want)
-        assert got_rng.bit_generator.state == ref_rng.bit_generator.state
-
-
-def test_impute_is_unchanged_by_the_blockwise_donor_search(monkeypatch):
-    """Whole imputations (PMM and logistic regression in turn, several sweeps) equal those of the
-    dense search, value for value."""
-    from analysis import mi
+    ry = rng.random(n) > 0.4
+    a = _pmm(y, ry, X, 5, np.random.default_rng([7, 1]))
+    b = _pmm(y, ry, X, 5, np.random.default_rng([7, 1]))
+    np.testing.assert_array_equal(a, b)
+    assert np.all(np.isin(a, y[ry]))
     d = _wide(np.random.default_rng(11), n=300, p_cat_missing=0.2)
-    new = impute(d, m=3, iterations=4, seed=9)
-    monkeypatch.setattr(mi, "_pmm", _pmm_dense)
-    old = impute(d, m=3, iterations=4, seed=9)
-    for a, b in zip(new, old):
-        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    for u, v in zip(impute(d, m=3, iterations=4, seed=9), impute(d, m=3, iterations=4, seed=9)):
+        pd.testing.assert_frame_equal(u, v, check_exact=True)
