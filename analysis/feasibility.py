@@ -26,6 +26,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
+from analysis import DAYS_PER_MONTH
+
 FEASIBILITY_COLUMNS = ["indicator", "timepoint", "arm", "numerator", "denominator", "estimate",
                        "ci_low", "ci_high", "ci_method", "unit", "definition",
                        "ci_low_cluster", "ci_high_cluster", "ci_method_cluster", "sites", "design_effect"]
@@ -34,7 +36,6 @@ KORN_GRAUBARD = ("Korn-Graubard: Clopper-Pearson on the effective sample size, s
 QUASI_POISSON = "quasi-Poisson over site-months: Pearson dispersion, t on sites - 1 df, log scale"
 FLOW_COLUMNS = ["stage", "arm", "site_id", "timepoint", "measure", "reason", "n"]
 _SM_METHOD = {"wilson": "wilson", "clopper-pearson": "beta"}
-DAYS_PER_MONTH = 365.25 / 12
 NOT_RECORDED = "reason not recorded"
 UNDECLARED = "other reason (not on the declared list)"
 

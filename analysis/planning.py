@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.feasibility import (DAYS_PER_MONTH, cluster_proportion_ci, cluster_rate_ci, poisson_rate_ci,
+from analysis import DAYS_PER_MONTH
+from analysis.feasibility import (cluster_proportion_ci, cluster_rate_ci, poisson_rate_ci,
                                   proportion_ci, site_months)
 
 SITE, PID = "site_id", "participant_id"
