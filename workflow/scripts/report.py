@@ -3,4 +3,4 @@ from analysis.stages.config_keys import from_params
 
 with logged(snakemake.log[0]):
     report.run(from_params(snakemake.params), dict(snakemake.input.items()), dict(snakemake.output.items()),
-               report_dir=snakemake.params.report_dir, key_fingerprint=snakemake.params.key_fingerprint)
+               key_fingerprint=snakemake.params.key_fingerprint)
