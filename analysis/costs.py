@@ -113,7 +113,38 @@ def _year_before(year: str) -> str:
 
 
 def inflation_factor(from_year: str, to_year: str, index: pd.DataFrame) -> float:
-    """Multiply a cost in ``from_year`` prices by this to express it in ``to_year`` prices."""
+    """Factor that expresses a cost in ``from_year`` prices in ``to_year`` prices.
+
+    Parameters
+    ----------
+    from_year, to_year : str
+        Financial years, e.g. "2021/22".
+    index : pandas.DataFrame
+        Annual inflation, columns year and rate_pct (the rise into that year, in percent),
+        consecutive years (:func:`load_inflation_index`).
+
+    Returns
+    -------
+    float
+        The product of (1 + rate/100) over the years between; below 1 when deflating.  Raises
+        :class:`CostError` for a year outside the index.
+
+    References
+    ----------
+    Jones KC, Weatherly H, Birch S, et al. Unit Costs of Health and Social Care 2024 Manual.
+    Personal Social Services Research Unit (University of Kent) and Centre for Health Economics
+    (University of York), 2025 (the NHS cost inflation index).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.costs import inflation_factor
+    >>> index = pd.DataFrame({"year": ["2022/23", "2023/24"], "rate_pct": [5.0, 2.0]})
+    >>> round(inflation_factor("2021/22", "2023/24", index), 4)
+    1.071
+    >>> round(inflation_factor("2023/24", "2021/22", index), 4)
+    0.9337
+    """
     _check_year(from_year, "inflation from")
     _check_year(to_year, "inflation to")
     if from_year == to_year:

@@ -67,18 +67,91 @@ DEFAULT_THRESHOLDS = [
 
 
 def quadrant(d_cost: float, d_effect: float) -> str:
-    """Quadrant of the cost-effectiveness plane (effect on x, cost on y); ties go east/north."""
+    """Quadrant of the cost-effectiveness plane (effect on x, cost on y).
+
+    Parameters
+    ----------
+    d_cost, d_effect : float
+        Incremental cost and effect (intervention minus control).
+
+    Returns
+    -------
+    str
+        "NE", "SE", "SW" or "NW"; a zero difference counts as east (effect) or north (cost).
+
+    References
+    ----------
+    Black WC. The CE plane: a graphic representation of cost-effectiveness. Med Decis Making
+    1990;10:212-214.
+
+    Examples
+    --------
+    >>> from analysis.economics import quadrant
+    >>> quadrant(1500.0, 0.05), quadrant(-200.0, 0.05), quadrant(300.0, -0.01)
+    ('NE', 'SE', 'NW')
+    """
     east = d_effect >= 0
     north = d_cost >= 0
     return ("N" if north else "S") + ("E" if east else "W")
 
 
 def icer(d_cost: float, d_effect: float) -> float:
+    """Incremental cost-effectiveness ratio: incremental cost per unit of incremental effect.
+
+    Parameters
+    ----------
+    d_cost, d_effect : float
+        Incremental cost and effect (intervention minus control), e.g. pounds and QALYs.
+
+    Returns
+    -------
+    float
+        d_cost / d_effect; NaN when d_effect is 0.  A negative ratio is ambiguous on its own
+        (dominance or a trade-off): read it with :func:`quadrant`.
+
+    References
+    ----------
+    Black WC. The CE plane: a graphic representation of cost-effectiveness. Med Decis Making
+    1990;10:212-214.
+
+    Examples
+    --------
+    >>> from analysis.economics import icer
+    >>> icer(1500.0, 0.05)
+    30000.0
+    >>> icer(1500.0, 0.0)
+    nan
+    """
     return float(d_cost / d_effect) if d_effect != 0 else float("nan")
 
 
 def ceac(d_cost: np.ndarray, d_effect: np.ndarray, lambdas: np.ndarray) -> np.ndarray:
-    """Pairwise acceptability curve: P(λ ΔE − ΔC > 0) over the replicates, for each λ."""
+    """Cost-effectiveness acceptability curve: P(lambda dE - dC > 0) over replicates, per lambda.
+
+    Parameters
+    ----------
+    d_cost, d_effect : array-like of shape (r,)
+        Incremental cost and effect in each of r bootstrap replicates (or imputation-bootstrap
+        draws).
+    lambdas : array-like of shape (w,)
+        Willingness-to-pay values per unit of effect.
+
+    Returns
+    -------
+    numpy.ndarray of shape (w,)
+        The share of replicates in which the intervention has the higher net monetary benefit.
+
+    References
+    ----------
+    Fenwick E, Claxton K, Sculpher M. Representing uncertainty: the role of cost-effectiveness
+    acceptability curves. Health Econ 2001;10:779-787.
+
+    Examples
+    --------
+    >>> from analysis.economics import ceac
+    >>> ceac([1000, 2500, -500, 4000], [0.05, 0.04, 0.01, 0.1], [0, 20000, 50000])
+    array([0.25, 0.25, 0.75])
+    """
     d_cost = np.asarray(d_cost, float)
     d_effect = np.asarray(d_effect, float)
     lambdas = np.asarray(lambdas, float)
@@ -86,7 +159,34 @@ def ceac(d_cost: np.ndarray, d_effect: np.ndarray, lambdas: np.ndarray) -> np.nd
 
 
 def wellby_value(delta_wellby: float, value_per_wellby: float, uprate: float = 1.0) -> float:
-    """Monetary value of a WELLBY change: WELLBYs × value (base prices) × uprating factor."""
+    """Monetary value of a WELLBY change.
+
+    Parameters
+    ----------
+    delta_wellby : float
+        Incremental WELLBYs (one point of life satisfaction on a 0-10 scale for one person for one
+        year).
+    value_per_wellby : float
+        Value of one WELLBY at the guidance's base prices.
+    uprate : float
+        Factor from those base prices to the analysis's price year.
+
+    Returns
+    -------
+    float
+        WELLBYs x value x uprating factor.
+
+    References
+    ----------
+    HM Treasury. Wellbeing guidance for appraisal: supplementary Green Book guidance. London,
+    2021.
+
+    Examples
+    --------
+    >>> from analysis.economics import wellby_value
+    >>> round(wellby_value(0.5, 13000.0, uprate=1.1), 2)
+    7150.0
+    """
     return float(delta_wellby) * float(value_per_wellby) * float(uprate)
 
 

@@ -59,7 +59,43 @@ def denominator_of(indicator: str) -> str:
 
 
 def proportion_ci(k: int, n: int, method: str = "wilson", level: float = 0.95) -> tuple[float, float, float]:
-    """Estimate and two-sided CI for a binomial proportion k/n (NaNs when n == 0)."""
+    """Estimate and two-sided confidence interval for a binomial proportion k/n.
+
+    Parameters
+    ----------
+    k : int
+        Number of events (e.g. people consenting).
+    n : int
+        Number of trials (e.g. people eligible).
+    method : {"wilson", "clopper-pearson"}
+        Wilson's score interval (default) or the exact Clopper-Pearson interval.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        (estimate, ci_low, ci_high); NaNs when ``n`` is 0.  The limits at k = 0 and k = n are
+        exactly 0 and 1.
+
+    References
+    ----------
+    Wilson EB. Probable inference, the law of succession, and statistical inference. J Am Stat
+    Assoc 1927;22:209-212.
+
+    Clopper CJ, Pearson ES. The use of confidence or fiducial limits illustrated in the case of
+    the binomial. Biometrika 1934;26:404-413.
+
+    Examples
+    --------
+    12 of 40 eligible people consent:
+
+    >>> from analysis.feasibility import proportion_ci
+    >>> [round(x, 4) for x in proportion_ci(12, 40)]
+    [0.3, 0.1807, 0.4543]
+    >>> [round(x, 4) for x in proportion_ci(12, 40, method="clopper-pearson")]
+    [0.3, 0.1656, 0.4653]
+    """
     if method not in _SM_METHOD:
         raise ValueError(f"unknown CI method {method!r}; choose one of {sorted(_SM_METHOD)}")
     if n == 0:
@@ -70,7 +106,34 @@ def proportion_ci(k: int, n: int, method: str = "wilson", level: float = 0.95) -
 
 
 def poisson_rate_ci(count: int, exposure: float, level: float = 0.95) -> tuple[float, float, float]:
-    """Exact (Garwood) CI for a Poisson rate count/exposure."""
+    """Exact (Garwood) confidence interval for a Poisson rate count/exposure.
+
+    Parameters
+    ----------
+    count : int
+        Number of events (e.g. participants recruited).
+    exposure : float
+        Exposure over which they happened (e.g. site-months of recruitment).
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        (rate, ci_low, ci_high), from chi-square quantiles; NaNs when ``exposure`` is not positive.
+
+    References
+    ----------
+    Garwood F. Fiducial limits for the Poisson distribution. Biometrika 1936;28:437-442.
+
+    Examples
+    --------
+    30 participants recruited over 12 site-months:
+
+    >>> from analysis.feasibility import poisson_rate_ci
+    >>> [round(float(x), 4) for x in poisson_rate_ci(30, 12.0)]
+    [2.5, 1.6867, 3.5689]
+    """
     if exposure <= 0:
         return (np.nan, np.nan, np.nan)
     a = 1 - level
@@ -80,22 +143,44 @@ def poisson_rate_ci(count: int, exposure: float, level: float = 0.95) -> tuple[f
 
 
 def cluster_proportion_ci(k, n, level: float = 0.95) -> dict:
-    """Proportion sum(k)/sum(n) over sites with an interval that allows for between-site
-    variation (Korn EL, Graubard BI. Survey Methodology 1998;24:193; as R's
-    ``survey::svyciprop(method = "beta")`` for a design with sites as clusters).
+    """Proportion over sites with an interval that allows for between-site variation.
 
-    ``k``, ``n``: events and denominators per site (sites with n = 0 are left out).  The
-    variance of the pooled (ratio) estimate p is the with-replacement cluster estimate
+    The estimate is sum(k)/sum(n), with a Korn-Graubard interval, as R's
+    ``survey::svyciprop(method = "beta")`` for a design with sites as clusters.  The variance of
+    the pooled (ratio) estimate p is the with-replacement cluster estimate
     v = K/(K-1) sum_j ((k_j - p n_j) / N)^2 over the K sites; the design effect is
-    d = v / (p(1-p)/N) and the effective sample size N/d, multiplied by
-    (t_{N-1} / t_{K-1})^2 at the interval's tail probability so that the interval reflects the
-    K - 1 degrees of freedom of v.  The interval is Clopper-Pearson's (beta quantiles) for
-    p x n_eff events in n_eff trials, non-integer counts allowed.  When every site has the same
-    proportion (p = 0 or 1 included) v is 0 and the between-site variation cannot be
-    estimated: the design effect is taken as 1.  Fewer than two sites: no interval (NaN) and
-    the method says why.
+    d = v / (p(1-p)/N) and the effective sample size N/d, multiplied by (t_{N-1} / t_{K-1})^2 at
+    the interval's tail probability so that the interval reflects the K - 1 degrees of freedom of
+    v.  The interval is Clopper-Pearson's (beta quantiles) for p x n_eff events in n_eff trials,
+    non-integer counts allowed.  When every site has the same proportion (p = 0 or 1 included) v
+    is 0 and the between-site variation cannot be estimated: the design effect is taken as 1.
 
-    Returns estimate, ci_low, ci_high, method, sites, design_effect, n_eff (df-adjusted).
+    Parameters
+    ----------
+    k, n : array-like
+        Events and denominators per site (sites with n = 0 are left out).
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    dict
+        estimate, ci_low, ci_high, method (text for the report), sites, design_effect and n_eff
+        (df-adjusted).  Fewer than two sites: no interval (NaN) and the method says why.
+
+    References
+    ----------
+    Korn EL, Graubard BI. Confidence intervals for proportions with small expected number of
+    positive counts estimated from survey data. Survey Methodology 1998;24:193-201.
+
+    Examples
+    --------
+    Retention at four sites:
+
+    >>> from analysis.feasibility import cluster_proportion_ci
+    >>> r = cluster_proportion_ci([8, 12, 5, 10], [10, 15, 10, 12])
+    >>> round(r["estimate"], 4), round(r["ci_low"], 4), round(r["ci_high"], 4), round(r["design_effect"], 3)
+    (0.7447, 0.4661, 0.9262, 1.211)
     """
     k = np.asarray(k, float)
     n = np.asarray(n, float)
@@ -127,15 +212,42 @@ def cluster_proportion_ci(k, n, level: float = 0.95) -> dict:
 
 
 def cluster_rate_ci(counts, exposure, level: float = 0.95) -> dict:
-    """Rate sum(counts)/sum(exposure) over sites with an interval that allows for between-site
-    variation: the quasi-Poisson model log E[y_j] = log(t_j) + log(rate), Var(y_j) = phi E[y_j]
-    (McCullagh P, Nelder JA. Generalized Linear Models, 2nd ed., 1989, section 6.2; R's
+    """Rate over sites with an interval that allows for between-site variation.
+
+    The estimate is sum(counts)/sum(exposure); the interval comes from the quasi-Poisson model
+    log E[y_j] = log(t_j) + log(rate), Var(y_j) = phi E[y_j] (R's
     ``glm(y ~ 1 + offset(log(t)), family = quasipoisson)``).  phi is the Pearson statistic over
     K - 1 degrees of freedom, the standard error of log(rate) is sqrt(phi / sum(y)), and the
-    interval is exp(log(rate) +/- t_{K-1} SE).  With no events the log scale is undefined and
-    with fewer than two sites phi cannot be estimated: no interval (NaN) and the method says why.
+    interval is exp(log(rate) +/- t_{K-1} SE).
 
-    Returns estimate, ci_low, ci_high, method, sites, design_effect (= phi), se_log.
+    Parameters
+    ----------
+    counts, exposure : array-like
+        Events and exposure per site (e.g. participants recruited and site-months); sites with no
+        exposure are left out.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    dict
+        estimate, ci_low, ci_high, method (text for the report), sites, design_effect (= phi) and
+        se_log.  With no events the log scale is undefined and with fewer than two sites phi cannot
+        be estimated: no interval (NaN) and the method says why.
+
+    References
+    ----------
+    McCullagh P, Nelder JA. Generalized Linear Models, 2nd ed. London: Chapman and Hall, 1989,
+    section 6.2.
+
+    Examples
+    --------
+    Recruitment at four sites over 17 site-months:
+
+    >>> from analysis.feasibility import cluster_rate_ci
+    >>> r = cluster_rate_ci([10, 14, 6, 12], [4.0, 5.0, 3.5, 4.5])
+    >>> round(r["estimate"], 4), round(r["ci_low"], 4), round(r["ci_high"], 4), round(r["design_effect"], 3)
+    (2.4706, 1.8348, 3.3267, 0.367)
     """
     y = np.asarray(counts, float)
     t = np.asarray(exposure, float)

@@ -56,7 +56,38 @@ SIMPLE, CLUSTER = "simple", "cluster-aware (allows for between-site variation)"
 
 
 def band(estimate: float, green: float, red: float, direction: str = "higher") -> str:
-    """Traffic-light band of one estimate (see the module docstring for the rule)."""
+    """Traffic-light band of one feasibility estimate against its progression criterion.
+
+    Parameters
+    ----------
+    estimate : float
+        The feasibility estimate (e.g. a retention proportion); None or NaN if not estimable.
+    green, red : float
+        Thresholds: GREEN at or beyond ``green``, RED beyond ``red`` on the wrong side, AMBER
+        between.
+    direction : {"higher", "lower"}
+        Whether higher (e.g. retention) or lower (e.g. withdrawal) values are better; the
+        thresholds must agree with it.
+
+    Returns
+    -------
+    str
+        "GREEN", "AMBER", "RED" or "NOT ESTIMABLE".
+
+    References
+    ----------
+    Avery KNL, Williamson PR, Gamble C, et al. Informing efficient randomised controlled trials:
+    exploration of challenges in developing progression criteria for internal pilot studies. BMJ
+    Open 2017;7:e013537.
+
+    Examples
+    --------
+    >>> from analysis.progression import band
+    >>> band(0.72, green=0.8, red=0.6), band(0.85, green=0.8, red=0.6), band(0.5, green=0.8, red=0.6)
+    ('AMBER', 'GREEN', 'RED')
+    >>> band(0.15, green=0.1, red=0.2, direction="lower")
+    'AMBER'
+    """
     if direction not in ("higher", "lower"):
         raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")
     if (direction == "higher" and red > green) or (direction == "lower" and red < green):
@@ -70,7 +101,33 @@ def band(estimate: float, green: float, red: float, direction: str = "higher") -
 
 
 def decision(bands: list[str]) -> str | None:
-    """Overall progression decision from the bands (None when there are no criteria)."""
+    """Overall progression decision from the criteria's bands: the worst band decides.
+
+    Parameters
+    ----------
+    bands : list of str
+        One band per criterion (:func:`band`).
+
+    Returns
+    -------
+    str or None
+        Stop (any RED), not estimable, proceed with changes (any AMBER) or go; None when there are
+        no criteria.
+
+    References
+    ----------
+    Avery KNL, Williamson PR, Gamble C, et al. Informing efficient randomised controlled trials:
+    exploration of challenges in developing progression criteria for internal pilot studies. BMJ
+    Open 2017;7:e013537.
+
+    Examples
+    --------
+    >>> from analysis.progression import AMBER, GREEN, decision
+    >>> decision([GREEN, GREEN])
+    'go: proceed to the definitive trial'
+    >>> decision([]) is None
+    True
+    """
     if not bands:
         return None
     for b in (RED, NOT_ESTIMABLE, AMBER):
