@@ -13,7 +13,9 @@ import pytest
 # module: the functions a statistician would call, each with a complete numpydoc docstring
 STATISTICAL = {
     "analysis.feasibility": ["proportion_ci", "poisson_rate_ci", "cluster_proportion_ci", "cluster_rate_ci"],
+    "analysis.mi": ["default_methods", "impute"],
     "analysis.mi_pool": ["pool"],
+    "analysis.bootstrap": ["bootstrap", "weighted_ols"],
     "analysis.qaly": ["auc", "discount_weight"],
     "analysis.economics": ["icer", "quadrant", "ceac", "wellby_value"],
     "analysis.costs": ["inflation_factor"],
