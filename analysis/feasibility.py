@@ -628,10 +628,47 @@ SAFETY_MEASURES = {
 def safety_table(participants: pd.DataFrame, adverse_events: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
     """Adverse-event counts by arm and overall (tidy: measure, arm, n, denominator).
 
-    Events are counted as recorded (one row = one event); "participants with" counts people
-    with at least one such event; the denominator is the number of participants allocated to
-    the arm.  An event for a participant not in ``participants`` raises (ingest has already
-    refused such orphans).  No rates or tests: a pilot describes safety, it does not compare it.
+    Events are counted as recorded (one row = one event); "participants with" counts people with
+    at least one such event; the denominator is the number of participants allocated to the arm.
+    No rates or tests: a pilot describes safety, it does not compare it.
+
+    Parameters
+    ----------
+    participants : pandas.DataFrame
+        One row per participant: participant_id, arm.
+    adverse_events : pandas.DataFrame
+        One row per event: participant_id, event_date, serious, related (booleans).
+    arms : list of str
+        Arms in display order ("all" is added).
+
+    Returns
+    -------
+    pandas.DataFrame
+        measure (events, participants_with_event, serious_events, participants_with_serious_event,
+        related_events), arm, n, denominator.  An event for a participant not in ``participants``
+        raises (ingest has already refused such orphans).
+
+    References
+    ----------
+    Ioannidis JPA, Evans SJW, Gotzsche PC, et al. Better reporting of harms in randomized trials:
+    an extension of the CONSORT statement. Ann Intern Med 2004;141:781-788.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.feasibility import safety_table
+    >>> parts = pd.DataFrame({"participant_id": ["P1", "P2", "P3", "P4", "P5"], "arm": ["A", "A", "A", "B", "B"]})
+    >>> events = pd.DataFrame({"participant_id": ["P1", "P1", "P4"], "serious": [False, True, False],
+    ...                        "related": [False, False, True],
+    ...                        "event_date": pd.to_datetime(["2024-03-01", "2024-04-01", "2024-05-01"])})
+    >>> t = safety_table(parts, events, ["A", "B"])
+    >>> print(t[t.arm == "all"].to_string(index=False))
+                            measure arm  n  denominator
+                             events all  3            5
+            participants_with_event all  2            5
+                     serious_events all  1            5
+    participants_with_serious_event all  1            5
+                     related_events all  1            5
     """
     arm_of = participants.set_index("participant_id").arm
     ae = adverse_events.assign(arm=adverse_events.participant_id.map(arm_of))
@@ -656,8 +693,45 @@ def safety_table(participants: pd.DataFrame, adverse_events: pd.DataFrame, arms:
 
 def recruitment_by_site(sites: pd.DataFrame, participants: pd.DataFrame,
                         level: float = 0.95) -> pd.DataFrame:
-    """Participants, site-months open and recruitment rate (exact Poisson CI) per site; the
-    rate is left empty for a site without a recruitment window (not collected)."""
+    """Recruitment per site: participants, site-months open and the rate with its exact CI.
+
+    Parameters
+    ----------
+    sites : pandas.DataFrame
+        One row per site: site_id, arm, client_group, recruitment_start, recruitment_end.
+    participants : pandas.DataFrame
+        One row per participant with site_id.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        site_id, arm, client_group, recruited, site_months (days open, inclusive, over
+        ``analysis.DAYS_PER_MONTH``), rate_per_month, ci_low, ci_high (Garwood, as
+        :func:`poisson_rate_ci`); the rate is left empty for a site without a recruitment window
+        (not collected).
+
+    References
+    ----------
+    Garwood F. Fiducial limits for the Poisson distribution. Biometrika 1936;28:437-442.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.feasibility import recruitment_by_site
+    >>> sites = pd.DataFrame({"site_id": ["S1", "S2"], "arm": ["A", "B"], "client_group": ["psychosis"] * 2,
+    ...                       "recruitment_start": pd.to_datetime(["2024-01-01", "2024-02-01"]),
+    ...                       "recruitment_end": pd.to_datetime(["2024-06-30", "2024-06-30"])})
+    >>> parts = pd.DataFrame({"participant_id": ["P1", "P2", "P3", "P4", "P5"],
+    ...                       "site_id": ["S1", "S1", "S1", "S2", "S2"]})
+    >>> t = recruitment_by_site(sites, parts)
+    >>> print(t[["site_id", "recruited", "site_months", "rate_per_month", "ci_low", "ci_high"]].round(3)
+    ...       .to_string(index=False))
+    site_id  recruited  site_months  rate_per_month  ci_low  ci_high
+         S1          3        5.979           0.502   0.103    1.466
+         S2          2        4.961           0.403   0.049    1.456
+    """
     months = site_months(sites)
     counts = participants.groupby("site_id").size().reindex(sites.site_id, fill_value=0)
     rows = []

@@ -137,6 +137,34 @@ def decision(bands: list[str]) -> str | None:
 
 
 def overall_band(bands: list[str]) -> str | None:
+    """The worst of the criteria's bands (RED, then NOT ESTIMABLE, then AMBER, else GREEN).
+
+    Parameters
+    ----------
+    bands : list of str
+        One band per criterion (:func:`band`).
+
+    Returns
+    -------
+    str or None
+        The overall band; None when there are no criteria.
+
+    References
+    ----------
+    Avery KNL, Williamson PR, Gamble C, et al. Informing efficient randomised controlled trials:
+    exploration of challenges in developing progression criteria for internal pilot studies. BMJ
+    Open 2017;7:e013537.
+
+    Lewis M, Bromley K, Sutton CJ, McCray G, Myers HL, Lancaster GA. Determining sample size for
+    progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot
+    Feasibility Stud 2021;7:40.
+
+    Examples
+    --------
+    >>> from analysis.progression import AMBER, GREEN, overall_band
+    >>> overall_band([GREEN, AMBER]), overall_band([])
+    ('AMBER', None)
+    """
     if not bands:
         return None
     for b in (RED, NOT_ESTIMABLE, AMBER):
@@ -199,13 +227,58 @@ def _has_cluster_interval(r) -> bool:
 
 def evaluate(table: pd.DataFrame, criteria: list[dict], *, test: bool = False, cluster: bool = False,
              level: float = 0.95) -> pd.DataFrame:
-    """One row per criterion: the matched feasibility row, thresholds, band and optional test.
+    """Judge the progression criteria against the feasibility table.
 
-    ``cluster``: report the cluster-aware interval and test where the row has one (module
-    docstring); ``level`` is the feasibility table's confidence level (for the effective sample size).
+    One row per criterion: the matched feasibility row, thresholds, band and optional test.
 
-    Raises ValueError naming the criterion (``feasibility.progression_criteria[i]``) when it
-    matches no row, states a different denominator, or repeats another criterion's row.
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The feasibility table (:func:`analysis.feasibility.feasibility_table`; columns
+        ``FEASIBILITY_COLUMNS``).
+    criteria : list of dict
+        ``feasibility.progression_criteria``: indicator, optional timepoint, arm and name, green
+        and red thresholds, optional direction.
+    test : bool
+        Add the one-sided test of each estimate against its RED threshold (Lewis 2021).
+    cluster : bool
+        Report the cluster-aware interval and test where the row has one (module docstring).
+    level : float
+        The feasibility table's confidence level (for the effective sample size).
+
+    Returns
+    -------
+    pandas.DataFrame
+        criterion, indicator, timepoint, arm, direction, denominator_of, numerator, denominator,
+        estimate, ci_low, ci_high, ci_method, interval, green, red, band, and with ``test`` the
+        test and p_value_vs_red.  Raises ValueError naming the criterion
+        (``feasibility.progression_criteria[i]``) when it matches no row, states a different
+        denominator, or repeats another criterion's row.
+
+    References
+    ----------
+    Avery KNL, Williamson PR, Gamble C, et al. Informing efficient randomised controlled trials:
+    exploration of challenges in developing progression criteria for internal pilot studies. BMJ
+    Open 2017;7:e013537.
+
+    Lewis M, Bromley K, Sutton CJ, McCray G, Myers HL, Lancaster GA. Determining sample size for
+    progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot
+    Feasibility Stud 2021;7:40.
+
+    Examples
+    --------
+    58 of 80 participants retained at 9 months, against GREEN 80% and RED 60%:
+
+    >>> import pandas as pd
+    >>> from analysis.feasibility import FEASIBILITY_COLUMNS, proportion_ci
+    >>> from analysis.progression import evaluate
+    >>> est, lo, hi = proportion_ci(58, 80)
+    >>> table = pd.DataFrame([dict(indicator="retention", timepoint="m9", arm="all", numerator=58, denominator=80,
+    ...                            estimate=est, ci_low=lo, ci_high=hi, ci_method="wilson", unit="proportion")],
+    ...                      columns=FEASIBILITY_COLUMNS)
+    >>> r = evaluate(table, [dict(indicator="retention", timepoint="m9", green=0.8, red=0.6)], test=True).iloc[0]
+    >>> r.band, round(float(r.ci_low), 3), r.test, round(float(r.p_value_vs_red), 4)
+    ('AMBER', 0.619, 'exact binomial, H0: p <= 0.6', 0.0136)
     """
     rows, seen = [], {}
     for i, c in enumerate(criteria):

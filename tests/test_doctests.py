@@ -12,7 +12,8 @@ import pytest
 
 # module: the functions a statistician would call, each with a complete numpydoc docstring
 STATISTICAL = {
-    "analysis.feasibility": ["proportion_ci", "poisson_rate_ci", "cluster_proportion_ci", "cluster_rate_ci"],
+    "analysis.feasibility": ["proportion_ci", "poisson_rate_ci", "cluster_proportion_ci", "cluster_rate_ci",
+                             "recruitment_by_site", "safety_table"],
     "analysis.mi": ["default_methods", "impute"],
     "analysis.mi_pool": ["pool"],
     "analysis.bootstrap": ["bootstrap", "weighted_ols"],
@@ -21,7 +22,7 @@ STATISTICAL = {
     "analysis.costs": ["inflation_factor"],
     "analysis.planning": ["sd_ucl_factor", "sim_lewis_factor", "sd_ci", "correlation_ci", "cv_ci", "design_effect",
                           "power_individual", "n_per_arm_normal", "n_per_arm", "power_cluster", "sites_per_arm"],
-    "analysis.progression": ["band", "decision"],
+    "analysis.progression": ["band", "decision", "overall_band", "evaluate"],
     "analysis.table1": ["table1"],
     "analysis.lmm": ["fit_lmm"],
 }
