@@ -24,6 +24,7 @@ STATISTICAL = {
                           "power_individual", "n_per_arm_normal", "n_per_arm", "power_cluster", "sites_per_arm"],
     "analysis.progression": ["band", "decision", "overall_band", "evaluate"],
     "analysis.table1": ["table1"],
+    "analysis.scoring": ["score_responses", "reliability_table"],
     "analysis.lmm": ["fit_lmm"],
 }
 SECTIONS = ("Parameters", "Returns", "References", "Examples")
