@@ -19,7 +19,7 @@ STATISTICAL = {
     "analysis.bootstrap": ["bootstrap", "weighted_ols"],
     "analysis.qaly": ["auc", "discount_weight"],
     "analysis.economics": ["icer", "quadrant", "ceac", "wellby_value"],
-    "analysis.costs": ["inflation_factor"],
+    "analysis.costs": ["inflation_factor", "price_unit_costs", "service_costs"],
     "analysis.planning": ["sd_ucl_factor", "sim_lewis_factor", "sd_ci", "correlation_ci", "cv_ci", "design_effect",
                           "power_individual", "n_per_arm_normal", "n_per_arm", "power_cluster", "sites_per_arm"],
     "analysis.progression": ["band", "decision", "overall_band", "evaluate"],
