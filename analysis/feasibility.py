@@ -468,17 +468,90 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
                       collected: dict[str, bool] | None = None,
                       recruitment_period: dict | None = None, single_arm: bool = False,
                       cluster: bool = False) -> pd.DataFrame:
-    """The tidy feasibility table (one row per indicator x time point x arm).
+    """The tidy feasibility table: one row per indicator x time point x arm, each with its CI.
+
+    Indicators: eligibility and consent (screening log), recruitment rate per site-month (exact
+    Poisson, :func:`poisson_rate_ci`), retention and completion of each measure per follow-up,
+    intervention receipt and adherence (sessions attended), fidelity (sites reaching the
+    threshold) and withdrawal; proportions with :func:`proportion_ci`.
 
     An indicator whose data the trial did not collect (``collected``, from ingest) gets one row
     with no numbers, ``unit`` = ``not collected`` and the reason in ``definition``; it is never
     computed from defaults.  A single-arm study's rows are all ``arm`` = ``all`` (one group).
 
-    ``cluster`` (a cluster-randomised design): every participant-level proportion and the
-    recruitment rate per site-month also get the interval that allows for between-site
-    variation (``ci_low_cluster``, ``ci_high_cluster``, ``ci_method_cluster``, with the number
-    of ``sites`` and the ``design_effect``); the fidelity indicator counts sites, so its
-    cluster-aware interval is the simple one.  Elsewhere those columns are empty."""
+    Parameters
+    ----------
+    sites, participants, screening, linked : pandas.DataFrame
+        Ingest's sites, participants and screening log (None if not kept) and the linked
+        analysis table (one row per participant x time point).
+    primary_outcome : str
+        Score column whose completion defines retention.
+    arms : list of str
+        Arms in display order (:func:`study_arms`).
+    intervention_arm : str or None
+        Arm whose receipt, adherence and fidelity are reported (None: not reported, e.g. blinded).
+    ci_method : {"wilson", "clopper-pearson"}
+        Interval for proportions.
+    level : float
+        Confidence level.
+    recruitment_target : int, optional
+        Target sample size (recruited / target is reported).
+    measures : list of str, optional
+        Score columns whose completion is reported (default: the primary outcome).
+    receipt_min_sessions, adherence_min_sessions : int
+        Sessions attended that count as receipt and as adherence (None: no adherence row).
+    fidelity : pandas.DataFrame, optional
+        Fidelity assessments per site, with ``fidelity_threshold`` the score that counts as
+        faithful delivery.
+    collected : dict, optional
+        Ingest's record of which optional inputs the trial collected.
+    recruitment_period : dict, optional
+        ``feasibility.recruitment_period`` (start, end), when sites carry no recruitment window.
+    single_arm : bool
+        A single-arm study (no allocation).
+    cluster : bool
+        A cluster-randomised design: every participant-level proportion and the recruitment rate
+        also get the interval that allows for between-site variation (ci_low_cluster,
+        ci_high_cluster, ci_method_cluster, sites, design_effect: :func:`cluster_proportion_ci`,
+        :func:`cluster_rate_ci`); the fidelity indicator counts sites, so its cluster-aware
+        interval is the simple one.  Elsewhere those columns are empty.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``FEASIBILITY_COLUMNS``: indicator, timepoint, arm, numerator, denominator,
+        estimate, ci_low, ci_high, ci_method, unit, definition and the cluster-aware columns.
+
+    References
+    ----------
+    Eldridge SM, Chan CL, Campbell MJ, et al. CONSORT 2010 statement: extension to randomised
+    pilot and feasibility trials. BMJ 2016;355:i5239.
+
+    Examples
+    --------
+    The committed demo trial (twelve sites, randomised by site):
+
+    >>> from pathlib import Path
+    >>> import analysis
+    >>> from analysis.config import load_config
+    >>> from analysis.pipeline import prepare
+    >>> from analysis.feasibility import feasibility_table
+    >>> root = Path(analysis.__file__).parent.parent
+    >>> cfg = load_config(root / "config/config.yaml")
+    >>> t = prepare(cfg, root / cfg["data"]["raw_dir"])
+    >>> table = feasibility_table(t["sites"], t["participants"], t["screening"], t["linked"],
+    ...                           primary_outcome="wemwbs_total", arms=["control", "intervention"],
+    ...                           intervention_arm="intervention", cluster=True)
+    >>> table.indicator.unique().tolist()  # doctest: +NORMALIZE_WHITESPACE
+    ['eligibility', 'consent', 'recruitment_rate', 'retention', 'completion_wemwbs_total',
+     'intervention_receipt', 'withdrawal']
+    >>> retention = table[(table.indicator == "retention") & (table.arm == "all")]
+    >>> print(retention[["timepoint", "numerator", "denominator", "estimate", "ci_low", "ci_high", "ci_low_cluster",
+    ...                  "ci_high_cluster"]].round(3).to_string(index=False))
+    timepoint  numerator  denominator  estimate  ci_low  ci_high  ci_low_cluster  ci_high_cluster
+           m3        142        160.0     0.888   0.829    0.928           0.807            0.943
+           m9        109        160.0     0.681   0.606    0.748           0.559            0.788
+    """
     rows = []
     collected = collected or {}
     iarm = "all" if single_arm else intervention_arm

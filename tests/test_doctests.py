@@ -13,7 +13,7 @@ import pytest
 # module: the functions a statistician would call, each with a complete numpydoc docstring
 STATISTICAL = {
     "analysis.feasibility": ["proportion_ci", "poisson_rate_ci", "cluster_proportion_ci", "cluster_rate_ci",
-                             "recruitment_by_site", "safety_table"],
+                             "recruitment_by_site", "safety_table", "feasibility_table"],
     "analysis.mi": ["default_methods", "impute"],
     "analysis.mi_pool": ["pool"],
     "analysis.bootstrap": ["bootstrap", "weighted_ols"],
