@@ -548,8 +548,66 @@ def _icc_row(parameter, label, d: pd.DataFrame, formula: str, level: float, note
 def planning_inputs(linked: pd.DataFrame, participants: pd.DataFrame, sites: pd.DataFrame, cfg: dict,
                     economics: pd.DataFrame | None = None,
                     recruitment_window: bool = True) -> pd.DataFrame:
-    """Every input of the definitive trial's sample size that the pilot estimates, each with an
-    interval and the method in words (one row per parameter, ``INPUT_COLUMNS``)."""
+    """Every input of the definitive trial's sample size that the pilot estimates, with its uncertainty.
+
+    SDs of the primary outcome at its time point (raw and residual after the baseline, with a
+    confidence interval and Browne's upper confidence limit), the baseline-follow-up correlation,
+    ICCs (site variance share, raw and after baseline adjustment, profile-likelihood CIs), site
+    sizes and their CV, retention and the recruitment rate; the method of each in words.
+
+    Parameters
+    ----------
+    linked : pandas.DataFrame
+        The linked analysis table (one row per participant x time point).
+    participants, sites : pandas.DataFrame
+        Ingest's participants and sites.
+    cfg : dict
+        The validated config (design, primary outcome, planning, confidence levels).
+    economics : pandas.DataFrame, optional
+        Per-participant costs and QALYs (the economics stage's table): adds their SDs, their
+        correlation and (cluster design) the ICC of costs.
+    recruitment_window : bool
+        Whether the sites' recruitment windows were collected (else no recruitment rate).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per parameter, columns ``INPUT_COLUMNS``: parameter, label, estimate, ci_low,
+        ci_high, ci_level, ucl, ucl_level, n, df, sites, unit, method, note.
+
+    References
+    ----------
+    Browne RH. On the use of a pilot sample for sample size determination. Stat Med
+    1995;14:1933-1940.
+
+    Eldridge SM, Ashby D, Kerry S. Sample size for cluster randomized trials: effect of
+    coefficient of variation of cluster size and analysis method. Int J Epidemiol
+    2006;35:1292-1300.
+
+    Teare MD, Dimairo M, Shephard N, Hayman A, Whitehead A, Walters SJ. Sample size requirements
+    to estimate key design parameters from external pilot randomised controlled trials: a
+    simulation study. Trials 2014;15:264.
+
+    Examples
+    --------
+    The committed demo trial (cluster randomised, WEMWBS at 9 months the primary outcome):
+
+    >>> from pathlib import Path
+    >>> import analysis
+    >>> from analysis.config import load_config
+    >>> from analysis.pipeline import prepare
+    >>> from analysis.planning import planning_inputs, sample_size_table
+    >>> root = Path(analysis.__file__).parent.parent
+    >>> cfg = load_config(root / "config/config.yaml")
+    >>> t = prepare(cfg, root / cfg["data"]["raw_dir"])
+    >>> inputs = planning_inputs(t["linked"], t["participants"], t["sites"], cfg)
+    >>> print(inputs[["parameter", "estimate", "ci_low", "ci_high"]].head(4).round(2).to_string(index=False))
+      parameter  estimate  ci_low  ci_high
+    sd_followup      8.46    7.44     9.82
+    sd_residual      5.43    4.75     6.35
+    correlation      0.77    0.67     0.84
+            icc      0.07    0.00     0.30
+    """
     from analysis.config import primary_timepoint
     from analysis.outcomes import long_frame, model_spec
 
@@ -835,9 +893,58 @@ def _duration(n_recruited_total: float, per_site: float, plan: Plan, pl: dict, s
 
 
 def sample_size_table(inputs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
-    """Analytic sample size of the definitive trial over the grid of assumptions, one row per
-    scenario (``SIZE_COLUMNS``); the row computed with the configured choices has
-    ``recommended`` True.  Empty for a single-arm pilot or without a target difference."""
+    """Analytic sample size of the definitive trial over a grid of assumptions.
+
+    Scenarios cross the target differences, the SD basis (point estimate or Browne's upper
+    confidence limit), the retention basis and, in a cluster design, the ICC values (pilot
+    estimates and ``planning.icc_values``); each gives participants analysed and recruited per
+    arm (ANCOVA-adjusted SD when ``planning.ancova``), sites per arm with the design effect for
+    variable site sizes, the power reached and the months of recruitment needed.
+
+    Parameters
+    ----------
+    inputs : pandas.DataFrame
+        The pilot's planning inputs (:func:`planning_inputs`).
+    cfg : dict
+        The validated config (``planning``: target difference(s), alpha, power, choices).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scenario (``SIZE_COLUMNS``); the row computed with the configured choices has
+        ``recommended`` True.  Empty for a single-arm pilot or without a target difference.
+
+    References
+    ----------
+    Browne RH. On the use of a pilot sample for sample size determination. Stat Med
+    1995;14:1933-1940.
+
+    Eldridge SM, Ashby D, Kerry S. Sample size for cluster randomized trials: effect of
+    coefficient of variation of cluster size and analysis method. Int J Epidemiol
+    2006;35:1292-1300.
+
+    Teare MD, Dimairo M, Shephard N, Hayman A, Whitehead A, Walters SJ. Sample size requirements
+    to estimate key design parameters from external pilot randomised controlled trials: a
+    simulation study. Trials 2014;15:264.
+
+    Examples
+    --------
+    The committed demo trial (cluster randomised, WEMWBS at 9 months the primary outcome):
+
+    >>> from pathlib import Path
+    >>> import analysis
+    >>> from analysis.config import load_config
+    >>> from analysis.pipeline import prepare
+    >>> from analysis.planning import planning_inputs, sample_size_table
+    >>> root = Path(analysis.__file__).parent.parent
+    >>> cfg = load_config(root / "config/config.yaml")
+    >>> t = prepare(cfg, root / cfg["data"]["raw_dir"])
+    >>> inputs = planning_inputs(t["linked"], t["participants"], t["sites"], cfg)
+    >>> sizes = sample_size_table(inputs, cfg)
+    >>> rec = sizes[sizes.recommended].iloc[0]
+    >>> float(rec.target_difference), rec.sd_basis, int(rec.n_recruited_total), int(rec.sites_total)
+    (3.0, 'ucl', 508, 38)
+    """
     pl = cfg["planning"]
     design = cfg["design"]["type"]
     if design == "single_arm" or pl["target_difference"] is None:
