@@ -18,7 +18,7 @@ STATISTICAL = {
     "analysis.mi_pool": ["pool"],
     "analysis.bootstrap": ["bootstrap", "weighted_ols"],
     "analysis.qaly": ["auc", "discount_weight"],
-    "analysis.economics": ["icer", "quadrant", "ceac", "wellby_value"],
+    "analysis.economics": ["participant_table", "cost_effectiveness", "icer", "quadrant", "ceac", "wellby_value"],
     "analysis.costs": ["inflation_factor", "price_unit_costs", "service_costs"],
     "analysis.planning": ["planning_inputs", "sample_size_table", "sd_ucl_factor", "sim_lewis_factor", "sd_ci",
                           "correlation_ci", "cv_ci", "design_effect",
