@@ -24,6 +24,7 @@ STATISTICAL = {
                           "correlation_ci", "cv_ci", "design_effect",
                           "power_individual", "n_per_arm_normal", "n_per_arm", "power_cluster", "sites_per_arm"],
     "analysis.progression": ["band", "decision", "overall_band", "evaluate"],
+    "analysis.outcomes": ["describe", "standardised_effect", "ancova_effects", "analyse_outcome"],
     "analysis.table1": ["table1"],
     "analysis.scoring": ["score_responses", "reliability_table"],
     "analysis.lmm": ["fit_lmm"],
