@@ -174,7 +174,41 @@ def overall_band(bands: list[str]) -> str | None:
 
 
 def red_threshold_test(row, red: float, direction: str) -> tuple[str, float]:
-    """One-sided exact test of the estimate against the RED threshold (Lewis 2021)."""
+    """One-sided exact test of a feasibility estimate against its RED threshold.
+
+    H0: the true value is at the RED threshold or worse.  A proportion gets the exact binomial
+    test, the recruitment rate the exact Poisson test on its site-months; other indicators no
+    test.
+
+    Parameters
+    ----------
+    row : row of the feasibility table
+        indicator, unit, numerator and denominator (a named tuple or pandas Series).
+    red : float
+        The RED threshold.
+    direction : {"higher", "lower"}
+        Whether higher values are better.
+
+    Returns
+    -------
+    tuple of (str, float)
+        The test in words and its one-sided p-value; ("", NaN) when no test applies.
+
+    References
+    ----------
+    Lewis M, Bromley K, Sutton CJ, McCray G, Myers HL, Lancaster GA. Determining sample size for
+    progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot
+    Feasibility Stud 2021;7:40.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.progression import red_threshold_test
+    >>> row = pd.Series(dict(indicator="retention", unit="proportion", numerator=58, denominator=80))
+    >>> test, p = red_threshold_test(row, 0.6, "higher")
+    >>> test, round(p, 4)
+    ('exact binomial, H0: p <= 0.6', 0.0136)
+    """
     k = int(row.numerator)
     alt = "greater" if direction == "higher" else "less"
     if row.unit == "proportion":
@@ -195,8 +229,51 @@ def red_threshold_test(row, red: float, direction: str) -> tuple[str, float]:
 
 
 def cluster_test(row, red: float, direction: str, level: float = 0.95) -> tuple[str, float]:
-    """One-sided test against the RED threshold that the cluster-aware interval inverts (module
-    docstring), recomputed from the row's counts, sites and design effect."""
+    """One-sided test against the RED threshold that the cluster-aware interval inverts.
+
+    Recomputed from the row's estimate, counts, sites and design effect: for a proportion the
+    exact binomial test on the Korn-Graubard effective sample size, for the recruitment rate the
+    quasi-Poisson t test on the log rate (sites - 1 df).
+
+    Parameters
+    ----------
+    row : row of the feasibility table
+        indicator, unit, numerator, denominator, estimate, sites and design_effect.
+    red : float
+        The RED threshold.
+    direction : {"higher", "lower"}
+        Whether higher values are better.
+    level : float
+        The feasibility table's confidence level (it sets the effective sample size).
+
+    Returns
+    -------
+    tuple of (str, float)
+        The test in words and its one-sided p-value; ("", NaN) when no test applies.
+
+    References
+    ----------
+    Lewis M, Bromley K, Sutton CJ, McCray G, Myers HL, Lancaster GA. Determining sample size for
+    progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot
+    Feasibility Stud 2021;7:40.
+
+    Korn EL, Graubard BI. Confidence intervals for proportions with small expected number of
+    positive counts estimated from survey data. Survey Methodology 1998;24:193-201.
+
+    Examples
+    --------
+    Retention at four sites (as :func:`analysis.feasibility.cluster_proportion_ci`):
+
+    >>> import pandas as pd
+    >>> from analysis.feasibility import cluster_proportion_ci
+    >>> from analysis.progression import cluster_test
+    >>> c = cluster_proportion_ci([8, 12, 5, 10], [10, 15, 10, 12])
+    >>> row = pd.Series(dict(indicator="retention", unit="proportion", numerator=35, denominator=47,
+    ...                      estimate=c["estimate"], sites=c["sites"], design_effect=c["design_effect"]))
+    >>> test, p = cluster_test(row, 0.6, "higher")
+    >>> test, round(p, 4)
+    ('exact binomial on the Korn-Graubard effective sample size (15.5), H0: p <= 0.6', 0.184)
+    """
     op = "<=" if direction == "higher" else ">="
     if row.unit == "proportion":
         if not 0 <= red <= 1:

@@ -23,7 +23,7 @@ STATISTICAL = {
     "analysis.planning": ["planning_inputs", "sample_size_table", "sd_ucl_factor", "sim_lewis_factor", "sd_ci",
                           "correlation_ci", "cv_ci", "design_effect",
                           "power_individual", "n_per_arm_normal", "n_per_arm", "power_cluster", "sites_per_arm"],
-    "analysis.progression": ["band", "decision", "overall_band", "evaluate"],
+    "analysis.progression": ["band", "decision", "overall_band", "evaluate", "red_threshold_test", "cluster_test"],
     "analysis.outcomes": ["describe", "standardised_effect", "ancova_effects", "analyse_outcome"],
     "analysis.table1": ["table1"],
     "analysis.scoring": ["score_responses", "reliability_table"],
