@@ -32,3 +32,16 @@ def test_snakemake_lint_finds_nothing(root, config):
     res = subprocess.run([sys.executable, "-m", "snakemake", "--lint", f"--configfile={config}"], cwd=root,
                          capture_output=True, text=True, env=ENV, timeout=300)
     assert res.returncode == 0 and "Lints for" not in res.stdout + res.stderr, res.stdout + res.stderr
+
+
+def test_snakemake_lint_finds_nothing_with_a_registered_plan(root, tmp_path):
+    """With a SAP lock beside the config the workflow has its sap rule too."""
+    cfg = tmp_path / "trial.yaml"
+    cfg.write_text((root / "config/config.yaml").read_text().replace(
+        "raw_dir: data/raw/demo", f"raw_dir: {root / 'data/raw/demo'}"))
+    subprocess.run([sys.executable, "-m", "analysis.sap", "lock", str(cfg), "--by", "lint test"], cwd=root,
+                   capture_output=True, text=True, env=ENV, timeout=300, check=True)
+    assert str(root / "data/raw/demo") in cfg.read_text() and (tmp_path / "trial.sap.lock.json").is_file()
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--lint", f"--configfile={cfg}"], cwd=root,
+                         capture_output=True, text=True, env=ENV, timeout=300)
+    assert res.returncode == 0 and "Lints for" not in res.stdout + res.stderr, res.stdout + res.stderr
