@@ -3,6 +3,10 @@
 #   snakemake --cores 2 --configfile path/to/trial.yaml  # any other trial
 # A --configfile on the command line replaces the demo config entirely (it is not merged into
 # it), so keys a trial leaves out take the schema defaults, never the demo's values.
+from snakemake.utils import min_version
+
+min_version("9.27")  # the pinned Snakemake (pyproject.toml)
+
 if not config:
 
     configfile: "config/config.yaml"
@@ -33,5 +37,7 @@ onerror:
     from analysis.io import remove_outputs_since
 
     _gone = remove_outputs_since([PROC, REP], RUN_STARTED)
-    print(f"pathways: the run failed; removed the {len(_gone)} output file(s) it had written "
-          f"under {PROC}/ and {REP}/ (logs kept in {LOGS}/)")
+    print(
+        f"pathways: the run failed; removed the {len(_gone)} output file(s) it had written "
+        f"under {PROC}/ and {REP}/ (logs kept in {LOGS}/)"
+    )

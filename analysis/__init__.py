@@ -5,3 +5,9 @@ Every statistical routine lives in this package as a pure function; the Snakemak
 """
 
 __version__ = "0.1.0"
+
+# One month, in days, wherever the analysis turns months into days or back: recruitment windows and
+# rates (feasibility, planning), the scheduled date of a visit (ingest's visit windows, follow-up due
+# dates).  The synthetic-data generators keep their own month (analysis.simulate.SIM_DAYS_PER_MONTH):
+# it made the committed example data sets.
+DAYS_PER_MONTH = 365.25 / 12

@@ -94,7 +94,54 @@ def count_blocks(n: int, strata, clusters=None, *, replicates: int, seed, two_st
 
 def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int, strata, clusters=None, *,
               replicates: int = 10_000, seed=0, two_stage: bool = False) -> np.ndarray:
-    """Apply ``statistic`` (counts (b, n) -> array (b, k)) to every replicate; returns (B, k)."""
+    """Stratified (optionally two-stage) nonparametric bootstrap of a weighted statistic.
+
+    Each replicate is a vector of resampling counts per participant: participants are drawn with
+    replacement within each stratum (the arm), or, with ``two_stage``, sites within each stratum
+    and then participants within each drawn site.  ``statistic`` receives the counts as weights
+    for a block of replicates at once.
+
+    Parameters
+    ----------
+    statistic : callable
+        Maps weights of shape (b, n) to an array of shape (b, k), e.g. :func:`weighted_ols`.
+    n : int
+        Number of participants.
+    strata : array-like of shape (n,)
+        Stratum (arm) of each participant.
+    clusters : array-like of shape (n,), optional
+        Site of each participant; needed when ``two_stage``.
+    replicates : int
+        Number of bootstrap replicates B.
+    seed : int or numpy.random.SeedSequence
+        Seed of ``numpy.random.default_rng``: the same seed gives the same replicates.
+    two_stage : bool
+        Resample sites, then participants within sites.
+
+    Returns
+    -------
+    numpy.ndarray of shape (B, k)
+        The statistic in each replicate.
+
+    References
+    ----------
+    Efron B, Tibshirani RJ. An Introduction to the Bootstrap. New York: Chapman and Hall, 1993.
+
+    Davison AC, Hinkley DV. Bootstrap Methods and their Application. Cambridge University Press,
+    1997, section 3.8 (two-stage resampling of clustered data).
+
+    Examples
+    --------
+    Percentile interval for a difference in means (the regression coefficient of the arm):
+
+    >>> import numpy as np
+    >>> from analysis.bootstrap import bootstrap, weighted_ols
+    >>> X = np.column_stack([np.ones(6), [0, 0, 0, 1, 1, 1]])
+    >>> y = np.array([3.0, 4, 5, 6, 8, 7])
+    >>> reps = bootstrap(lambda w: weighted_ols(X, y, w)[:, 1:], 6, strata=X[:, 1], replicates=1000, seed=3)
+    >>> reps.shape, np.percentile(reps[:, 0], [2.5, 97.5]).round(2).tolist()
+    ((1000, 1), [1.67, 4.33])
+    """
     parts = [np.asarray(statistic(c.astype(float)))
              for c in count_blocks(n, strata, clusters, replicates=replicates, seed=seed,
                                    two_stage=two_stage)]
@@ -104,9 +151,42 @@ def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int, strata, clu
 def weighted_ols(X: np.ndarray, y: np.ndarray, weights: np.ndarray, use: np.ndarray | None = None) -> np.ndarray:
     """Least-squares coefficients for many weightings at once.
 
-    ``X`` (n, p), ``y`` (n,), ``weights`` (b, n) (bootstrap counts; ones for the point
-    estimate), ``use`` (n,) boolean: rows that enter (complete cases).  Returns (b, p).
-    Solves the normal equations (X'WX) beta = X'Wy with one matrix product per block.
+    Solves the normal equations (X'WX) beta = X'Wy with one matrix product per block of
+    weightings (a least-squares solve per row for a singular replicate).
+
+    Parameters
+    ----------
+    X : numpy.ndarray of shape (n, p)
+        Design matrix.
+    y : numpy.ndarray of shape (n,)
+        Outcome.
+    weights : numpy.ndarray of shape (b, n)
+        One weighting per row (bootstrap counts; ones for the point estimate).
+    use : numpy.ndarray of shape (n,), optional
+        Rows that enter (complete cases); all by default.
+
+    Returns
+    -------
+    numpy.ndarray of shape (b, p)
+        Coefficients for each weighting.
+
+    References
+    ----------
+    Efron B, Tibshirani RJ. An Introduction to the Bootstrap. New York: Chapman and Hall, 1993.
+
+    Davison AC, Hinkley DV. Bootstrap Methods and their Application. Cambridge University Press,
+    1997, section 3.8 (two-stage resampling of clustered data).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from analysis.bootstrap import weighted_ols
+    >>> X = np.column_stack([np.ones(6), [0, 0, 0, 1, 1, 1]])
+    >>> y = np.array([3.0, 4, 5, 6, 8, 7])
+    >>> weighted_ols(X, y, np.ones((1, 6)))
+    array([[4., 3.]])
+    >>> weighted_ols(X, y, np.array([[2, 1, 0, 1, 1, 1]]))
+    array([[3.33333333, 3.66666667]])
     """
     X = np.asarray(X, float)
     y = np.asarray(y, float)

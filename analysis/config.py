@@ -27,7 +27,9 @@ import yaml
 
 from analysis import safe_yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+# Inside the package, so `pip install .` has it too; workflow/schemas/config.schema.yaml (Snakemake's
+# usual place) is a link to it.
+SCHEMA_PATH = Path(__file__).resolve().parent / "config.schema.yaml"
 
 
 class ConfigError(ValueError):

@@ -113,7 +113,38 @@ def _year_before(year: str) -> str:
 
 
 def inflation_factor(from_year: str, to_year: str, index: pd.DataFrame) -> float:
-    """Multiply a cost in ``from_year`` prices by this to express it in ``to_year`` prices."""
+    """Factor that expresses a cost in ``from_year`` prices in ``to_year`` prices.
+
+    Parameters
+    ----------
+    from_year, to_year : str
+        Financial years, e.g. "2021/22".
+    index : pandas.DataFrame
+        Annual inflation, columns year and rate_pct (the rise into that year, in percent),
+        consecutive years (:func:`load_inflation_index`).
+
+    Returns
+    -------
+    float
+        The product of (1 + rate/100) over the years between; below 1 when deflating.  Raises
+        :class:`CostError` for a year outside the index.
+
+    References
+    ----------
+    Jones KC, Weatherly H, Birch S, et al. Unit Costs of Health and Social Care 2024 Manual.
+    Personal Social Services Research Unit (University of Kent) and Centre for Health Economics
+    (University of York), 2025 (the NHS cost inflation index).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.costs import inflation_factor
+    >>> index = pd.DataFrame({"year": ["2022/23", "2023/24"], "rate_pct": [5.0, 2.0]})
+    >>> round(inflation_factor("2021/22", "2023/24", index), 4)
+    1.071
+    >>> round(inflation_factor("2023/24", "2021/22", index), 4)
+    0.9337
+    """
     _check_year(from_year, "inflation from")
     _check_year(to_year, "inflation to")
     if from_year == to_year:
@@ -132,7 +163,42 @@ def price_unit_costs(unit_costs: pd.DataFrame, item_ids, price_year: str,
                      index: pd.DataFrame) -> pd.DataFrame:
     """The unit costs named in ``item_ids``, each inflated to ``price_year``.
 
-    Raises :class:`CostError` naming the item if it is unknown or has no value (a placeholder).
+    Parameters
+    ----------
+    unit_costs : pandas.DataFrame
+        The unit-cost table (:func:`load_unit_costs`): item_id, description, unit, unit_cost,
+        price_year, source, table, verification, note.
+    item_ids : iterable of str
+        Items to price (each once, in first-seen order).
+    price_year : str
+        Financial year of the analysis's prices, e.g. "2023/24".
+    index : pandas.DataFrame
+        Inflation index (:func:`load_inflation_index`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per item: the table's fields plus inflation_factor (:func:`inflation_factor`),
+        unit_cost_inflated and target_price_year.  Raises :class:`CostError` naming the item if it
+        is unknown or has no value (a placeholder).
+
+    References
+    ----------
+    Jones KC, Weatherly H, Birch S, et al. Unit Costs of Health and Social Care 2024 Manual.
+    Personal Social Services Research Unit (University of Kent) and Centre for Health Economics
+    (University of York), 2025.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.costs import price_unit_costs
+    >>> unit_costs = pd.DataFrame([dict(item_id="gp_visit", description="GP consultation", unit="contact",
+    ...                                 unit_cost=49.0, price_year="2022/23", source="example", table="",
+    ...                                 verification="PUB", note="")])
+    >>> index = pd.DataFrame({"year": ["2022/23", "2023/24"], "rate_pct": [5.0, 2.0]})
+    >>> priced = price_unit_costs(unit_costs, ["gp_visit"], "2023/24", index)
+    >>> priced[["item_id", "unit_cost", "inflation_factor", "unit_cost_inflated"]].round(2).values.tolist()
+    [['gp_visit', 49.0, 1.02, 49.98]]
     """
     rows = []
     known = unit_costs.set_index("item_id")
@@ -158,9 +224,43 @@ def price_unit_costs(unit_costs: pd.DataFrame, item_ids, price_year: str,
 def service_costs(service_use: pd.DataFrame, items: dict[str, dict], priced: pd.DataFrame) -> pd.DataFrame:
     """Cost of each service-use item per participant and time point.
 
-    ``items`` maps a service-use column to ``{unit_cost_item, units_per_contact, category}``.
-    Returns participant_id, timepoint and one ``cost_<column>`` per item (NaN where the count
-    is missing).
+    Parameters
+    ----------
+    service_use : pandas.DataFrame
+        One row per participant and time point: participant_id, timepoint and a count column per
+        service.
+    items : dict
+        ``economics.service_items``: a service-use column to ``{unit_cost_item,
+        units_per_contact, category}``.
+    priced : pandas.DataFrame
+        The priced unit costs (:func:`price_unit_costs`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        participant_id, timepoint and one ``cost_<column>`` per item: count x units per contact x
+        inflated unit cost (NaN where the count is missing).  A negative count raises
+        :class:`CostError`.
+
+    References
+    ----------
+    Jones KC, Weatherly H, Birch S, et al. Unit Costs of Health and Social Care 2024 Manual.
+    Personal Social Services Research Unit (University of Kent) and Centre for Health Economics
+    (University of York), 2025.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.costs import price_unit_costs
+    >>> unit_costs = pd.DataFrame([dict(item_id="gp_visit", description="GP consultation", unit="contact",
+    ...                                 unit_cost=49.0, price_year="2022/23", source="example", table="",
+    ...                                 verification="PUB", note="")])
+    >>> index = pd.DataFrame({"year": ["2022/23", "2023/24"], "rate_pct": [5.0, 2.0]})
+    >>> priced = price_unit_costs(unit_costs, ["gp_visit"], "2023/24", index)
+    >>> from analysis.costs import service_costs
+    >>> use = pd.DataFrame({"participant_id": ["P1", "P2"], "timepoint": ["m9", "m9"], "gp": [3, None]})
+    >>> service_costs(use, {"gp": {"unit_cost_item": "gp_visit"}}, priced).cost_gp.round(2).tolist()
+    [149.94, nan]
     """
     price = priced.set_index("item_id").unit_cost_inflated
     out = service_use[["participant_id", "timepoint"]].copy()

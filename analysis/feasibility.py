@@ -26,6 +26,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
+from analysis import DAYS_PER_MONTH
+
 FEASIBILITY_COLUMNS = ["indicator", "timepoint", "arm", "numerator", "denominator", "estimate",
                        "ci_low", "ci_high", "ci_method", "unit", "definition",
                        "ci_low_cluster", "ci_high_cluster", "ci_method_cluster", "sites", "design_effect"]
@@ -34,7 +36,6 @@ KORN_GRAUBARD = ("Korn-Graubard: Clopper-Pearson on the effective sample size, s
 QUASI_POISSON = "quasi-Poisson over site-months: Pearson dispersion, t on sites - 1 df, log scale"
 FLOW_COLUMNS = ["stage", "arm", "site_id", "timepoint", "measure", "reason", "n"]
 _SM_METHOD = {"wilson": "wilson", "clopper-pearson": "beta"}
-DAYS_PER_MONTH = 365.25 / 12
 NOT_RECORDED = "reason not recorded"
 UNDECLARED = "other reason (not on the declared list)"
 
@@ -58,7 +59,43 @@ def denominator_of(indicator: str) -> str:
 
 
 def proportion_ci(k: int, n: int, method: str = "wilson", level: float = 0.95) -> tuple[float, float, float]:
-    """Estimate and two-sided CI for a binomial proportion k/n (NaNs when n == 0)."""
+    """Estimate and two-sided confidence interval for a binomial proportion k/n.
+
+    Parameters
+    ----------
+    k : int
+        Number of events (e.g. people consenting).
+    n : int
+        Number of trials (e.g. people eligible).
+    method : {"wilson", "clopper-pearson"}
+        Wilson's score interval (default) or the exact Clopper-Pearson interval.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        (estimate, ci_low, ci_high); NaNs when ``n`` is 0.  The limits at k = 0 and k = n are
+        exactly 0 and 1.
+
+    References
+    ----------
+    Wilson EB. Probable inference, the law of succession, and statistical inference. J Am Stat
+    Assoc 1927;22:209-212.
+
+    Clopper CJ, Pearson ES. The use of confidence or fiducial limits illustrated in the case of
+    the binomial. Biometrika 1934;26:404-413.
+
+    Examples
+    --------
+    12 of 40 eligible people consent:
+
+    >>> from analysis.feasibility import proportion_ci
+    >>> [round(x, 4) for x in proportion_ci(12, 40)]
+    [0.3, 0.1807, 0.4543]
+    >>> [round(x, 4) for x in proportion_ci(12, 40, method="clopper-pearson")]
+    [0.3, 0.1656, 0.4653]
+    """
     if method not in _SM_METHOD:
         raise ValueError(f"unknown CI method {method!r}; choose one of {sorted(_SM_METHOD)}")
     if n == 0:
@@ -69,7 +106,34 @@ def proportion_ci(k: int, n: int, method: str = "wilson", level: float = 0.95) -
 
 
 def poisson_rate_ci(count: int, exposure: float, level: float = 0.95) -> tuple[float, float, float]:
-    """Exact (Garwood) CI for a Poisson rate count/exposure."""
+    """Exact (Garwood) confidence interval for a Poisson rate count/exposure.
+
+    Parameters
+    ----------
+    count : int
+        Number of events (e.g. participants recruited).
+    exposure : float
+        Exposure over which they happened (e.g. site-months of recruitment).
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        (rate, ci_low, ci_high), from chi-square quantiles; NaNs when ``exposure`` is not positive.
+
+    References
+    ----------
+    Garwood F. Fiducial limits for the Poisson distribution. Biometrika 1936;28:437-442.
+
+    Examples
+    --------
+    30 participants recruited over 12 site-months:
+
+    >>> from analysis.feasibility import poisson_rate_ci
+    >>> [round(float(x), 4) for x in poisson_rate_ci(30, 12.0)]
+    [2.5, 1.6867, 3.5689]
+    """
     if exposure <= 0:
         return (np.nan, np.nan, np.nan)
     a = 1 - level
@@ -79,22 +143,44 @@ def poisson_rate_ci(count: int, exposure: float, level: float = 0.95) -> tuple[f
 
 
 def cluster_proportion_ci(k, n, level: float = 0.95) -> dict:
-    """Proportion sum(k)/sum(n) over sites with an interval that allows for between-site
-    variation (Korn EL, Graubard BI. Survey Methodology 1998;24:193; as R's
-    ``survey::svyciprop(method = "beta")`` for a design with sites as clusters).
+    """Proportion over sites with an interval that allows for between-site variation.
 
-    ``k``, ``n``: events and denominators per site (sites with n = 0 are left out).  The
-    variance of the pooled (ratio) estimate p is the with-replacement cluster estimate
+    The estimate is sum(k)/sum(n), with a Korn-Graubard interval, as R's
+    ``survey::svyciprop(method = "beta")`` for a design with sites as clusters.  The variance of
+    the pooled (ratio) estimate p is the with-replacement cluster estimate
     v = K/(K-1) sum_j ((k_j - p n_j) / N)^2 over the K sites; the design effect is
-    d = v / (p(1-p)/N) and the effective sample size N/d, multiplied by
-    (t_{N-1} / t_{K-1})^2 at the interval's tail probability so that the interval reflects the
-    K - 1 degrees of freedom of v.  The interval is Clopper-Pearson's (beta quantiles) for
-    p x n_eff events in n_eff trials, non-integer counts allowed.  When every site has the same
-    proportion (p = 0 or 1 included) v is 0 and the between-site variation cannot be
-    estimated: the design effect is taken as 1.  Fewer than two sites: no interval (NaN) and
-    the method says why.
+    d = v / (p(1-p)/N) and the effective sample size N/d, multiplied by (t_{N-1} / t_{K-1})^2 at
+    the interval's tail probability so that the interval reflects the K - 1 degrees of freedom of
+    v.  The interval is Clopper-Pearson's (beta quantiles) for p x n_eff events in n_eff trials,
+    non-integer counts allowed.  When every site has the same proportion (p = 0 or 1 included) v
+    is 0 and the between-site variation cannot be estimated: the design effect is taken as 1.
 
-    Returns estimate, ci_low, ci_high, method, sites, design_effect, n_eff (df-adjusted).
+    Parameters
+    ----------
+    k, n : array-like
+        Events and denominators per site (sites with n = 0 are left out).
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    dict
+        estimate, ci_low, ci_high, method (text for the report), sites, design_effect and n_eff
+        (df-adjusted).  Fewer than two sites: no interval (NaN) and the method says why.
+
+    References
+    ----------
+    Korn EL, Graubard BI. Confidence intervals for proportions with small expected number of
+    positive counts estimated from survey data. Survey Methodology 1998;24:193-201.
+
+    Examples
+    --------
+    Retention at four sites:
+
+    >>> from analysis.feasibility import cluster_proportion_ci
+    >>> r = cluster_proportion_ci([8, 12, 5, 10], [10, 15, 10, 12])
+    >>> round(r["estimate"], 4), round(r["ci_low"], 4), round(r["ci_high"], 4), round(r["design_effect"], 3)
+    (0.7447, 0.4661, 0.9262, 1.211)
     """
     k = np.asarray(k, float)
     n = np.asarray(n, float)
@@ -126,15 +212,42 @@ def cluster_proportion_ci(k, n, level: float = 0.95) -> dict:
 
 
 def cluster_rate_ci(counts, exposure, level: float = 0.95) -> dict:
-    """Rate sum(counts)/sum(exposure) over sites with an interval that allows for between-site
-    variation: the quasi-Poisson model log E[y_j] = log(t_j) + log(rate), Var(y_j) = phi E[y_j]
-    (McCullagh P, Nelder JA. Generalized Linear Models, 2nd ed., 1989, section 6.2; R's
+    """Rate over sites with an interval that allows for between-site variation.
+
+    The estimate is sum(counts)/sum(exposure); the interval comes from the quasi-Poisson model
+    log E[y_j] = log(t_j) + log(rate), Var(y_j) = phi E[y_j] (R's
     ``glm(y ~ 1 + offset(log(t)), family = quasipoisson)``).  phi is the Pearson statistic over
     K - 1 degrees of freedom, the standard error of log(rate) is sqrt(phi / sum(y)), and the
-    interval is exp(log(rate) +/- t_{K-1} SE).  With no events the log scale is undefined and
-    with fewer than two sites phi cannot be estimated: no interval (NaN) and the method says why.
+    interval is exp(log(rate) +/- t_{K-1} SE).
 
-    Returns estimate, ci_low, ci_high, method, sites, design_effect (= phi), se_log.
+    Parameters
+    ----------
+    counts, exposure : array-like
+        Events and exposure per site (e.g. participants recruited and site-months); sites with no
+        exposure are left out.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    dict
+        estimate, ci_low, ci_high, method (text for the report), sites, design_effect (= phi) and
+        se_log.  With no events the log scale is undefined and with fewer than two sites phi cannot
+        be estimated: no interval (NaN) and the method says why.
+
+    References
+    ----------
+    McCullagh P, Nelder JA. Generalized Linear Models, 2nd ed. London: Chapman and Hall, 1989,
+    section 6.2.
+
+    Examples
+    --------
+    Recruitment at four sites over 17 site-months:
+
+    >>> from analysis.feasibility import cluster_rate_ci
+    >>> r = cluster_rate_ci([10, 14, 6, 12], [4.0, 5.0, 3.5, 4.5])
+    >>> round(r["estimate"], 4), round(r["ci_low"], 4), round(r["ci_high"], 4), round(r["design_effect"], 3)
+    (2.4706, 1.8348, 3.3267, 0.367)
     """
     y = np.asarray(counts, float)
     t = np.asarray(exposure, float)
@@ -355,17 +468,90 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
                       collected: dict[str, bool] | None = None,
                       recruitment_period: dict | None = None, single_arm: bool = False,
                       cluster: bool = False) -> pd.DataFrame:
-    """The tidy feasibility table (one row per indicator x time point x arm).
+    """The tidy feasibility table: one row per indicator x time point x arm, each with its CI.
+
+    Indicators: eligibility and consent (screening log), recruitment rate per site-month (exact
+    Poisson, :func:`poisson_rate_ci`), retention and completion of each measure per follow-up,
+    intervention receipt and adherence (sessions attended), fidelity (sites reaching the
+    threshold) and withdrawal; proportions with :func:`proportion_ci`.
 
     An indicator whose data the trial did not collect (``collected``, from ingest) gets one row
     with no numbers, ``unit`` = ``not collected`` and the reason in ``definition``; it is never
     computed from defaults.  A single-arm study's rows are all ``arm`` = ``all`` (one group).
 
-    ``cluster`` (a cluster-randomised design): every participant-level proportion and the
-    recruitment rate per site-month also get the interval that allows for between-site
-    variation (``ci_low_cluster``, ``ci_high_cluster``, ``ci_method_cluster``, with the number
-    of ``sites`` and the ``design_effect``); the fidelity indicator counts sites, so its
-    cluster-aware interval is the simple one.  Elsewhere those columns are empty."""
+    Parameters
+    ----------
+    sites, participants, screening, linked : pandas.DataFrame
+        Ingest's sites, participants and screening log (None if not kept) and the linked
+        analysis table (one row per participant x time point).
+    primary_outcome : str
+        Score column whose completion defines retention.
+    arms : list of str
+        Arms in display order (:func:`study_arms`).
+    intervention_arm : str or None
+        Arm whose receipt, adherence and fidelity are reported (None: not reported, e.g. blinded).
+    ci_method : {"wilson", "clopper-pearson"}
+        Interval for proportions.
+    level : float
+        Confidence level.
+    recruitment_target : int, optional
+        Target sample size (recruited / target is reported).
+    measures : list of str, optional
+        Score columns whose completion is reported (default: the primary outcome).
+    receipt_min_sessions, adherence_min_sessions : int
+        Sessions attended that count as receipt and as adherence (None: no adherence row).
+    fidelity : pandas.DataFrame, optional
+        Fidelity assessments per site, with ``fidelity_threshold`` the score that counts as
+        faithful delivery.
+    collected : dict, optional
+        Ingest's record of which optional inputs the trial collected.
+    recruitment_period : dict, optional
+        ``feasibility.recruitment_period`` (start, end), when sites carry no recruitment window.
+    single_arm : bool
+        A single-arm study (no allocation).
+    cluster : bool
+        A cluster-randomised design: every participant-level proportion and the recruitment rate
+        also get the interval that allows for between-site variation (ci_low_cluster,
+        ci_high_cluster, ci_method_cluster, sites, design_effect: :func:`cluster_proportion_ci`,
+        :func:`cluster_rate_ci`); the fidelity indicator counts sites, so its cluster-aware
+        interval is the simple one.  Elsewhere those columns are empty.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``FEASIBILITY_COLUMNS``: indicator, timepoint, arm, numerator, denominator,
+        estimate, ci_low, ci_high, ci_method, unit, definition and the cluster-aware columns.
+
+    References
+    ----------
+    Eldridge SM, Chan CL, Campbell MJ, et al. CONSORT 2010 statement: extension to randomised
+    pilot and feasibility trials. BMJ 2016;355:i5239.
+
+    Examples
+    --------
+    The committed demo trial (twelve sites, randomised by site):
+
+    >>> from pathlib import Path
+    >>> import analysis
+    >>> from analysis.config import load_config
+    >>> from analysis.pipeline import prepare
+    >>> from analysis.feasibility import feasibility_table
+    >>> root = Path(analysis.__file__).parent.parent
+    >>> cfg = load_config(root / "config/config.yaml")
+    >>> t = prepare(cfg, root / cfg["data"]["raw_dir"])
+    >>> table = feasibility_table(t["sites"], t["participants"], t["screening"], t["linked"],
+    ...                           primary_outcome="wemwbs_total", arms=["control", "intervention"],
+    ...                           intervention_arm="intervention", cluster=True)
+    >>> table.indicator.unique().tolist()  # doctest: +NORMALIZE_WHITESPACE
+    ['eligibility', 'consent', 'recruitment_rate', 'retention', 'completion_wemwbs_total',
+     'intervention_receipt', 'withdrawal']
+    >>> retention = table[(table.indicator == "retention") & (table.arm == "all")]
+    >>> print(retention[["timepoint", "numerator", "denominator", "estimate", "ci_low", "ci_high", "ci_low_cluster",
+    ...                  "ci_high_cluster"]].round(3).to_string(index=False))
+    timepoint  numerator  denominator  estimate  ci_low  ci_high  ci_low_cluster  ci_high_cluster
+           m3        142        160.0     0.888   0.829    0.928           0.807            0.943
+           m9        109        160.0     0.681   0.606    0.748           0.559            0.788
+    """
     rows = []
     collected = collected or {}
     iarm = "all" if single_arm else intervention_arm
@@ -515,10 +701,47 @@ SAFETY_MEASURES = {
 def safety_table(participants: pd.DataFrame, adverse_events: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
     """Adverse-event counts by arm and overall (tidy: measure, arm, n, denominator).
 
-    Events are counted as recorded (one row = one event); "participants with" counts people
-    with at least one such event; the denominator is the number of participants allocated to
-    the arm.  An event for a participant not in ``participants`` raises (ingest has already
-    refused such orphans).  No rates or tests: a pilot describes safety, it does not compare it.
+    Events are counted as recorded (one row = one event); "participants with" counts people with
+    at least one such event; the denominator is the number of participants allocated to the arm.
+    No rates or tests: a pilot describes safety, it does not compare it.
+
+    Parameters
+    ----------
+    participants : pandas.DataFrame
+        One row per participant: participant_id, arm.
+    adverse_events : pandas.DataFrame
+        One row per event: participant_id, event_date, serious, related (booleans).
+    arms : list of str
+        Arms in display order ("all" is added).
+
+    Returns
+    -------
+    pandas.DataFrame
+        measure (events, participants_with_event, serious_events, participants_with_serious_event,
+        related_events), arm, n, denominator.  An event for a participant not in ``participants``
+        raises (ingest has already refused such orphans).
+
+    References
+    ----------
+    Ioannidis JPA, Evans SJW, Gotzsche PC, et al. Better reporting of harms in randomized trials:
+    an extension of the CONSORT statement. Ann Intern Med 2004;141:781-788.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.feasibility import safety_table
+    >>> parts = pd.DataFrame({"participant_id": ["P1", "P2", "P3", "P4", "P5"], "arm": ["A", "A", "A", "B", "B"]})
+    >>> events = pd.DataFrame({"participant_id": ["P1", "P1", "P4"], "serious": [False, True, False],
+    ...                        "related": [False, False, True],
+    ...                        "event_date": pd.to_datetime(["2024-03-01", "2024-04-01", "2024-05-01"])})
+    >>> t = safety_table(parts, events, ["A", "B"])
+    >>> print(t[t.arm == "all"].to_string(index=False))
+                            measure arm  n  denominator
+                             events all  3            5
+            participants_with_event all  2            5
+                     serious_events all  1            5
+    participants_with_serious_event all  1            5
+                     related_events all  1            5
     """
     arm_of = participants.set_index("participant_id").arm
     ae = adverse_events.assign(arm=adverse_events.participant_id.map(arm_of))
@@ -543,8 +766,45 @@ def safety_table(participants: pd.DataFrame, adverse_events: pd.DataFrame, arms:
 
 def recruitment_by_site(sites: pd.DataFrame, participants: pd.DataFrame,
                         level: float = 0.95) -> pd.DataFrame:
-    """Participants, site-months open and recruitment rate (exact Poisson CI) per site; the
-    rate is left empty for a site without a recruitment window (not collected)."""
+    """Recruitment per site: participants, site-months open and the rate with its exact CI.
+
+    Parameters
+    ----------
+    sites : pandas.DataFrame
+        One row per site: site_id, arm, client_group, recruitment_start, recruitment_end.
+    participants : pandas.DataFrame
+        One row per participant with site_id.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        site_id, arm, client_group, recruited, site_months (days open, inclusive, over
+        ``analysis.DAYS_PER_MONTH``), rate_per_month, ci_low, ci_high (Garwood, as
+        :func:`poisson_rate_ci`); the rate is left empty for a site without a recruitment window
+        (not collected).
+
+    References
+    ----------
+    Garwood F. Fiducial limits for the Poisson distribution. Biometrika 1936;28:437-442.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.feasibility import recruitment_by_site
+    >>> sites = pd.DataFrame({"site_id": ["S1", "S2"], "arm": ["A", "B"], "client_group": ["psychosis"] * 2,
+    ...                       "recruitment_start": pd.to_datetime(["2024-01-01", "2024-02-01"]),
+    ...                       "recruitment_end": pd.to_datetime(["2024-06-30", "2024-06-30"])})
+    >>> parts = pd.DataFrame({"participant_id": ["P1", "P2", "P3", "P4", "P5"],
+    ...                       "site_id": ["S1", "S1", "S1", "S2", "S2"]})
+    >>> t = recruitment_by_site(sites, parts)
+    >>> print(t[["site_id", "recruited", "site_months", "rate_per_month", "ci_low", "ci_high"]].round(3)
+    ...       .to_string(index=False))
+    site_id  recruited  site_months  rate_per_month  ci_low  ci_high
+         S1          3        5.979           0.502   0.103    1.466
+         S2          2        4.961           0.403   0.049    1.456
+    """
     months = site_months(sites)
     counts = participants.groupby("site_id").size().reindex(sites.site_id, fill_value=0)
     rows = []

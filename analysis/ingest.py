@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import DAYS_PER_MONTH
 from analysis import redcap as rc
 from analysis.readers import RawTable, read_file
 from analysis.validation import (QUERY_COLUMNS, Collector, DataValidationError, Field, Query,  # noqa: F401
@@ -55,7 +56,6 @@ ADVERSE_EVENT_COLUMNS = ["participant_id", "event_date", "serious", "related"]
 ADVERSE_EVENT_FREE_TEXT = ["description"]
 ITEM_PATTERN = re.compile(r"^(?P<instrument>[a-z0-9]+)_(?P<k>\d+)$")
 EXCLUSION_COLUMNS = ["step", "reason", "timepoint", "arm", "n"]
-DAYS_PER_MONTH = 30.44
 _ORPHAN = "record for a participant who is not in the participants file (orphan)"
 
 
@@ -500,16 +500,54 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
     arm, n: records excluded and rows not read, with reasons).  IDs are the trial's own; the
     ingest stage pseudonymises them.  Raises :class:`DataValidationError` if any error-level
     rule is broken.
-    """
-    data = cfg["data"]
-    ctx = _Context(cfg, Path(raw_dir or data["raw_dir"]), Collector())
-    q = ctx.q
-    fmt = ctx.date_formats
-    waves_cfg = data["waves"]
-    tps = [w["timepoint"] for w in waves_cfg]
-    collected: dict[str, bool] = {}
 
-    # ---- REDCap export and dictionary ---------------------------------------------------------
+    Each input file has its own reader below (``_read_<file>``), called in this order: a file's
+    checks can use the files read before it (participants' sites, waves' consent dates).
+    """
+    ctx = _Context(cfg, Path(raw_dir or cfg["data"]["raw_dir"]), Collector())
+    event_tp = _read_redcap(ctx)
+    sites, st = _read_sites(ctx)
+    rules = role_fields(cfg, set(sites.site_id.dropna()) if sites is not None else None)
+    parts, pt, collected = _read_participants(ctx, rules, sites)
+    known = set(parts.participant_id.dropna()) if parts is not None else set()
+    screen = _read_screening(ctx, rules, parts, pt, known)
+    person = parts.dropna(subset=["participant_id"]).drop_duplicates("participant_id").set_index("participant_id") \
+        if parts is not None else None
+    waves = _read_waves(ctx, rules, parts, known, person)
+    service = _read_service_use(ctx, rules, parts, known, person, event_tp)
+    fidelity = _read_fidelity(ctx, rules, sites)
+    adverse = _read_adverse_events(ctx, rules, parts, known, person)
+    _unused_redcap_rows(ctx, event_tp)
+    if pt is not None:
+        _plan_needs_columns(ctx, cfg, set(pt.frame.columns), set(st.frame.columns) if st is not None else set(),
+                            waves.dates, set(service.columns) if service is not None else None)
+    if ctx.q.errors:
+        raise DataValidationError(ctx.q.errors)
+    # typed outputs: canonical columns and order, independent of the source format
+    tps = [w["timepoint"] for w in cfg["data"]["waves"]]
+    parts = parts.sort_values("participant_id", kind="stable")[PARTICIPANT_OUTPUT + list(cfg.get("covariates") or {})] \
+        .reset_index(drop=True)
+    order = {p: i for i, p in enumerate(parts.participant_id)}
+    collected.update(_collected_inputs(cfg, st, waves.dates, waves.prescored_seen))
+    return {
+        "sites": _sites_output(sites, parts, cfg["design"]["type"]),
+        "participants": parts,
+        "screening": _screening_output(screen),
+        "responses": _responses_output(cfg, waves, tps, order),
+        "service_use": _service_use_output(service, tps, order),
+        "fidelity": fidelity[FIDELITY_COLUMNS].sort_values(["site_id", "assessment_date"], kind="stable")
+        .reset_index(drop=True) if fidelity is not None else pd.DataFrame(columns=FIDELITY_COLUMNS),
+        "adverse_events": _adverse_events_output(adverse, order),
+        "queries": ctx.q.frame(),
+        "exclusions": _exclusions_output(ctx),
+        "collected": collected_table(collected),
+    }
+
+
+def _read_redcap(ctx: _Context) -> dict[str, str]:
+    """The REDCap export and its data dictionary, when the trial has one (``ctx.export``,
+    ``ctx.dictionary``); returns {REDCap event: time point}."""
+    q, data, waves_cfg = ctx.q, ctx.data, ctx.data["waves"]
     rcfg = data.get("redcap") or {}
     if rcfg.get("export"):
         if not rcfg.get("dictionary"):
@@ -522,7 +560,7 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
         forms = [fm for v in (rcfg.get("forms") or {}).values() for fm in v]
         if export is not None and ctx.dictionary is not None and \
                 rc.check_export(export, ctx.dictionary, q, record_id=rcfg["record_id"], forms=forms,
-                                date_formats=fmt):
+                                date_formats=ctx.date_formats):
             export.kind = "redcap"
             ctx.export = export
         for w in waves_cfg:
@@ -531,288 +569,340 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
                       "a wave read from the REDCap export needs its event (data.waves[].event)")
         if ctx.export is None or q.errors:
             raise DataValidationError(q.errors)
-    event_tp = {w["event"]: w["timepoint"] for w in waves_cfg if w.get("event")}
+    return {w["event"]: w["timepoint"] for w in waves_cfg if w.get("event")}
 
-    # ---- sites (required in a cluster design, optional otherwise) -------------------------------
+
+def _read_sites(ctx: _Context) -> tuple[pd.DataFrame | None, RawTable | None]:
+    """The sites file (required in a cluster design, optional otherwise): (typed, raw) or (None, None)."""
+    q, cfg, f = ctx.q, ctx.cfg, ctx.data.get("sites")
+    if not f:
+        return None, None
     design = cfg["design"]["type"]
-    sites = st = None
-    site_ids = None
-    if data.get("sites"):
-        f = data["sites"]
-        st = _require(ctx, _load(ctx, "sites", f, SITE_COLUMNS), required_columns(cfg, "sites"))
-        if st is None:
-            raise DataValidationError(q.errors)
-        if "arm" in st.frame and design != "cluster":
-            q.add(f, 1, "", "arm", "", f"the sites file has an arm column but design.type is {design} "
-                  "(allocation was not by site): remove the column or list it in data.ignore_columns.sites")
-        for c in ("recruitment_start", "recruitment_end"):
-            other = "recruitment_end" if c == "recruitment_start" else "recruitment_start"
-            if c in st.frame and other not in st.frame:
-                q.add(f, 1, "", other, "", f"{c} is given without {other}: the recruitment window needs both")
-        sites = check_fields(st, role_fields(cfg)["sites"], q, date_formats=fmt)
-        if {"recruitment_start", "recruitment_end"} <= set(sites.columns):
-            bad = (sites.recruitment_end < sites.recruitment_start).to_numpy()
-            q.add_many(st, bad, "recruitment_end", "recruitment ends before it starts")
-        site_ids = set(sites.site_id.dropna())
-    rules = role_fields(cfg, site_ids)
+    st = _require(ctx, _load(ctx, "sites", f, SITE_COLUMNS), required_columns(cfg, "sites"))
+    if st is None:
+        raise DataValidationError(q.errors)
+    if "arm" in st.frame and design != "cluster":
+        q.add(f, 1, "", "arm", "", f"the sites file has an arm column but design.type is {design} "
+              "(allocation was not by site): remove the column or list it in data.ignore_columns.sites")
+    for c in ("recruitment_start", "recruitment_end"):
+        other = "recruitment_end" if c == "recruitment_start" else "recruitment_start"
+        if c in st.frame and other not in st.frame:
+            q.add(f, 1, "", other, "", f"{c} is given without {other}: the recruitment window needs both")
+    sites = check_fields(st, role_fields(cfg)["sites"], q, date_formats=ctx.date_formats)
+    if {"recruitment_start", "recruitment_end"} <= set(sites.columns):
+        bad = (sites.recruitment_end < sites.recruitment_start).to_numpy()
+        q.add_many(st, bad, "recruitment_end", "recruitment ends before it starts")
+    return sites, st
 
-    # ---- participants -------------------------------------------------------------------------------
+
+def _read_participants(ctx: _Context, rules: dict[str, list[Field]], sites: pd.DataFrame | None
+                       ) -> tuple[pd.DataFrame | None, RawTable | None, dict[str, bool]]:
+    """The participants file: (typed with each one's arm and client group, raw, {optional
+    column: collected}); (None, None, {}) when it cannot be read."""
+    q, cfg, data = ctx.q, ctx.cfg, ctx.data
+    design = cfg["design"]["type"]
     f = data["participants"]
-    enrol = [rcfg.get("enrolment_event") or waves_cfg[0].get("event")] if ctx.is_redcap(f) else None
+    rcfg = data.get("redcap") or {}
+    enrol = [rcfg.get("enrolment_event") or data["waves"][0].get("event")] if ctx.is_redcap(f) else None
     known_cols = PARTICIPANT_COLUMNS + ["arm"] + list(cfg.get("covariates") or {})
     pt = _require(ctx, _load(ctx, "participants", f, known_cols, events=enrol),
                   required_columns(cfg, "participants"))
-    parts = None
-    if pt is not None:
-        if "arm" in pt.frame and design == "single_arm":
-            q.add(f, 1, "", "arm", "", "the participants file has an arm column but design.type is single_arm "
-                  "(no comparison group): remove the column or list it in data.ignore_columns.participants")
-        parts = check_fields(pt, rules["participants"], q, id_col="participant_id", date_formats=fmt)
-        collected.update({c: c in parts.columns for c in PARTICIPANT_COLUMNS[2:] + ["arm", "site_id"]})
-        participant_columns_seen = {c for c in ("arm", "site_id") if collected.pop(c)}
-        parts = _with_absent(parts, cfg)
-        pid = parts.participant_id.fillna("")
-        before = (parts.withdrawal_date < parts.consent_date).to_numpy()
-        q.add_many(pt, before, "withdrawal_date", "withdrawal is dated before consent", ids=pid)
-        if collected["withdrawal_date"] and collected["withdrawal_reason"]:
-            no_reason = (parts.withdrawal_date.notna() & parts.withdrawal_reason.isna()).to_numpy()
-            q.add_many(pt, no_reason, "withdrawal_reason", "withdrawal has no reason recorded", "warning", ids=pid)
-            reason_no_date = (parts.withdrawal_date.isna() & parts.withdrawal_reason.notna()).to_numpy()
-            q.add_many(pt, reason_no_date, "withdrawal_date", "withdrawal reason given without a withdrawal date",
-                       ids=pid)
-        elif collected["withdrawal_reason"]:
-            q.add(f, 1, "", "withdrawal_date", "", "withdrawal_reason is given without withdrawal_date: a "
-                  "withdrawal needs its date")
-        if design == "cluster" and "arm" in participant_columns_seen and sites is not None:
-            site_arm = parts.site_id.map(dict(zip(sites.site_id, sites.arm)))
-            clash = (parts.arm.notna() & site_arm.notna() & (parts.arm != site_arm)).to_numpy()
-            q.add_many(pt, clash, "arm",
-                       [f"arm differs from the arm of the participant's site ({s}: {a}) in the sites file "
-                        "(cluster design: allocation is by site)" for s, a in zip(parts.site_id, site_arm)],
-                       ids=pid)
-    if parts is not None:
-        parts = _allocate(parts, sites, cfg)
-    known = set(parts.participant_id.dropna()) if parts is not None else set()
+    if pt is None:
+        return None, None, {}
+    if "arm" in pt.frame and design == "single_arm":
+        q.add(f, 1, "", "arm", "", "the participants file has an arm column but design.type is single_arm "
+              "(no comparison group): remove the column or list it in data.ignore_columns.participants")
+    parts = check_fields(pt, rules["participants"], q, id_col="participant_id", date_formats=ctx.date_formats)
+    collected = {c: c in parts.columns for c in PARTICIPANT_COLUMNS[2:] + ["arm", "site_id"]}
+    participant_columns_seen = {c for c in ("arm", "site_id") if collected.pop(c)}
+    parts = _with_absent(parts, cfg)
+    pid = parts.participant_id.fillna("")
+    before = (parts.withdrawal_date < parts.consent_date).to_numpy()
+    q.add_many(pt, before, "withdrawal_date", "withdrawal is dated before consent", ids=pid)
+    if collected["withdrawal_date"] and collected["withdrawal_reason"]:
+        no_reason = (parts.withdrawal_date.notna() & parts.withdrawal_reason.isna()).to_numpy()
+        q.add_many(pt, no_reason, "withdrawal_reason", "withdrawal has no reason recorded", "warning", ids=pid)
+        reason_no_date = (parts.withdrawal_date.isna() & parts.withdrawal_reason.notna()).to_numpy()
+        q.add_many(pt, reason_no_date, "withdrawal_date", "withdrawal reason given without a withdrawal date",
+                   ids=pid)
+    elif collected["withdrawal_reason"]:
+        q.add(f, 1, "", "withdrawal_date", "", "withdrawal_reason is given without withdrawal_date: a "
+              "withdrawal needs its date")
+    if design == "cluster" and "arm" in participant_columns_seen and sites is not None:
+        site_arm = parts.site_id.map(dict(zip(sites.site_id, sites.arm)))
+        clash = (parts.arm.notna() & site_arm.notna() & (parts.arm != site_arm)).to_numpy()
+        q.add_many(pt, clash, "arm",
+                   [f"arm differs from the arm of the participant's site ({s}: {a}) in the sites file "
+                    "(cluster design: allocation is by site)" for s, a in zip(parts.site_id, site_arm)],
+                   ids=pid)
+    return _allocate(parts, sites, cfg), pt, collected
 
-    # ---- screening log (optional) -------------------------------------------------------------------
-    screen = None
-    if data.get("screening"):
-        f = data["screening"]
-        sc = _require(ctx, _load(ctx, "screening", f, SCREENING_COLUMNS), required_columns(cfg, "screening"))
-        if sc is not None:
-            screen = check_fields(sc, rules["screening"], q, date_formats=fmt)
-            el, co = screen.eligible.fillna(""), screen.consented.fillna("")
-            spid = screen.participant_id.fillna("")
-            q.add_many(sc, ((el == "yes") & (co == "")).to_numpy(), "consented",
-                       "eligible person has no consent decision")
-            q.add_many(sc, ((el == "no") & (co == "yes")).to_numpy(), "consented",
-                       "ineligible person recorded as consented", ids=spid)
-            q.add_many(sc, ((el == "no") & screen.exclusion_reason.isna()).to_numpy(), "exclusion_reason",
-                       "ineligible without a reason", "warning")
-            q.add_many(sc, ((co == "yes") & (spid == "")).to_numpy(), "participant_id",
-                       "consented person has no participant_id")
-            q.add_many(sc, ((co != "yes") & (spid != "")).to_numpy(), "participant_id",
-                       "participant_id given for a person not recorded as consented", ids=spid)
-            if parts is not None:
-                _id_match(ctx, sc, spid, known,
-                          "screening log names a participant missing from the participants file")
-                logged = set(spid[co == "yes"])
-                # the CONSORT flow must reconcile: everyone enrolled was screened and consented
-                q.add_many(pt, ~parts.participant_id.fillna("").isin(logged).to_numpy() &
-                           parts.participant_id.notna().to_numpy(), "participant_id",
-                           "participant has no consented entry in the screening log (the flow diagram would "
-                           "count fewer consented than enrolled: add the entry, or set data.screening: null "
-                           "if the log is incomplete)",
-                           values=parts.participant_id, ids=parts.participant_id.fillna(""))
-                # the same person in two files must agree: site, and screening before consent
-                who = parts.drop_duplicates("participant_id").set_index("participant_id")
-                lnk = (co == "yes") & spid.isin(known)
-                p_site = spid.map(who.site_id)
-                clash = (lnk & screen.site_id.notna() & p_site.notna() & (screen.site_id != p_site)).to_numpy()
-                q.add_many(sc, clash, "site_id",
-                           [f"screening log puts the participant at site {a} but the participants file at "
-                            f"site {b}" for a, b in zip(screen.site_id, p_site)], ids=spid)
-                late = (lnk & (screen.screen_date > spid.map(who.consent_date))).to_numpy()
-                q.add_many(sc, late, "screen_date",
-                           [f"screened after consenting (consent dated {c:%Y-%m-%d})" if pd.notna(c) else ""
-                            for c in spid.map(who.consent_date)], ids=spid)
 
-    # ---- questionnaire waves ------------------------------------------------------------------------
-    person = parts.dropna(subset=["participant_id"]).drop_duplicates("participant_id").set_index("participant_id") \
-        if parts is not None else None
+def _read_screening(ctx: _Context, rules: dict[str, list[Field]], parts: pd.DataFrame | None,
+                    pt: RawTable | None, known: set) -> pd.DataFrame | None:
+    """The screening log (optional), reconciled with the participants file."""
+    q, f = ctx.q, ctx.data.get("screening")
+    if not f:
+        return None
+    sc = _require(ctx, _load(ctx, "screening", f, SCREENING_COLUMNS), required_columns(ctx.cfg, "screening"))
+    if sc is None:
+        return None
+    screen = check_fields(sc, rules["screening"], q, date_formats=ctx.date_formats)
+    el, co = screen.eligible.fillna(""), screen.consented.fillna("")
+    spid = screen.participant_id.fillna("")
+    q.add_many(sc, ((el == "yes") & (co == "")).to_numpy(), "consented",
+               "eligible person has no consent decision")
+    q.add_many(sc, ((el == "no") & (co == "yes")).to_numpy(), "consented",
+               "ineligible person recorded as consented", ids=spid)
+    q.add_many(sc, ((el == "no") & screen.exclusion_reason.isna()).to_numpy(), "exclusion_reason",
+               "ineligible without a reason", "warning")
+    q.add_many(sc, ((co == "yes") & (spid == "")).to_numpy(), "participant_id",
+               "consented person has no participant_id")
+    q.add_many(sc, ((co != "yes") & (spid != "")).to_numpy(), "participant_id",
+               "participant_id given for a person not recorded as consented", ids=spid)
+    if parts is None:
+        return screen
+    _id_match(ctx, sc, spid, known, "screening log names a participant missing from the participants file")
+    logged = set(spid[co == "yes"])
+    # the CONSORT flow must reconcile: everyone enrolled was screened and consented
+    q.add_many(pt, ~parts.participant_id.fillna("").isin(logged).to_numpy() &
+               parts.participant_id.notna().to_numpy(), "participant_id",
+               "participant has no consented entry in the screening log (the flow diagram would "
+               "count fewer consented than enrolled: add the entry, or set data.screening: null "
+               "if the log is incomplete)",
+               values=parts.participant_id, ids=parts.participant_id.fillna(""))
+    # the same person in two files must agree: site, and screening before consent
+    who = parts.drop_duplicates("participant_id").set_index("participant_id")
+    lnk = (co == "yes") & spid.isin(known)
+    p_site = spid.map(who.site_id)
+    clash = (lnk & screen.site_id.notna() & p_site.notna() & (screen.site_id != p_site)).to_numpy()
+    q.add_many(sc, clash, "site_id",
+               [f"screening log puts the participant at site {a} but the participants file at "
+                f"site {b}" for a, b in zip(screen.site_id, p_site)], ids=spid)
+    late = (lnk & (screen.screen_date > spid.map(who.consent_date))).to_numpy()
+    q.add_many(sc, late, "screen_date",
+               [f"screened after consenting (consent dated {c:%Y-%m-%d})" if pd.notna(c) else ""
+                for c in spid.map(who.consent_date)], ids=spid)
+    return screen
+
+
+@dataclass
+class _Waves:
+    """What the questionnaire waves gave: one typed table per wave (records kept), the item
+    columns seen (first-seen order), the pre-scored columns seen, {time point: visit_date given}."""
+    frames: list = field(default_factory=list)
+    items: list = field(default_factory=list)
+    prescored_seen: set = field(default_factory=set)
+    dates: dict = field(default_factory=dict)
+
+
+def _read_waves(ctx: _Context, rules: dict[str, list[Field]], parts: pd.DataFrame | None, known: set,
+                person: pd.DataFrame | None) -> _Waves:
+    """Every questionnaire wave: items against their instruments' codes, visit dates against
+    consent, withdrawal, baseline, the previous wave and the visit window."""
+    cfg, out_waves = ctx.cfg, _Waves()
     irules = item_rules(cfg)
-    waves, items_all = [], []
-    prescored_seen: set[str] = set()
-    dates_collected: dict[str, bool] = {}
-    baseline_dates = prev_dates = None
-    after_withdrawal = data.get("after_withdrawal", "exclude")
-    for w in waves_cfg:
+    pre = list(cfg.get("prescored") or {})
+    visits: dict[str, pd.Series | None] = {"baseline": None, "previous": None}
+    for w in ctx.data["waves"]:
         f = w["file"]
         ev = [w["event"]] if ctx.is_redcap(f) else None
-        pre = list(cfg.get("prescored") or {})
         wt = _require(ctx, _load(ctx, "waves", f, WAVE_FIXED_COLUMNS + pre, free="items", events=ev),
                       required_columns(cfg, "waves"))
         if wt is None:
             continue
-        expected = prescored_expected(cfg, w["timepoint"])
-        absent = [c for c in expected if c not in wt.frame.columns]
-        if absent:
-            q.add(f, 1, "", ", ".join(absent), "",
-                  f"declared pre-scored column(s) missing at time point {w['timepoint']} (prescored.<name>: "
-                  "map the file's column in data.columns.waves, or list the time points where it was "
-                  "measured in prescored.<name>.timepoints)")
-        dates_collected[w["timepoint"]] = "visit_date" in wt.frame.columns
+        out_waves.dates[w["timepoint"]] = "visit_date" in wt.frame.columns
         items = [c for c in wt.frame.columns if c not in WAVE_FIXED_COLUMNS and c not in pre and ITEM_PATTERN.match(c)]
-        for inst, r in irules.items():
-            miss = [c for c in r["items"] if c not in items]
-            if miss and len(miss) < len(r["items"]):
-                q.add(f, 1, "", ", ".join(miss), "", f"item column(s) of instrument {inst} missing")
-            elif miss:
-                q.add(f, 1, "", f"{inst}_1..{inst}_{len(r['items'])}", "",
-                      f"configured instrument {inst} has no item columns in this wave (not scored here)",
-                      "warning")
-        item_fields = []
-        for c in items:
-            inst = ITEM_PATTERN.match(c)["instrument"]
-            r = irules.get(inst)
-            if r and r["missing"]:
-                hit = wt.frame[c].str.strip().isin(r["missing"])
-                ctx.missing_code_count += int(hit.sum())
-                wt.frame[c] = wt.frame[c].where(~hit, "")
-            allowed = tuple(r["codes"]) if r else None
-            item_fields.append(Field(c, "int", allowed=allowed,
-                                     range_rule=None if r is None else
-                                     f"code not allowed for {inst} (allowed: "
-                                     f"{', '.join(str(int(x)) if x.is_integer() else str(x) for x in r['codes'])})"))
-        typed = check_fields(wt, rules["waves"] + item_fields + prescored_fields(cfg), q, id_col="participant_id",
-                             date_formats=fmt)
+        typed = check_fields(wt, rules["waves"] + _wave_item_fields(ctx, w, wt, items, irules) + prescored_fields(cfg),
+                             ctx.q, id_col="participant_id", date_formats=ctx.date_formats)
         if "visit_date" not in typed:
             typed["visit_date"] = pd.Series(pd.NaT, index=typed.index, dtype="datetime64[us]")
         out = _typed_rows(wt, typed)
         for c in pre:
             if c in out:
                 out[c] = pd.to_numeric(out[c]).astype(float)
-                prescored_seen.add(c)
+                out_waves.prescored_seen.add(c)
         out["timepoint"] = w["timepoint"]
         out["month"] = np.nan if w["month"] is None else float(w["month"])
-        pid = out.participant_id.fillna("")
-        orphan = _id_match(ctx, wt, pid, known, _ORPHAN) if parts is not None else np.zeros(len(out), bool)
-        keep = np.ones(len(out), dtype=bool)
-        if person is not None:
-            cd = pid.map(person.consent_date)
-            q.add_many(wt, (out.visit_date < cd).to_numpy(), "visit_date", "visit is dated before consent",
-                       values=wt.frame.get("visit_date"), ids=pid)
-            wd = pid.map(person.withdrawal_date)
-            after = (out.visit_date > wd).to_numpy()
-            if after_withdrawal == "exclude":
-                q.add_many(wt, after, "visit_date", "visit after withdrawal: record excluded from analysis",
-                           "warning", values=wt.frame.get("visit_date"), ids=pid)
-                keep &= ~after
-                _count_excluded(ctx, "questionnaire record dated after withdrawal of consent",
-                                w["timepoint"], pid[after].map(person.arm))
-            else:
-                q.add_many(wt, after, "visit_date", "visit after withdrawal: record kept (after_withdrawal: keep)",
-                           "warning", values=wt.frame.get("visit_date"), ids=pid)
-        if baseline_dates is None:
-            # a duplicated participant is already a "duplicate identifier" query: map by the first
-            baseline_dates = out[keep & ~orphan].drop_duplicates("participant_id").set_index("participant_id").visit_date
-            prev_dates = baseline_dates
+        keep = _check_wave_dates(ctx, w, wt, out, parts, known, person, visits)
+        out_waves.items += [c for c in items if c not in out_waves.items]
+        out_waves.frames.append(out[keep])
+    return out_waves
+
+
+def _wave_item_fields(ctx: _Context, w: dict, wt: RawTable, items: list[str], irules: dict) -> list[Field]:
+    """The wave's item columns as fields with their instruments' allowed codes (declared
+    missing-data codes blanked); a query for missing pre-scored columns and for each instrument
+    whose items are missing."""
+    q, f = ctx.q, w["file"]
+    expected = prescored_expected(ctx.cfg, w["timepoint"])
+    absent = [c for c in expected if c not in wt.frame.columns]
+    if absent:
+        q.add(f, 1, "", ", ".join(absent), "",
+              f"declared pre-scored column(s) missing at time point {w['timepoint']} (prescored.<name>: "
+              "map the file's column in data.columns.waves, or list the time points where it was "
+              "measured in prescored.<name>.timepoints)")
+    for inst, r in irules.items():
+        miss = [c for c in r["items"] if c not in items]
+        if miss and len(miss) < len(r["items"]):
+            q.add(f, 1, "", ", ".join(miss), "", f"item column(s) of instrument {inst} missing")
+        elif miss:
+            q.add(f, 1, "", f"{inst}_1..{inst}_{len(r['items'])}", "",
+                  f"configured instrument {inst} has no item columns in this wave (not scored here)",
+                  "warning")
+    item_fields = []
+    for c in items:
+        inst = ITEM_PATTERN.match(c)["instrument"]
+        r = irules.get(inst)
+        if r and r["missing"]:
+            hit = wt.frame[c].str.strip().isin(r["missing"])
+            ctx.missing_code_count += int(hit.sum())
+            wt.frame[c] = wt.frame[c].where(~hit, "")
+        allowed = tuple(r["codes"]) if r else None
+        item_fields.append(Field(c, "int", allowed=allowed,
+                                 range_rule=None if r is None else
+                                 f"code not allowed for {inst} (allowed: "
+                                 f"{', '.join(str(int(x)) if x.is_integer() else str(x) for x in r['codes'])})"))
+    return item_fields
+
+
+def _check_wave_dates(ctx: _Context, w: dict, wt: RawTable, out: pd.DataFrame, parts: pd.DataFrame | None,
+                      known: set, person: pd.DataFrame | None, visits: dict) -> np.ndarray:
+    """Queries on one wave's participant IDs and visit dates; returns the records kept (those
+    after withdrawal are excluded unless data.after_withdrawal is keep).  ``visits`` carries
+    each participant's baseline and latest visit date from wave to wave."""
+    q = ctx.q
+    pid = out.participant_id.fillna("")
+    orphan = _id_match(ctx, wt, pid, known, _ORPHAN) if parts is not None else np.zeros(len(out), bool)
+    keep = np.ones(len(out), dtype=bool)
+    if person is not None:
+        cd = pid.map(person.consent_date)
+        q.add_many(wt, (out.visit_date < cd).to_numpy(), "visit_date", "visit is dated before consent",
+                   values=wt.frame.get("visit_date"), ids=pid)
+        wd = pid.map(person.withdrawal_date)
+        after = (out.visit_date > wd).to_numpy()
+        if ctx.data.get("after_withdrawal", "exclude") == "exclude":
+            q.add_many(wt, after, "visit_date", "visit after withdrawal: record excluded from analysis",
+                       "warning", values=wt.frame.get("visit_date"), ids=pid)
+            keep &= ~after
+            _count_excluded(ctx, "questionnaire record dated after withdrawal of consent",
+                            w["timepoint"], pid[after].map(person.arm))
         else:
-            bd = pid.map(baseline_dates)
-            q.add_many(wt, (out.visit_date <= bd).to_numpy(), "visit_date",
-                       "follow-up visit is not after the baseline visit", values=wt.frame.get("visit_date"), ids=pid)
-            pd_ = pid.map(prev_dates)
-            q.add_many(wt, ((out.visit_date <= pd_) & ~(out.visit_date <= bd)).to_numpy(), "visit_date",
-                       "visit is not after the previous time point's visit", values=wt.frame.get("visit_date"), ids=pid)
-            no_bl = (pid != "") & ~pid.isin(baseline_dates.index) & ~orphan
-            q.add_many(wt, no_bl.to_numpy(), "participant_id", "follow-up record without a baseline record",
+            q.add_many(wt, after, "visit_date", "visit after withdrawal: record kept (after_withdrawal: keep)",
+                       "warning", values=wt.frame.get("visit_date"), ids=pid)
+    baseline_dates = visits["baseline"]
+    if baseline_dates is None:
+        # a duplicated participant is already a "duplicate identifier" query: map by the first
+        visits["baseline"] = visits["previous"] = \
+            out[keep & ~orphan].drop_duplicates("participant_id").set_index("participant_id").visit_date
+        return keep
+    bd = pid.map(baseline_dates)
+    q.add_many(wt, (out.visit_date <= bd).to_numpy(), "visit_date",
+               "follow-up visit is not after the baseline visit", values=wt.frame.get("visit_date"), ids=pid)
+    pd_ = pid.map(visits["previous"])
+    q.add_many(wt, ((out.visit_date <= pd_) & ~(out.visit_date <= bd)).to_numpy(), "visit_date",
+               "visit is not after the previous time point's visit", values=wt.frame.get("visit_date"), ids=pid)
+    no_bl = (pid != "") & ~pid.isin(baseline_dates.index) & ~orphan
+    q.add_many(wt, no_bl.to_numpy(), "participant_id", "follow-up record without a baseline record",
+               "warning", ids=pid)
+    win = w.get("window_days")
+    if win:
+        target = bd + pd.to_timedelta(round(float(w["month"]) * DAYS_PER_MONTH), unit="D")
+        off = ((out.visit_date < target - pd.to_timedelta(win[0], unit="D")) |
+               (out.visit_date > target + pd.to_timedelta(win[1], unit="D"))).to_numpy()
+        q.add_many(wt, off, "visit_date",
+                   f"visit outside its window ({win[0]:g} days before to {win[1]:g} days after "
+                   f"month {w['month']:g}): kept", "warning", values=wt.frame.get("visit_date"), ids=pid)
+    cur = out[keep & ~orphan].drop_duplicates("participant_id").set_index("participant_id").visit_date
+    visits["previous"] = cur.combine_first(visits["previous"])
+    return keep
+
+
+def _read_service_use(ctx: _Context, rules: dict[str, list[Field]], parts: pd.DataFrame | None, known: set,
+                      person: pd.DataFrame | None, event_tp: dict[str, str]) -> pd.DataFrame | None:
+    """The service-use file (optional): counts per participant and time point."""
+    q, f = ctx.q, ctx.data.get("service_use")
+    if not f:
+        return None
+    ev = sorted(event_tp) if ctx.is_redcap(f) else None
+    su = _require(ctx, _load(ctx, "service_use", f, SERVICE_FIXED_COLUMNS, free="counts", events=ev,
+                             event_tp=event_tp if ctx.is_redcap(f) else None), SERVICE_FIXED_COLUMNS)
+    if su is None:
+        return None
+    counts = [c for c in su.frame.columns if c not in SERVICE_FIXED_COLUMNS]
+    cfields = [Field(c, "int", min=0, range_rule="count cannot be negative") for c in counts]
+    service = check_fields(su, rules["service_use"] + cfields, q, id_col="participant_id",
+                           date_formats=ctx.date_formats)
+    pid = service.participant_id.fillna("")
+    orphan = _id_match(ctx, su, pid, known, _ORPHAN) if parts is not None else None
+    dup = (pid + "|" + service.timepoint.fillna("")).duplicated().to_numpy() & (pid != "").to_numpy()
+    q.add_many(su, dup, "timepoint", "duplicate participant and time point", ids=pid)
+    q.add_many(su, (service.recall_end < service.recall_start).to_numpy(), "recall_end",
+               "recall period ends before it starts", ids=pid)
+    if person is not None:
+        wd = pid.map(person.withdrawal_date)
+        after = (service.recall_end > wd).to_numpy() & ~orphan
+        if ctx.data.get("after_withdrawal", "exclude") == "exclude" and after.any():
+            q.add_many(su, after, "recall_end",
+                       "service use recorded after withdrawal: record excluded from analysis",
                        "warning", ids=pid)
-            win = w.get("window_days")
-            if win:
-                target = bd + pd.to_timedelta(round(float(w["month"]) * DAYS_PER_MONTH), unit="D")
-                off = ((out.visit_date < target - pd.to_timedelta(win[0], unit="D")) |
-                       (out.visit_date > target + pd.to_timedelta(win[1], unit="D"))).to_numpy()
-                q.add_many(wt, off, "visit_date",
-                           f"visit outside its window ({win[0]:g} days before to {win[1]:g} days after "
-                           f"month {w['month']:g}): kept", "warning", values=wt.frame.get("visit_date"), ids=pid)
-            cur = out[keep & ~orphan].drop_duplicates("participant_id").set_index("participant_id").visit_date
-            prev_dates = cur.combine_first(prev_dates)
-        items_all += [c for c in items if c not in items_all]
-        waves.append(out[keep])
+            for tp in (w["timepoint"] for w in ctx.data["waves"]):
+                m = after & (service.timepoint == tp).to_numpy()
+                _count_excluded(ctx, "service-use record dated after withdrawal of consent", tp,
+                                pid[m].map(person.arm))
+            service = service[~after]
+    return service[SERVICE_FIXED_COLUMNS + counts]
 
-    # ---- service use (optional) ------------------------------------------------------------------
-    service = None
-    if data.get("service_use"):
-        f = data["service_use"]
-        ev = sorted(event_tp) if ctx.is_redcap(f) else None
-        su = _require(ctx, _load(ctx, "service_use", f, SERVICE_FIXED_COLUMNS, free="counts", events=ev,
-                                 event_tp=event_tp if ctx.is_redcap(f) else None), SERVICE_FIXED_COLUMNS)
-        if su is not None:
-            counts = [c for c in su.frame.columns if c not in SERVICE_FIXED_COLUMNS]
-            cfields = [Field(c, "int", min=0, range_rule="count cannot be negative") for c in counts]
-            service = check_fields(su, rules["service_use"] + cfields, q, id_col="participant_id", date_formats=fmt)
-            pid = service.participant_id.fillna("")
-            orphan = _id_match(ctx, su, pid, known, _ORPHAN) if parts is not None else None
-            dup = (pid + "|" + service.timepoint.fillna("")).duplicated().to_numpy() & (pid != "").to_numpy()
-            q.add_many(su, dup, "timepoint", "duplicate participant and time point", ids=pid)
-            q.add_many(su, (service.recall_end < service.recall_start).to_numpy(), "recall_end",
-                       "recall period ends before it starts", ids=pid)
-            if person is not None:
-                wd = pid.map(person.withdrawal_date)
-                after = (service.recall_end > wd).to_numpy() & ~orphan
-                if after_withdrawal == "exclude" and after.any():
-                    q.add_many(su, after, "recall_end",
-                               "service use recorded after withdrawal: record excluded from analysis",
-                               "warning", ids=pid)
-                    for tp in tps:
-                        m = after & (service.timepoint == tp).to_numpy()
-                        _count_excluded(ctx, "service-use record dated after withdrawal of consent", tp,
-                                        pid[m].map(person.arm))
-                    service = service[~after]
-            service = service[SERVICE_FIXED_COLUMNS + counts]
 
-    # ---- fidelity (optional) -------------------------------------------------------------------------
-    fidelity = None
-    if data.get("fidelity"):
-        f = data["fidelity"]
-        ft = _require(ctx, _load(ctx, "fidelity", f, FIDELITY_COLUMNS), FIDELITY_COLUMNS)
-        if ft is not None:
-            fidelity = check_fields(ft, rules["fidelity"], q, date_formats=fmt)
-            if design == "cluster":
-                arm_of = dict(zip(sites.site_id, sites.arm))
-                ctrl = fidelity.site_id.map(arm_of) == cfg["design"].get("control_arm")
-                q.add_many(ft, ctrl.to_numpy(), "site_id", "fidelity assessed at a control-arm site", "warning")
+def _read_fidelity(ctx: _Context, rules: dict[str, list[Field]], sites: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The fidelity assessments (optional), by site."""
+    f = ctx.data.get("fidelity")
+    if not f:
+        return None
+    ft = _require(ctx, _load(ctx, "fidelity", f, FIDELITY_COLUMNS), FIDELITY_COLUMNS)
+    if ft is None:
+        return None
+    fidelity = check_fields(ft, rules["fidelity"], ctx.q, date_formats=ctx.date_formats)
+    if ctx.cfg["design"]["type"] == "cluster":
+        arm_of = dict(zip(sites.site_id, sites.arm))
+        ctrl = fidelity.site_id.map(arm_of) == ctx.cfg["design"].get("control_arm")
+        ctx.q.add_many(ft, ctrl.to_numpy(), "site_id", "fidelity assessed at a control-arm site", "warning")
+    return fidelity
 
-    # ---- adverse events (optional) -------------------------------------------------------------------
-    adverse = None
-    if data.get("adverse_events"):
-        f = data["adverse_events"]
-        at = _require(ctx, _load(ctx, "adverse_events", f, ADVERSE_EVENT_COLUMNS + ADVERSE_EVENT_FREE_TEXT),
-                      ADVERSE_EVENT_COLUMNS[:3])
-        if at is not None:
-            adverse = check_fields(at, rules["adverse_events"], q, id_col="participant_id", date_formats=fmt)
-            pid = adverse.participant_id.fillna("")
-            orphan = _id_match(ctx, at, pid, known, _ORPHAN) if parts is not None else np.zeros(len(pid), bool)
-            if person is not None:
-                before = (adverse.event_date < pid.map(person.consent_date)).to_numpy() & ~orphan
-                q.add_many(at, before, "event_date", "adverse event dated before consent: kept", "warning",
-                           values=at.frame.event_date, ids=pid)
 
-    if ctx.export is not None:
-        used_forms = {fm for v in (rcfg.get("forms") or {}).values() for fm in v}
-        used_events = set(event_tp) | {rcfg.get("enrolment_event") or waves_cfg[0].get("event")}
-        for r in rc.unused_rows(ctx.export, used_events, used_forms, ctx.dictionary):
-            ctx.exclusions.append(dict(step="ingest", reason=r["reason"], timepoint="", arm="all", n=r["n"]))
+def _read_adverse_events(ctx: _Context, rules: dict[str, list[Field]], parts: pd.DataFrame | None, known: set,
+                         person: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The adverse events (optional), checked against the participants' consent dates."""
+    f = ctx.data.get("adverse_events")
+    if not f:
+        return None
+    at = _require(ctx, _load(ctx, "adverse_events", f, ADVERSE_EVENT_COLUMNS + ADVERSE_EVENT_FREE_TEXT),
+                  ADVERSE_EVENT_COLUMNS[:3])
+    if at is None:
+        return None
+    adverse = check_fields(at, rules["adverse_events"], ctx.q, id_col="participant_id",
+                           date_formats=ctx.date_formats)
+    pid = adverse.participant_id.fillna("")
+    orphan = _id_match(ctx, at, pid, known, _ORPHAN) if parts is not None else np.zeros(len(pid), bool)
+    if person is not None:
+        before = (adverse.event_date < pid.map(person.consent_date)).to_numpy() & ~orphan
+        ctx.q.add_many(at, before, "event_date", "adverse event dated before consent: kept", "warning",
+                       values=at.frame.event_date, ids=pid)
+    return adverse
 
-    if pt is not None:
-        _plan_needs_columns(ctx, cfg, set(pt.frame.columns), set(st.frame.columns) if st is not None else set(),
-                            dates_collected, set(service.columns) if service is not None else None)
-    if q.errors:
-        raise DataValidationError(q.errors)
 
-    # ---- typed outputs (canonical order, independent of the source format) --------------------------
-    covs = list(cfg.get("covariates") or {})
-    parts = parts.sort_values("participant_id", kind="stable")[PARTICIPANT_OUTPUT + covs].reset_index(drop=True)
+def _unused_redcap_rows(ctx: _Context, event_tp: dict[str, str]) -> None:
+    """Rows of the REDCap export that no configured event and form reads, as exclusions."""
+    if ctx.export is None:
+        return
+    rcfg = ctx.data.get("redcap") or {}
+    used_forms = {fm for v in (rcfg.get("forms") or {}).values() for fm in v}
+    used_events = set(event_tp) | {rcfg.get("enrolment_event") or ctx.data["waves"][0].get("event")}
+    for r in rc.unused_rows(ctx.export, used_events, used_forms, ctx.dictionary):
+        ctx.exclusions.append(dict(step="ingest", reason=r["reason"], timepoint="", arm="all", n=r["n"]))
+
+
+def _sites_output(sites: pd.DataFrame | None, parts: pd.DataFrame, design: str) -> pd.DataFrame:
     if sites is None:  # centres (if any) known only from the participants file
         sites = pd.DataFrame({"site_id": pd.array(sorted(parts.site_id.dropna().unique()), dtype="str")})
     for c in SITE_COLUMNS:
@@ -822,57 +912,57 @@ def ingest_trial(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.D
     sites = sites[SITE_COLUMNS].reset_index(drop=True)
     if design != "cluster":
         sites["arm"] = pd.array([None] * len(sites), dtype="str")
-    if screen is not None:
-        screen = screen[SCREENING_COLUMNS].sort_values("screening_id", kind="stable").reset_index(drop=True)
-        screen["eligible"] = screen.eligible == "yes"
-        screen["consented"] = screen.consented.map({"yes": True, "no": False}).astype("boolean")
-    else:
-        screen = pd.DataFrame({c: pd.Series([], dtype=object) for c in SCREENING_COLUMNS})
-    order = {p: i for i, p in enumerate(parts.participant_id)}
-    responses = pd.concat(waves, ignore_index=True)
-    pre = [c for c in (cfg.get("prescored") or {}) if c in prescored_seen]
+    return sites
+
+
+def _screening_output(screen: pd.DataFrame | None) -> pd.DataFrame:
+    if screen is None:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in SCREENING_COLUMNS})
+    screen = screen[SCREENING_COLUMNS].sort_values("screening_id", kind="stable").reset_index(drop=True)
+    screen["eligible"] = screen.eligible == "yes"
+    screen["consented"] = screen.consented.map({"yes": True, "no": False}).astype("boolean")
+    return screen
+
+
+def _responses_output(cfg: dict, waves: _Waves, tps: list[str], order: dict[str, int]) -> pd.DataFrame:
+    responses = pd.concat(waves.frames, ignore_index=True)
+    pre = [c for c in (cfg.get("prescored") or {}) if c in waves.prescored_seen]
     responses = responses[["participant_id", "timepoint", "month", "visit_date", "source_line"]
-                          + [c for c in items_all if c in responses.columns] + pre]
+                          + [c for c in waves.items if c in responses.columns] + pre]
     responses["_tp"] = responses.timepoint.map({t: i for i, t in enumerate(tps)})
     responses["_p"] = responses.participant_id.map(order)
     responses = responses.sort_values(["_tp", "_p"], kind="stable").drop(columns=["_tp", "_p"]).reset_index(drop=True)
     responses["timepoint"] = responses.timepoint.astype("str")
-    for c in items_all:
+    for c in waves.items:
         if c in responses:
             responses[c] = responses[c].astype("Int64")
-    collected.update(_collected_inputs(cfg, st, dates_collected, prescored_seen))
-    if service is not None:
-        service = service.assign(_tp=service.timepoint.map({t: i for i, t in enumerate(tps)}),
-                                 _p=service.participant_id.map(order))
-        service = service.sort_values(["_tp", "_p"], kind="stable").drop(columns=["_tp", "_p"]).reset_index(drop=True)
-    else:
-        service = pd.DataFrame(columns=SERVICE_FIXED_COLUMNS)
-    fidelity = fidelity[FIDELITY_COLUMNS].sort_values(["site_id", "assessment_date"], kind="stable") \
-        .reset_index(drop=True) if fidelity is not None else pd.DataFrame(columns=FIDELITY_COLUMNS)
-    if adverse is not None:
-        adverse = adverse[[c for c in ADVERSE_EVENT_COLUMNS if c in adverse]].reindex(columns=ADVERSE_EVENT_COLUMNS)
-        adverse = adverse.assign(_p=adverse.participant_id.map(order)) \
-            .sort_values(["_p", "event_date"], kind="stable").drop(columns="_p").reset_index(drop=True)
-    else:
-        adverse = pd.DataFrame(columns=ADVERSE_EVENT_COLUMNS)
+    return responses
+
+
+def _service_use_output(service: pd.DataFrame | None, tps: list[str], order: dict[str, int]) -> pd.DataFrame:
+    if service is None:
+        return pd.DataFrame(columns=SERVICE_FIXED_COLUMNS)
+    service = service.assign(_tp=service.timepoint.map({t: i for i, t in enumerate(tps)}),
+                             _p=service.participant_id.map(order))
+    return service.sort_values(["_tp", "_p"], kind="stable").drop(columns=["_tp", "_p"]).reset_index(drop=True)
+
+
+def _adverse_events_output(adverse: pd.DataFrame | None, order: dict[str, int]) -> pd.DataFrame:
+    if adverse is None:
+        return pd.DataFrame(columns=ADVERSE_EVENT_COLUMNS)
+    adverse = adverse[[c for c in ADVERSE_EVENT_COLUMNS if c in adverse]].reindex(columns=ADVERSE_EVENT_COLUMNS)
+    return adverse.assign(_p=adverse.participant_id.map(order)) \
+        .sort_values(["_p", "event_date"], kind="stable").drop(columns="_p").reset_index(drop=True)
+
+
+def _exclusions_output(ctx: _Context) -> pd.DataFrame:
     if ctx.missing_code_count:
         ctx.exclusions.append(dict(step="ingest", reason="values equal to a declared missing-data code read as blank",
                                    timepoint="", arm="all", n=ctx.missing_code_count))
     exclusions = pd.DataFrame(ctx.exclusions, columns=EXCLUSION_COLUMNS)
     if len(exclusions):
         exclusions = exclusions.groupby(["step", "reason", "timepoint", "arm"], sort=False, as_index=False).n.sum()
-    return {
-        "sites": sites,
-        "participants": parts,
-        "screening": screen,
-        "responses": responses,
-        "service_use": service,
-        "fidelity": fidelity,
-        "adverse_events": adverse,
-        "queries": q.frame(),
-        "exclusions": exclusions[EXCLUSION_COLUMNS].astype({"n": "int64"}),
-        "collected": collected_table(collected),
-    }
+    return exclusions[EXCLUSION_COLUMNS].astype({"n": "int64"})
 
 
 def _count_excluded(ctx: _Context, reason: str, timepoint: str, arm_of_rows: pd.Series):

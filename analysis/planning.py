@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.feasibility import (DAYS_PER_MONTH, cluster_proportion_ci, cluster_rate_ci, poisson_rate_ci,
+from analysis import DAYS_PER_MONTH
+from analysis.feasibility import (cluster_proportion_ci, cluster_rate_ci, poisson_rate_ci,
                                   proportion_ci, site_months)
 
 SITE, PID = "site_id", "participant_id"
@@ -61,22 +62,98 @@ RETENTION_LABEL = {"point": "pilot retention (point estimate)", "lower": "lower 
 # ---------------------------------------------------------------------------------------------
 
 def sd_ucl_factor(df: float, level: float = 0.8) -> float:
-    """Browne's factor: the one-sided ``level`` upper confidence limit of sigma is s times
-    sqrt(df / chi^2_{1-level, df}) (chi^2 quantile at lower-tail probability 1 - level)."""
+    """Browne's factor for the upper confidence limit of an SD from a pilot.
+
+    The one-sided ``level`` upper confidence limit of sigma is s times
+    sqrt(df / chi^2_{1-level, df}) (chi-square quantile at lower-tail probability 1 - level).
+
+    Parameters
+    ----------
+    df : float
+        Degrees of freedom of the pilot SD (n - 1, or the pooled within-arm df).
+    level : float
+        One-sided confidence level (Browne used 0.8).
+
+    Returns
+    -------
+    float
+        The factor; NaN when df < 1.
+
+    References
+    ----------
+    Browne RH. On the use of a pilot sample for sample size determination. Stat Med
+    1995;14:1933-1940.
+
+    Examples
+    --------
+    >>> from analysis.planning import sd_ucl_factor
+    >>> round(sd_ucl_factor(30), 4)
+    1.1331
+    """
     if df < 1:
         return float("nan")
     return math.sqrt(df / stats.chi2.ppf(1.0 - level, df))
 
 
 def sim_lewis_factor(df: float, level: float = 0.8) -> float:
-    """Sim & Lewis's inflation of the sample size computed from the observed SD:
-    df / chi^2_{1-level, df}, the square of Browne's factor (so that the main trial has the
-    planned power with confidence ``level`` whatever the true SD)."""
+    """Sim and Lewis's inflation of a sample size computed from a pilot's SD.
+
+    df / chi^2_{1-level, df}: the square of Browne's factor (:func:`sd_ucl_factor`), so that the
+    main trial has the planned power with confidence ``level`` whatever the true SD.
+
+    Parameters
+    ----------
+    df : float
+        Degrees of freedom of the pilot SD.
+    level : float
+        One-sided confidence level.
+
+    Returns
+    -------
+    float
+        The factor by which to multiply the sample size.
+
+    References
+    ----------
+    Sim J, Lewis M. The size of a pilot study for a clinical trial should be calculated in
+    relation to considerations of precision and efficiency. J Clin Epidemiol 2012;65:301-308.
+
+    Examples
+    --------
+    >>> from analysis.planning import sim_lewis_factor
+    >>> round(sim_lewis_factor(30), 4)
+    1.284
+    """
     return sd_ucl_factor(df, level) ** 2
 
 
 def sd_ci(sd: float, df: float, level: float = 0.95) -> tuple[float, float]:
-    """Two-sided chi-square confidence interval for sigma (normal data)."""
+    """Two-sided chi-square confidence interval for sigma (normal data).
+
+    Parameters
+    ----------
+    sd : float
+        Sample SD.
+    df : float
+        Its degrees of freedom.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        (ci_low, ci_high) = sd sqrt(df / chi^2 quantiles); NaNs when df < 1 or sd is not finite.
+
+    References
+    ----------
+    Casella G, Berger RL. Statistical Inference, 2nd ed. Pacific Grove: Duxbury, 2002, section 9.2.
+
+    Examples
+    --------
+    >>> from analysis.planning import sd_ci
+    >>> tuple(round(x, 3) for x in sd_ci(10.0, 30))
+    (7.991, 13.367)
+    """
     if not df >= 1 or not np.isfinite(sd):
         return (float("nan"), float("nan"))
     a = 1.0 - level
@@ -84,8 +161,39 @@ def sd_ci(sd: float, df: float, level: float = 0.95) -> tuple[float, float]:
 
 
 def correlation_ci(r: float, n: int, level: float = 0.95, controlled: int = 0) -> tuple[float, float]:
-    """Fisher-z interval for a (partial) correlation from n pairs, ``controlled`` variables
-    partialled out: z = atanh(r) +/- z_{1-a/2} / sqrt(n - 3 - controlled)."""
+    """Fisher-z confidence interval for a (partial) correlation.
+
+    z = atanh(r) +/- z_{1-a/2} / sqrt(n - 3 - controlled), transformed back with tanh.
+
+    Parameters
+    ----------
+    r : float
+        Sample (partial) correlation, e.g. between baseline and follow-up.
+    n : int
+        Number of pairs.
+    level : float
+        Confidence level.
+    controlled : int
+        Number of variables partialled out.
+
+    Returns
+    -------
+    tuple of float
+        (ci_low, ci_high); NaNs when n - 3 - controlled < 1; (r, r) when abs(r) is 1.
+
+    References
+    ----------
+    Fisher RA. On the "probable error" of a coefficient of correlation deduced from a small
+    sample. Metron 1921;1:3-32.
+
+    Examples
+    --------
+    >>> from analysis.planning import correlation_ci
+    >>> tuple(round(x, 3) for x in correlation_ci(0.6, 50))
+    (0.386, 0.753)
+    >>> tuple(round(x, 3) for x in correlation_ci(0.6, 50, controlled=1))
+    (0.384, 0.754)
+    """
     m = n - 3 - controlled
     if m < 1 or not np.isfinite(r):
         return (float("nan"), float("nan"))
@@ -97,11 +205,35 @@ def correlation_ci(r: float, n: int, level: float = 0.95, controlled: int = 0) -
 
 
 def cv_ci(cv: float, k: int, level: float = 0.95) -> tuple[float, float]:
-    """Vangel's modified McKay interval for a coefficient of variation from k values (assumes
-    roughly normal values; Vangel MG. Am Stat 1996;50:21)::
+    """Vangel's modified McKay interval for a coefficient of variation from k values.
 
-        CV / sqrt(((u + 2) / k - 1) CV^2 + u / (k - 1)),  u = chi^2_{k-1} quantile
-        (the upper quantile gives the lower limit, the lower quantile the upper limit).
+    CV / sqrt(((u + 2) / k - 1) CV^2 + u / (k - 1)), u a chi^2_{k-1} quantile (the upper quantile
+    gives the lower limit, the lower quantile the upper limit); assumes roughly normal values.
+
+    Parameters
+    ----------
+    cv : float
+        Sample coefficient of variation (e.g. of site sizes).
+    k : int
+        Number of values (sites).
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        (ci_low, ci_high); NaNs when k < 2; (0, 0) when cv is 0; an infinite upper limit when
+        the formula's denominator is not positive.
+
+    References
+    ----------
+    Vangel MG. Confidence intervals for a normal coefficient of variation. Am Stat 1996;50:21-26.
+
+    Examples
+    --------
+    >>> from analysis.planning import cv_ci
+    >>> tuple(round(x, 3) for x in cv_ci(0.4, 12))
+    (0.273, 0.778)
     """
     if k < 2 or not np.isfinite(cv):
         return (float("nan"), float("nan"))
@@ -120,8 +252,38 @@ def cv_ci(cv: float, k: int, level: float = 0.95) -> tuple[float, float]:
 # ---------------------------------------------------------------------------------------------
 
 def design_effect(m: float, icc: float, cv: float = 0.0) -> float:
-    """Eldridge, Ashby & Kerry (2006): 1 + ((CV^2 + 1) m - 1) rho; with CV = 0 the usual
-    1 + (m - 1) rho."""
+    """Design effect of a cluster randomised trial with variable cluster sizes.
+
+    1 + ((CV^2 + 1) m - 1) rho; with CV = 0 the usual 1 + (m - 1) rho.
+
+    Parameters
+    ----------
+    m : float
+        Mean analysed cluster (site) size.
+    icc : float
+        Intracluster correlation coefficient rho.
+    cv : float
+        Coefficient of variation of cluster sizes.
+
+    Returns
+    -------
+    float
+        The factor by which clustering inflates the variance of a mean.
+
+    References
+    ----------
+    Eldridge SM, Ashby D, Kerry S. Sample size for cluster randomized trials: effect of
+    coefficient of variation of cluster size and analysis method. Int J Epidemiol
+    2006;35:1292-1300.
+
+    Examples
+    --------
+    >>> from analysis.planning import design_effect
+    >>> design_effect(10, 0.05)
+    1.45
+    >>> round(design_effect(10, 0.05, cv=0.6), 3)
+    1.63
+    """
     return 1.0 + ((cv * cv + 1.0) * m - 1.0) * icc
 
 
@@ -134,12 +296,69 @@ def _t_power(ncp: float, df: float, alpha: float) -> float:
 
 
 def power_individual(n_per_arm: float, delta: float, sd: float, alpha: float = 0.05) -> float:
-    """Power of the two-sided two-sample t-test with n per arm (as statsmodels' TTestIndPower)."""
+    """Power of the two-sided two-sample t-test with n per arm (as statsmodels' TTestIndPower).
+
+    Parameters
+    ----------
+    n_per_arm : float
+        Participants analysed per arm.
+    delta : float
+        Target difference in means.
+    sd : float
+        Common SD.
+    alpha : float
+        Two-sided significance level.
+
+    Returns
+    -------
+    float
+        Power from the non-central t distribution on 2n - 2 df.
+
+    References
+    ----------
+    Chow SC, Shao J, Wang H. Sample Size Calculations in Clinical Research, 2nd ed. Boca Raton:
+    Chapman and Hall/CRC, 2008, section 3.2.
+
+    Examples
+    --------
+    >>> from analysis.planning import power_individual
+    >>> round(power_individual(86, 5.0, 10.0), 4)
+    0.9032
+    """
     return _t_power(abs(delta) / (sd * math.sqrt(2.0 / n_per_arm)), 2 * n_per_arm - 2, alpha)
 
 
 def n_per_arm_normal(delta: float, sd: float, alpha: float = 0.05, power: float = 0.9) -> float:
-    """Normal approximation 2 (z_{1-alpha/2} + z_{power})^2 sd^2 / delta^2 (not rounded)."""
+    """Normal-approximation sample size per arm, 2 (z_{1-alpha/2} + z_{power})^2 sd^2 / delta^2.
+
+    Parameters
+    ----------
+    delta : float
+        Target difference in means.
+    sd : float
+        Common SD.
+    alpha : float
+        Two-sided significance level.
+    power : float
+        Target power.
+
+    Returns
+    -------
+    float
+        Participants analysed per arm, not rounded (:func:`n_per_arm` gives the exact t-test
+        size).
+
+    References
+    ----------
+    Chow SC, Shao J, Wang H. Sample Size Calculations in Clinical Research, 2nd ed. Boca Raton:
+    Chapman and Hall/CRC, 2008, section 3.2.
+
+    Examples
+    --------
+    >>> from analysis.planning import n_per_arm_normal
+    >>> round(float(n_per_arm_normal(5.0, 10.0)), 2)
+    84.06
+    """
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
     return 2.0 * z * z * sd * sd / (delta * delta)
 
@@ -164,7 +383,35 @@ def _smallest(f, lo: int, target: float, hi_cap: int = 10**8) -> int:
 
 
 def n_per_arm(delta: float, sd: float, alpha: float = 0.05, power: float = 0.9) -> int:
-    """Smallest n analysed per arm for which the t-test has at least ``power``."""
+    """Smallest number analysed per arm for which the two-sample t-test has at least ``power``.
+
+    Parameters
+    ----------
+    delta : float
+        Target difference in means (non-zero).
+    sd : float
+        Common SD (positive).
+    alpha : float
+        Two-sided significance level.
+    power : float
+        Target power.
+
+    Returns
+    -------
+    int
+        Participants analysed per arm (:func:`power_individual` reaches ``power``).
+
+    References
+    ----------
+    Chow SC, Shao J, Wang H. Sample Size Calculations in Clinical Research, 2nd ed. Boca Raton:
+    Chapman and Hall/CRC, 2008, section 3.2.
+
+    Examples
+    --------
+    >>> from analysis.planning import n_per_arm
+    >>> n_per_arm(5.0, 10.0)
+    86
+    """
     if not (delta != 0 and sd > 0):
         raise ValueError("the target difference must be non-zero and the SD positive")
     return _smallest(lambda n: power_individual(n, delta, sd, alpha), 2, power)
@@ -172,14 +419,83 @@ def n_per_arm(delta: float, sd: float, alpha: float = 0.05, power: float = 0.9) 
 
 def power_cluster(k_per_arm: int, m: float, delta: float, sd: float, icc: float, cv: float = 0.0,
                   alpha: float = 0.05) -> float:
-    """Power with k sites per arm of mean analysed size m: non-central t on 2k - 2 df."""
+    """Power of a cluster randomised trial with k sites per arm of mean analysed size m.
+
+    The variance of the difference in means is 2 sd^2 DE / (k m), DE the design effect
+    (:func:`design_effect`); power from the non-central t distribution on 2k - 2 df.
+
+    Parameters
+    ----------
+    k_per_arm : int
+        Sites per arm.
+    m : float
+        Mean analysed participants per site.
+    delta, sd : float
+        Target difference in means and total SD.
+    icc : float
+        Intracluster correlation coefficient.
+    cv : float
+        Coefficient of variation of site sizes.
+    alpha : float
+        Two-sided significance level.
+
+    Returns
+    -------
+    float
+        Power.
+
+    References
+    ----------
+    Eldridge SM, Ashby D, Kerry S. Sample size for cluster randomized trials: effect of
+    coefficient of variation of cluster size and analysis method. Int J Epidemiol
+    2006;35:1292-1300.
+
+    Examples
+    --------
+    >>> from analysis.planning import power_cluster
+    >>> round(power_cluster(10, 12, 5.0, 10.0, 0.05), 4)
+    0.8368
+    """
     var = 2.0 * sd * sd * design_effect(m, icc, cv) / (k_per_arm * m)
     return _t_power(abs(delta) / math.sqrt(var), 2 * k_per_arm - 2, alpha)
 
 
 def sites_per_arm(delta: float, sd: float, icc: float, m: float, cv: float = 0.0,
                   alpha: float = 0.05, power: float = 0.9) -> int:
-    """Smallest number of sites per arm (each of mean analysed size m) reaching ``power``."""
+    """Smallest number of sites per arm (each of mean analysed size m) reaching ``power``.
+
+    Parameters
+    ----------
+    delta, sd : float
+        Target difference in means (non-zero) and total SD (positive).
+    icc : float
+        Intracluster correlation coefficient.
+    m : float
+        Mean analysed participants per site (positive).
+    cv : float
+        Coefficient of variation of site sizes.
+    alpha : float
+        Two-sided significance level.
+    power : float
+        Target power.
+
+    Returns
+    -------
+    int
+        Sites per arm (:func:`power_cluster` reaches ``power``).
+
+    References
+    ----------
+    Eldridge SM, Ashby D, Kerry S. Sample size for cluster randomized trials: effect of
+    coefficient of variation of cluster size and analysis method. Int J Epidemiol
+    2006;35:1292-1300.
+
+    Examples
+    --------
+    >>> from analysis.planning import sites_per_arm
+    >>> sites_per_arm(5.0, 10.0, 0.05, 12)
+    12
+    """
     if not (delta != 0 and sd > 0 and m > 0):
         raise ValueError("the target difference must be non-zero, the SD and the cluster size positive")
     return _smallest(lambda k: power_cluster(k, m, delta, sd, icc, cv, alpha), 2, power)
@@ -232,8 +548,66 @@ def _icc_row(parameter, label, d: pd.DataFrame, formula: str, level: float, note
 def planning_inputs(linked: pd.DataFrame, participants: pd.DataFrame, sites: pd.DataFrame, cfg: dict,
                     economics: pd.DataFrame | None = None,
                     recruitment_window: bool = True) -> pd.DataFrame:
-    """Every input of the definitive trial's sample size that the pilot estimates, each with an
-    interval and the method in words (one row per parameter, ``INPUT_COLUMNS``)."""
+    """Every input of the definitive trial's sample size that the pilot estimates, with its uncertainty.
+
+    SDs of the primary outcome at its time point (raw and residual after the baseline, with a
+    confidence interval and Browne's upper confidence limit), the baseline-follow-up correlation,
+    ICCs (site variance share, raw and after baseline adjustment, profile-likelihood CIs), site
+    sizes and their CV, retention and the recruitment rate; the method of each in words.
+
+    Parameters
+    ----------
+    linked : pandas.DataFrame
+        The linked analysis table (one row per participant x time point).
+    participants, sites : pandas.DataFrame
+        Ingest's participants and sites.
+    cfg : dict
+        The validated config (design, primary outcome, planning, confidence levels).
+    economics : pandas.DataFrame, optional
+        Per-participant costs and QALYs (the economics stage's table): adds their SDs, their
+        correlation and (cluster design) the ICC of costs.
+    recruitment_window : bool
+        Whether the sites' recruitment windows were collected (else no recruitment rate).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per parameter, columns ``INPUT_COLUMNS``: parameter, label, estimate, ci_low,
+        ci_high, ci_level, ucl, ucl_level, n, df, sites, unit, method, note.
+
+    References
+    ----------
+    Browne RH. On the use of a pilot sample for sample size determination. Stat Med
+    1995;14:1933-1940.
+
+    Eldridge SM, Ashby D, Kerry S. Sample size for cluster randomized trials: effect of
+    coefficient of variation of cluster size and analysis method. Int J Epidemiol
+    2006;35:1292-1300.
+
+    Teare MD, Dimairo M, Shephard N, Hayman A, Whitehead A, Walters SJ. Sample size requirements
+    to estimate key design parameters from external pilot randomised controlled trials: a
+    simulation study. Trials 2014;15:264.
+
+    Examples
+    --------
+    The committed demo trial (cluster randomised, WEMWBS at 9 months the primary outcome):
+
+    >>> from pathlib import Path
+    >>> import analysis
+    >>> from analysis.config import load_config
+    >>> from analysis.pipeline import prepare
+    >>> from analysis.planning import planning_inputs, sample_size_table
+    >>> root = Path(analysis.__file__).parent.parent
+    >>> cfg = load_config(root / "config/config.yaml")
+    >>> t = prepare(cfg, root / cfg["data"]["raw_dir"])
+    >>> inputs = planning_inputs(t["linked"], t["participants"], t["sites"], cfg)
+    >>> print(inputs[["parameter", "estimate", "ci_low", "ci_high"]].head(4).round(2).to_string(index=False))
+      parameter  estimate  ci_low  ci_high
+    sd_followup      8.46    7.44     9.82
+    sd_residual      5.43    4.75     6.35
+    correlation      0.77    0.67     0.84
+            icc      0.07    0.00     0.30
+    """
     from analysis.config import primary_timepoint
     from analysis.outcomes import long_frame, model_spec
 
@@ -519,9 +893,58 @@ def _duration(n_recruited_total: float, per_site: float, plan: Plan, pl: dict, s
 
 
 def sample_size_table(inputs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
-    """Analytic sample size of the definitive trial over the grid of assumptions, one row per
-    scenario (``SIZE_COLUMNS``); the row computed with the configured choices has
-    ``recommended`` True.  Empty for a single-arm pilot or without a target difference."""
+    """Analytic sample size of the definitive trial over a grid of assumptions.
+
+    Scenarios cross the target differences, the SD basis (point estimate or Browne's upper
+    confidence limit), the retention basis and, in a cluster design, the ICC values (pilot
+    estimates and ``planning.icc_values``); each gives participants analysed and recruited per
+    arm (ANCOVA-adjusted SD when ``planning.ancova``), sites per arm with the design effect for
+    variable site sizes, the power reached and the months of recruitment needed.
+
+    Parameters
+    ----------
+    inputs : pandas.DataFrame
+        The pilot's planning inputs (:func:`planning_inputs`).
+    cfg : dict
+        The validated config (``planning``: target difference(s), alpha, power, choices).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scenario (``SIZE_COLUMNS``); the row computed with the configured choices has
+        ``recommended`` True.  Empty for a single-arm pilot or without a target difference.
+
+    References
+    ----------
+    Browne RH. On the use of a pilot sample for sample size determination. Stat Med
+    1995;14:1933-1940.
+
+    Eldridge SM, Ashby D, Kerry S. Sample size for cluster randomized trials: effect of
+    coefficient of variation of cluster size and analysis method. Int J Epidemiol
+    2006;35:1292-1300.
+
+    Teare MD, Dimairo M, Shephard N, Hayman A, Whitehead A, Walters SJ. Sample size requirements
+    to estimate key design parameters from external pilot randomised controlled trials: a
+    simulation study. Trials 2014;15:264.
+
+    Examples
+    --------
+    The committed demo trial (cluster randomised, WEMWBS at 9 months the primary outcome):
+
+    >>> from pathlib import Path
+    >>> import analysis
+    >>> from analysis.config import load_config
+    >>> from analysis.pipeline import prepare
+    >>> from analysis.planning import planning_inputs, sample_size_table
+    >>> root = Path(analysis.__file__).parent.parent
+    >>> cfg = load_config(root / "config/config.yaml")
+    >>> t = prepare(cfg, root / cfg["data"]["raw_dir"])
+    >>> inputs = planning_inputs(t["linked"], t["participants"], t["sites"], cfg)
+    >>> sizes = sample_size_table(inputs, cfg)
+    >>> rec = sizes[sizes.recommended].iloc[0]
+    >>> float(rec.target_difference), rec.sd_basis, int(rec.n_recruited_total), int(rec.sites_total)
+    (3.0, 'ucl', 508, 38)
+    """
     pl = cfg["planning"]
     design = cfg["design"]["type"]
     if design == "single_arm" or pl["target_difference"] is None:

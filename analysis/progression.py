@@ -56,7 +56,38 @@ SIMPLE, CLUSTER = "simple", "cluster-aware (allows for between-site variation)"
 
 
 def band(estimate: float, green: float, red: float, direction: str = "higher") -> str:
-    """Traffic-light band of one estimate (see the module docstring for the rule)."""
+    """Traffic-light band of one feasibility estimate against its progression criterion.
+
+    Parameters
+    ----------
+    estimate : float
+        The feasibility estimate (e.g. a retention proportion); None or NaN if not estimable.
+    green, red : float
+        Thresholds: GREEN at or beyond ``green``, RED beyond ``red`` on the wrong side, AMBER
+        between.
+    direction : {"higher", "lower"}
+        Whether higher (e.g. retention) or lower (e.g. withdrawal) values are better; the
+        thresholds must agree with it.
+
+    Returns
+    -------
+    str
+        "GREEN", "AMBER", "RED" or "NOT ESTIMABLE".
+
+    References
+    ----------
+    Avery KNL, Williamson PR, Gamble C, et al. Informing efficient randomised controlled trials:
+    exploration of challenges in developing progression criteria for internal pilot studies. BMJ
+    Open 2017;7:e013537.
+
+    Examples
+    --------
+    >>> from analysis.progression import band
+    >>> band(0.72, green=0.8, red=0.6), band(0.85, green=0.8, red=0.6), band(0.5, green=0.8, red=0.6)
+    ('AMBER', 'GREEN', 'RED')
+    >>> band(0.15, green=0.1, red=0.2, direction="lower")
+    'AMBER'
+    """
     if direction not in ("higher", "lower"):
         raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")
     if (direction == "higher" and red > green) or (direction == "lower" and red < green):
@@ -70,7 +101,33 @@ def band(estimate: float, green: float, red: float, direction: str = "higher") -
 
 
 def decision(bands: list[str]) -> str | None:
-    """Overall progression decision from the bands (None when there are no criteria)."""
+    """Overall progression decision from the criteria's bands: the worst band decides.
+
+    Parameters
+    ----------
+    bands : list of str
+        One band per criterion (:func:`band`).
+
+    Returns
+    -------
+    str or None
+        Stop (any RED), not estimable, proceed with changes (any AMBER) or go; None when there are
+        no criteria.
+
+    References
+    ----------
+    Avery KNL, Williamson PR, Gamble C, et al. Informing efficient randomised controlled trials:
+    exploration of challenges in developing progression criteria for internal pilot studies. BMJ
+    Open 2017;7:e013537.
+
+    Examples
+    --------
+    >>> from analysis.progression import AMBER, GREEN, decision
+    >>> decision([GREEN, GREEN])
+    'go: proceed to the definitive trial'
+    >>> decision([]) is None
+    True
+    """
     if not bands:
         return None
     for b in (RED, NOT_ESTIMABLE, AMBER):
@@ -80,6 +137,34 @@ def decision(bands: list[str]) -> str | None:
 
 
 def overall_band(bands: list[str]) -> str | None:
+    """The worst of the criteria's bands (RED, then NOT ESTIMABLE, then AMBER, else GREEN).
+
+    Parameters
+    ----------
+    bands : list of str
+        One band per criterion (:func:`band`).
+
+    Returns
+    -------
+    str or None
+        The overall band; None when there are no criteria.
+
+    References
+    ----------
+    Avery KNL, Williamson PR, Gamble C, et al. Informing efficient randomised controlled trials:
+    exploration of challenges in developing progression criteria for internal pilot studies. BMJ
+    Open 2017;7:e013537.
+
+    Lewis M, Bromley K, Sutton CJ, McCray G, Myers HL, Lancaster GA. Determining sample size for
+    progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot
+    Feasibility Stud 2021;7:40.
+
+    Examples
+    --------
+    >>> from analysis.progression import AMBER, GREEN, overall_band
+    >>> overall_band([GREEN, AMBER]), overall_band([])
+    ('AMBER', None)
+    """
     if not bands:
         return None
     for b in (RED, NOT_ESTIMABLE, AMBER):
@@ -89,7 +174,41 @@ def overall_band(bands: list[str]) -> str | None:
 
 
 def red_threshold_test(row, red: float, direction: str) -> tuple[str, float]:
-    """One-sided exact test of the estimate against the RED threshold (Lewis 2021)."""
+    """One-sided exact test of a feasibility estimate against its RED threshold.
+
+    H0: the true value is at the RED threshold or worse.  A proportion gets the exact binomial
+    test, the recruitment rate the exact Poisson test on its site-months; other indicators no
+    test.
+
+    Parameters
+    ----------
+    row : row of the feasibility table
+        indicator, unit, numerator and denominator (a named tuple or pandas Series).
+    red : float
+        The RED threshold.
+    direction : {"higher", "lower"}
+        Whether higher values are better.
+
+    Returns
+    -------
+    tuple of (str, float)
+        The test in words and its one-sided p-value; ("", NaN) when no test applies.
+
+    References
+    ----------
+    Lewis M, Bromley K, Sutton CJ, McCray G, Myers HL, Lancaster GA. Determining sample size for
+    progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot
+    Feasibility Stud 2021;7:40.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.progression import red_threshold_test
+    >>> row = pd.Series(dict(indicator="retention", unit="proportion", numerator=58, denominator=80))
+    >>> test, p = red_threshold_test(row, 0.6, "higher")
+    >>> test, round(p, 4)
+    ('exact binomial, H0: p <= 0.6', 0.0136)
+    """
     k = int(row.numerator)
     alt = "greater" if direction == "higher" else "less"
     if row.unit == "proportion":
@@ -110,8 +229,51 @@ def red_threshold_test(row, red: float, direction: str) -> tuple[str, float]:
 
 
 def cluster_test(row, red: float, direction: str, level: float = 0.95) -> tuple[str, float]:
-    """One-sided test against the RED threshold that the cluster-aware interval inverts (module
-    docstring), recomputed from the row's counts, sites and design effect."""
+    """One-sided test against the RED threshold that the cluster-aware interval inverts.
+
+    Recomputed from the row's estimate, counts, sites and design effect: for a proportion the
+    exact binomial test on the Korn-Graubard effective sample size, for the recruitment rate the
+    quasi-Poisson t test on the log rate (sites - 1 df).
+
+    Parameters
+    ----------
+    row : row of the feasibility table
+        indicator, unit, numerator, denominator, estimate, sites and design_effect.
+    red : float
+        The RED threshold.
+    direction : {"higher", "lower"}
+        Whether higher values are better.
+    level : float
+        The feasibility table's confidence level (it sets the effective sample size).
+
+    Returns
+    -------
+    tuple of (str, float)
+        The test in words and its one-sided p-value; ("", NaN) when no test applies.
+
+    References
+    ----------
+    Lewis M, Bromley K, Sutton CJ, McCray G, Myers HL, Lancaster GA. Determining sample size for
+    progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot
+    Feasibility Stud 2021;7:40.
+
+    Korn EL, Graubard BI. Confidence intervals for proportions with small expected number of
+    positive counts estimated from survey data. Survey Methodology 1998;24:193-201.
+
+    Examples
+    --------
+    Retention at four sites (as :func:`analysis.feasibility.cluster_proportion_ci`):
+
+    >>> import pandas as pd
+    >>> from analysis.feasibility import cluster_proportion_ci
+    >>> from analysis.progression import cluster_test
+    >>> c = cluster_proportion_ci([8, 12, 5, 10], [10, 15, 10, 12])
+    >>> row = pd.Series(dict(indicator="retention", unit="proportion", numerator=35, denominator=47,
+    ...                      estimate=c["estimate"], sites=c["sites"], design_effect=c["design_effect"]))
+    >>> test, p = cluster_test(row, 0.6, "higher")
+    >>> test, round(p, 4)
+    ('exact binomial on the Korn-Graubard effective sample size (15.5), H0: p <= 0.6', 0.184)
+    """
     op = "<=" if direction == "higher" else ">="
     if row.unit == "proportion":
         if not 0 <= red <= 1:
@@ -142,13 +304,58 @@ def _has_cluster_interval(r) -> bool:
 
 def evaluate(table: pd.DataFrame, criteria: list[dict], *, test: bool = False, cluster: bool = False,
              level: float = 0.95) -> pd.DataFrame:
-    """One row per criterion: the matched feasibility row, thresholds, band and optional test.
+    """Judge the progression criteria against the feasibility table.
 
-    ``cluster``: report the cluster-aware interval and test where the row has one (module
-    docstring); ``level`` is the feasibility table's confidence level (for the effective sample size).
+    One row per criterion: the matched feasibility row, thresholds, band and optional test.
 
-    Raises ValueError naming the criterion (``feasibility.progression_criteria[i]``) when it
-    matches no row, states a different denominator, or repeats another criterion's row.
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The feasibility table (:func:`analysis.feasibility.feasibility_table`; columns
+        ``FEASIBILITY_COLUMNS``).
+    criteria : list of dict
+        ``feasibility.progression_criteria``: indicator, optional timepoint, arm and name, green
+        and red thresholds, optional direction.
+    test : bool
+        Add the one-sided test of each estimate against its RED threshold (Lewis 2021).
+    cluster : bool
+        Report the cluster-aware interval and test where the row has one (module docstring).
+    level : float
+        The feasibility table's confidence level (for the effective sample size).
+
+    Returns
+    -------
+    pandas.DataFrame
+        criterion, indicator, timepoint, arm, direction, denominator_of, numerator, denominator,
+        estimate, ci_low, ci_high, ci_method, interval, green, red, band, and with ``test`` the
+        test and p_value_vs_red.  Raises ValueError naming the criterion
+        (``feasibility.progression_criteria[i]``) when it matches no row, states a different
+        denominator, or repeats another criterion's row.
+
+    References
+    ----------
+    Avery KNL, Williamson PR, Gamble C, et al. Informing efficient randomised controlled trials:
+    exploration of challenges in developing progression criteria for internal pilot studies. BMJ
+    Open 2017;7:e013537.
+
+    Lewis M, Bromley K, Sutton CJ, McCray G, Myers HL, Lancaster GA. Determining sample size for
+    progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot
+    Feasibility Stud 2021;7:40.
+
+    Examples
+    --------
+    58 of 80 participants retained at 9 months, against GREEN 80% and RED 60%:
+
+    >>> import pandas as pd
+    >>> from analysis.feasibility import FEASIBILITY_COLUMNS, proportion_ci
+    >>> from analysis.progression import evaluate
+    >>> est, lo, hi = proportion_ci(58, 80)
+    >>> table = pd.DataFrame([dict(indicator="retention", timepoint="m9", arm="all", numerator=58, denominator=80,
+    ...                            estimate=est, ci_low=lo, ci_high=hi, ci_method="wilson", unit="proportion")],
+    ...                      columns=FEASIBILITY_COLUMNS)
+    >>> r = evaluate(table, [dict(indicator="retention", timepoint="m9", green=0.8, red=0.6)], test=True).iloc[0]
+    >>> r.band, round(float(r.ci_low), 3), r.test, round(float(r.p_value_vs_red), 4)
+    ('AMBER', 0.619, 'exact binomial, H0: p <= 0.6', 0.0136)
     """
     rows, seen = [], {}
     for i, c in enumerate(criteria):

@@ -17,9 +17,33 @@ import numpy as np
 
 
 def discount_weight(t0, t1, rate: float) -> np.ndarray:
-    """Mean of the annual step discount factor over [t0, t1] (years); 1 where t1 <= 1.
+    """Mean of the annual step discount factor over [t0, t1] (years).
 
-    Used for a cost spread evenly over a recall period.
+    Used for a cost spread evenly over a recall period (module docstring: the first year is not
+    discounted, year k by (1 + rate) ** -k).
+
+    Parameters
+    ----------
+    t0, t1 : array-like
+        Start and end of each period, in years from baseline.
+    rate : float
+        Annual discount rate (0.035 in NICE's reference case).
+
+    Returns
+    -------
+    numpy.ndarray
+        One weight per period; 1 where t1 <= 1.
+
+    References
+    ----------
+    National Institute for Health and Care Excellence. NICE health technology evaluations: the
+    manual (PMG36), 2022, section 4.5 (discounting).
+
+    Examples
+    --------
+    >>> from analysis.qaly import discount_weight
+    >>> discount_weight([0.0, 1.0, 1.5], [1.0, 2.0, 2.5], 0.035).round(4)
+    array([1.    , 0.9662, 0.9498])
     """
     t0 = np.asarray(t0, float)
     t1 = np.asarray(t1, float)
@@ -31,11 +55,44 @@ def discount_weight(t0, t1, rate: float) -> np.ndarray:
 
 
 def auc(times, values, discount_rate: float = 0.0):
-    """Area under the piecewise-linear curve through (times, values) for each row.
+    """Area under the piecewise-linear curve through (times, values), for each row.
 
-    ``times`` and ``values`` are arrays of shape (n, k) (or (k,) for one curve), times in years
-    from baseline and increasing along each row.  A row with any missing value gives NaN.
-    Returns an array of n areas (a float for a single 1-D curve).
+    Utilities are joined by straight lines (the trapezoidal rule), with the exact annual step
+    discounting of the module docstring when ``discount_rate`` is positive.
+
+    Parameters
+    ----------
+    times : array-like of shape (n, k) or (k,)
+        Times in years from baseline, increasing along each row (one row may serve all).
+    values : array-like of shape (n, k) or (k,)
+        Utilities (or another outcome) at those times; negative values are kept.
+    discount_rate : float
+        Annual discount rate; 0 for none.
+
+    Returns
+    -------
+    numpy.ndarray or float
+        n areas (QALYs when the values are utilities); a float for a single 1-D curve.  A row
+        with any missing value gives NaN.
+
+    References
+    ----------
+    Matthews JNS, Altman DG, Campbell MJ, Royston P. Analysis of serial measurements in medical
+    research. BMJ 1990;300:230-235.
+
+    Manca A, Hawkins N, Sculpher MJ. Estimating mean QALYs in trial-based cost-effectiveness
+    analysis: the importance of controlling for baseline utility. Health Econ 2005;14:487-496.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from analysis.qaly import auc
+    >>> float(auc([0, 0.25, 0.75], [0.6, 0.7, 0.8]))
+    0.5375
+    >>> round(auc([0, 1, 2], [1.0, 1.0, 1.0], discount_rate=0.035), 6)
+    1.966184
+    >>> auc([[0, 0.5, 1.0], [0, 0.5, 1.0]], [[0.5, 0.6, 0.7], [0.4, np.nan, 0.6]])
+    array([0.6, nan])
     """
     t = np.atleast_2d(np.asarray(times, float))
     u = np.atleast_2d(np.asarray(values, float))

@@ -15,11 +15,51 @@ def score_responses(responses: pd.DataFrame, participants: pd.DataFrame,
                     prescored: list[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score each configured instrument for every participant and time point.
 
-    Returns ``(scores, reasons)``: ``scores`` has one row per response record with the
-    instrument outputs (totals, indices, subscales, and the EQ-5D method used) and the
-    pre-scored columns as read (``prescored``: validated at ingest, not rescored);
-    ``reasons`` is a long table (participant_id, timepoint, instrument, reason) of every score
-    that could not be computed, which feeds the data-query log.
+    Parameters
+    ----------
+    responses : pandas.DataFrame
+        One row per participant and time point (ingest's ``responses``): participant_id,
+        timepoint, month, source_line and the item columns ``<instrument>_<k>``.
+    participants : pandas.DataFrame
+        One row per participant (age and sex are read for the EQ-5D-5L DSU mapping).
+    instrument_options : dict
+        ``instruments`` of the config: instrument name to its options (method, overrides,
+        missing codes, ...), scored with :func:`analysis.instruments.score`.
+    prescored : list of str
+        Pre-scored columns, copied as read (validated at ingest, not rescored).
+
+    Returns
+    -------
+    scores : pandas.DataFrame
+        One row per response record with the instrument outputs (totals, indices, subscales, and
+        the EQ-5D method used) and the pre-scored columns.
+    reasons : pandas.DataFrame
+        participant_id, timepoint, source_line, instrument, reason for every score that could not
+        be computed (it feeds the data-query log).
+
+    References
+    ----------
+    Each instrument's scoring rule cites its source (``analysis/instruments/definitions``; the
+    scoring summary lists them).  The SWEMWBS of the example: Stewart-Brown S, Tennant A, Tennant
+    R, Platt S, Parkinson J, Weich S. Internal construct validity of the Warwick-Edinburgh Mental
+    Well-being Scale (WEMWBS): a Rasch analysis using data from the Scottish Health Education
+    Population Survey. Health Qual Life Outcomes 2009;7:15.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> items = {"P1": [4, 5, 3, 5, 3, 4, 4], "P2": [1, 1, 2, 2, 2, 2, 2], "P3": [2, 3, 1, 3, 3, 1, 3],
+    ...          "P4": [2, 1, 2, 3, 3, 1, 3], "P5": [4, 3, 2, 4, 4, 2, 4], "P6": [5, 3, None, 4, 5, 4, 5]}
+    >>> responses = pd.DataFrame([[p, "baseline", 0.0, line] + v for line, (p, v) in enumerate(items.items(), 2)],
+    ...                          columns=["participant_id", "timepoint", "month", "source_line"]
+    ...                          + [f"swemwbs_{k}" for k in range(1, 8)]).astype({"swemwbs_3": "Int64"})
+    >>> from analysis.scoring import score_responses
+    >>> scores, reasons = score_responses(responses, responses[["participant_id"]], {"swemwbs": {}})
+    >>> scores.swemwbs_total.tolist()
+    [28.0, 12.0, 16.0, 15.0, 23.0, nan]
+    >>> print(reasons[["participant_id", "instrument", "reason"]].to_string(index=False))
+    participant_id instrument                 reason
+                P6    swemwbs item swemwbs_3 missing
     """
     out = responses[KEY + ["month"]].copy()
     reasons = []
@@ -90,7 +130,47 @@ def scoring_summary(responses: pd.DataFrame, scores: pd.DataFrame,
 
 def reliability_table(responses: pd.DataFrame, instrument_options: dict[str, dict],
                       level: float = 0.95) -> pd.DataFrame:
-    """Cronbach's alpha (CI at ``level``) per instrument, scale and time point (complete cases)."""
+    """Cronbach's alpha with its CI per instrument, scale and time point (complete cases).
+
+    Utility indices (EQ-5D) and separately reported items (ONS4) are not summed scales and are
+    left out.
+
+    Parameters
+    ----------
+    responses : pandas.DataFrame
+        Ingest's ``responses`` (item columns ``<instrument>_<k>``).
+    instrument_options : dict
+        ``instruments`` of the config (overrides, source and missing codes are used).
+    level : float
+        Confidence level of the interval for alpha.
+
+    Returns
+    -------
+    pandas.DataFrame
+        instrument, timepoint, scale, n (complete cases), n_items, alpha, ci_low, ci_high
+        (:func:`analysis.instruments.reliability`).
+
+    References
+    ----------
+    Cronbach LJ. Coefficient alpha and the internal structure of tests. Psychometrika
+    1951;16:297-334.
+
+    Feldt LS, Woodruff DJ, Salih FA. Statistical inference for coefficient alpha. Appl Psychol
+    Meas 1987;11:93-103.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> items = {"P1": [4, 5, 3, 5, 3, 4, 4], "P2": [1, 1, 2, 2, 2, 2, 2], "P3": [2, 3, 1, 3, 3, 1, 3],
+    ...          "P4": [2, 1, 2, 3, 3, 1, 3], "P5": [4, 3, 2, 4, 4, 2, 4], "P6": [5, 3, None, 4, 5, 4, 5]}
+    >>> responses = pd.DataFrame([[p, "baseline", 0.0, line] + v for line, (p, v) in enumerate(items.items(), 2)],
+    ...                          columns=["participant_id", "timepoint", "month", "source_line"]
+    ...                          + [f"swemwbs_{k}" for k in range(1, 8)]).astype({"swemwbs_3": "Int64"})
+    >>> from analysis.scoring import reliability_table
+    >>> print(reliability_table(responses, {"swemwbs": {}}).round(3).to_string(index=False))
+    instrument timepoint scale  n  n_items  alpha  ci_low  ci_high
+       swemwbs  baseline total  5        7  0.918   0.723     0.99
+    """
     frames = []
     for inst, options in instrument_options.items():
         opts = {k: v for k, v in dict(options or {}).items() if k in ("overrides", "source", "missing_codes")}

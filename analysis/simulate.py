@@ -52,6 +52,9 @@ SCREEN_EXCLUSIONS = {
 }
 DECLINE_REASONS = {"not interested": 0.55, "too busy": 0.25, "no reason given": 0.20}
 WITHDRAWAL_REASONS = {"withdrew consent": 0.5, "moved out of area": 0.3, "too unwell": 0.2}
+# The generator's month in days (visit scheduling of the synthetic trials).  It made the committed
+# example data sets, so it stays as it is; the analysis uses analysis.DAYS_PER_MONTH (365.25 / 12).
+SIM_DAYS_PER_MONTH = 30.44
 SERVICE_ITEMS = ("gp_contacts", "ae_attendances", "inpatient_nights", "cmht_contacts",
                  "social_worker_contacts")
 
@@ -253,7 +256,7 @@ def simulate_trial(params: SimulationParameters | None = None) -> dict[str, pd.D
             s = s_person + p.social_capital_effect * treated + rng.normal(0, 0.4, size=n)
             h = h_person + 0.3 * (eta - eta_bl) + rng.normal(0, 0.3, size=n)
             visit = baseline_date + pd.to_timedelta(
-                np.rint(month * 30.44 + rng.normal(0, 7, size=n)).astype(int), unit="D")
+                np.rint(month * SIM_DAYS_PER_MONTH + rng.normal(0, 7, size=n)).astype(int), unit="D")
         wem = _wemwbs_items(rng, eta, p, WEMWBS_ITEM_OFFSETS)
         eq_offsets = np.array([1.4, 0.9, 1.6, 2.0, 2.1])  # MO SC UA PD AD: higher level = worse
         eq = np.clip(np.rint(eq_offsets[None, :] - 0.75 * h[:, None]
@@ -311,7 +314,7 @@ def simulate_trial(params: SimulationParameters | None = None) -> dict[str, pd.D
             withdrawal_date.append("")
             continue
         j = withdraw_after[i]  # withdrew after the visit before follow-up j
-        anchor = baseline_date[i] + pd.Timedelta(days=int(30.44 * (
+        anchor = baseline_date[i] + pd.Timedelta(days=int(SIM_DAYS_PER_MONTH * (
             0 if j == 0 else p.followup_months[j - 1])))
         withdrawal_date.append((anchor + pd.Timedelta(days=int(rng.integers(5, 60)))).date().isoformat())
 

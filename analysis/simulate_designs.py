@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.simulate import WEMWBS_ITEM_OFFSETS, _choice, write_tables
+from analysis.simulate import SIM_DAYS_PER_MONTH, WEMWBS_ITEM_OFFSETS, _choice, write_tables
 
 __all__ = ["SingleArmParameters", "IndividualParameters", "simulate_single_arm",
            "simulate_individual", "true_single_arm_change", "true_individual_effects",
@@ -52,7 +52,6 @@ __all__ = ["SingleArmParameters", "IndividualParameters", "simulate_single_arm",
 
 POPULATIONS = ("service_user", "staff")
 REFERRAL_ROUTES = ("professional", "self")
-DAYS_PER_MONTH = 30.44
 # SWEMWBS items are WEMWBS items 1, 2, 3, 6, 7, 9, 11: the demo's item offsets for those items
 SWEMWBS_ITEM_OFFSETS = WEMWBS_ITEM_OFFSETS[[0, 1, 2, 5, 6, 8, 10]]
 ONS4_OUTPUTS = ("life_satisfaction", "worthwhile", "happiness", "anxiety")
@@ -318,7 +317,7 @@ def simulate_single_arm(params: SingleArmParameters | None = None) -> dict[str, 
         else:
             eta = (eta_person + np.array([p.change_wellbeing[g][j - 1] for g in pop])
                    + rng.normal(0, p.occasion_sd, size=n))
-            visits[:, j] = visits[:, 0] + np.rint(month * DAYS_PER_MONTH + rng.normal(0, 10, size=n)
+            visits[:, j] = visits[:, 0] + np.rint(month * SIM_DAYS_PER_MONTH + rng.normal(0, 10, size=n)
                                                   ).astype(int).astype("timedelta64[D]")
         change_l = 0.0 if j == 0 else np.array([p.change_loneliness[g][j - 1] for g in pop])
         lonely = lonely_person + change_l + rng.normal(0, p.loneliness_occasion_sd, size=n)
@@ -554,7 +553,7 @@ def simulate_individual(params: IndividualParameters | None = None) -> dict[str,
                    + rng.normal(0, p.occasion_sd, size=n))
             act = (act_person + p.activity_time_trend[j - 1] + p.activity_effect_log[j - 1] * treated
                    + rng.normal(0, p.activity_occasion_sd, size=n))
-            visits[:, j] = visits[:, 0] + np.rint(month * DAYS_PER_MONTH + rng.normal(0, 7, size=n)
+            visits[:, j] = visits[:, 0] + np.rint(month * SIM_DAYS_PER_MONTH + rng.normal(0, 7, size=n)
                                                   ).astype(int).astype("timedelta64[D]")
         y = _individual_outcomes(p, eta, act, rng.normal(0.0, p.item_sd, size=(n, 14)))
         wave = pd.DataFrame({"participant_id": pids, "visit_date": _iso(visits[:, j])})

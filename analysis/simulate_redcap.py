@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.simulate import SERVICE_ITEMS, SimulationParameters, simulate_trial
+from analysis.simulate import SERVICE_ITEMS, SIM_DAYS_PER_MONTH, SimulationParameters, simulate_trial
 
 EXPORT = "PATHWAYS_DATA_raw.csv"
 DICTIONARY = "PATHWAYS_DataDictionary.csv"
@@ -148,7 +148,7 @@ def records_export(t: dict[str, pd.DataFrame], dictionary: pd.DataFrame) -> pd.D
             for pid in parts.participant_id:
                 if pid in seen or pid not in base:
                     continue
-                due = base[pid] + pd.Timedelta(days=round(month * 30.44))
+                due = base[pid] + pd.Timedelta(days=round(month * SIM_DAYS_PER_MONTH))
                 for k in (1, 2):
                     put(pid, tp, dict(contact_date=(due + pd.Timedelta(days=7 * k)).date().isoformat(),
                                       contact_outcome="2"), "contact_log", instance=k)

@@ -30,8 +30,54 @@ def baseline_frame(participants: pd.DataFrame, linked: pd.DataFrame, measures: l
 
 def table1(frame: pd.DataFrame, arms: list[str], continuous: list[str], categorical: list[str],
            levels: dict[str, list[str]] | None = None) -> pd.DataFrame:
-    """Tidy Table 1 (one row per variable x level x arm; 'all' = every allocated participant).
-    Categorical levels are listed in their declared order (``levels``), else sorted."""
+    """Tidy Table 1: baseline characteristics by arm.
+
+    One row per variable x level x arm; "all" is every allocated participant (when there is more
+    than one arm).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per participant with an ``arm`` column (:func:`baseline_frame`).
+    arms : list of str
+        Arms in display order.
+    continuous : list of str
+        Columns summarised by n, missing, mean, SD, median and quartiles.
+    categorical : list of str
+        Columns summarised by count and percent per level (blank values are missing).
+    levels : dict, optional
+        Declared level order per categorical column (declared levels are listed even if unseen);
+        other levels follow, sorted.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns variable, type (count, continuous, categorical), level, arm, n, missing, count,
+        percent, mean, sd, median, q1, q3.  No tests of baseline differences (CONSORT advises
+        against them).
+
+    References
+    ----------
+    Eldridge SM, Chan CL, Campbell MJ, et al. CONSORT 2010 statement: extension to randomised
+    pilot and feasibility trials. BMJ 2016;355:i5239 (item 15).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.table1 import table1
+    >>> frame = pd.DataFrame({"arm": ["A", "A", "A", "B", "B"], "age": [34, 51, None, 45, 29],
+    ...                       "sex": ["F", "M", "F", "F", "M"]})
+    >>> t = table1(frame, ["A", "B"], continuous=["age"], categorical=["sex"])
+    >>> print(t[t.variable == "age"][["arm", "n", "missing", "mean", "sd"]].round(2).to_string(index=False))
+    arm  n  missing  mean    sd
+      A  2        1 42.50 12.02
+      B  2        0 37.00 11.31
+    all  4        1 39.75 10.05
+    >>> print(t[t.variable == "sex"][["level", "arm", "n", "count"]].head(2).to_string(index=False))
+    level arm  n  count
+        F   A  3      2
+        M   A  3      1
+    """
     levels_of = levels or {}
     groups = list(arms) + (["all"] if len(arms) > 1 else [])
     rows = []

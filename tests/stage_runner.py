@@ -130,29 +130,19 @@ def _run(stage, full_cfg, work, key, cfg, audience):
     from analysis.stages import economics, feasibility, ingest, link, outcome, planning, power, report, score
     i, o = stage_files(full_cfg, work)[stage]
     if stage == "ingest":
-        ingest.run(cfg, full_cfg["data"]["raw_dir"], o, key=key)
-    elif stage == "score":
-        score.run(cfg, i["responses"], i["participants"], o)
+        ingest.run(cfg, i, o, raw_dir=full_cfg["data"]["raw_dir"], key=key)
+    elif stage in ("score", "feasibility", "outcome", "economics", "planning"):
+        {"score": score, "feasibility": feasibility, "outcome": outcome, "economics": economics,
+         "planning": planning}[stage].run(cfg, i, o)
     elif stage == "link":
-        link.run(cfg, i["participants"], i["responses"], i["scores"], i["queries"], o["linked"], o["queries"],
-                 pseudonyms=i["pseudonyms"], exclusions=i["exclusions"], manifest=i["manifest"],
-                 out_exclusions=o["exclusions"], key_fingerprint=key_fingerprint(key))
-    elif stage == "feasibility":
-        feasibility.run(cfg, i["sites"], i["participants"], i["screening"], i["linked"], i["fidelity"], o,
-                        adverse_events=i["adverse_events"], collected=i["collected"])
-    elif stage == "outcome":
-        outcome.run(cfg, i["linked"], o, fidelity=i["fidelity"], sites=i["sites"])
-    elif stage == "economics":
-        economics.run(cfg, i, o)
-    elif stage == "planning":
-        planning.run(cfg, i, o)
+        link.run(cfg, i, o, key_fingerprint=key_fingerprint(key))
     elif stage.startswith("power_"):
-        power.run(stage, cfg, i, o, {"step": "0", "batch": "0"})
+        power.run(cfg, i, o, rule=stage, wildcards={"step": "0", "batch": "0"})
     elif stage == "report":
-        report.run(cfg, i, raw_files(full_cfg), str(Path(o["html"]).parent), o["html"], o["manifest"],
-                   str(NOTEBOOK), o["notebook"], key_fingerprint=key_fingerprint(key))
+        report.run(cfg, {**i, "raw": raw_files(full_cfg), "notebook": str(NOTEBOOK)}, o,
+                   report_dir=str(Path(o["html"]).parent), key_fingerprint=key_fingerprint(key))
     elif stage == "audience_report":
-        report.run_audience(cfg, i, audience, o[audience], str(NOTEBOOK))
+        report.run_audience(cfg, {**i, "notebook": str(NOTEBOOK)}, {"html": o[audience]}, audience=audience)
     else:  # pragma: no cover
         raise ValueError(stage)
     return i, o

@@ -223,8 +223,9 @@ def test_stage_writes_every_output_reproducibly(demo_cfg, demo_prepared, tmp_pat
     outs = []
     for run in ("a", "b"):
         out = {n: str(tmp_path / run / f"{n}.{ext.get(n, 'csv')}") for n in names}
-        stage.run(demo_cfg, *(str(tmp_path / f"{n}.parquet") for n in
-                              ("sites", "participants", "screening", "analysis", "fidelity")), out)
+        stage.run(demo_cfg, {n: str(tmp_path / f"{f}.parquet") for n, f in
+                             (("sites", "sites"), ("participants", "participants"), ("screening", "screening"),
+                              ("linked", "analysis"), ("fidelity", "fidelity"))}, out)
         outs.append(out)
     for n in names:
         a, b = (open(o[n], "rb").read() for o in outs)

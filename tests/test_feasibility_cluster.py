@@ -333,8 +333,10 @@ def test_stage_and_report_on_the_demo(demo_cfg, tmp_path):
     ext = dict(consort_svg="svg", consort_png="png", figure="png", retention="png")
     names = ["feasibility", "progression", "by_site", "flow", "table1", *ext]
     out = {n: str(tmp_path / f"{n}.{ext.get(n, 'csv')}") for n in names}
-    stage.run(demo_cfg, *(str(tmp_path / f"{n}.parquet") for n in
-                          ("sites", "participants", "screening", "analysis", "fidelity")), out)
+    files = {n: str(tmp_path / f"{f}.parquet") for n, f in
+              (("sites", "sites"), ("participants", "participants"), ("screening", "screening"),
+              ("linked", "analysis"), ("fidelity", "fidelity"))}
+    stage.run(demo_cfg, files, out)
     f = pd.read_csv(out["feasibility"], keep_default_na=False, na_values=[""])
     prog = pd.read_csv(out["progression"], keep_default_na=False, na_values=[""])
     assert (prog.interval == "cluster-aware (allows for between-site variation)").all()
@@ -354,8 +356,7 @@ def test_stage_and_report_on_the_demo(demo_cfg, tmp_path):
     cfg = copy.deepcopy(demo_cfg)
     cfg["design"]["type"] = "individual"
     out2 = {n: str(tmp_path / f"i_{n}.{ext.get(n, 'csv')}") for n in names}
-    stage.run(cfg, *(str(tmp_path / f"{n}.parquet") for n in
-                     ("sites", "participants", "screening", "analysis", "fidelity")), out2)
+    stage.run(cfg, files, out2)
     f2 = pd.read_csv(out2["feasibility"], keep_default_na=False, na_values=[""])
     assert f2.ci_low_cluster.isna().all() and f2.ci_method_cluster.isna().all()
     assert (pd.read_csv(out2["progression"]).interval == "simple").all()

@@ -241,7 +241,7 @@ def test_ingest_stage_writes_identifier_files_owner_only(tmp_path, demo_cfg):
     out = {t: str(tmp_path / f"{t}.parquet") for t in ingest.TABLES + ("pseudonyms",)}
     out.update(queries=str(tmp_path / "ingest_queries.csv"), exclusions=str(tmp_path / "exclusions.csv"),
                manifest=str(tmp_path / "raw_manifest.csv"))
-    ingest.run(demo_cfg, demo_cfg["data"]["raw_dir"], out, key=b"k" * 20)
+    ingest.run(demo_cfg, {}, out, key=b"k" * 20)
     assert Path(out["pseudonyms"]).stat().st_mode & 0o077 == 0
     assert Path(out["queries"]).stat().st_mode & 0o077 == 0
     mapping = pd.read_parquet(out["pseudonyms"])

@@ -9,6 +9,7 @@ import shutil
 import pandas as pd
 import pytest
 
+from analysis import DAYS_PER_MONTH
 from analysis.ingest import DataValidationError, ingest_trial
 from analysis.io import sha256_file
 
@@ -160,7 +161,7 @@ def test_visit_window_warning(demo_cfg, raw):
     m3 = pd.read_csv(raw / "wave_m3.csv", dtype=str, keep_default_na=False)
     demo_cfg["data"]["waves"][1]["window_days"] = [14, 28]
     out = ingest_trial(demo_cfg, raw)
-    target = pd.to_datetime(m3.participant_id.map(base.visit_date)) + pd.Timedelta(days=round(3 * 30.44))
+    target = pd.to_datetime(m3.participant_id.map(base.visit_date)) + pd.Timedelta(days=round(3 * DAYS_PER_MONTH))
     delta = (pd.to_datetime(m3.visit_date) - target).dt.days
     expected = set((m3.index[(delta < -14) | (delta > 28)] + 2).tolist())  # file lines
     q = out["queries"]

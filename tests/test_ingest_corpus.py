@@ -114,7 +114,7 @@ def test_bad_input(case, tmp_path):
                    manifest=str(out_dir / "raw_manifest.csv"))
     exp = case.get("expect")
     if case.get("ok"):
-        ingest_stage.run(cfg, str(raw), outputs, key=KEY)
+        ingest_stage.run(cfg, {}, outputs, raw_dir=str(raw), key=KEY)
         assert all(Path(p).exists() for p in outputs.values())
         if exp:
             import pandas as pd
@@ -127,7 +127,7 @@ def test_bad_input(case, tmp_path):
                 assert row.value == exp["value"]
     else:
         with pytest.raises(DataValidationError) as err:
-            ingest_stage.run(cfg, str(raw), outputs, key=KEY)
+            ingest_stage.run(cfg, {}, outputs, raw_dir=str(raw), key=KEY)
         qs = [q for q in err.value.queries if q.file == exp["file"] and q.line == exp["line"]
               and q.column == exp["column"] and exp["rule"] in q.rule]
         assert qs, f"expected query not raised; got:\n{err.value}"

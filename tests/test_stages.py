@@ -74,18 +74,17 @@ def test_link_stage_writes_one_row_per_participant_and_time_point_and_the_querie
 def test_link_stage_refuses_data_of_another_key_or_changed_raw_files(demo_stages, tmp_path):
     i, _ = demo_stages["files"]["link"]
     cfg = rule_config("link", demo_stages["cfg"])
-    outs = dict(out_linked=str(tmp_path / "a.parquet"), out_queries=str(tmp_path / "q.csv"))
+    outs = dict(linked=str(tmp_path / "a.parquet"), queries=str(tmp_path / "q.csv"))
+    inputs = {k: i[k] for k in ("participants", "responses", "scores", "queries", "pseudonyms")}
     with pytest.raises(PseudonymKeyError):
-        link.run(cfg, i["participants"], i["responses"], i["scores"], i["queries"], pseudonyms=i["pseudonyms"],
-                 key_fingerprint=key_fingerprint(b"another-key-0123456789abcdef"), **outs)
+        link.run(cfg, inputs, outs, key_fingerprint=key_fingerprint(b"another-key-0123456789abcdef"))
     assert not list(tmp_path.iterdir())  # refused before anything was written
     manifest = read_table(i["manifest"], dtype=str)
     manifest.loc[0, "sha256"] = "0" * 64
     changed = tmp_path / "raw_manifest.csv"
     manifest.to_csv(changed, index=False)
     with pytest.raises(RuntimeError, match="changed during the run"):
-        link.run(cfg, i["participants"], i["responses"], i["scores"], i["queries"], manifest=str(changed),
-                 key_fingerprint=key_fingerprint(demo_stages["key"]), pseudonyms=i["pseudonyms"], **outs)
+        link.run(cfg, {**inputs, "manifest": str(changed)}, outs, key_fingerprint=key_fingerprint(demo_stages["key"]))
 
 
 # ---- outcome -------------------------------------------------------------------------------------

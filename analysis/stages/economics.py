@@ -9,7 +9,7 @@ from analysis.io import write_bytes, write_parquet, write_table
 from analysis.stages._common import log, read_linked
 
 
-def run(cfg: dict, inputs: dict[str, str], out: dict[str, str]) -> None:
+def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str]) -> None:
     econ = cfg["economics"]
     design = cfg["design"]
     linked = read_linked(inputs["linked"])
@@ -39,15 +39,15 @@ def run(cfg: dict, inputs: dict[str, str], out: dict[str, str]) -> None:
              main.n["delta_cost"], res["cea"].bootstrap.iloc[0], econ["bootstrap"]["replicates"])
     for an, (f_cost, f_effect) in res.get("fmi", {}).items():
         log.info("economics: %s fraction of missing information: cost %.3f, effect %.3f", an, f_cost, f_effect)
-    write_parquet(pdata.table, out["participants"])
-    write_table(res["cea"], out["cea"])
-    write_table(res["ceac"], out["ceac"])
-    write_table(res["by_arm"], out["by_arm"])
-    write_table(pdata.unit_costs, out["unit_costs"])
-    write_parquet(res["replicates"], out["replicates"])
+    write_parquet(pdata.table, outputs["participants"])
+    write_table(res["cea"], outputs["cea"])
+    write_table(res["ceac"], outputs["ceac"])
+    write_table(res["by_arm"], outputs["by_arm"])
+    write_table(pdata.unit_costs, outputs["unit_costs"])
+    write_parquet(res["replicates"], outputs["replicates"])
     thresholds = econ["thresholds"] or economics.DEFAULT_THRESHOLDS
     reps = res["replicates"]
     write_bytes(economics.ce_plane_png(reps.delta_effect_cea_qaly.to_numpy(), reps.delta_cost_cea_qaly.to_numpy(),
                                        (main.estimate["delta_qaly"], main.estimate["delta_cost"]), thresholds),
-                out["ce_plane"])
-    write_bytes(economics.ceac_png(res["ceac"], thresholds), out["ceac_figure"])
+                outputs["ce_plane"])
+    write_bytes(economics.ceac_png(res["ceac"], thresholds), outputs["ceac_figure"])

@@ -19,8 +19,12 @@ from analysis.table1 import baseline_frame, table1
 log = logging.getLogger("pathways")
 
 
-def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, fidelity: str | None,
-        out: dict[str, str], adverse_events: str | None = None, collected: str | None = None) -> None:
+def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str]) -> None:
+    """``inputs``: sites, participants, screening, linked, and optionally fidelity, adverse_events
+    and collected (which optional inputs the trial collected); ``outputs``: every table and figure
+    (safety only when named)."""
+    sites, participants, screening, linked = (inputs[k] for k in ("sites", "participants", "screening", "linked"))
+    fidelity, adverse_events, collected = (inputs.get(k) for k in ("fidelity", "adverse_events", "collected"))
     s, p, sc, lk = (pd.read_parquet(sites), pd.read_parquet(participants),
                     pd.read_parquet(screening), read_linked(linked))
     got = read_collected(collected) if collected else {}
@@ -54,9 +58,9 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
     if len(prog):
         log.info("progression: %s (%s)", progression.decision(list(prog.band)),
                  ", ".join(f"{r.criterion}: {r.band}" for r in prog.itertuples()))
-    write_table(progression.add_bands(table, prog), out["feasibility"])
-    write_table(prog, out["progression"])
-    write_table(feas.recruitment_by_site(s, p, level), out["by_site"])
+    write_table(progression.add_bands(table, prog), outputs["feasibility"])
+    write_table(prog, outputs["progression"])
+    write_table(feas.recruitment_by_site(s, p, level), outputs["by_site"])
 
     flow = feas.disposition(s, p, screen, lk, arms=arms, intervention_arm=intervention, measures=measures,
                             reasons=f["reasons"], receipt_min_sessions=f["receipt_min_sessions"],
@@ -66,14 +70,14 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
         if consented != len(p):
             log.warning("screening log records %d consented but the participants file has %d allocated",
                         consented, len(p))
-    write_table(flow, out["flow"])
+    write_table(flow, outputs["flow"])
     waves = cfg["data"]["waves"]
     svg, png = consort.diagram(flow, arms=arms, intervention_arm=intervention, arm_labels=d["arm_labels"],
                                timepoints=[w["timepoint"] for w in waves], months=[w["month"] for w in waves],
                                measures=measures, receipt_min_sessions=f["receipt_min_sessions"],
                                measure_labels=score_labels(cfg), allocated_to=allocated_to(cfg))
-    write_bytes(svg, out["consort_svg"])
-    write_bytes(png, out["consort_png"])
+    write_bytes(svg, outputs["consort_svg"])
+    write_bytes(png, outputs["consort_png"])
 
     covs = cfg.get("covariates") or {}
     base = baseline_frame(p, lk, measures, list(covs))
@@ -84,20 +88,20 @@ def run(cfg: dict, sites: str, participants: str, screening: str, linked: str, f
         (["client_group"] if got.get("client_group", True) and p.client_group.notna().any() else []) + \
         [c for c, v in covs.items() if v["type"] == "categorical"]
     levels = {c: v["levels"] for c, v in covs.items() if v.get("levels")}
-    write_table(table1(base, arms, continuous, categorical, levels), out["table1"])
+    write_table(table1(base, arms, continuous, categorical, levels), outputs["table1"])
 
     write_bytes(feasibility_plots.recruitment_png(p, s, f["recruitment_target"], arms, d["arm_labels"],
-                                                  cluster=cluster), out["figure"])
-    if "safety" in out:  # an empty table when the trial records no adverse events
+                                                  cluster=cluster), outputs["figure"])
+    if "safety" in outputs:  # an empty table when the trial records no adverse events
         if adverse_events and cfg["data"].get("adverse_events"):
             safety = feas.safety_table(p, pd.read_parquet(adverse_events), arms)
         else:
             safety = pd.DataFrame(columns=feas.SAFETY_COLUMNS)
-        write_table(safety, out["safety"])
+        write_table(safety, outputs["safety"])
     shown = table.copy()
     if cluster:  # the figure shows the intervals that allow for sites (the report's caption says so)
         has = shown.ci_low_cluster.notna()
         shown.loc[has, "ci_low"], shown.loc[has, "ci_high"] = shown.ci_low_cluster[has], shown.ci_high_cluster[has]
     write_bytes(feasibility_plots.retention_completion_png(
         shown, [w["timepoint"] for w in waves], arms, d["arm_labels"], measures, level,
-        labels=score_labels(cfg), single_arm=single), out["retention"])
+        labels=score_labels(cfg), single_arm=single), outputs["retention"])

@@ -42,7 +42,13 @@ def check_manifest(raw_dir: str | Path, manifest: pd.DataFrame) -> None:
         raise RuntimeError(f"raw data in {raw_dir} changed during the run (SHA-256 differs): {changed}")
 
 
-def run(cfg: dict, raw_dir: str, outputs: dict[str, str], key: bytes | None = None) -> None:
+def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str], *, raw_dir: str | None = None,
+        key: bytes | None = None) -> None:
+    """Read the raw files the config names (under ``raw_dir``, by default ``data.raw_dir``;
+    ``inputs`` is not read: the rule lists the raw files only so that Snakemake tracks them) and
+    write the typed, pseudonymised tables.  ``key``: the pseudonymisation key (by default
+    :func:`analysis.pseudonym.load_key`'s)."""
+    raw_dir = raw_dir or cfg["data"]["raw_dir"]
     manifest = raw_manifest(raw_dir)
     tables = ingest_trial(cfg, raw_dir)
     check_manifest(raw_dir, manifest)

@@ -17,10 +17,15 @@ from analysis.stages._common import log
 from analysis.stages.ingest import check_manifest
 
 
-def run(cfg: dict, participants: str, responses: str, scores: str, query_files: list[str],
-        out_linked: str, out_queries: str, pseudonyms: str | None = None, exclusions: str | None = None,
-        manifest: str | None = None, out_exclusions: str | None = None,
-        key_fingerprint: str | None = None) -> None:
+def run(cfg: dict, inputs: dict, outputs: dict[str, str], *, key_fingerprint: str | None = None) -> None:
+    """``inputs``: participants, responses, scores, queries (the ingest and scoring query files),
+    and optionally pseudonyms (with ``key_fingerprint``: refuse data made with another key),
+    exclusions (ingest's) and manifest (the raw files' SHA-256, checked again); ``outputs``: linked,
+    queries and optionally exclusions."""
+    pseudonyms, exclusions, manifest = (inputs.get(k) for k in ("pseudonyms", "exclusions", "manifest"))
+    participants, responses, scores = inputs["participants"], inputs["responses"], inputs["scores"]
+    query_files = [inputs["queries"]] if isinstance(inputs["queries"], str) else list(inputs["queries"])
+    out_linked, out_queries, out_exclusions = outputs["linked"], outputs["queries"], outputs.get("exclusions")
     mapping = pd.read_parquet(pseudonyms) if pseudonyms else None
     if mapping is not None and key_fingerprint is not None:
         check_key_unchanged(mapping, key_fingerprint)  # before anything is written

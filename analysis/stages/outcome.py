@@ -17,11 +17,12 @@ def outcome_list(cfg: dict) -> list[str]:
     return list(dict.fromkeys([cfg["primary"]["outcome"]] + list(cfg["outcomes"]["secondary"])))
 
 
-def run(cfg: dict, linked: str, out: dict[str, str], fidelity: str | None = None,
-        sites: str | None = None) -> None:
-    lk = read_linked(linked)
+def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str]) -> None:
+    """``inputs``: linked, and optionally fidelity and sites (for effect modifiers read from them)."""
+    lk = read_linked(inputs["linked"])
     tables = {}
-    for name, path in (("fidelity", fidelity), ("sites", sites)):
+    for name in ("fidelity", "sites"):
+        path = inputs.get(name)
         if path:
             tables[name] = pd.read_parquet(path)
     level = cfg["outcomes"]["confidence_level"]
@@ -54,22 +55,22 @@ def run(cfg: dict, linked: str, out: dict[str, str], fidelity: str | None = None
         log.warning("model note (%s, %s): %s", r.outcome, r.analysis, r.warnings)
     labels = score_labels(cfg)
     d = cfg["design"]
-    write_table(desc, out["descriptives"])
-    columns = [c for c in outcomes.EFFECT_COLUMNS if not (single and c in ("n_intervention", "n_control", "n_intervention_model",
-                                                                              "n_control_model"))]
-    write_table(relabel_results(eff.reindex(columns=columns), cfg), out["effects"])
+    write_table(desc, outputs["descriptives"])
+    columns = [c for c in outcomes.EFFECT_COLUMNS
+               if not (single and c in ("n_intervention", "n_control", "n_intervention_model", "n_control_model"))]
+    write_table(relabel_results(eff.reindex(columns=columns), cfg), outputs["effects"])
     write_table(relabel_results(tip.reindex(columns=outcomes.TIPPING_COLUMNS).infer_objects(), cfg),
-                out["tipping_point"])
+                outputs["tipping_point"])
     all_desc = desc[desc.population == "all"]
     write_bytes(figures.trajectories_png(all_desc, d["arm_labels"], labels, level=level,
                                          timepoints=[w["timepoint"] for w in cfg["data"]["waves"]]),
-                out["figure"])
+                outputs["figure"])
     arm_names = {"control": d["arm_labels"].get(d.get("control_arm"), d.get("control_arm")),
                  "intervention": d["arm_labels"].get(d["intervention_arm"], d["intervention_arm"])}
     write_bytes(figures.forest_png(eff, labels, score_directions(cfg), level=level, arm_labels=arm_names,
-                                   single_arm=single), out["forest"])
+                                   single_arm=single), outputs["forest"])
     if non_randomised(cfg):
-        run_propensity(cfg, lk, ys, out, labels)
+        run_propensity(cfg, lk, ys, outputs, labels)
 
 
 def non_randomised(cfg: dict) -> bool:

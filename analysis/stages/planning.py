@@ -11,7 +11,7 @@ from analysis.io import write_bytes, write_table
 from analysis.stages._common import log, read_linked
 
 
-def run(cfg: dict, inputs: dict[str, str], out: dict[str, str]) -> None:
+def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str]) -> None:
     linked = read_linked(inputs["linked"])
     participants = pd.read_parquet(inputs["participants"])
     sites = pd.read_parquet(inputs["sites"])
@@ -32,10 +32,10 @@ def run(cfg: dict, inputs: dict[str, str], out: dict[str, str]) -> None:
         rec = sizes[sizes.recommended].iloc[0]
         log.info("planning: recommended %d participants to recruit (%s sites), power %.3f", rec.n_recruited_total,
                  rec.sites_total, rec.power)
-    write_table(table, out["inputs"])
-    write_table(sizes, out["sample_size"])
-    if "figure" in out:
+    write_table(table, outputs["inputs"])
+    write_table(sizes, outputs["sample_size"])
+    if "figure" in outputs:
         if len(sizes):
-            write_bytes(planning.sample_size_figure(table, sizes, cfg), out["figure"])
+            write_bytes(planning.sample_size_figure(table, sizes, cfg), outputs["figure"])
         else:
-            write_bytes(planning.placeholder_png("No sample size: set planning.target_difference"), out["figure"])
+            write_bytes(planning.placeholder_png("No sample size: set planning.target_difference"), outputs["figure"])

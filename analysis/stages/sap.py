@@ -17,6 +17,9 @@ from analysis.io import write_table, write_text
 COLUMNS = ["key", "planned", "actual", "reason", "date", "declared"]
 
 
-def run(status: dict, out_status: str, out_deviations: str) -> None:
-    write_table(pd.DataFrame(status["deviations"], columns=COLUMNS), out_deviations)
-    write_text(json.dumps(status, indent=2, sort_keys=True, ensure_ascii=False) + "\n", out_status)
+def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str], *, status: dict) -> None:
+    """Write ``status`` (from ``analysis.sap.check_run``) as ``outputs["status"]`` and its deviations
+    as ``outputs["deviations"]``; ``cfg`` and ``inputs`` (the SAP lock, tracked by the rule) are not
+    read."""
+    write_table(pd.DataFrame(status["deviations"], columns=COLUMNS), outputs["deviations"])
+    write_text(json.dumps(status, indent=2, sort_keys=True, ensure_ascii=False) + "\n", outputs["status"])

@@ -13,11 +13,12 @@ from analysis.scoring import reliability_table, score_responses, scoring_summary
 from analysis.stages._common import log
 
 
-def run(cfg: dict, responses: str, participants: str, out: dict[str, str]) -> None:
+def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str]) -> None:
     """Score every configured instrument; write scores, scoring queries, the scoring summary
-    (method and verification status per instrument) and Cronbach's alpha per time point."""
-    resp = pd.read_parquet(responses)
-    parts = pd.read_parquet(participants)
+    (method and verification status per instrument) and Cronbach's alpha per time point.
+    ``inputs``: responses, participants."""
+    resp = pd.read_parquet(inputs["responses"])
+    parts = pd.read_parquet(inputs["participants"])
     register_trial_instruments(cfg)
     pre = list(cfg.get("prescored") or {})
     with warnings.catch_warnings(record=True) as caught:
@@ -26,7 +27,7 @@ def run(cfg: dict, responses: str, participants: str, out: dict[str, str]) -> No
     notes = sorted({str(w.message) for w in caught})
     for n in notes:
         log.warning("scoring: %s", n)
-    write_parquet(scores, out["scores"])
+    write_parquet(scores, outputs["scores"])
     files = {w["timepoint"]: w["file"] for w in cfg["data"]["waves"]}
     record_queries = pd.DataFrame({
         "file": reasons.timepoint.map(files), "line": reasons.source_line.astype("Int64"),
@@ -35,9 +36,9 @@ def run(cfg: dict, responses: str, participants: str, out: dict[str, str]) -> No
     config_notes = pd.DataFrame({"file": "(trial config: instruments)", "line": pd.NA, "participant_id": "",
                                  "column": "", "value": "", "rule": notes, "severity": "warning"},
                                 columns=QUERY_COLUMNS)
-    write_table(pd.concat([config_notes, record_queries], ignore_index=True), out["queries"])
-    write_table(scoring_summary(resp, scores, cfg["instruments"], cfg.get("prescored")), out["summary"])
+    write_table(pd.concat([config_notes, record_queries], ignore_index=True), outputs["queries"])
+    write_table(scoring_summary(resp, scores, cfg["instruments"], cfg.get("prescored")), outputs["summary"])
     write_table(reliability_table(resp, cfg["instruments"], level=cfg["outcomes"]["confidence_level"]),
-                out["reliability"])
+                outputs["reliability"])
     log.info("scored %s for %d records; %d scores not computable", list(cfg["instruments"]),
              len(scores), len(record_queries))

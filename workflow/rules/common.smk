@@ -70,9 +70,15 @@ def raw_inputs():
     names += [d[k] for k in ("sites", "screening", "service_use", "fidelity", "adverse_events") if d.get(k)]
     return [f"{RAW}/{n}" for n in dict.fromkeys(names)]
 
+
 # Named inputs of the report rule.  Each stage's rule file registers the result files its
 # report section reads; report.smk (included last) passes them all to the report stage.
 REPORT_INPUTS = {}
+
+# The software environment of all the rules (environment.yml): the same packages and pins as pyproject.toml
+# (tests/test_environment.py).  Snakemake uses it only when asked to (--sdm conda); the tested
+# install path is `bash pathways.sh setup` (pip), which runs every rule in that one environment.
+SOFTWARE_ENV = os.path.join(workflow.basedir, "environment.yml")
 
 # The report notebook: the one source of every report (executed once per audience).
 REPORT_NOTEBOOK = os.path.join(workflow.basedir, "workflow", "notebooks", "report.ipynb")

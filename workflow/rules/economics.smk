@@ -20,14 +20,18 @@ if config["economics"]["enabled"]:
             cea=report(f"{TABLES}/cea.csv", caption="../report/economics_cea.rst", category="Economics"),
             ceac=f"{TABLES}/ceac.csv",
             by_arm=f"{TABLES}/cea_by_arm.csv",
-            unit_costs=report(f"{TABLES}/unit_costs.csv", caption="../report/economics_unit_costs.rst", category="Economics"),
+            unit_costs=report(
+                f"{TABLES}/unit_costs.csv", caption="../report/economics_unit_costs.rst", category="Economics"
+            ),
             replicates=f"{TABLES}/cea_bootstrap.parquet",
             participants=f"{PROC}/economics.parquet",
             ce_plane=report(f"{FIGS}/ce_plane.png", caption="../report/economics_plane.rst", category="Economics"),
             ceac_figure=report(f"{FIGS}/ceac.png", caption="../report/economics_ceac.rst", category="Economics"),
-        params:
-            **config_params("economics"),
         log:
             f"{LOGS}/economics.log",
+        conda:
+            SOFTWARE_ENV
+        params:
+            **config_params("economics"),
         script:
             "../scripts/economics.py"

@@ -22,18 +22,26 @@ rule feasibility:
         collected=f"{PROC}/collected.csv",
     output:
         feasibility=report(f"{TABLES}/feasibility.csv", caption="../report/feasibility.rst", category="Feasibility"),
-        progression=report(f"{TABLES}/progression.csv", caption="../report/feasibility_progression.rst", category="Feasibility"),
+        progression=report(
+            f"{TABLES}/progression.csv", caption="../report/feasibility_progression.rst", category="Feasibility"
+        ),
         by_site=f"{TABLES}/recruitment_by_site.csv",
         safety=report(f"{TABLES}/safety.csv", caption="../report/safety.rst", category="Feasibility"),
         flow=f"{TABLES}/flow_counts.csv",
         table1=report(f"{TABLES}/table1.csv", caption="../report/table1.rst", category="Feasibility"),
         consort_svg=report(f"{FIGS}/consort.svg", caption="../report/consort.rst", category="Feasibility"),
         consort_png=f"{FIGS}/consort.png",
-        figure=report(f"{FIGS}/recruitment.png", caption="../report/feasibility_recruitment.rst", category="Feasibility"),
-        retention=report(f"{FIGS}/retention_completion.png", caption="../report/feasibility_retention.rst", category="Feasibility"),
-    params:
-        **config_params("feasibility"),
+        figure=report(
+            f"{FIGS}/recruitment.png", caption="../report/feasibility_recruitment.rst", category="Feasibility"
+        ),
+        retention=report(
+            f"{FIGS}/retention_completion.png", caption="../report/feasibility_retention.rst", category="Feasibility"
+        ),
     log:
         f"{LOGS}/feasibility.log",
+    conda:
+        SOFTWARE_ENV
+    params:
+        **config_params("feasibility"),
     script:
         "../scripts/feasibility.py"

@@ -4,17 +4,21 @@ rule ingest:
         raw_inputs(),
         [f"{RAW}/{config['data']['redcap']['dictionary']}"] if config["data"]["redcap"].get("dictionary") else [],
     output:
-        **{t: f"{PROC}/{t}.parquet" for t in ["sites", "participants", "screening", "responses", "service_use", "fidelity", "adverse_events"]},
+        **{
+            t: f"{PROC}/{t}.parquet"
+            for t in ["sites", "participants", "screening", "responses", "service_use", "fidelity", "adverse_events"]
+        },
         queries=f"{PROC}/ingest_queries.csv",
         exclusions=f"{PROC}/exclusions.csv",
         collected=f"{PROC}/collected.csv",
         manifest=f"{PROC}/raw_manifest.csv",
         pseudonyms=f"{PROC}/pseudonyms.parquet",
-    params:
-        **config_params("ingest"),
-        raw_dir=RAW,
-        key_fingerprint=key_fingerprint_param,
     log:
         f"{LOGS}/ingest.log",
+    conda:
+        SOFTWARE_ENV
+    params:
+        **config_params("ingest"),
+        key_fingerprint=key_fingerprint_param,
     script:
         "../scripts/ingest.py"

@@ -15,10 +15,12 @@ rule link:
         linked=f"{PROC}/analysis.parquet",
         queries=f"{REP}/data_queries.csv",
         exclusions=f"{TABLES}/exclusions.csv",
+    log:
+        f"{LOGS}/link.log",
+    conda:
+        SOFTWARE_ENV
     params:
         **config_params("link"),
         key_fingerprint=key_fingerprint_param,
-    log:
-        f"{LOGS}/link.log",
     script:
         "../scripts/link.py"

@@ -29,15 +29,18 @@ rule outcome:
     output:
         effects=report(f"{TABLES}/effects.csv", caption="../report/effects.rst", category="Outcomes"),
         descriptives=f"{TABLES}/descriptives.csv",
-        tipping_point=report(f"{TABLES}/tipping_point.csv", caption="../report/outcomes_tipping_point.rst",
-                             category="Outcomes"),
+        tipping_point=report(
+            f"{TABLES}/tipping_point.csv", caption="../report/outcomes_tipping_point.rst", category="Outcomes"
+        ),
         figure=report(f"{FIGS}/trajectory.png", caption="../report/trajectory.rst", category="Outcomes"),
         forest=report(f"{FIGS}/forest.png", caption="../report/forest.rst", category="Outcomes"),
         **{k: report(v, caption="../report/propensity.rst", category="Non-randomised comparison")
            for k, v in PROPENSITY_OUTPUTS.items()},
-    params:
-        **config_params("outcome"),
     log:
         f"{LOGS}/outcome.log",
+    conda:
+        SOFTWARE_ENV
+    params:
+        **config_params("outcome"),
     script:
         "../scripts/outcome.py"

@@ -3,6 +3,11 @@
 # (workflow/rules/power.smk) simulation-based power.
 if config["planning"]["enabled"]:
     PLANNING_FIGURE = config["design"]["type"] != "single_arm"
+    PLANNING_FIGURE_OUTPUT = (
+        {"figure": report(f"{FIGS}/sample_size.png", caption="../report/sample_size_figure.rst", category="Planning")}
+        if PLANNING_FIGURE
+        else {}
+    )
 
     REPORT_INPUTS.update(
         planning_inputs=f"{TABLES}/planning_inputs.csv",
@@ -14,24 +19,24 @@ if config["planning"]["enabled"]:
         """Planning inputs from the pilot (SD with Browne's UCL, correlation, ICCs, site sizes,
         retention, recruitment, economic inputs) and the definitive trial's sample size grid."""
         input:
+            **({"economics": f"{PROC}/economics.parquet"} if config["economics"]["enabled"] else {}),
             linked=f"{PROC}/analysis.parquet",
             participants=f"{PROC}/participants.parquet",
             sites=f"{PROC}/sites.parquet",
             collected=f"{PROC}/collected.csv",
-            **({"economics": f"{PROC}/economics.parquet"} if config["economics"]["enabled"] else {}),
         output:
-            inputs=report(f"{TABLES}/planning_inputs.csv", caption="../report/planning_inputs.rst",
-                          category="Planning"),
-            sample_size=report(f"{TABLES}/sample_size.csv", caption="../report/sample_size.rst",
-                               category="Planning"),
-            **({"figure": report(f"{FIGS}/sample_size.png", caption="../report/sample_size_figure.rst",
-                                 category="Planning")} if PLANNING_FIGURE else {}),
-        params:
-            **config_params("planning"),
+            **PLANNING_FIGURE_OUTPUT,
+            inputs=report(f"{TABLES}/planning_inputs.csv", caption="../report/planning_inputs.rst", category="Planning"),
+            sample_size=report(f"{TABLES}/sample_size.csv", caption="../report/sample_size.rst", category="Planning"),
         log:
             f"{LOGS}/planning.log",
+        conda:
+            SOFTWARE_ENV
+        params:
+            **config_params("planning"),
         script:
             "../scripts/planning.py"
+
 
 # Simulation-based power (analysis.power_sim): definitive trials simulated from the pilot-fitted
 # primary model, refitted with the primary analysis.  Each batch of replicates at each sample
@@ -39,8 +44,11 @@ if config["planning"]["enabled"]:
 # (--profile profiles/slurm); replicate r at size s has its own seed, so the gathered table is
 # the same whatever the batching or executor.  `snakemake power` runs it on demand;
 # planning.simulation.enabled adds it to every report.
-POWER_OK = (config["planning"]["enabled"] and config["design"]["type"] != "single_arm"
-            and config["planning"]["target_difference"] is not None)
+POWER_OK = (
+    config["planning"]["enabled"]
+    and config["design"]["type"] != "single_arm"
+    and config["planning"]["target_difference"] is not None
+)
 if POWER_OK:
     SIM = config["planning"]["simulation"]
     POWER_STEPS = range(len(SIM["sizes"]) if SIM["sizes"] else 5)
@@ -68,10 +76,12 @@ if POWER_OK:
         output:
             params=f"{PROC}/power/setup.json",
             pool=f"{PROC}/power/pool.parquet",
-        params:
-            **config_params("power"),
         log:
             f"{LOGS}/power/setup.log",
+        conda:
+            SOFTWARE_ENV
+        params:
+            **config_params("power"),
         script:
             "../scripts/power.py"
 
@@ -82,16 +92,18 @@ if POWER_OK:
             pool=f"{PROC}/power/pool.parquet",
         output:
             batch=f"{PROC}/power/step{{step}}/batch{{batch}}.csv",
+        log:
+            f"{LOGS}/power/step{{step}}_batch{{batch}}.log",
         wildcard_constraints:
             step=r"\d+",
             batch=r"\d+",
-        params:
-            **config_params("power"),
+        conda:
+            SOFTWARE_ENV
         resources:
             mem_mb=1000,
             runtime=60,
-        log:
-            f"{LOGS}/power/step{{step}}_batch{{batch}}.log",
+        params:
+            **config_params("power"),
         script:
             "../scripts/power.py"
 
@@ -103,9 +115,11 @@ if POWER_OK:
         output:
             table=report(POWER_TABLE, caption="../report/power_simulation.rst", category="Planning"),
             figure=report(POWER_FIGURE, caption="../report/power_curve.rst", category="Planning"),
-        params:
-            **config_params("power"),
         log:
             f"{LOGS}/power/gather.log",
+        conda:
+            SOFTWARE_ENV
+        params:
+            **config_params("power"),
         script:
             "../scripts/power.py"

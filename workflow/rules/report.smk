@@ -15,12 +15,13 @@ rule report:
         html=report(REPORT, caption="../report/report.rst", category="Report"),
         manifest=report(MANIFEST, caption="../report/manifest.rst", category="Report"),
         notebook=f"{REP}/report.ipynb",
-    params:
-        **config_params("report"),
-        report_dir=REP,
-        key_fingerprint=key_fingerprint_param,
     log:
         f"{LOGS}/report.log",
+    conda:
+        SOFTWARE_ENV
+    params:
+        **config_params("report"),
+        key_fingerprint=key_fingerprint_param,
     script:
         "../scripts/report.py"
 
@@ -34,12 +35,14 @@ rule audience_report:
         manifest=MANIFEST,
     output:
         html=report(f"{REP}/{{audience}}/report.html", caption="../report/audience_report.rst", category="Report"),
-    wildcard_constraints:
-        audience="funder|ethics",
-    params:
-        **config_params("audience_report"),
     log:
         f"{LOGS}/report_{{audience}}.log",
+    wildcard_constraints:
+        audience="funder|ethics",
+    conda:
+        SOFTWARE_ENV
+    params:
+        **config_params("audience_report"),
     script:
         "../scripts/audience_report.py"
 
@@ -50,10 +53,12 @@ rule document:
         html=f"{REP}/{{path}}report.html",
     output:
         doc=f"{REP}/{{path}}report.{{fmt}}",
+    log:
+        f"{LOGS}/document/{{path}}report_{{fmt}}.log",
     wildcard_constraints:
         path="(funder/|ethics/)?",
         fmt="pdf|docx",
-    log:
-        f"{LOGS}/document/{{path}}report_{{fmt}}.log",
+    conda:
+        SOFTWARE_ENV
     script:
         "../scripts/document.py"

@@ -17,11 +17,12 @@ if SAP_STATUS is not None:
             lock=str(find_lock(workflow.configfiles)),
         output:
             status=f"{REP}/sap.json",
-            deviations=report(f"{TABLES}/deviations.csv", caption="../report/deviations.rst",
-                              category="Analysis plan"),
-        params:
-            status=SAP_STATUS,
+            deviations=report(f"{TABLES}/deviations.csv", caption="../report/deviations.rst", category="Analysis plan"),
         log:
             f"{LOGS}/sap.log",
+        conda:
+            SOFTWARE_ENV
+        params:
+            status=SAP_STATUS,
         script:
             "../scripts/sap.py"

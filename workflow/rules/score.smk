@@ -1,6 +1,4 @@
-REPORT_INPUTS.update(
-    scoring_summary=f"{TABLES}/scoring_summary.csv", reliability=f"{TABLES}/reliability.csv"
-)
+REPORT_INPUTS.update(scoring_summary=f"{TABLES}/scoring_summary.csv", reliability=f"{TABLES}/reliability.csv")
 
 
 rule score:
@@ -13,9 +11,11 @@ rule score:
         queries=f"{PROC}/scoring_queries.csv",
         summary=report(f"{TABLES}/scoring_summary.csv", caption="../report/scoring_summary.rst", category="Scoring"),
         reliability=report(f"{TABLES}/reliability.csv", caption="../report/reliability.rst", category="Scoring"),
-    params:
-        **config_params("score"),
     log:
         f"{LOGS}/score.log",
+    conda:
+        SOFTWARE_ENV
+    params:
+        **config_params("score"),
     script:
         "../scripts/score.py"

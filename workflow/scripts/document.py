@@ -1,4 +1,4 @@
 from analysis.stages import logged, report
 
 with logged(snakemake.log[0]):
-    report.run_document(snakemake.input.html, snakemake.output.doc, snakemake.wildcards.fmt)
+    report.run_document({}, dict(snakemake.input.items()), dict(snakemake.output.items()), fmt=snakemake.wildcards.fmt)

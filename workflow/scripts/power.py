@@ -2,5 +2,5 @@ from analysis.stages import logged, power
 from analysis.stages.config_keys import from_params
 
 with logged(snakemake.log[0]):
-    power.run(snakemake.rule, from_params(snakemake.params), dict(snakemake.input.items()),
-              dict(snakemake.output.items()), dict(snakemake.wildcards.items()))
+    power.run(from_params(snakemake.params), dict(snakemake.input.items()), dict(snakemake.output.items()),
+              rule=snakemake.rule, wildcards=dict(snakemake.wildcards.items()))

@@ -1,4 +1,4 @@
 from analysis.stages import logged, sap
 
 with logged(snakemake.log[0]):
-    sap.run(dict(snakemake.params.status), snakemake.output.status, snakemake.output.deviations)
+    sap.run({}, dict(snakemake.input.items()), dict(snakemake.output.items()), status=dict(snakemake.params.status))
