@@ -151,8 +151,9 @@ RERUNS = [  # (config edit, the jobs a dry run then plans)
     ("report.decimals", lambda c: c["report"].update(decimals=3) or c,
      {"report": 1, "audience_report": 2, "all": 1}),
     ("title", lambda c: c.update(title="Another title") or c, {"report": 1, "audience_report": 2, "all": 1}),
+    # planning reads the economics stage's per-participant table (its cost and QALY inputs)
     ("economics.bootstrap.replicates", lambda c: c["economics"]["bootstrap"].update(replicates=600) or c,
-     {"economics": 1, "planning": 1, "report": 1, "audience_report": 2, "all": 1}),  # planning uses costs
+     {"economics": 1, "planning": 1, "report": 1, "audience_report": 2, "all": 1}),
     ("outcomes.tipping_point.shifts_sd", lambda c: c["outcomes"]["tipping_point"].update(shifts_sd=[0.3]) or c,
      {"outcome": 1, "report": 1, "audience_report": 2, "all": 1}),
     ("feasibility.recruitment_target", lambda c: c["feasibility"].update(recruitment_target=140) or c,
