@@ -202,3 +202,13 @@ def pathways_env(venv: Path, **extra) -> dict:
     """Environment for running ``bash pathways.sh`` with the throwaway venv and this checkout."""
     import os
     return dict(os.environ, PATHWAYS_VENV=str(venv), PYTHONPATH=str(ROOT), **extra)
+
+
+def reversed_keys(x):
+    """``x`` with every mapping's keys in reverse order (lists keep theirs): the same config to
+    YAML, which has no key order (tests of the per-rule config parameters)."""
+    if isinstance(x, dict):
+        return {k: reversed_keys(x[k]) for k in reversed(list(x))}
+    if isinstance(x, list):
+        return [reversed_keys(v) for v in x]
+    return x

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from analysis.simulate import SimulationParameters, write_trial
-from conftest import fast_analysis, visible_text
+from conftest import fast_analysis, reversed_keys, visible_text
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,17 +134,9 @@ def planned_jobs(res: subprocess.CompletedProcess) -> dict[str, int]:
             if m.group(1) != "total"}
 
 
-def _reversed_keys(x):
-    if isinstance(x, dict):
-        return {k: _reversed_keys(x[k]) for k in reversed(list(x))}
-    if isinstance(x, list):
-        return [_reversed_keys(v) for v in x]
-    return x
-
-
 RERUNS = [  # (config edit, the jobs a dry run then plans)
     ("nothing", lambda c: c, {}),
-    ("every mapping's keys in reverse order", _reversed_keys, {}),
+    ("every mapping's keys in reverse order", reversed_keys, {}),
     ("report.formats: pdf added", lambda c: c["report"].update(formats=["pdf"]) or c, {"document": 3, "all": 1}),
     ("report.formats: docx, funder report only", lambda c: c["report"].update(formats=["docx"], audiences=["funder"])
      or c, {"document": 2, "all": 1}),

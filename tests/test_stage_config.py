@@ -17,7 +17,7 @@ import pytest
 from analysis.config import load_config
 from analysis.stages.config_keys import (REPORT_OMITS, STAGE_CONFIG_KEYS, STAGES, as_params, canonical,
                                          from_params, omit, select, stage_config)
-from conftest import ROOT, STAGE_KEY, fast_analysis
+from conftest import ROOT, STAGE_KEY, fast_analysis, reversed_keys
 from stage_runner import run_all
 
 
@@ -34,14 +34,6 @@ def unpassed(stage: str, reads: set) -> list[str]:
         keys = [_path(k) for k in STAGE_CONFIG_KEYS[stage]]
         bad = [r for r in reads if not any(r[:len(k)] == k for k in keys)]
     return sorted(".".join(map(str, r)) or "(the whole config)" for r in bad)
-
-
-def reversed_keys(x):
-    if isinstance(x, dict):
-        return {k: reversed_keys(x[k]) for k in reversed(list(x))}
-    if isinstance(x, list):
-        return [reversed_keys(v) for v in x]
-    return x
 
 
 # ---- the sub-configs ---------------------------------------------------------------------------
