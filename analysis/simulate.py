@@ -175,8 +175,44 @@ def simulate_trial(params: SimulationParameters | None = None) -> dict[str, pd.D
     rng = np.random.default_rng(p.seed)
     sites = _allocate_sites(rng, p)
     site_effect = rng.normal(0.0, p.site_sd, size=len(sites))
+    screening, consented, pids = _screening_log(rng, p, sites)
+    people = _participant_traits(rng, p, sites, consented, site_effect)
+    n = len(pids)
+    timepoints = [("baseline", 0)] + [(f"m{m}", m) for m in p.followup_months]
+    eta_bl = people["eta_person"] + rng.normal(0, p.occasion_sd, size=n)
+    withdraw, withdraw_after, withdraw_reason, present = _dropout(rng, p, people, eta_bl, len(timepoints))
+    baseline_date = people["consent_date"] + pd.to_timedelta(rng.integers(0, 15, size=n), unit="D")
+    wave_tables, service_rows = _waves(rng, p, people, pids, timepoints, eta_bl, baseline_date, present)
+    withdrawal_date = _withdrawal_dates(rng, p, withdraw, withdraw_after, baseline_date)
+    arm = people["arm"]
+    participants = pd.DataFrame({
+        "participant_id": pids,
+        "site_id": consented.site_id.to_numpy(),
+        "consent_date": [d.date().isoformat() for d in people["consent_date"]],
+        "age": people["age"],
+        "sex": people["sex"],
+        "sessions_attended": pd.array(np.where(arm == "intervention", people["sessions"], 0), dtype="Int64"),
+        "withdrawal_date": withdrawal_date,
+        "withdrawal_reason": np.where(withdraw, withdraw_reason, ""),
+    })
+    participants.loc[arm != "intervention", "sessions_attended"] = pd.NA
 
-    # ---- screening log -------------------------------------------------------------------
+    fidelity = sites[sites.arm == "intervention"][["site_id", "recruitment_end"]].copy()
+    fidelity["assessment_date"] = fidelity.pop("recruitment_end")
+    fidelity["fidelity_score"] = np.clip(np.rint(rng.normal(68, 12, size=len(fidelity))), 20, 100).astype(int)
+    return {
+        "sites": sites,
+        "screening_log": screening,
+        "participants": participants,
+        **wave_tables,
+        "service_use": pd.concat(service_rows, ignore_index=True),
+        "fidelity": fidelity.reset_index(drop=True),
+        "truth": _truth(p, sites, screening, n),
+    }
+
+
+def _screening_log(rng, p: SimulationParameters, sites: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Screening log of every site, the consented rows and their new participant ids."""
     rows = []
     for s, site in sites.iterrows():
         n_screen = rng.poisson(p.screened_per_site)
@@ -199,16 +235,19 @@ def simulate_trial(params: SimulationParameters | None = None) -> dict[str, pd.D
     screening = pd.DataFrame(rows)
     screening.insert(0, "screening_id", [f"SCR{i + 1:04d}" for i in range(len(screening))])
     consented = screening[screening.consented == "yes"].copy()
-    n = len(consented)
-    pids = [f"P{i + 1:04d}" for i in range(n)]
+    pids = [f"P{i + 1:04d}" for i in range(len(consented))]
     screening["participant_id"] = ""
     screening.loc[consented.index, "participant_id"] = pids
+    return screening, consented, pids
 
-    # ---- participants ----------------------------------------------------------------------
+
+def _participant_traits(rng, p: SimulationParameters, sites: pd.DataFrame, consented: pd.DataFrame,
+                        site_effect: np.ndarray) -> dict[str, np.ndarray]:
+    """Each participant's site, arm, demographics, latent traits and sessions received."""
+    n = len(consented)
     site_idx = sites.reset_index().set_index("site_id").loc[consented.site_id, "index"].to_numpy()
     group = sites.client_group.to_numpy()[site_idx]
     arm = sites.arm.to_numpy()[site_idx]
-    treated = (arm == "intervention").astype(float)
     age_mean = np.where(group == "psychosis", 33.0, np.where(group == "learning_disability", 38.0, 44.0))
     age = np.clip(np.rint(rng.normal(age_mean, 11.0)), 18, 80).astype(int)
     sex = np.where(rng.random(n) < 0.48, "female", "male")
@@ -221,64 +260,52 @@ def simulate_trial(params: SimulationParameters | None = None) -> dict[str, pd.D
         eta_person - p.wellbeing_mean) / p.participant_sd
     h_person = (p.health_wellbeing_corr * (eta_person - p.wellbeing_mean) / p.participant_sd
                 + np.sqrt(1 - p.health_wellbeing_corr ** 2) * rng.normal(size=n) - 0.02 * (age - 40))
-
     received = np.where(arm == "intervention", rng.random(n) < p.p_received_intervention, False)
     sessions = np.where(received, rng.integers(1, 13, size=n), 0)
+    return {"group": group, "arm": arm, "treated": (arm == "intervention").astype(float), "age": age,
+            "sex": sex, "consent_date": consent_date, "eta_person": eta_person, "s_person": s_person,
+            "h_person": h_person, "sessions": sessions}
 
-    # ---- waves -----------------------------------------------------------------------------
-    timepoints = [("baseline", 0)] + [(f"m{m}", m) for m in p.followup_months]
-    eta_bl = eta_person + rng.normal(0, p.occasion_sd, size=n)
+
+def _dropout(rng, p: SimulationParameters, people: dict, eta_bl: np.ndarray, n_timepoints: int):
+    """Withdrawals (whether, before which follow-up, why) and who attends each visit (MAR)."""
+    n = len(eta_bl)
     z_bl = eta_bl - p.wellbeing_mean
     withdraw = rng.random(n) < p.p_withdraw
     withdraw_after = rng.integers(0, len(p.followup_months), size=n)  # withdraw before this follow-up
     withdraw_reason = _choice(rng, WITHDRAWAL_REASONS, n)
-    present = np.ones((n, len(timepoints)), dtype=bool)
+    present = np.ones((n, n_timepoints), dtype=bool)
     for j, _ in enumerate(p.followup_months):
         lin = (p.retention_logit_intercept[j] + p.retention_logit_wellbeing * z_bl
-               + p.retention_logit_age * (age - 40)
-               + np.array([p.retention_logit_group[g] for g in group]))
+               + p.retention_logit_age * (people["age"] - 40)
+               + np.array([p.retention_logit_group[g] for g in people["group"]]))
         present[:, j + 1] = rng.random(n) < 1 / (1 + np.exp(-lin))
         present[withdraw & (withdraw_after <= j), j + 1] = False
+    return withdraw, withdraw_after, withdraw_reason, present
 
-    baseline_date = consent_date + pd.to_timedelta(rng.integers(0, 15, size=n), unit="D")
+
+def _waves(rng, p: SimulationParameters, people: dict, pids: list[str], timepoints, eta_bl,
+           baseline_date, present) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
+    """Every wave's questionnaire table and service-use rows (attended visits only)."""
+    n = len(pids)
+    treated = people["treated"]
     wave_tables = {}
     service_rows = []
     prev_date = baseline_date
     for j, (tp, month) in enumerate(timepoints):
         if j == 0:
             eta = eta_bl
-            s = s_person
-            h = h_person
+            s = people["s_person"]
+            h = people["h_person"]
             visit = baseline_date
         else:
-            eta = (eta_person + p.time_trend_per_followup * j + p.effect_latent * treated
+            eta = (people["eta_person"] + p.time_trend_per_followup * j + p.effect_latent * treated
                    + rng.normal(0, p.occasion_sd, size=n))
-            s = s_person + p.social_capital_effect * treated + rng.normal(0, 0.4, size=n)
-            h = h_person + 0.3 * (eta - eta_bl) + rng.normal(0, 0.3, size=n)
+            s = people["s_person"] + p.social_capital_effect * treated + rng.normal(0, 0.4, size=n)
+            h = people["h_person"] + 0.3 * (eta - eta_bl) + rng.normal(0, 0.3, size=n)
             visit = baseline_date + pd.to_timedelta(
                 np.rint(month * SIM_DAYS_PER_MONTH + rng.normal(0, 7, size=n)).astype(int), unit="D")
-        wem = _wemwbs_items(rng, eta, p, WEMWBS_ITEM_OFFSETS)
-        eq_offsets = np.array([1.4, 0.9, 1.6, 2.0, 2.1])  # MO SC UA PD AD: higher level = worse
-        eq = np.clip(np.rint(eq_offsets[None, :] - 0.75 * h[:, None]
-                             - np.array([0, 0, 0, 0, 0.5])[None, :] * (eta - p.wellbeing_mean)[:, None]
-                             + rng.normal(0, 0.6, size=(n, 5))), 1, 5).astype(int)
-        rg_difficulty = np.linspace(-1.8, 1.8, 27)
-        access = rng.random((n, 27)) < 1 / (1 + np.exp(-(s[:, None] - rg_difficulty[None, :])))
-        who = rng.choice([1, 2, 3, 4], p=[0.05, 0.40, 0.40, 0.15], size=(n, 27))
-        rg = np.where(access, who, 5)
-        lonely = -0.9 * (eta - p.wellbeing_mean) / 0.6 - 0.3 * s + rng.normal(0, 0.6, size=n)
-        ucla = np.clip(np.rint(1.9 + 0.55 * lonely[:, None] + rng.normal(0, 0.5, size=(n, 3))),
-                       1, 3).astype(int)
-        ons_base = 5.4 + 1.6 * (eta - p.wellbeing_mean) / 0.6
-        ons = np.column_stack([
-            ons_base + rng.normal(0, 1.2, n), ons_base + 0.6 + rng.normal(0, 1.2, n),
-            ons_base + 0.2 + rng.normal(0, 1.4, n), 4.5 - 0.8 * (ons_base - 5) + rng.normal(0, 1.8, n)])
-        ons = np.clip(np.rint(ons), 0, 10).astype(int)
-        items = {f"wemwbs_{k + 1}": wem[:, k] for k in range(14)}
-        items |= {f"eq5d5l_{k + 1}": eq[:, k] for k in range(5)}
-        items |= {f"rguk_{k + 1}": rg[:, k] for k in range(27)}
-        items |= {f"ucla3_{k + 1}": ucla[:, k] for k in range(3)}
-        items |= {f"ons4_{k + 1}": ons[:, k] for k in range(4)}
+        items = _wave_items(rng, p, eta, s, h)
         wave = pd.DataFrame({"participant_id": pids,
                              "visit_date": [d.date().isoformat() for d in visit]})
         for col, values in items.items():
@@ -287,29 +314,67 @@ def simulate_trial(params: SimulationParameters | None = None) -> dict[str, pd.D
             wave[col] = vals
         keep = present[:, j]
         wave_tables[f"wave_{tp}"] = wave[keep].reset_index(drop=True)
-
         # service use over the recall period (3 months before baseline; since last visit after)
         months = 3.0 if j == 0 else month - (timepoints[j - 1][1])
-        need = np.exp(-0.35 * h)
-        counts = {
-            "gp_contacts": rng.poisson(0.7 * months * need),
-            "ae_attendances": rng.poisson(0.05 * months * need),
-            "inpatient_nights": np.where(rng.random(n) < 0.02 * months * need,
-                                         rng.integers(1, 21, size=n), 0),
-            "cmht_contacts": rng.poisson(np.where(group == "learning_disability", 0.3, 1.2) * months * need),
-            "social_worker_contacts": rng.poisson(0.4 * months * need),
-        }
-        su = pd.DataFrame({"participant_id": pids, "timepoint": tp,
-                           "recall_start": [d.date().isoformat() for d in (prev_date if j else
-                                            baseline_date - pd.DateOffset(months=3))],
-                           "recall_end": [d.date().isoformat() for d in visit]})
-        for k in SERVICE_ITEMS:
-            su[k] = counts[k]
+        recall_start = prev_date if j else baseline_date - pd.DateOffset(months=3)
+        su = _service_use(rng, pids, people["group"], h, months, tp, recall_start, visit)
         service_rows.append(su[keep])
         prev_date = visit
+    return wave_tables, service_rows
 
+
+def _wave_items(rng, p: SimulationParameters, eta, s, h) -> dict[str, np.ndarray]:
+    """Item codes of one occasion (WEMWBS, EQ-5D-5L, RG-UK, UCLA-3, ONS4) from the latent values."""
+    n = len(eta)
+    wem = _wemwbs_items(rng, eta, p, WEMWBS_ITEM_OFFSETS)
+    eq_offsets = np.array([1.4, 0.9, 1.6, 2.0, 2.1])  # MO SC UA PD AD: higher level = worse
+    eq = np.clip(np.rint(eq_offsets[None, :] - 0.75 * h[:, None]
+                         - np.array([0, 0, 0, 0, 0.5])[None, :] * (eta - p.wellbeing_mean)[:, None]
+                         + rng.normal(0, 0.6, size=(n, 5))), 1, 5).astype(int)
+    rg_difficulty = np.linspace(-1.8, 1.8, 27)
+    access = rng.random((n, 27)) < 1 / (1 + np.exp(-(s[:, None] - rg_difficulty[None, :])))
+    who = rng.choice([1, 2, 3, 4], p=[0.05, 0.40, 0.40, 0.15], size=(n, 27))
+    rg = np.where(access, who, 5)
+    lonely = -0.9 * (eta - p.wellbeing_mean) / 0.6 - 0.3 * s + rng.normal(0, 0.6, size=n)
+    ucla = np.clip(np.rint(1.9 + 0.55 * lonely[:, None] + rng.normal(0, 0.5, size=(n, 3))),
+                   1, 3).astype(int)
+    ons_base = 5.4 + 1.6 * (eta - p.wellbeing_mean) / 0.6
+    ons = np.column_stack([
+        ons_base + rng.normal(0, 1.2, n), ons_base + 0.6 + rng.normal(0, 1.2, n),
+        ons_base + 0.2 + rng.normal(0, 1.4, n), 4.5 - 0.8 * (ons_base - 5) + rng.normal(0, 1.8, n)])
+    ons = np.clip(np.rint(ons), 0, 10).astype(int)
+    items = {f"wemwbs_{k + 1}": wem[:, k] for k in range(14)}
+    items |= {f"eq5d5l_{k + 1}": eq[:, k] for k in range(5)}
+    items |= {f"rguk_{k + 1}": rg[:, k] for k in range(27)}
+    items |= {f"ucla3_{k + 1}": ucla[:, k] for k in range(3)}
+    items |= {f"ons4_{k + 1}": ons[:, k] for k in range(4)}
+    return items
+
+
+def _service_use(rng, pids, group, h, months: float, tp: str, recall_start, visit) -> pd.DataFrame:
+    """Service-use counts of every participant over one recall period (need rises as health falls)."""
+    n = len(pids)
+    need = np.exp(-0.35 * h)
+    counts = {
+        "gp_contacts": rng.poisson(0.7 * months * need),
+        "ae_attendances": rng.poisson(0.05 * months * need),
+        "inpatient_nights": np.where(rng.random(n) < 0.02 * months * need,
+                                     rng.integers(1, 21, size=n), 0),
+        "cmht_contacts": rng.poisson(np.where(group == "learning_disability", 0.3, 1.2) * months * need),
+        "social_worker_contacts": rng.poisson(0.4 * months * need),
+    }
+    su = pd.DataFrame({"participant_id": pids, "timepoint": tp,
+                       "recall_start": [d.date().isoformat() for d in recall_start],
+                       "recall_end": [d.date().isoformat() for d in visit]})
+    for k in SERVICE_ITEMS:
+        su[k] = counts[k]
+    return su
+
+
+def _withdrawal_dates(rng, p: SimulationParameters, withdraw, withdraw_after, baseline_date) -> list[str]:
+    """ISO withdrawal date of each withdrawn participant (blank for the others)."""
     withdrawal_date = []
-    for i in range(n):
+    for i in range(len(withdraw)):
         if not withdraw[i]:
             withdrawal_date.append("")
             continue
@@ -317,25 +382,12 @@ def simulate_trial(params: SimulationParameters | None = None) -> dict[str, pd.D
         anchor = baseline_date[i] + pd.Timedelta(days=int(SIM_DAYS_PER_MONTH * (
             0 if j == 0 else p.followup_months[j - 1])))
         withdrawal_date.append((anchor + pd.Timedelta(days=int(rng.integers(5, 60)))).date().isoformat())
+    return withdrawal_date
 
-    participants = pd.DataFrame({
-        "participant_id": pids,
-        "site_id": consented.site_id.to_numpy(),
-        "consent_date": [d.date().isoformat() for d in consent_date],
-        "age": age,
-        "sex": sex,
-        "sessions_attended": pd.array(np.where(arm == "intervention", sessions, 0), dtype="Int64"),
-        "withdrawal_date": withdrawal_date,
-        "withdrawal_reason": np.where(withdraw, withdraw_reason, ""),
-    })
-    participants.loc[arm != "intervention", "sessions_attended"] = pd.NA
 
-    fidelity = sites[sites.arm == "intervention"][["site_id", "recruitment_end"]].copy()
-    fidelity["assessment_date"] = fidelity.pop("recruitment_end")
-    fidelity["fidelity_score"] = np.clip(np.rint(rng.normal(68, 12, size=len(fidelity))), 20, 100).astype(int)
-
-    service_use = pd.concat(service_rows, ignore_index=True)
-    truth = {
+def _truth(p: SimulationParameters, sites: pd.DataFrame, screening: pd.DataFrame, n: int) -> dict:
+    """The ``truth.json`` content: generating parameters, counts and true effects."""
+    return {
         "description": "Generating parameters and true effects of the synthetic Pathways demo trial.",
         "parameters": p.to_json_dict(),
         "n_sites": int(len(sites)),
@@ -350,15 +402,6 @@ def simulate_trial(params: SimulationParameters | None = None) -> dict[str, pd.D
         "variance_components_latent": {"site_sd": p.site_sd, "participant_sd": p.participant_sd,
                                        "occasion_sd": p.occasion_sd},
         "missingness": "MAR: follow-up response depends on baseline wellbeing, age and client group",
-    }
-    return {
-        "sites": sites,
-        "screening_log": screening,
-        "participants": participants,
-        **wave_tables,
-        "service_use": service_use,
-        "fidelity": fidelity.reset_index(drop=True),
-        "truth": truth,
     }
 
 
