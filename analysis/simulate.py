@@ -214,7 +214,7 @@ def simulate_trial(params: SimulationParameters | None = None) -> dict[str, pd.D
 def _screening_log(rng, p: SimulationParameters, sites: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Screening log of every site, the consented rows and their new participant ids."""
     rows = []
-    for s, site in sites.iterrows():
+    for _, site in sites.iterrows():
         n_screen = rng.poisson(p.screened_per_site)
         opened = pd.Timestamp(site.recruitment_start)
         window = (pd.Timestamp(site.recruitment_end) - opened).days

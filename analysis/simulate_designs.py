@@ -255,6 +255,64 @@ def true_single_arm_change(p: SingleArmParameters, followup_index: int) -> dict[
                 **{pop: by_pop[pop][s] for pop in POPULATIONS}} for s in by_pop[POPULATIONS[0]]}
 
 
+def _single_arm_waves(rng, p: SingleArmParameters, pop, pids, timepoints, eta_bl, eta_person,
+                      lonely_person, visits, present) -> dict[str, pd.DataFrame]:
+    """Every wave's questionnaire table (attended visits only); fills in the follow-up visit dates."""
+    n = len(pids)
+    wave_tables = {}
+    for j, (tp, month) in enumerate(timepoints):
+        if j == 0:
+            eta = eta_bl
+        else:
+            eta = (eta_person + np.array([p.change_wellbeing[g][j - 1] for g in pop])
+                   + rng.normal(0, p.occasion_sd, size=n))
+            visits[:, j] = visits[:, 0] + np.rint(month * SIM_DAYS_PER_MONTH + rng.normal(0, 10, size=n)
+                                                  ).astype(int).astype("timedelta64[D]")
+        change_l = 0.0 if j == 0 else np.array([p.change_loneliness[g][j - 1] for g in pop])
+        lonely = lonely_person + change_l + rng.normal(0, p.loneliness_occasion_sd, size=n)
+        items = _single_arm_scores(p, eta, lonely, _single_arm_noise(rng, p, n))
+        wave = pd.DataFrame({"participant_id": pids, "visit_date": _iso(visits[:, j])})
+        for inst in ("swemwbs", "ucla3", "ons4"):
+            for k in range(items[inst].shape[1]):
+                wave[f"{inst}_{k + 1}"] = _with_item_missing(rng, items[inst][:, k], p.p_item_missing)
+        wave_tables[f"wave_{tp}"] = wave[present[:, j]].reset_index(drop=True)
+    return wave_tables
+
+
+def _single_arm_truth(p: SingleArmParameters, pop: np.ndarray, n_screened: int, n: int) -> dict:
+    """The single-arm ``truth.json`` content: parameters, counts and true mean changes."""
+    changes = [true_single_arm_change(p, j) for j in range(len(p.followup_months))]
+    share = {g: float(np.mean(pop == g)) for g in POPULATIONS}
+    return {
+        "description": ("Generating parameters and true mean changes from baseline of the "
+                        "synthetic single-arm pre-post example (no comparison group)."),
+        "design": "single_arm",
+        "parameters": p.to_json_dict(),
+        "n_sites": p.n_sites,
+        "n_screened": int(n_screened),
+        "n_consented": int(n),
+        "n_by_population": {g: int(np.sum(pop == g)) for g in POPULATIONS},
+        "true_mean_change": {
+            score: {f"m{m}": {g: round(changes[j][score][g], 4) for g in ("all", *POPULATIONS)}
+                    for j, m in enumerate(p.followup_months)}
+            for score in changes[0]},
+        "true_mean_change_enrolled_mix": {
+            score: {f"m{m}": round(sum(share[g] * changes[j][score][g] for g in POPULATIONS), 4)
+                    for j, m in enumerate(p.followup_months)}
+            for score in changes[0]},
+        "notes": (
+            "true_mean_change: population-average change from baseline (follow-up minus "
+            "baseline) of each score on its observed scale, by Monte Carlo with common random "
+            "numbers (MC SE <= 0.003); 'all' mixes the populations in the generating proportions "
+            "(p_staff).  true_mean_change_enrolled_mix: 'all' with the enrolled participants' "
+            "population shares instead.  Latent changes: change_wellbeing and change_loneliness."),
+        "variance_components_latent": {"site_sd": p.site_sd, "participant_sd": p.participant_sd,
+                                       "occasion_sd": p.occasion_sd},
+        "missingness": ("MAR: follow-up response depends on baseline wellbeing, age and "
+                        "population; withdrawals remove later visits"),
+    }
+
+
 def simulate_single_arm(params: SingleArmParameters | None = None) -> dict[str, pd.DataFrame | dict]:
     """Generate the raw tables of the single-arm example (see the module docstring)."""
     p = params or SingleArmParameters()
@@ -310,23 +368,8 @@ def simulate_single_arm(params: SingleArmParameters | None = None) -> dict[str, 
         for j in range(len(p.followup_months))], withdraw, withdraw_after)
     visits = np.empty((n, len(timepoints)), dtype="datetime64[D]")
     visits[:, 0] = consent_date + rng.integers(0, 15, size=n).astype("timedelta64[D]")
-    wave_tables = {}
-    for j, (tp, month) in enumerate(timepoints):
-        if j == 0:
-            eta = eta_bl
-        else:
-            eta = (eta_person + np.array([p.change_wellbeing[g][j - 1] for g in pop])
-                   + rng.normal(0, p.occasion_sd, size=n))
-            visits[:, j] = visits[:, 0] + np.rint(month * SIM_DAYS_PER_MONTH + rng.normal(0, 10, size=n)
-                                                  ).astype(int).astype("timedelta64[D]")
-        change_l = 0.0 if j == 0 else np.array([p.change_loneliness[g][j - 1] for g in pop])
-        lonely = lonely_person + change_l + rng.normal(0, p.loneliness_occasion_sd, size=n)
-        items = _single_arm_scores(p, eta, lonely, _single_arm_noise(rng, p, n))
-        wave = pd.DataFrame({"participant_id": pids, "visit_date": _iso(visits[:, j])})
-        for inst in ("swemwbs", "ucla3", "ons4"):
-            for k in range(items[inst].shape[1]):
-                wave[f"{inst}_{k + 1}"] = _with_item_missing(rng, items[inst][:, k], p.p_item_missing)
-        wave_tables[f"wave_{tp}"] = wave[present[:, j]].reset_index(drop=True)
+    wave_tables = _single_arm_waves(rng, p, pop, pids, timepoints, eta_bl, eta_person, lonely_person,
+                                    visits, present)
 
     withdrawal_date = _withdrawal_dates(rng, visits, present, withdraw, withdraw_after)
     participants = pd.DataFrame({
@@ -342,36 +385,7 @@ def simulate_single_arm(params: SingleArmParameters | None = None) -> dict[str, 
     })
     participants.loc[unknown, "sessions_attended"] = pd.NA
 
-    changes = [true_single_arm_change(p, j) for j in range(len(p.followup_months))]
-    share = {g: float(np.mean(pop == g)) for g in POPULATIONS}
-    truth = {
-        "description": ("Generating parameters and true mean changes from baseline of the "
-                        "synthetic single-arm pre-post example (no comparison group)."),
-        "design": "single_arm",
-        "parameters": p.to_json_dict(),
-        "n_sites": p.n_sites,
-        "n_screened": int(len(screening)),
-        "n_consented": int(n),
-        "n_by_population": {g: int(np.sum(pop == g)) for g in POPULATIONS},
-        "true_mean_change": {
-            score: {f"m{m}": {g: round(changes[j][score][g], 4) for g in ("all", *POPULATIONS)}
-                    for j, m in enumerate(p.followup_months)}
-            for score in changes[0]},
-        "true_mean_change_enrolled_mix": {
-            score: {f"m{m}": round(sum(share[g] * changes[j][score][g] for g in POPULATIONS), 4)
-                    for j, m in enumerate(p.followup_months)}
-            for score in changes[0]},
-        "notes": (
-            "true_mean_change: population-average change from baseline (follow-up minus "
-            "baseline) of each score on its observed scale, by Monte Carlo with common random "
-            "numbers (MC SE <= 0.003); 'all' mixes the populations in the generating proportions "
-            "(p_staff).  true_mean_change_enrolled_mix: 'all' with the enrolled participants' "
-            "population shares instead.  Latent changes: change_wellbeing and change_loneliness."),
-        "variance_components_latent": {"site_sd": p.site_sd, "participant_sd": p.participant_sd,
-                                       "occasion_sd": p.occasion_sd},
-        "missingness": ("MAR: follow-up response depends on baseline wellbeing, age and "
-                        "population; withdrawals remove later visits"),
-    }
+    truth = _single_arm_truth(p, pop, len(screening), n)
     return {"screening_log": screening, "participants": participants, **wave_tables, "truth": truth}
 
 
@@ -491,6 +505,64 @@ def _stratified_blocks(rng, strata: np.ndarray, block_sizes) -> np.ndarray:
     return arm
 
 
+def _individual_waves(rng, p: IndividualParameters, pids, timepoints, eta_bl, eta_person, act_person,
+                      treated, visits, present) -> dict[str, pd.DataFrame]:
+    """Every wave's WEMWBS and activity table (attended visits only); fills in the follow-up visit dates."""
+    n = len(pids)
+    wave_tables = {}
+    for j, (tp, month) in enumerate(timepoints):
+        if j == 0:
+            eta, act = eta_bl, act_person + rng.normal(0, p.activity_occasion_sd, size=n)
+        else:
+            eta = (eta_person + p.time_trend[j - 1] + p.effect_latent[j - 1] * treated
+                   + rng.normal(0, p.occasion_sd, size=n))
+            act = (act_person + p.activity_time_trend[j - 1] + p.activity_effect_log[j - 1] * treated
+                   + rng.normal(0, p.activity_occasion_sd, size=n))
+            visits[:, j] = visits[:, 0] + np.rint(month * SIM_DAYS_PER_MONTH + rng.normal(0, 7, size=n)
+                                                  ).astype(int).astype("timedelta64[D]")
+        y = _individual_outcomes(p, eta, act, rng.normal(0.0, p.item_sd, size=(n, 14)))
+        wave = pd.DataFrame({"participant_id": pids, "visit_date": _iso(visits[:, j])})
+        for k in range(14):
+            wave[f"wemwbs_{k + 1}"] = _with_item_missing(rng, y["wemwbs"][:, k], p.p_item_missing)
+        hours = [f"{h:.1f}" for h in y["weekly_activity_hours"]]
+        blank = rng.random(n) < p.p_activity_missing
+        wave["weekly_activity_hours"] = np.where(blank, "", hours)
+        wave_tables[f"wave_{tp}"] = wave[present[:, j]].reset_index(drop=True)
+
+    return wave_tables
+
+
+def _individual_truth(p: IndividualParameters, arm: np.ndarray, n: int) -> dict:
+    """The individually randomised ``truth.json`` content: parameters, counts and true effects."""
+    effects = [true_individual_effects(p, j) for j in range(len(p.followup_months))]
+    return {
+        "description": ("Generating parameters and true intervention effects of the synthetic "
+                        "multi-centre individually randomised example."),
+        "design": "individual",
+        "parameters": p.to_json_dict(),
+        "n_sites": p.n_sites,
+        "n_randomised": int(n),
+        "n_by_arm": {a: int(np.sum(arm == a)) for a in ("control", "intervention")},
+        "true_effects": {
+            score: {f"m{m}": round(effects[j][score], 4) for j, m in enumerate(p.followup_months)}
+            for score in ("wemwbs_total", "weekly_activity_hours")},
+        "true_effects_latent": {
+            "wellbeing": {f"m{m}": p.effect_latent[j] for j, m in enumerate(p.followup_months)},
+            "activity_log1p_direct": {f"m{m}": p.activity_effect_log[j]
+                                      for j, m in enumerate(p.followup_months)}},
+        "notes": (
+            "true_effects: population-average difference intervention minus control at each "
+            "follow-up on the observed scale (WEMWBS total 14-70; weekly activity hours "
+            "rounded to 0.1 and bounded at 0 and 80), by Monte Carlo with common random "
+            "numbers.  Randomisation: 1:1, permuted blocks of 2 and 4 within centre x referral "
+            "route, in order of consent."),
+        "variance_components_latent": {"site_sd": p.site_sd, "participant_sd": p.participant_sd,
+                                       "occasion_sd": p.occasion_sd},
+        "missingness": ("MAR: follow-up response depends on baseline wellbeing, age, referral "
+                        "route and arm; withdrawals remove later visits"),
+    }
+
+
 def simulate_individual(params: IndividualParameters | None = None) -> dict[str, pd.DataFrame | dict]:
     """Generate the raw tables of the individually randomised example (module docstring)."""
     p = params or IndividualParameters()
@@ -544,26 +616,8 @@ def simulate_individual(params: IndividualParameters | None = None) -> dict[str,
         for j in range(len(p.followup_months))], withdraw, withdraw_after)
     visits = np.empty((n, len(timepoints)), dtype="datetime64[D]")
     visits[:, 0] = consent_date + rng.integers(0, 15, size=n).astype("timedelta64[D]")
-    wave_tables = {}
-    for j, (tp, month) in enumerate(timepoints):
-        if j == 0:
-            eta, act = eta_bl, act_person + rng.normal(0, p.activity_occasion_sd, size=n)
-        else:
-            eta = (eta_person + p.time_trend[j - 1] + p.effect_latent[j - 1] * treated
-                   + rng.normal(0, p.occasion_sd, size=n))
-            act = (act_person + p.activity_time_trend[j - 1] + p.activity_effect_log[j - 1] * treated
-                   + rng.normal(0, p.activity_occasion_sd, size=n))
-            visits[:, j] = visits[:, 0] + np.rint(month * SIM_DAYS_PER_MONTH + rng.normal(0, 7, size=n)
-                                                  ).astype(int).astype("timedelta64[D]")
-        y = _individual_outcomes(p, eta, act, rng.normal(0.0, p.item_sd, size=(n, 14)))
-        wave = pd.DataFrame({"participant_id": pids, "visit_date": _iso(visits[:, j])})
-        for k in range(14):
-            wave[f"wemwbs_{k + 1}"] = _with_item_missing(rng, y["wemwbs"][:, k], p.p_item_missing)
-        hours = [f"{h:.1f}" for h in y["weekly_activity_hours"]]
-        blank = rng.random(n) < p.p_activity_missing
-        wave["weekly_activity_hours"] = np.where(blank, "", hours)
-        wave_tables[f"wave_{tp}"] = wave[present[:, j]].reset_index(drop=True)
-
+    wave_tables = _individual_waves(rng, p, pids, timepoints, eta_bl, eta_person, act_person, treated,
+                                    visits, present)
     withdrawal_date = _withdrawal_dates(rng, visits, present, withdraw, withdraw_after)
     participants = pd.DataFrame({
         "participant_id": pids,
@@ -579,33 +633,7 @@ def simulate_individual(params: IndividualParameters | None = None) -> dict[str,
     })
     participants.loc[~treated | unknown, "sessions_attended"] = pd.NA
 
-    effects = [true_individual_effects(p, j) for j in range(len(p.followup_months))]
-    truth = {
-        "description": ("Generating parameters and true intervention effects of the synthetic "
-                        "multi-centre individually randomised example."),
-        "design": "individual",
-        "parameters": p.to_json_dict(),
-        "n_sites": p.n_sites,
-        "n_randomised": int(n),
-        "n_by_arm": {a: int(np.sum(arm == a)) for a in ("control", "intervention")},
-        "true_effects": {
-            score: {f"m{m}": round(effects[j][score], 4) for j, m in enumerate(p.followup_months)}
-            for score in ("wemwbs_total", "weekly_activity_hours")},
-        "true_effects_latent": {
-            "wellbeing": {f"m{m}": p.effect_latent[j] for j, m in enumerate(p.followup_months)},
-            "activity_log1p_direct": {f"m{m}": p.activity_effect_log[j]
-                                      for j, m in enumerate(p.followup_months)}},
-        "notes": (
-            "true_effects: population-average difference intervention minus control at each "
-            "follow-up on the observed scale (WEMWBS total 14-70; weekly activity hours "
-            "rounded to 0.1 and bounded at 0 and 80), by Monte Carlo with common random "
-            "numbers.  Randomisation: 1:1, permuted blocks of 2 and 4 within centre x referral "
-            "route, in order of consent."),
-        "variance_components_latent": {"site_sd": p.site_sd, "participant_sd": p.participant_sd,
-                                       "occasion_sd": p.occasion_sd},
-        "missingness": ("MAR: follow-up response depends on baseline wellbeing, age, referral "
-                        "route and arm; withdrawals remove later visits"),
-    }
+    truth = _individual_truth(p, arm, n)
     return {"sites": sites, "participants": participants, **wave_tables, "truth": truth}
 
 
@@ -748,6 +776,74 @@ def true_cpi_quasi_effects(p: CpiQuasiParameters, followup_index: int) -> dict[s
     return out
 
 
+def _cpi_quasi_waves(rng, p: CpiQuasiParameters, people: pd.DataFrame, pids, timepoints, social, health,
+                     treated, visits, present) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
+    """Every wave's questionnaire table and service-use rows (attended visits only); fills in visit dates."""
+    n = len(pids)
+    waves, service = {}, []
+    for j, (tp, month) in enumerate(timepoints):
+        eta = people[f"eta_{tp}"].to_numpy()
+        s = social + (p.social_effect * treated + rng.normal(0, 0.4, size=n) if j else 0.0)
+        h = health + (0.3 * (eta - people.eta_baseline.to_numpy()) + rng.normal(0, 0.3, size=n) if j else 0.0)
+        if j:
+            visits[:, j] = visits[:, 0] + np.rint(month * SIM_DAYS_PER_MONTH + rng.normal(0, 7, size=n)
+                                                  ).astype(int).astype("timedelta64[D]")
+        sw = _cpi_quasi_swemwbs(eta, rng.normal(0.0, p.item_sd, size=(n, 7)))
+        access = rng.random((n, 27)) < 1 / (1 + np.exp(-(s[:, None] - np.linspace(-1.8, 1.8, 27)[None, :])))
+        rg = np.where(access, rng.choice([1, 2, 3, 4], p=[0.05, 0.40, 0.40, 0.15], size=(n, 27)), 5)
+        incl = 2.6 + 0.5 * s[:, None] + rng.normal(0, 0.6, size=(n, 22))
+        sis = np.clip(np.rint(incl), 1, 4).astype(int)
+        sis[:, :7] = 5 - sis[:, :7]  # isolation items are negatively worded (reverse-keyed)
+        eq = np.clip(np.rint(np.array([1.4, 0.9, 1.6, 2.0, 2.1])[None, :] - 0.75 * h[:, None]
+                             + rng.normal(0, 0.6, size=(n, 5))), 1, 5).astype(int)
+        wave = pd.DataFrame({"participant_id": pids, "visit_date": _iso(visits[:, j])})
+        for name, arr in (("swemwbs", sw), ("rguk", rg), ("sis", sis), ("eq5d5l", eq)):
+            for k in range(arr.shape[1]):
+                wave[f"{name}_{k + 1}"] = _with_item_missing(rng, arr[:, k], p.p_item_missing)
+        waves[f"wave_{tp}"] = wave[present[:, j]].reset_index(drop=True)
+        months = 3.0 if j == 0 else month - timepoints[j - 1][1]
+        need = np.exp(-0.35 * h)
+        recall_start = (visits[:, 0] - np.timedelta64(91, "D")) if j == 0 else visits[:, j - 1]
+        su = pd.DataFrame({"participant_id": pids, "timepoint": tp, "recall_start": _iso(recall_start),
+                           "recall_end": _iso(visits[:, j])})
+        su["gp_contacts"] = rng.poisson(0.7 * months * need)
+        su["ae_attendances"] = rng.poisson(0.05 * months * need)
+        su["inpatient_nights"] = np.where(rng.random(n) < 0.02 * months * need, rng.integers(1, 21, size=n), 0)
+        su["community_team_contacts"] = rng.poisson(0.8 * months * need)
+        su["social_worker_contacts"] = rng.poisson(0.4 * months * need)
+        service.append(su[present[:, j]])
+
+    return waves, service
+
+
+def _cpi_quasi_truth(p: CpiQuasiParameters, sites: pd.DataFrame, people: pd.DataFrame, n: int) -> dict:
+    """The non-randomised comparison's ``truth.json`` content: parameters, counts and true effects."""
+    effects = [true_cpi_quasi_effects(p, j) for j in range(len(p.followup_months))]
+    arm = people.treated.map({1: "intervention", 0: "comparison"})
+    return {
+        "description": ("Generating parameters and true effects of the synthetic non-randomised comparison "
+                        "of intervention and comparison agencies (allocation confounded by client group "
+                        "and client age)."),
+        "design": "cluster, non-randomised (design.allocation: non_randomised)",
+        "parameters": p.to_json_dict(),
+        "n_sites": int(len(sites)),
+        "n_sites_by_arm": {a: int((sites.arm == a).sum()) for a in ("comparison", "intervention")},
+        "n_participants": int(n),
+        "n_by_arm": {a: int((arm == a).sum()) for a in ("comparison", "intervention")},
+        "true_effects": {"swemwbs_total": {f"m{m}": {k: round(v, 4) for k, v in effects[j].items()}
+                                           for j, m in enumerate(p.followup_months)}},
+        "true_effects_latent": {"wellbeing": p.effect_latent, "social_capital": p.social_effect},
+        "confounders": ["client_group", "age"],
+        "notes": ("true_effects: population-average difference intervention minus comparison on the "
+                  "SWEMWBS raw total (7-35) among participants of intervention agencies (ATT) and among "
+                  "all participants (ATE), by Monte Carlo with common random numbers.  Allocation "
+                  "depends on client group; intervention agencies recruit younger clients; wellbeing "
+                  "changes with client group and age: an analysis ignoring them is biased, one "
+                  "weighting on a propensity score of client group and age is not."),
+        "missingness": "MAR: follow-up response depends on baseline wellbeing and age",
+    }
+
+
 def simulate_cpi_quasi(params: CpiQuasiParameters | None = None) -> dict[str, pd.DataFrame | dict]:
     """Generate the raw tables of the non-randomised comparison example (see
     :class:`CpiQuasiParameters`): agencies, participants, baseline and two follow-up waves
@@ -785,39 +881,8 @@ def simulate_cpi_quasi(params: CpiQuasiParameters | None = None) -> dict[str, pd
                               for j in range(len(p.followup_months))], withdraw, withdraw_after)
     visits = np.empty((n, len(timepoints)), dtype="datetime64[D]")
     visits[:, 0] = consent + rng.integers(0, 15, size=n).astype("timedelta64[D]")
-    waves, service = {}, []
-    for j, (tp, month) in enumerate(timepoints):
-        eta = people[f"eta_{tp}"].to_numpy()
-        s = social + (p.social_effect * treated + rng.normal(0, 0.4, size=n) if j else 0.0)
-        h = health + (0.3 * (eta - people.eta_baseline.to_numpy()) + rng.normal(0, 0.3, size=n) if j else 0.0)
-        if j:
-            visits[:, j] = visits[:, 0] + np.rint(month * SIM_DAYS_PER_MONTH + rng.normal(0, 7, size=n)
-                                                  ).astype(int).astype("timedelta64[D]")
-        sw = _cpi_quasi_swemwbs(eta, rng.normal(0.0, p.item_sd, size=(n, 7)))
-        access = rng.random((n, 27)) < 1 / (1 + np.exp(-(s[:, None] - np.linspace(-1.8, 1.8, 27)[None, :])))
-        rg = np.where(access, rng.choice([1, 2, 3, 4], p=[0.05, 0.40, 0.40, 0.15], size=(n, 27)), 5)
-        incl = 2.6 + 0.5 * s[:, None] + rng.normal(0, 0.6, size=(n, 22))
-        sis = np.clip(np.rint(incl), 1, 4).astype(int)
-        sis[:, :7] = 5 - sis[:, :7]  # isolation items are negatively worded (reverse-keyed)
-        eq = np.clip(np.rint(np.array([1.4, 0.9, 1.6, 2.0, 2.1])[None, :] - 0.75 * h[:, None]
-                             + rng.normal(0, 0.6, size=(n, 5))), 1, 5).astype(int)
-        wave = pd.DataFrame({"participant_id": pids, "visit_date": _iso(visits[:, j])})
-        for name, arr in (("swemwbs", sw), ("rguk", rg), ("sis", sis), ("eq5d5l", eq)):
-            for k in range(arr.shape[1]):
-                wave[f"{name}_{k + 1}"] = _with_item_missing(rng, arr[:, k], p.p_item_missing)
-        waves[f"wave_{tp}"] = wave[present[:, j]].reset_index(drop=True)
-        months = 3.0 if j == 0 else month - timepoints[j - 1][1]
-        need = np.exp(-0.35 * h)
-        recall_start = (visits[:, 0] - np.timedelta64(91, "D")) if j == 0 else visits[:, j - 1]
-        su = pd.DataFrame({"participant_id": pids, "timepoint": tp, "recall_start": _iso(recall_start),
-                           "recall_end": _iso(visits[:, j])})
-        su["gp_contacts"] = rng.poisson(0.7 * months * need)
-        su["ae_attendances"] = rng.poisson(0.05 * months * need)
-        su["inpatient_nights"] = np.where(rng.random(n) < 0.02 * months * need, rng.integers(1, 21, size=n), 0)
-        su["community_team_contacts"] = rng.poisson(0.8 * months * need)
-        su["social_worker_contacts"] = rng.poisson(0.4 * months * need)
-        service.append(su[present[:, j]])
-
+    waves, service = _cpi_quasi_waves(rng, p, people, pids, timepoints, social, health, treated,
+                                      visits, present)
     withdrawal_date = _withdrawal_dates(rng, visits, present, withdraw, withdraw_after)
     participants = pd.DataFrame({
         "participant_id": pids, "site_id": people.site_id, "consent_date": _iso(consent),
@@ -829,30 +894,7 @@ def simulate_cpi_quasi(params: CpiQuasiParameters | None = None) -> dict[str, pd
         columns={"recruitment_end": "assessment_date"}).reset_index(drop=True)
     fid["fidelity_score"] = np.clip(np.rint(rng.normal(p.fidelity_mean, p.fidelity_sd, size=len(fid))),
                                     20, 100).astype(int)
-    effects = [true_cpi_quasi_effects(p, j) for j in range(len(p.followup_months))]
-    arm = people.treated.map({1: "intervention", 0: "comparison"})
-    truth = {
-        "description": ("Generating parameters and true effects of the synthetic non-randomised comparison "
-                        "of intervention and comparison agencies (allocation confounded by client group "
-                        "and client age)."),
-        "design": "cluster, non-randomised (design.allocation: non_randomised)",
-        "parameters": p.to_json_dict(),
-        "n_sites": int(len(sites)),
-        "n_sites_by_arm": {a: int((sites.arm == a).sum()) for a in ("comparison", "intervention")},
-        "n_participants": int(n),
-        "n_by_arm": {a: int((arm == a).sum()) for a in ("comparison", "intervention")},
-        "true_effects": {"swemwbs_total": {f"m{m}": {k: round(v, 4) for k, v in effects[j].items()}
-                                           for j, m in enumerate(p.followup_months)}},
-        "true_effects_latent": {"wellbeing": p.effect_latent, "social_capital": p.social_effect},
-        "confounders": ["client_group", "age"],
-        "notes": ("true_effects: population-average difference intervention minus comparison on the "
-                  "SWEMWBS raw total (7-35) among participants of intervention agencies (ATT) and among "
-                  "all participants (ATE), by Monte Carlo with common random numbers.  Allocation "
-                  "depends on client group; intervention agencies recruit younger clients; wellbeing "
-                  "changes with client group and age: an analysis ignoring them is biased, one "
-                  "weighting on a propensity score of client group and age is not."),
-        "missingness": "MAR: follow-up response depends on baseline wellbeing and age",
-    }
+    truth = _cpi_quasi_truth(p, sites, people, n)
     return {"sites": sites, "participants": participants, **waves,
             "service_use": pd.concat(service, ignore_index=True), "fidelity": fid, "truth": truth}
 
