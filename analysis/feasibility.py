@@ -552,140 +552,173 @@ def feasibility_table(sites: pd.DataFrame, participants: pd.DataFrame, screening
            m3        142        160.0     0.888   0.829    0.928           0.807            0.943
            m9        109        160.0     0.681   0.606    0.748           0.559            0.788
     """
-    rows = []
     collected = collected or {}
-    iarm = "all" if single_arm else intervention_arm
-    who = "participants" if single_arm else "intervention-arm participants"
-    method_label = {"wilson": "Wilson score", "clopper-pearson": "Clopper-Pearson exact"}[ci_method]
+    r = _Rows(ci_method, level, cluster)
     measures = measures if measures is not None else [primary_outcome]
+    _screening_rows(r, screening, collected)
+    _recruitment_rows(r, sites, participants, collected, recruitment_period, recruitment_target)
+    groups = ["all"] + arms if len(arms) > 1 else (["all"] if single_arm else arms)
+    _retention_rows(r, linked, groups, measures)
+    treated = participants[participants.arm == intervention_arm] if intervention_arm else participants.iloc[0:0]
+    if intervention_arm in arms and len(treated):
+        iarm = "all" if single_arm else intervention_arm
+        who = "participants" if single_arm else "intervention-arm participants"
+        _delivery_rows(r, treated, collected, iarm, who, receipt_min_sessions, adherence_min_sessions)
+        if fidelity is not None and fidelity_threshold is not None:
+            _fidelity_row(r, sites, fidelity, fidelity_threshold, intervention_arm, iarm)
+    if collected.get("withdrawal_date", True):
+        withdrawn = participants.withdrawal_date.notna().sum()
+        r.prop("withdrawal", withdrawn, len(participants), "participants withdrawn / participants allocated",
+               by_site=lambda: (participants.withdrawal_date.notna(), participants.site_id))
+    else:
+        r.absent("withdrawal", "no withdrawal_date column in the participants file")
+    out = pd.DataFrame(r.rows, columns=FEASIBILITY_COLUMNS)
+    out["ci_method_cluster"] = out.ci_method_cluster.astype(object).fillna("")
+    return out
 
-    def prop(indicator, k, n, definition, timepoint="", arm="all", by_site=None):
-        """by_site: a function giving (hit, site) over the denominator's members, for the cluster
-        interval (called only in a cluster design: other designs need no site column)."""
-        est, lo, hi = proportion_ci(int(k), int(n), ci_method, level)
+
+class _Rows:
+    """The feasibility table's rows as they are built, with the interval settings they share."""
+
+    def __init__(self, ci_method: str, level: float, cluster: bool):
+        self.rows: list[dict] = []
+        self.ci_method, self.level, self.cluster = ci_method, level, cluster
+        self.method_label = {"wilson": "Wilson score", "clopper-pearson": "Clopper-Pearson exact"}[ci_method]
+
+    def prop(self, indicator, k, n, definition, timepoint="", arm="all", by_site=None):
+        """Add a proportion row; by_site: a function giving (hit, site) over the denominator's members,
+        for the cluster interval (called only in a cluster design: other designs need no site column)."""
+        est, lo, hi = proportion_ci(int(k), int(n), self.ci_method, self.level)
         row = dict(indicator=indicator, timepoint=timepoint, arm=arm, numerator=int(k),
                    denominator=int(n), estimate=est, ci_low=lo, ci_high=hi,
-                   ci_method=method_label, unit="proportion", definition=definition)
-        if cluster and by_site is not None:
+                   ci_method=self.method_label, unit="proportion", definition=definition)
+        if self.cluster and by_site is not None:
             hit, site = by_site()
             g = pd.DataFrame({"hit": np.asarray(hit, bool), "site": np.asarray(site)}).groupby("site").hit
-            c = cluster_proportion_ci(g.sum().to_numpy(), g.size().to_numpy(), level)
+            c = cluster_proportion_ci(g.sum().to_numpy(), g.size().to_numpy(), self.level)
             row.update(ci_low_cluster=c["ci_low"], ci_high_cluster=c["ci_high"],
                        ci_method_cluster=c["method"], sites=c["sites"], design_effect=c["design_effect"])
-        rows.append(row)
+        self.rows.append(row)
 
-    def absent(indicator, why, arm="all"):
-        rows.append(dict(indicator=indicator, timepoint="", arm=arm, numerator=np.nan, denominator=np.nan,
-                         estimate=np.nan, ci_low=np.nan, ci_high=np.nan, ci_method="", unit=NOT_COLLECTED,
-                         definition=f"not collected: {why}"))
+    def absent(self, indicator, why, arm="all"):
+        """Add the row of an indicator whose data the trial did not collect."""
+        self.rows.append(dict(indicator=indicator, timepoint="", arm=arm, numerator=np.nan, denominator=np.nan,
+                              estimate=np.nan, ci_low=np.nan, ci_high=np.nan, ci_method="", unit=NOT_COLLECTED,
+                              definition=f"not collected: {why}"))
 
+
+def _screening_rows(r: _Rows, screening: pd.DataFrame | None, collected: dict) -> None:
+    """Eligibility and consent rows from the screening log (or their not-collected rows)."""
     if collected.get("screening", True) and screening is not None:
         n_screened = len(screening)
         eligible = _is_true(screening.eligible)
         n_eligible = int(eligible.sum())
         n_consented = int((eligible & _is_true(screening.consented)).sum())
         consented = eligible & _is_true(screening.consented)
-        prop("eligibility", n_eligible, n_screened, "eligible / screened",
-             by_site=lambda: (eligible, screening.site_id))
-        prop("consent", n_consented, n_eligible, "consented / eligible",
-             by_site=lambda: (consented[eligible], screening.site_id[eligible]))
+        r.prop("eligibility", n_eligible, n_screened, "eligible / screened",
+               by_site=lambda: (eligible, screening.site_id))
+        r.prop("consent", n_consented, n_eligible, "consented / eligible",
+               by_site=lambda: (consented[eligible], screening.site_id[eligible]))
     else:
-        absent("eligibility", "no screening log (data.screening)")
-        absent("consent", "no screening log (data.screening)")
+        r.absent("eligibility", "no screening log (data.screening)")
+        r.absent("consent", "no screening log (data.screening)")
 
+
+def _recruitment_rows(r: _Rows, sites: pd.DataFrame, participants: pd.DataFrame, collected: dict,
+                      recruitment_period: dict | None, recruitment_target: int | None) -> None:
+    """Recruitment rate (per site-month, or per month of the trial's period) and recruited / target."""
     n_alloc = len(participants)
     windows = sites.recruitment_start.notna() & sites.recruitment_end.notna() if len(sites) else pd.Series(dtype=bool)
     if len(sites) and windows.all() and collected.get("recruitment_window", True) and not recruitment_period:
         exposure = float(site_months(sites).sum())
-        est, lo, hi = poisson_rate_ci(n_alloc, exposure, level)
+        est, lo, hi = poisson_rate_ci(n_alloc, exposure, r.level)
         row = dict(indicator="recruitment_rate", timepoint="", arm="all", numerator=n_alloc,
                    denominator=exposure, estimate=est, ci_low=lo, ci_high=hi,
                    ci_method="exact Poisson (Garwood)", unit="participants per site-month",
                    definition="participants recruited / site-months open to recruitment")
-        if cluster:
+        if r.cluster:
             per_site = participants.groupby("site_id").size().reindex(sites.site_id, fill_value=0)
-            c = cluster_rate_ci(per_site.to_numpy(), site_months(sites).reindex(sites.site_id).to_numpy(), level)
+            c = cluster_rate_ci(per_site.to_numpy(), site_months(sites).reindex(sites.site_id).to_numpy(), r.level)
             row.update(ci_low_cluster=c["ci_low"], ci_high_cluster=c["ci_high"], ci_method_cluster=c["method"],
                        sites=c["sites"], design_effect=c["design_effect"])
-        rows.append(row)
+        r.rows.append(row)
     elif recruitment_period:
         start, end = pd.Timestamp(recruitment_period["start"]), pd.Timestamp(recruitment_period["end"])
         exposure = ((end - start).days + 1) / DAYS_PER_MONTH
-        est, lo, hi = poisson_rate_ci(n_alloc, exposure, level)
-        rows.append(dict(indicator="recruitment_rate", timepoint="", arm="all", numerator=n_alloc,
-                         denominator=exposure, estimate=est, ci_low=lo, ci_high=hi,
-                         ci_method="exact Poisson (Garwood)", unit="participants per month",
-                         definition=f"participants recruited / months open to recruitment "
-                                    f"({recruitment_period['start']} to {recruitment_period['end']})",
-                         **({"ci_method_cluster": "not estimable: one recruitment period for the whole "
-                             "trial, no per-site recruitment windows"} if cluster else {})))
+        est, lo, hi = poisson_rate_ci(n_alloc, exposure, r.level)
+        r.rows.append(dict(indicator="recruitment_rate", timepoint="", arm="all", numerator=n_alloc,
+                           denominator=exposure, estimate=est, ci_low=lo, ci_high=hi,
+                           ci_method="exact Poisson (Garwood)", unit="participants per month",
+                           definition=f"participants recruited / months open to recruitment "
+                                      f"({recruitment_period['start']} to {recruitment_period['end']})",
+                           **({"ci_method_cluster": "not estimable: one recruitment period for the whole "
+                               "trial, no per-site recruitment windows"} if r.cluster else {})))
     else:
-        absent("recruitment_rate", "no recruitment windows (recruitment_start/recruitment_end in the sites "
-               "file, or feasibility.recruitment_period)")
+        r.absent("recruitment_rate", "no recruitment windows (recruitment_start/recruitment_end in the sites "
+                 "file, or feasibility.recruitment_period)")
     if recruitment_target:
-        rows.append(dict(indicator="recruitment_vs_target", timepoint="", arm="all",
-                         numerator=n_alloc, denominator=int(recruitment_target),
-                         estimate=n_alloc / recruitment_target, ci_low=np.nan, ci_high=np.nan,
-                         ci_method="", unit="ratio", definition="participants recruited / target"))
+        r.rows.append(dict(indicator="recruitment_vs_target", timepoint="", arm="all",
+                           numerator=n_alloc, denominator=int(recruitment_target),
+                           estimate=n_alloc / recruitment_target, ci_low=np.nan, ci_high=np.nan,
+                           ci_method="", unit="ratio", definition="participants recruited / target"))
 
-    groups = ["all"] + arms if len(arms) > 1 else (["all"] if single_arm else arms)
+
+def _retention_rows(r: _Rows, linked: pd.DataFrame, groups: list[str], measures: list[str]) -> None:
+    """Retention per follow-up and completion of each measure per time point, by arm."""
     tps = list(linked.timepoint.cat.categories)
     for tp in tps[1:]:
         at = linked[linked.timepoint == tp]
         for arm in groups:
             sub = at if arm == "all" else at[at.arm == arm]
-            prop("retention", sub.assessed.sum(), len(sub),
-                 "participants assessed at this time point / participants allocated", tp, arm,
-                 by_site=lambda: (sub.assessed, sub.site_id))
+            r.prop("retention", sub.assessed.sum(), len(sub),
+                   "participants assessed at this time point / participants allocated", tp, arm,
+                   by_site=lambda: (sub.assessed, sub.site_id))
     for m in measures:
         for tp in tps:
             at = linked[linked.timepoint == tp]
             for arm in groups:
                 sub = at if arm == "all" else at[at.arm == arm]
-                prop(f"completion_{m}", sub[m].notna().sum(), len(sub),
-                     f"participants with a scorable {m} / participants allocated", tp, arm,
-                     by_site=lambda: (sub[m].notna(), sub.site_id))
+                r.prop(f"completion_{m}", sub[m].notna().sum(), len(sub),
+                       f"participants with a scorable {m} / participants allocated", tp, arm,
+                       by_site=lambda: (sub[m].notna(), sub.site_id))
 
-    treated = participants[participants.arm == intervention_arm] if intervention_arm else participants.iloc[0:0]
-    if intervention_arm in arms and len(treated):
-        if not collected.get("sessions_attended", True):
-            absent("intervention_receipt", "no sessions_attended column in the participants file", iarm)
-            if adherence_min_sessions is not None:
-                absent("adherence", "no sessions_attended column in the participants file", iarm)
-        else:
-            sessions = treated.sessions_attended
-            known = sessions.notna()
-            n_known, n_unknown = int(known.sum()), int((~known).sum())
-            unk = f" ({n_unknown} with attendance not recorded are left out)" if n_unknown else ""
-            prop("intervention_receipt", (sessions[known] >= receipt_min_sessions).sum(), n_known,
-                 f"{who} attending >= {receipt_min_sessions} session(s) / "
-                 f"{who} whose attendance is recorded{unk}", arm=iarm,
-                 by_site=lambda: (sessions[known] >= receipt_min_sessions, treated.site_id[known]))
-            if adherence_min_sessions is not None:
-                prop("adherence", (sessions[known] >= adherence_min_sessions).sum(), n_known,
-                     f"{who} attending >= {adherence_min_sessions} sessions / "
-                     f"{who} whose attendance is recorded{unk}", arm=iarm,
-                     by_site=lambda: (sessions[known] >= adherence_min_sessions, treated.site_id[known]))
-        if fidelity is not None and fidelity_threshold is not None:
-            isites = sites.site_id[sites.arm == intervention_arm] if sites.arm.notna().any() \
-                else pd.Series(sorted(fidelity.site_id.unique()))
-            mean_score = fidelity.groupby("site_id").fidelity_score.mean().reindex(isites)
-            prop("fidelity", (mean_score >= fidelity_threshold).sum(), len(isites),
-                 f"intervention sites with mean fidelity score >= {fidelity_threshold:g} / intervention "
-                 "sites (a site without an assessment counts as not meeting it)", arm=iarm)
-            if cluster:  # the units counted are sites: the simple interval already is the cluster one
-                r = rows[-1]
-                r.update(ci_low_cluster=r["ci_low"], ci_high_cluster=r["ci_high"], sites=len(isites),
-                         ci_method_cluster=f"{method_label} (the units counted are sites)", design_effect=1.0)
-    if collected.get("withdrawal_date", True):
-        withdrawn = participants.withdrawal_date.notna().sum()
-        prop("withdrawal", withdrawn, n_alloc, "participants withdrawn / participants allocated",
-             by_site=lambda: (participants.withdrawal_date.notna(), participants.site_id))
-    else:
-        absent("withdrawal", "no withdrawal_date column in the participants file")
-    out = pd.DataFrame(rows, columns=FEASIBILITY_COLUMNS)
-    out["ci_method_cluster"] = out.ci_method_cluster.astype(object).fillna("")
-    return out
+
+def _delivery_rows(r: _Rows, treated: pd.DataFrame, collected: dict, iarm: str, who: str,
+                   receipt_min_sessions: int, adherence_min_sessions: int | None) -> None:
+    """Intervention receipt and adherence rows from the sessions attended (or not-collected rows)."""
+    if not collected.get("sessions_attended", True):
+        r.absent("intervention_receipt", "no sessions_attended column in the participants file", iarm)
+        if adherence_min_sessions is not None:
+            r.absent("adherence", "no sessions_attended column in the participants file", iarm)
+        return
+    sessions = treated.sessions_attended
+    known = sessions.notna()
+    n_known, n_unknown = int(known.sum()), int((~known).sum())
+    unk = f" ({n_unknown} with attendance not recorded are left out)" if n_unknown else ""
+    r.prop("intervention_receipt", (sessions[known] >= receipt_min_sessions).sum(), n_known,
+           f"{who} attending >= {receipt_min_sessions} session(s) / "
+           f"{who} whose attendance is recorded{unk}", arm=iarm,
+           by_site=lambda: (sessions[known] >= receipt_min_sessions, treated.site_id[known]))
+    if adherence_min_sessions is not None:
+        r.prop("adherence", (sessions[known] >= adherence_min_sessions).sum(), n_known,
+               f"{who} attending >= {adherence_min_sessions} sessions / "
+               f"{who} whose attendance is recorded{unk}", arm=iarm,
+               by_site=lambda: (sessions[known] >= adherence_min_sessions, treated.site_id[known]))
+
+
+def _fidelity_row(r: _Rows, sites: pd.DataFrame, fidelity: pd.DataFrame, fidelity_threshold: float,
+                  intervention_arm: str, iarm: str) -> None:
+    """Intervention sites whose mean fidelity score reaches the threshold (the units are sites)."""
+    isites = sites.site_id[sites.arm == intervention_arm] if sites.arm.notna().any() \
+        else pd.Series(sorted(fidelity.site_id.unique()))
+    mean_score = fidelity.groupby("site_id").fidelity_score.mean().reindex(isites)
+    r.prop("fidelity", (mean_score >= fidelity_threshold).sum(), len(isites),
+           f"intervention sites with mean fidelity score >= {fidelity_threshold:g} / intervention "
+           "sites (a site without an assessment counts as not meeting it)", arm=iarm)
+    if r.cluster:  # the units counted are sites: the simple interval already is the cluster one
+        row = r.rows[-1]
+        row.update(ci_low_cluster=row["ci_low"], ci_high_cluster=row["ci_high"], sites=len(isites),
+                   ci_method_cluster=f"{r.method_label} (the units counted are sites)", design_effect=1.0)
 
 
 SAFETY_COLUMNS = ["measure", "arm", "n", "denominator"]
