@@ -258,10 +258,36 @@ def _propensity_problems(cfg: dict, kinds: dict, scores, usable: str) -> list[st
     return probs
 
 
+# columns Pathways reads itself: no covariate or pre-scored column may take their names
+_RESERVED_COLUMNS = frozenset({"participant_id", "site_id", "arm", "consent_date", "sessions_attended",
+                               "withdrawal_date", "withdrawal_reason", "client_group", "timepoint", "visit_date"})
+_FEASIBILITY_INDICATORS = frozenset({"eligibility", "consent", "recruitment_rate", "recruitment_vs_target",
+                                     "retention", "intervention_receipt", "adherence", "fidelity", "withdrawal"})
+
+
 def plan_problems(cfg: dict) -> list[str]:
     """Inconsistencies across keys of a schema-valid config (empty when the plan is coherent)."""
-    from analysis import instruments
+    probs = _design_problems(cfg) + _covariate_problems(cfg)
+    probs += _instrument_problems(cfg)
+    if any(p.startswith("config key instruments.") or p.startswith("config key instrument_definitions")
+           for p in probs):
+        return probs
+    try:
+        dirs = score_directions(cfg)
+    except ValueError as e:
+        return probs + [f"config key instruments: {e}"]
+    hint = f" (outcome columns of this plan: {', '.join(sorted(dirs)) or 'none'})"
+    probs += _outcome_problems(cfg, dirs, hint)
+    probs += _model_covariate_problems(cfg, dirs)
+    probs += _feasibility_problems(cfg, dirs, hint)
+    probs += _wave_timing_problems(cfg)
+    probs += _economics_problems(cfg, dirs, hint)
+    probs += _planning_problems(cfg)
+    return probs
 
+
+def _design_problems(cfg: dict) -> list[str]:
+    """Design type against the sites file, blinding, the tipping-point arm and the arm codes."""
     probs: list[str] = []
     d, data = cfg["design"], cfg["data"]
     typ = d["type"]
@@ -278,6 +304,13 @@ def plan_problems(cfg: dict) -> list[str]:
         probs.append("config key design.control_arm: a single-arm study has no control arm (leave the key out)")
     if typ != "single_arm" and d["control_arm"] == d["intervention_arm"]:
         probs.append("config key design.intervention_arm: must differ from design.control_arm")
+    return probs
+
+
+def _covariate_problems(cfg: dict) -> list[str]:
+    """Declared covariates: their type's keys, distinct levels, reserved names, strata and population."""
+    probs: list[str] = []
+    d = cfg["design"]
     covs = cfg.get("covariates") or {}
     for name, spec in covs.items():
         if spec["type"] == "numeric" and spec.get("levels") is not None:
@@ -286,10 +319,8 @@ def plan_problems(cfg: dict) -> list[str]:
             probs.append(f"config key covariates.{name}: min/max apply to numeric covariates only")
         if spec.get("levels") and len({str(v) for v in spec["levels"]}) != len(spec["levels"]):
             probs.append(f"config key covariates.{name}.levels: levels must be distinct")
-    reserved = {"participant_id", "site_id", "arm", "consent_date", "sessions_attended",
-                "withdrawal_date", "withdrawal_reason", "client_group", "timepoint", "visit_date"}
     for name in covs:
-        if name in reserved:
+        if name in _RESERVED_COLUMNS:
             probs.append(f"config key covariates.{name}: {name!r} is a column Pathways reads itself; "
                          "choose another name (map the file's column with data.columns.participants)")
     for name in d["stratification"]:
@@ -300,8 +331,14 @@ def plan_problems(cfg: dict) -> list[str]:
             probs.append(f"config key design.population: {d['population']!r} is not declared under covariates")
         elif covs[d["population"]]["type"] != "categorical":
             probs.append(f"config key design.population: {d['population']!r} must be a categorical covariate")
+    return probs
 
-    # instruments and outcomes
+
+def _instrument_problems(cfg: dict) -> list[str]:
+    """Trial-specific instrument definitions that do not register and instruments with no definition."""
+    from analysis import instruments
+
+    probs: list[str] = []
     try:
         register_trial_instruments(cfg)
     except ConfigError as e:
@@ -312,26 +349,24 @@ def plan_problems(cfg: dict) -> list[str]:
             probs.append(f"config key instruments.{inst}: no instrument definition {inst!r} (known: "
                          f"{', '.join(sorted(known_inst))}; add a trial-specific one with "
                          "instrument_definitions)")
-    if any(p.startswith("config key instruments.") or p.startswith("config key instrument_definitions")
-           for p in probs):
-        return probs
-    try:
-        dirs = score_directions(cfg)
-    except ValueError as e:
-        return probs + [f"config key instruments: {e}"]
+    return probs
+
+
+def _outcome_problems(cfg: dict, dirs: dict, hint: str) -> list[str]:
+    """Pre-scored columns and every outcome the plan names must be scores of this trial."""
+    probs: list[str] = []
+    covs = cfg.get("covariates") or {}
     for name, spec in (cfg.get("prescored") or {}).items():
         if any(name == c for c in dirs if c not in cfg["prescored"]):
             probs.append(f"config key prescored.{name}: an instrument already produces a score named {name!r}")
         if spec.get("min") is not None and spec.get("max") is not None and spec["min"] > spec["max"]:
             probs.append(f"config key prescored.{name}: min must not exceed max")
-        tps = [w["timepoint"] for w in data["waves"]]
+        tps = [w["timepoint"] for w in cfg["data"]["waves"]]
         for tp in spec.get("timepoints") or []:
             if tp not in tps:
                 probs.append(f"config key prescored.{name}.timepoints: {tp!r} is not a time point ({tps})")
-        if name in covs or name in reserved:
+        if name in covs or name in _RESERVED_COLUMNS:
             probs.append(f"config key prescored.{name}: the name is also a covariate or reserved column")
-    known = sorted(dirs)
-    hint = f" (outcome columns of this plan: {', '.join(known) or 'none'})"
     if cfg["primary"]["outcome"] not in dirs:
         probs.append(f"config key primary.outcome: {cfg['primary']['outcome']!r} is not a score of the "
                      f"configured instruments or a pre-scored column{hint}")
@@ -344,8 +379,13 @@ def plan_problems(cfg: dict) -> list[str]:
     for y in (cfg["feasibility"].get("measures") or []):
         if y not in dirs:
             probs.append(f"config key feasibility.measures: {y!r} is not an outcome column{hint}")
+    return probs
 
-    # covariates of the model, imputation and effect modification
+
+def _model_covariate_problems(cfg: dict, dirs: dict) -> list[str]:
+    """Covariates of the primary model, propensity score, imputation and effect modification."""
+    probs: list[str] = []
+    data, typ = cfg["data"], cfg["design"]["type"]
     kinds = covariate_kinds(cfg)
     usable = ", ".join(sorted(kinds))
     for c in cfg["primary"]["covariates"]:
@@ -369,9 +409,13 @@ def plan_problems(cfg: dict) -> list[str]:
     if typ == "single_arm" and cfg["outcomes"]["effect_modifiers"]:
         probs.append("config key outcomes.effect_modifiers: effect modification compares arms; a single-arm "
                      "study has none")
+    return probs
 
-    # feasibility: indicators whose data are not collected
-    f = cfg["feasibility"]
+
+def _feasibility_problems(cfg: dict, dirs: dict, hint: str) -> list[str]:
+    """Feasibility settings and progression criteria whose data are not collected or that name nothing."""
+    probs: list[str] = []
+    d, data, f = cfg["design"], cfg["data"], cfg["feasibility"]
     if f["fidelity_threshold"] is not None and not data.get("fidelity"):
         probs.append("config key feasibility.fidelity_threshold: set, but data.fidelity is null (no fidelity "
                      "assessments to evaluate)")
@@ -388,65 +432,90 @@ def plan_problems(cfg: dict) -> list[str]:
                          f"indicator {ind} needs {needs[ind][0]}, which this trial does not collect")
         if ind.startswith("completion_") and ind[len("completion_"):] not in dirs:
             probs.append(f"config key feasibility.progression_criteria[{i}]: {ind!r} names no outcome column{hint}")
-        if typ == "single_arm" and crit.get("arm") not in (None, "all", d["intervention_arm"]):
-            probs.append(f"config key feasibility.progression_criteria[{i}].arm: a single-arm study has no "
-                         f"arm {crit.get('arm')!r}")
-        elif typ != "single_arm" and crit.get("arm") not in (None, "all", d["intervention_arm"], d["control_arm"]):
-            probs.append(f"config key feasibility.progression_criteria[{i}].arm: {crit.get('arm')!r} is not "
-                         f"'all' or an arm code ({d['control_arm']!r}, {d['intervention_arm']!r})")
-        known_ind = {"eligibility", "consent", "recruitment_rate", "recruitment_vs_target", "retention",
-                     "intervention_receipt", "adherence", "fidelity", "withdrawal"}
-        if ind not in known_ind and not ind.startswith("completion_"):
+        probs += _criterion_arm_problems(i, crit, d)
+        if ind not in _FEASIBILITY_INDICATORS and not ind.startswith("completion_"):
             probs.append(f"config key feasibility.progression_criteria[{i}].indicator: {ind!r} is not a "
-                         f"feasibility indicator ({', '.join(sorted(known_ind))} or completion_<outcome>)")
-        tp = crit.get("timepoint")
-        wave_tps = [w["timepoint"] for w in data["waves"]]
-        if tp is not None and tp not in wave_tps:
-            probs.append(f"config key feasibility.progression_criteria[{i}].timepoint: {tp!r} is not a time "
-                         f"point ({', '.join(wave_tps)})")
-        if ind in ("retention",) and (tp is None or tp == wave_tps[0]):
-            probs.append(f"config key feasibility.progression_criteria[{i}].timepoint: retention is defined "
-                         f"at a follow-up ({', '.join(wave_tps[1:]) or 'none'})")
-        if ind.startswith("completion_") and tp is None:
-            probs.append(f"config key feasibility.progression_criteria[{i}].timepoint: a completion criterion "
-                         "needs its time point")
+                         f"feasibility indicator ({', '.join(sorted(_FEASIBILITY_INDICATORS))} or "
+                         "completion_<outcome>)")
+        probs += _criterion_timepoint_problems(i, ind, crit.get("timepoint"), [w["timepoint"] for w in data["waves"]])
     rp = f.get("recruitment_period")
     if rp and rp["end"] < rp["start"]:
         probs.append("config key feasibility.recruitment_period: end is before start")
+    return probs
 
-    # follow-ups whose timing is unknown (month: null)
-    unknown_month = [w["timepoint"] for w in data["waves"] if w["month"] is None]
+
+def _criterion_arm_problems(i: int, crit: dict, d: dict) -> list[str]:
+    """A progression criterion's arm must be 'all' or one of the design's arm codes."""
+    if d["type"] == "single_arm" and crit.get("arm") not in (None, "all", d["intervention_arm"]):
+        return [f"config key feasibility.progression_criteria[{i}].arm: a single-arm study has no "
+                f"arm {crit.get('arm')!r}"]
+    if d["type"] != "single_arm" and crit.get("arm") not in (None, "all", d["intervention_arm"], d["control_arm"]):
+        return [f"config key feasibility.progression_criteria[{i}].arm: {crit.get('arm')!r} is not "
+                f"'all' or an arm code ({d['control_arm']!r}, {d['intervention_arm']!r})"]
+    return []
+
+
+def _criterion_timepoint_problems(i: int, ind: str, tp: str | None, wave_tps: list[str]) -> list[str]:
+    """A progression criterion's time point must be a wave (a follow-up for retention; set for completion)."""
+    probs: list[str] = []
+    if tp is not None and tp not in wave_tps:
+        probs.append(f"config key feasibility.progression_criteria[{i}].timepoint: {tp!r} is not a time "
+                     f"point ({', '.join(wave_tps)})")
+    if ind in ("retention",) and (tp is None or tp == wave_tps[0]):
+        probs.append(f"config key feasibility.progression_criteria[{i}].timepoint: retention is defined "
+                     f"at a follow-up ({', '.join(wave_tps[1:]) or 'none'})")
+    if ind.startswith("completion_") and tp is None:
+        probs.append(f"config key feasibility.progression_criteria[{i}].timepoint: a completion criterion "
+                     "needs its time point")
+    return probs
+
+
+def _wave_timing_problems(cfg: dict) -> list[str]:
+    """Follow-ups whose timing is unknown (month: null) against what needs the month."""
+    probs: list[str] = []
+    waves = cfg["data"]["waves"]
+    unknown_month = [w["timepoint"] for w in waves if w["month"] is None]
     if unknown_month:
         if cfg["primary"]["time"] == "linear":
             probs.append(f"config key primary.time: linear time needs every wave's month ({unknown_month} "
                          "have month: null)")
-        for w in data["waves"]:
+        for w in waves:
             if w["month"] is None and w.get("window_days"):
                 probs.append(f"config key data.waves ({w['timepoint']}): a visit window needs the month")
         if cfg["economics"]["enabled"]:
             probs.append(f"config key economics.enabled: QALYs and costs over time need every wave's month "
                          f"({unknown_month} have month: null)")
+    return probs
 
-    # economics
+
+def _economics_problems(cfg: dict, dirs: dict, hint: str) -> list[str]:
+    """An enabled economic evaluation needs service use, arms and outcome columns that exist."""
+    probs: list[str] = []
     e = cfg["economics"]
-    if e["enabled"]:
-        if not data.get("service_use"):
-            probs.append("config key economics.enabled: the economic evaluation needs service-use data "
-                         "(data.service_use is null)")
-        if e["utility"] not in dirs:
-            probs.append(f"config key economics.utility: {e['utility']!r} is not an outcome column{hint}")
-        for y in e["other_outcomes"]:
-            if y not in dirs:
-                probs.append(f"config key economics.other_outcomes: {y!r} is not an outcome column{hint}")
-        w = e["wellby"]["outcome"]
-        if w is not None and w not in dirs:
-            probs.append(f"config key economics.wellby.outcome: {w!r} is not an outcome column (set it to "
-                         f"null to skip the WELLBY valuation){hint}")
-        if typ == "single_arm":
-            probs.append("config key economics.enabled: the trial-based economic evaluation compares arms; a "
-                         "single-arm study has none")
+    if not e["enabled"]:
+        return probs
+    if not cfg["data"].get("service_use"):
+        probs.append("config key economics.enabled: the economic evaluation needs service-use data "
+                     "(data.service_use is null)")
+    if e["utility"] not in dirs:
+        probs.append(f"config key economics.utility: {e['utility']!r} is not an outcome column{hint}")
+    for y in e["other_outcomes"]:
+        if y not in dirs:
+            probs.append(f"config key economics.other_outcomes: {y!r} is not an outcome column{hint}")
+    w = e["wellby"]["outcome"]
+    if w is not None and w not in dirs:
+        probs.append(f"config key economics.wellby.outcome: {w!r} is not an outcome column (set it to "
+                     f"null to skip the WELLBY valuation){hint}")
+    if cfg["design"]["type"] == "single_arm":
+        probs.append("config key economics.enabled: the trial-based economic evaluation compares arms; a "
+                     "single-arm study has none")
+    return probs
 
-    # planning the definitive trial (analysis.planning)
+
+def _planning_problems(cfg: dict) -> list[str]:
+    """Planning keys that do not fit the design (target difference, ICC and site sizes, centres)."""
+    probs: list[str] = []
+    typ = cfg["design"]["type"]
     pl = cfg.get("planning") or {}
     if typ == "single_arm" and pl.get("target_difference") is not None:
         probs.append("config key planning.target_difference: a single-arm study has no comparison group, so it "
