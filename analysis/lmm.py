@@ -776,8 +776,43 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
     K = core.K
     f = core.profiled_deviance
     bounds = [(0.0, None)] * K
-    exact = getattr(core, "has_derivatives", False)
-    if exact:
+    gH, slope, fv_grad, lbfgs = _optimiser_derivatives(core, bounds)
+    # Derivative-free start (like lme4's BOBYQA, from theta = 1): a quasi-Newton
+    # first step can jump onto theta = 0, where the deviance (even in theta) has
+    # zero gradient, and stall there even when 0 is a local maximum.
+    if start is None:
+        # fatol relative to the deviance's size: with hundreds of thousands of observations
+        # its rounding noise exceeds 1e-12 and Nelder-Mead would never stop before maxfev
+        fatol = max(1e-12, NM_FATOL_REL * abs(f(np.ones(K))))
+        nm = sopt.minimize(f, np.ones(K), method="Nelder-Mead", bounds=bounds,
+                           options={"xatol": 1e-8, "fatol": fatol, "maxiter": 4000 * K,
+                                    "maxfev": 4000 * K})
+        # Bounded Nelder-Mead can overshoot onto theta = 0 and collapse there (seen on the
+        # demo trial's 3-month ANCOVA, where lme4 finds an interior optimum), so quasi-Newton
+        # runs from several interior starts are added and the lowest deviance wins.
+        candidates = [nm]
+        starts = [np.maximum(nm.x, 0.0)] + [np.full(K, s) for s in (0.05, 0.2, 0.5, 1.0, 2.0)]
+    else:
+        # warm start (e.g. refits on imputed data sets): quasi-Newton from the given theta
+        # (moved off the boundary, where the even deviance has zero gradient) and from 1
+        candidates = []
+        starts = [np.maximum(np.asarray(start, dtype=float), 0.05), np.ones(K)]
+    for st in starts:
+        candidates.append(lbfgs(st))
+    best = min(candidates, key=lambda r: r.fun)
+    theta, fval = _polish(f, np.maximum(best.x, 0.0), gH)
+    theta, fval = _off_the_boundary(f, theta, fval, gH, slope, fv_grad)
+    converged = _optimum_checks_pass(theta, gH, slope)
+    if not converged:
+        warnings.append(convergence_warning(group_names, theta))
+    return theta, fval, converged
+
+
+def _optimiser_derivatives(core: _Core, bounds):
+    """The optimiser's gradient-and-Hessian, boundary slope, variance-scale gradient and L-BFGS-B run:
+    exact when the core has derivatives, numerical otherwise."""
+    f = core.profiled_deviance
+    if getattr(core, "has_derivatives", False):
         def gH(theta):
             _, g, H = core.theta_derivs(theta)
             return g, H
@@ -804,30 +839,11 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
         def lbfgs(st):
             return sopt.minimize(f, st, method="L-BFGS-B", bounds=bounds,
                                  options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000})
-    # Derivative-free start (like lme4's BOBYQA, from theta = 1): a quasi-Newton
-    # first step can jump onto theta = 0, where the deviance (even in theta) has
-    # zero gradient, and stall there even when 0 is a local maximum.
-    if start is None:
-        # fatol relative to the deviance's size: with hundreds of thousands of observations
-        # its rounding noise exceeds 1e-12 and Nelder-Mead would never stop before maxfev
-        fatol = max(1e-12, NM_FATOL_REL * abs(f(np.ones(K))))
-        nm = sopt.minimize(f, np.ones(K), method="Nelder-Mead", bounds=bounds,
-                           options={"xatol": 1e-8, "fatol": fatol, "maxiter": 4000 * K,
-                                    "maxfev": 4000 * K})
-        # Bounded Nelder-Mead can overshoot onto theta = 0 and collapse there (seen on the
-        # demo trial's 3-month ANCOVA, where lme4 finds an interior optimum), so quasi-Newton
-        # runs from several interior starts are added and the lowest deviance wins.
-        candidates = [nm]
-        starts = [np.maximum(nm.x, 0.0)] + [np.full(K, s) for s in (0.05, 0.2, 0.5, 1.0, 2.0)]
-    else:
-        # warm start (e.g. refits on imputed data sets): quasi-Newton from the given theta
-        # (moved off the boundary, where the even deviance has zero gradient) and from 1
-        candidates = []
-        starts = [np.maximum(np.asarray(start, dtype=float), 0.05), np.ones(K)]
-    for st in starts:
-        candidates.append(lbfgs(st))
-    best = min(candidates, key=lambda r: r.fun)
-    theta, fval = _polish(f, np.maximum(best.x, 0.0), gH)
+    return gH, slope, fv_grad, lbfgs
+
+
+def _off_the_boundary(f, theta, fval, gH, slope, fv_grad):
+    """Move components at (or just above) zero off the boundary while the deviance falls there."""
     # Boundary check. Every optimiser above works on the theta scale, where the gradient
     # at theta_k = 0 is exactly zero whatever the deviance does nearby, so a run that lands
     # on the bound can stop there although the deviance falls as theta_k grows. A zero
@@ -846,6 +862,11 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
         if not fmoved < fval - 1e-12:
             break  # no lower deviance off the boundary: the slope was rounding noise
         theta, fval = moved, fmoved
+    return theta, fval
+
+
+def _optimum_checks_pass(theta, gH, slope) -> bool:
+    """lme4-style convergence check: positive-definite free Hessian, small Newton step, no falling zero."""
     # Convergence check in the spirit of lme4's: the free part of the Hessian is
     # positive definite and the Newton step (gradient scaled by the Hessian) is
     # small (lme4 warns above 2e-3); zero components have a non-negative slope.
@@ -861,9 +882,7 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
     slopes = {int(k): slope(theta, int(k)) for k in np.flatnonzero(theta == 0.0)}
     if any(s < -BOUNDARY_SLOPE_TOL for s in slopes.values()):
         converged = False
-    if not converged:
-        warnings.append(convergence_warning(group_names, theta))
-    return theta, fval, converged
+    return converged
 
 
 # --------------------------------------------------------------------------
@@ -1253,6 +1272,53 @@ def fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
 def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
              reml: bool, start=None, df_method: str = "satterthwaite") -> LMMResult:
     """Implementation of :func:`fit_lmm`."""
+    groups = _checked_groups(data, groups, reml, df_method)
+    cols = _formula_columns(formula, data)
+    d, n_dropped, notes = _complete_rows(data, cols, groups)
+    _text_to_categorical(d, cols)
+    X, y, terms = _design_matrices(formula, d)
+    n = X.shape[0]
+    codes, nlevels, ngroups = _group_codes(d, groups, n)
+    warnings: list[str] = []
+    core = _make_core(X, y, codes, nlevels, reml)
+    if start is not None and len(start) != len(groups):
+        raise ValueError(f"start has {len(start)} values; there are {len(groups)} groups.")
+    opt_warnings: list[str] = []
+    theta, crit, converged = _optimise(core, opt_warnings, groups, start)
+    if start is not None and not converged:
+        # a warm start that did not reach a verified optimum: refit from the default starts
+        opt_warnings = []
+        theta, crit, converged = _optimise(core, opt_warnings, groups, None)
+    warnings += opt_warnings
+    la, lm, beta, r2, Minv = core.pls(theta)
+    sigma = math.sqrt(r2 / core._denom())
+    vcov = sigma**2 * Minv
+    vcov_varpar, jac = _satterthwaite_parts(core, np.append(theta, sigma), groups, warnings)
+    singular = bool(np.any(theta < SINGULAR_TOL))
+    warnings += _singular_warnings(groups, theta)
+
+    loglik = -crit / 2.0
+    result = LMMResult(
+        formula=formula, groups=groups, method="REML" if reml else "ML",
+        fixed=pd.DataFrame(), variance=pd.DataFrame(), nobs=int(n),
+        n_dropped=int(n_dropped), ngroups=ngroups, loglik=loglik,
+        reml_criterion=crit if reml else float("nan"), deviance=crit,
+        converged=converged, singular=singular, sigma=sigma,
+        theta=dict(zip(groups, theta.tolist())),
+        vcov=pd.DataFrame(vcov, index=terms, columns=terms),
+        vcov_varpar=vcov_varpar, warnings=warnings, notes=notes, df_method=df_method,
+        _jac=jac, _core=core)
+    var = np.append(sigma**2 * theta**2, sigma**2)
+    result.variance = pd.DataFrame({
+        "component": groups + ["Residual"], "variance": var, "sd": np.sqrt(var),
+        "theta": np.append(theta, np.nan)})
+    result.fixed = pd.DataFrame({"term": terms, "estimate": beta})
+    result.fixed = pd.concat([result.fixed, result._coefficient_table()], axis=1)
+    return result
+
+
+def _checked_groups(data: pd.DataFrame, groups: Sequence[str] | str, reml: bool, df_method: str) -> list[str]:
+    """Check the df method and the grouping columns; return the grouping columns as a list."""
     if df_method not in DF_METHODS:
         raise ValueError(f"df_method must be one of {DF_METHODS}, not {df_method!r}.")
     if df_method == "kenward_roger" and not reml:
@@ -1266,7 +1332,11 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
     if missing_g:
         raise ValueError(f"Grouping column(s) not found in the data: {', '.join(missing_g)}. "
                          f"Available columns: {', '.join(map(str, data.columns))}.")
-    cols = _formula_columns(formula, data)
+    return groups
+
+
+def _complete_rows(data: pd.DataFrame, cols: list[str], groups: list[str]) -> tuple[pd.DataFrame, int, list[str]]:
+    """The rows complete in the model's columns, how many were dropped and the note saying so."""
     used = list(dict.fromkeys(cols + groups))
     n_all = len(data)
     d = data.loc[data[used].notna().all(axis=1), used].copy()
@@ -1282,7 +1352,11 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
     if n_dropped:
         notes.append(f"{n_dropped} of {n_all} rows were dropped because of missing values "
                      f"in {', '.join(used)}; {len(d)} rows were analysed.")
+    return d, n_dropped, notes
 
+
+def _text_to_categorical(d: pd.DataFrame, cols: list[str]) -> None:
+    """Text columns become categoricals with patsy's own (sorted) level order, in place."""
     for c in cols:
         # text columns become categoricals with patsy's own level order (sorted): patsy reads a
         # pandas Categorical through its codes, but a text column value by value, which at
@@ -1297,6 +1371,10 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
                 rank = np.empty(len(order), dtype=np.int64)
                 rank[order] = np.arange(len(order))
                 d[c] = pd.Categorical.from_codes(rank[codes], categories=[levels[i] for i in order])
+
+
+def _design_matrices(formula: str, d: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Fixed-effects design X, outcome y and term names; a rank-deficient design is an error."""
     env = patsy.EvalEnvironment([{"np": np, "pd": pd, "math": math}])
     y_df, X_df = patsy.dmatrices(formula, d, eval_env=env, return_type="dataframe",
                                  NA_action="raise")
@@ -1305,20 +1383,23 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
     X = X_df.to_numpy(dtype=float)
     y = y_df.to_numpy(dtype=float).ravel()
     terms = list(X_df.columns)
-    n, p = X.shape
+    p = X.shape[1]
     rank = np.linalg.matrix_rank(X)
     if rank < p:
         raise ValueError(
             f"The fixed-effects design is rank deficient (rank {rank} < {p} columns: "
             f"{terms}); some terms are confounded or a factor level has no data.")
+    return X, y, terms
 
+
+def _group_codes(d: pd.DataFrame, groups: list[str], n: int) -> tuple[list, list[int], dict[str, int]]:
+    """Integer codes and level counts of each grouping column; each needs 2 to n - 1 levels."""
     codes, nlevels, ngroups = [], [], {}
     for g in groups:
         c, lev = pd.factorize(d[g], sort=False)  # order of appearance: independent of the pseudonym key
         codes.append(c)
         nlevels.append(len(lev))
         ngroups[g] = len(lev)
-    warnings: list[str] = []
     for g in groups:
         if ngroups[g] < 2:
             raise ValueError(f"The grouping column {g!r} has {ngroups[g]} level(s) among the "
@@ -1327,23 +1408,12 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
             raise ValueError(f"The grouping column {g!r} has as many levels ({ngroups[g]}) "
                              f"as observations ({n}); its variance is not identifiable "
                              "from the residual variance.")
+    return codes, nlevels, ngroups
 
-    core = _make_core(X, y, codes, nlevels, reml)
-    if start is not None and len(start) != len(groups):
-        raise ValueError(f"start has {len(start)} values; there are {len(groups)} groups.")
-    opt_warnings: list[str] = []
-    theta, crit, converged = _optimise(core, opt_warnings, groups, start)
-    if start is not None and not converged:
-        # a warm start that did not reach a verified optimum: refit from the default starts
-        opt_warnings = []
-        theta, crit, converged = _optimise(core, opt_warnings, groups, None)
-    warnings += opt_warnings
-    la, lm, beta, r2, Minv = core.pls(theta)
-    sigma = math.sqrt(r2 / core._denom())
-    vcov = sigma**2 * Minv
 
-    # Satterthwaite machinery (lmerTest's as_lmerModLT)
-    varpar = np.append(theta, sigma)
+def _satterthwaite_parts(core: _Core, varpar: np.ndarray, groups: list[str], warnings: list[str]):
+    """Covariance of the variance parameters and the Jacobian of cov(beta) (lmerTest's as_lmerModLT);
+    warns when the Hessian is not positive definite."""
     # lmerTest uses numDeriv's default relative step d = 1e-4; with our cross-product
     # evaluation the deviance carries ~1e-13 rounding noise that such small steps
     # amplify to ~1e-3 in the Hessian, so we use larger steps (same Richardson
@@ -1373,8 +1443,12 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
         jac = core.cov_beta_jacobian(varpar)  # p x p x (K+1), exact
     else:
         jac = _jacobian(core.cov_beta, varpar, d=1e-3)  # p x p x (K+1)
+    return vcov_varpar, jac
 
-    singular = bool(np.any(theta < SINGULAR_TOL))
+
+def _singular_warnings(groups: list[str], theta: np.ndarray) -> list[str]:
+    """One warning per random intercept whose variance is (practically) zero."""
+    warnings = []
     for g, th in zip(groups, theta):
         if th < SINGULAR_TOL:
             if th == 0.0:
@@ -1384,22 +1458,4 @@ def _fit_lmm(data: pd.DataFrame, formula: str, groups: Sequence[str],
             warnings.append(
                 f"The {g} variance was {what} (boundary/singular fit): the {g} random "
                 f"intercept adds nothing; inference equals a model without it.")
-
-    loglik = -crit / 2.0
-    result = LMMResult(
-        formula=formula, groups=groups, method="REML" if reml else "ML",
-        fixed=pd.DataFrame(), variance=pd.DataFrame(), nobs=int(n),
-        n_dropped=int(n_dropped), ngroups=ngroups, loglik=loglik,
-        reml_criterion=crit if reml else float("nan"), deviance=crit,
-        converged=converged, singular=singular, sigma=sigma,
-        theta=dict(zip(groups, theta.tolist())),
-        vcov=pd.DataFrame(vcov, index=terms, columns=terms),
-        vcov_varpar=vcov_varpar, warnings=warnings, notes=notes, df_method=df_method,
-        _jac=jac, _core=core)
-    var = np.append(sigma**2 * theta**2, sigma**2)
-    result.variance = pd.DataFrame({
-        "component": groups + ["Residual"], "variance": var, "sd": np.sqrt(var),
-        "theta": np.append(theta, np.nan)})
-    result.fixed = pd.DataFrame({"term": terms, "estimate": beta})
-    result.fixed = pd.concat([result.fixed, result._coefficient_table()], axis=1)
-    return result
+    return warnings
