@@ -614,15 +614,12 @@ def planning_inputs(linked: pd.DataFrame, participants: pd.DataFrame, sites: pd.
     design = cfg["design"]["type"]
     cluster = design == "cluster"
     single = design == "single_arm"
-    pl = cfg["planning"]
     level = cfg["outcomes"]["confidence_level"]
     flevel = cfg["feasibility"]["confidence_level"]
-    ucl_level = pl["sd_ucl_level"]
     outcome = cfg["primary"]["outcome"]
     tp = primary_timepoint(cfg)
     label = cfg["outcomes"]["labels"].get(outcome, outcome)
     rows: list[dict] = []
-    n_alloc = int(linked[PID].nunique())
     if tp is None:  # baseline only
         rows.append(_row("sd_followup", f"SD of {label}", np.nan,
                          method="not estimable: the pilot has no follow-up"))
@@ -632,52 +629,10 @@ def planning_inputs(linked: pd.DataFrame, participants: pd.DataFrame, sites: pd.
     spec.covariates = []  # the planning quantities are unadjusted (apart from the baseline)
     d_all = long_frame(linked, spec)
     d = d_all[(d_all.time.astype(str) == tp) & d_all.y.notna()].reset_index(drop=True)
-    arm = None if single else d.treat
     where = f"{label} at {tp}"
-    pooled = "" if single else " (pooled within arms)"
-
-    sd, df, n = _pooled_sd(d.y, arm)
-    if n > 1:
-        rows.append(_row("sd_followup", f"SD of {where}{pooled}", sd, sd_ci(sd, df, level), level,
-                         sd * sd_ucl_factor(df, ucl_level), ucl_level, n, df, unit=cfg_unit(cfg),
-                         method=f"SD on {df} df; chi-square CI; Browne's one-sided {ucl_level:.0%} upper "
-                                "confidence limit s·sqrt(df/χ²(1−level, df))",
-                         note="sites ignored: with clustering the df overstate the SD's precision"
-                              if cluster else ""))
-    else:
-        rows.append(_row("sd_followup", f"SD of {where}", np.nan, n=n,
-                         method=f"not estimable: {n} participant(s) with the outcome at {tp}"))
-
+    rows.append(_sd_followup_row(d, cfg, where, tp, single, cluster))
     both = d[d.y_bl.notna()].reset_index(drop=True)
-    nb = len(both)
-    p_adj = 1 if single else 2  # intercept (+ arm) besides the baseline slope
-    if nb > p_adj + 2:
-        X = np.column_stack([np.ones(nb)] + ([] if single else [both.treat.to_numpy()]) + [both.y_bl.to_numpy()])
-        beta, *_ = np.linalg.lstsq(X, both.y.to_numpy(), rcond=None)
-        res = both.y.to_numpy() - X @ beta
-        dfr = nb - X.shape[1]
-        sr = math.sqrt(float(res @ res) / dfr)
-        rows.append(_row("sd_residual", f"Residual SD of {where} after adjusting for baseline", sr,
-                         sd_ci(sr, dfr, level), level, sr * sd_ucl_factor(dfr, ucl_level), ucl_level, nb, dfr,
-                         unit=cfg_unit(cfg),
-                         method="root mean squared residual of least squares "
-                                + ("y ~ baseline" if single else "y ~ arm + baseline")
-                                + f" on {dfr} df; chi-square CI; Browne's {ucl_level:.0%} upper confidence limit"))
-        # (partial) correlation of baseline and follow-up, arm partialled out
-        if single:
-            r = float(np.corrcoef(both.y_bl, both.y)[0, 1])
-        else:
-            ry = both.y - both.groupby("treat").y.transform("mean")
-            rb = both.y_bl - both.groupby("treat").y_bl.transform("mean")
-            r = float(np.corrcoef(rb, ry)[0, 1])
-        rows.append(_row("correlation", f"Correlation of {label} at baseline and {tp}{pooled}", r,
-                         correlation_ci(r, nb, level, 0 if single else 1), level, n=nb,
-                         method="Pearson correlation" + ("" if single else " within arms (arm partialled out)")
-                                + "; Fisher z interval"))
-    else:
-        rows.append(_row("correlation", f"Correlation of {label} at baseline and {tp}", np.nan, n=nb,
-                         method="not estimable: too few participants with baseline and follow-up"))
-
+    rows += _baseline_rows(both, cfg, label, where, tp, single)
     if cluster:
         rows.append(_icc_row("icc", f"ICC of {where} (no adjustment for baseline)", d, "y ~ treat", level,
                              "the ICC a sample size without baseline adjustment needs"))
@@ -685,22 +640,88 @@ def planning_inputs(linked: pd.DataFrame, participants: pd.DataFrame, sites: pd.
                              "y ~ treat + y_bl", level,
                              "the ICC of the baseline-adjusted (ANCOVA) outcome; differs from the site share "
                              "of the repeated-measures model in effects.csv"))
-        sizes = participants.groupby(SITE).size()
-        sizes = sizes.reindex(sorted(set(sites[SITE]) if len(sites) else sizes.index), fill_value=0)
-        k = len(sizes)
-        mean_m = float(sizes.mean())
-        sd_m = float(sizes.std(ddof=1)) if k > 1 else float("nan")
-        half = stats.t.ppf(0.5 + level / 2, k - 1) * sd_m / math.sqrt(k) if k > 1 else float("nan")
-        rows.append(_row("cluster_size_mean", "Participants recruited per site (mean)", mean_m,
-                         (mean_m - half, mean_m + half), level, n=int(sizes.sum()), sites=k,
-                         unit="participants per site", method="mean over sites; t interval"))
-        cv = sd_m / mean_m if mean_m > 0 else float("nan")
-        rows.append(_row("cluster_size_cv", "Coefficient of variation of site sizes", cv, cv_ci(cv, k, level),
-                         level, n=int(sizes.sum()), sites=k, unit="CV",
-                         method="SD / mean of participants recruited per site (SD with k − 1); Vangel's modified "
-                                "McKay interval (assumes roughly normal site sizes)"))
+        rows += _site_size_rows(participants, sites, level)
+    rows.append(_retention_row(linked, d_all, tp, label, cluster, flevel))
+    rows.append(_recruitment_row(participants, sites, cfg, flevel, recruitment_window))
+    if economics is not None and len(economics):
+        rows += _economics_rows(economics, cluster, level)
+    return pd.DataFrame(rows).reindex(columns=INPUT_COLUMNS)
 
-    # retention of the primary outcome at the primary follow-up
+
+def _sd_followup_row(d: pd.DataFrame, cfg: dict, where: str, tp: str, single: bool, cluster: bool) -> dict:
+    """SD of the primary outcome at its time point (pooled within arms), CI and Browne's UCL."""
+    level = cfg["outcomes"]["confidence_level"]
+    ucl_level = cfg["planning"]["sd_ucl_level"]
+    pooled = "" if single else " (pooled within arms)"
+    sd, df, n = _pooled_sd(d.y, None if single else d.treat)
+    if n > 1:
+        return _row("sd_followup", f"SD of {where}{pooled}", sd, sd_ci(sd, df, level), level,
+                    sd * sd_ucl_factor(df, ucl_level), ucl_level, n, df, unit=cfg_unit(cfg),
+                    method=f"SD on {df} df; chi-square CI; Browne's one-sided {ucl_level:.0%} upper "
+                           "confidence limit s·sqrt(df/χ²(1−level, df))",
+                    note="sites ignored: with clustering the df overstate the SD's precision"
+                         if cluster else "")
+    return _row("sd_followup", f"SD of {where}", np.nan, n=n,
+                method=f"not estimable: {n} participant(s) with the outcome at {tp}")
+
+
+def _baseline_rows(both: pd.DataFrame, cfg: dict, label: str, where: str, tp: str, single: bool) -> list[dict]:
+    """Residual SD after adjusting for baseline and the baseline-follow-up correlation (arm partialled out)."""
+    level = cfg["outcomes"]["confidence_level"]
+    ucl_level = cfg["planning"]["sd_ucl_level"]
+    pooled = "" if single else " (pooled within arms)"
+    nb = len(both)
+    p_adj = 1 if single else 2  # intercept (+ arm) besides the baseline slope
+    if not nb > p_adj + 2:
+        return [_row("correlation", f"Correlation of {label} at baseline and {tp}", np.nan, n=nb,
+                     method="not estimable: too few participants with baseline and follow-up")]
+    X = np.column_stack([np.ones(nb)] + ([] if single else [both.treat.to_numpy()]) + [both.y_bl.to_numpy()])
+    beta, *_ = np.linalg.lstsq(X, both.y.to_numpy(), rcond=None)
+    res = both.y.to_numpy() - X @ beta
+    dfr = nb - X.shape[1]
+    sr = math.sqrt(float(res @ res) / dfr)
+    rows = [_row("sd_residual", f"Residual SD of {where} after adjusting for baseline", sr,
+                 sd_ci(sr, dfr, level), level, sr * sd_ucl_factor(dfr, ucl_level), ucl_level, nb, dfr,
+                 unit=cfg_unit(cfg),
+                 method="root mean squared residual of least squares "
+                        + ("y ~ baseline" if single else "y ~ arm + baseline")
+                        + f" on {dfr} df; chi-square CI; Browne's {ucl_level:.0%} upper confidence limit")]
+    # (partial) correlation of baseline and follow-up, arm partialled out
+    if single:
+        r = float(np.corrcoef(both.y_bl, both.y)[0, 1])
+    else:
+        ry = both.y - both.groupby("treat").y.transform("mean")
+        rb = both.y_bl - both.groupby("treat").y_bl.transform("mean")
+        r = float(np.corrcoef(rb, ry)[0, 1])
+    rows.append(_row("correlation", f"Correlation of {label} at baseline and {tp}{pooled}", r,
+                     correlation_ci(r, nb, level, 0 if single else 1), level, n=nb,
+                     method="Pearson correlation" + ("" if single else " within arms (arm partialled out)")
+                            + "; Fisher z interval"))
+    return rows
+
+
+def _site_size_rows(participants: pd.DataFrame, sites: pd.DataFrame, level: float) -> list[dict]:
+    """Mean participants per site (t interval) and the CV of site sizes (Vangel's interval)."""
+    sizes = participants.groupby(SITE).size()
+    sizes = sizes.reindex(sorted(set(sites[SITE]) if len(sites) else sizes.index), fill_value=0)
+    k = len(sizes)
+    mean_m = float(sizes.mean())
+    sd_m = float(sizes.std(ddof=1)) if k > 1 else float("nan")
+    half = stats.t.ppf(0.5 + level / 2, k - 1) * sd_m / math.sqrt(k) if k > 1 else float("nan")
+    cv = sd_m / mean_m if mean_m > 0 else float("nan")
+    return [_row("cluster_size_mean", "Participants recruited per site (mean)", mean_m,
+                 (mean_m - half, mean_m + half), level, n=int(sizes.sum()), sites=k,
+                 unit="participants per site", method="mean over sites; t interval"),
+            _row("cluster_size_cv", "Coefficient of variation of site sizes", cv, cv_ci(cv, k, level),
+                 level, n=int(sizes.sum()), sites=k, unit="CV",
+                 method="SD / mean of participants recruited per site (SD with k − 1); Vangel's modified "
+                        "McKay interval (assumes roughly normal site sizes)")]
+
+
+def _retention_row(linked: pd.DataFrame, d_all: pd.DataFrame, tp: str, label: str, cluster: bool,
+                   flevel: float) -> dict:
+    """Retention of the primary outcome at the primary follow-up (cluster-aware interval in a cluster design)."""
+    n_alloc = int(linked[PID].nunique())
     obs = d_all[d_all.time.astype(str) == tp].groupby(PID).y.apply(lambda s: s.notna().any())
     allocated = linked.drop_duplicates(PID).set_index(PID)
     observed = obs.reindex(allocated.index, fill_value=False)
@@ -708,19 +729,13 @@ def planning_inputs(linked: pd.DataFrame, participants: pd.DataFrame, sites: pd.
     if cluster:
         by_site = pd.DataFrame({"k": observed.astype(int), "site": allocated[SITE]}).groupby("site").k
         ci = cluster_proportion_ci(by_site.sum(), by_site.size(), flevel)
-        rows.append(_row("retention", f"Retention: {label} observed at {tp} / allocated", ci["estimate"],
-                         (ci["ci_low"], ci["ci_high"]), flevel, n=n_alloc, sites=ci["sites"], unit="proportion",
-                         method=ci["method"], note=f"{k_ret} of {n_alloc}; design effect {ci['design_effect']:.2f}"))
-    else:
-        est, lo, hi = proportion_ci(k_ret, n_alloc, "wilson", flevel)
-        rows.append(_row("retention", f"Retention: {label} observed at {tp} / allocated", est, (lo, hi), flevel,
-                         n=n_alloc, unit="proportion", method="Wilson score interval",
-                         note=f"{k_ret} of {n_alloc}"))
-
-    rows.append(_recruitment_row(participants, sites, cfg, flevel, recruitment_window))
-    if economics is not None and len(economics):
-        rows += _economics_rows(economics, cluster, level)
-    return pd.DataFrame(rows).reindex(columns=INPUT_COLUMNS)
+        return _row("retention", f"Retention: {label} observed at {tp} / allocated", ci["estimate"],
+                    (ci["ci_low"], ci["ci_high"]), flevel, n=n_alloc, sites=ci["sites"], unit="proportion",
+                    method=ci["method"], note=f"{k_ret} of {n_alloc}; design effect {ci['design_effect']:.2f}")
+    est, lo, hi = proportion_ci(k_ret, n_alloc, "wilson", flevel)
+    return _row("retention", f"Retention: {label} observed at {tp} / allocated", est, (lo, hi), flevel,
+                n=n_alloc, unit="proportion", method="Wilson score interval",
+                note=f"{k_ret} of {n_alloc}")
 
 
 def cfg_unit(cfg: dict) -> str:
