@@ -219,107 +219,133 @@ def check_fields(table, fields: list[Field], q: Collector, *, id_col: str | None
     Numeric columns are parsed together as one block (one vectorised pass for all items).
     """
     df = table.frame
-    n = len(df)
     ids = df[id_col].astype(str).str.strip().to_numpy() if id_col and id_col in df else None
     present = [f for f in fields if f.name in df]
     numeric = [f for f in present if f.kind in ("int", "number")]
     out: dict[str, object] = {}
     if numeric:
-        names = [f.name for f in numeric]
-        flat = pd.Series(df[names].to_numpy(dtype=object).ravel(order="F"), dtype=object).astype(str).str.strip()
-        sv = flat.to_numpy(dtype=object).reshape(n, len(names), order="F")
-        blank_all = sv == ""
-        num_all = pd.to_numeric(flat.where(flat != ""), errors="coerce").to_numpy(dtype=float) \
-            .reshape(n, len(names), order="F")
-        # inf, -inf, Infinity, 1e999, nan, NaN: read by pandas as non-finite floats; never data
-        nonfinite_all = ~blank_all & (np.isinf(num_all) | flat.str.fullmatch(_NAN_TEXT).to_numpy()
-                                      .reshape(n, len(names), order="F"))
-        for j, f in enumerate(numeric):
-            x, b, vals = num_all[:, j].copy(), blank_all[:, j], sv[:, j]
-            _common_checks(table, f, q, vals, b, ids)
-            nonfinite = nonfinite_all[:, j]
-            q.add_many(table, nonfinite, f.name, "must be a finite number (inf, nan and the like are not data)",
-                       values=vals, ids=ids)
-            x[nonfinite] = np.nan
-            nan = np.isnan(x)
-            with np.errstate(invalid="ignore"):
-                if f.kind == "int":
-                    bad = ~b & ~nonfinite & (nan | (x != np.floor(x)))
-                    q.add_many(table, bad, f.name, "must be a whole number or blank", values=vals, ids=ids)
-                else:
-                    bad = ~b & ~nonfinite & nan
-                    q.add_many(table, bad, f.name, "must be a number or blank", values=vals, ids=ids)
-                bad |= nonfinite
-                x[bad] = np.nan
-                ok = ~np.isnan(x)
-                if f.allowed is not None:
-                    off = ok & ~np.isin(x, [float(a) for a in f.allowed])
-                    q.add_many(table, off, f.name, f.range_rule or
-                               f"code not allowed (allowed: {_fmt_allowed(f.allowed)})", values=vals, ids=ids)
-                lo = -np.inf if f.min is None else float(f.min)
-                hi = np.inf if f.max is None else float(f.max)
-                out_of = ok & ((x < lo) | (x > hi))
-                q.add_many(table, out_of, f.name,
-                           f.range_rule or f"value out of range ({_range_text(f.min, f.max)})", values=vals, ids=ids)
-            if f.kind == "int":
-                mask = np.isnan(x)
-                out[f.name] = pd.arrays.IntegerArray(np.where(mask, 0, np.round(np.nan_to_num(x))).astype(np.int64), mask)
-            else:
-                out[f.name] = x
+        out |= _check_numeric_block(table, numeric, q, ids)
     codes = [f for f in present if f.kind == "code" and not f.required and not f.unique]
     if len(codes) > 3:  # many coded columns (questionnaire items): one pass per set of choices
-        groups: dict[tuple, list[Field]] = {}
-        for f in codes:
-            groups.setdefault(tuple(map(str, f.allowed)), []).append(f)
-        for allowed, fs in groups.items():
-            names = [f.name for f in fs]
-            flat = pd.Series(df[names].to_numpy(dtype=object).ravel(order="F"), dtype=object).astype(str).str.strip()
-            ok = flat.isin(list(allowed)).to_numpy() | (flat == "").to_numpy()
-            sv = flat.to_numpy(dtype=object).reshape(n, len(names), order="F")
-            okm = ok.reshape(n, len(names), order="F")
-            for j, f in enumerate(fs):
-                q.add_many(table, ~okm[:, j], f.name, f"value not allowed (allowed: {_fmt_allowed(f.allowed)})",
-                           values=sv[:, j], ids=ids)
-                col = np.where(okm[:, j] & (sv[:, j] != ""), sv[:, j], None)
-                out[f.name] = pd.array(col, dtype="str")
+        out |= _check_code_block(table, codes, q, ids)
     done = {f.name for f in codes} if len(codes) > 3 else set()
     for f in present:
         if f.kind in ("int", "number") or f.name in done:
             continue
-        raw = df[f.name].astype(str)
-        s = raw.str.strip()
-        blank = (s == "").to_numpy()
-        if f.kind == "id":
-            spaced = (raw != s).to_numpy() & ~blank
-            q.add_many(table, spaced, f.name, "identifier has leading/trailing spaces (removed for matching)",
-                       "warning", values=raw, ids=ids)
-        _common_checks(table, f, q, s.to_numpy(dtype=object), blank, ids)
-        if f.kind in ("id", "text"):
-            col = s.where(~blank, None).astype("str")
-        elif f.kind == "code":
-            bad = ~blank & ~s.isin([str(a) for a in f.allowed]).to_numpy()
-            q.add_many(table, bad, f.name, f"value not allowed (allowed: {_fmt_allowed(f.allowed)})",
-                       values=s, ids=ids)
-            col = s.where(~blank & ~bad, None).astype("str")
-        elif f.kind == "date":
-            d, rule = parse_dates(s, list(date_formats), table.serial_dates_ok)
-            bad = (rule != "").to_numpy()
-            q.add_many(table, bad, f.name, rule.to_numpy(), values=s, ids=ids)
-            if f.min is not None or f.max is not None:
-                lo = pd.Timestamp(f.min) if f.min is not None else DATE_MIN
-                hi = pd.Timestamp(f.max) if f.max is not None else DATE_MAX
-                out_of = d.notna() & ((d < lo) | (d > hi))
-                q.add_many(table, out_of.to_numpy(), f.name,
-                           f.range_rule or f"date out of range ({_range_text(f.min, f.max)})", values=s, ids=ids)
-            col = d
-        else:  # pragma: no cover - declarations are internal
-            raise ValueError(f"unknown field kind {f.kind!r}")
-        out[f.name] = col.to_numpy() if f.kind == "date" else col.array
+        out[f.name] = _check_other_field(table, f, q, ids, date_formats)
     res = pd.DataFrame({f.name: out[f.name] for f in present}, index=df.index)
     for f in present:
         if f.kind == "date":
             res[f.name] = res[f.name].astype("datetime64[us]")
     return res
+
+
+def _check_numeric_block(table, numeric: list[Field], q: Collector, ids) -> dict[str, object]:
+    """Parse every numeric column in one vectorised pass, check each and return the typed columns."""
+    df = table.frame
+    n = len(df)
+    out: dict[str, object] = {}
+    names = [f.name for f in numeric]
+    flat = pd.Series(df[names].to_numpy(dtype=object).ravel(order="F"), dtype=object).astype(str).str.strip()
+    sv = flat.to_numpy(dtype=object).reshape(n, len(names), order="F")
+    blank_all = sv == ""
+    num_all = pd.to_numeric(flat.where(flat != ""), errors="coerce").to_numpy(dtype=float) \
+        .reshape(n, len(names), order="F")
+    # inf, -inf, Infinity, 1e999, nan, NaN: read by pandas as non-finite floats; never data
+    nonfinite_all = ~blank_all & (np.isinf(num_all) | flat.str.fullmatch(_NAN_TEXT).to_numpy()
+                                  .reshape(n, len(names), order="F"))
+    for j, f in enumerate(numeric):
+        x, b, vals = num_all[:, j].copy(), blank_all[:, j], sv[:, j]
+        _common_checks(table, f, q, vals, b, ids)
+        _check_numeric_values(table, f, q, x, b, nonfinite_all[:, j], vals, ids)
+        if f.kind == "int":
+            mask = np.isnan(x)
+            out[f.name] = pd.arrays.IntegerArray(np.where(mask, 0, np.round(np.nan_to_num(x))).astype(np.int64), mask)
+        else:
+            out[f.name] = x
+    return out
+
+
+def _check_numeric_values(table, f: Field, q: Collector, x: np.ndarray, b, nonfinite, vals, ids) -> None:
+    """Finite, whole (int), allowed and in-range checks of one numeric column; x is blanked where bad, in place."""
+    q.add_many(table, nonfinite, f.name, "must be a finite number (inf, nan and the like are not data)",
+               values=vals, ids=ids)
+    x[nonfinite] = np.nan
+    nan = np.isnan(x)
+    with np.errstate(invalid="ignore"):
+        if f.kind == "int":
+            bad = ~b & ~nonfinite & (nan | (x != np.floor(x)))
+            q.add_many(table, bad, f.name, "must be a whole number or blank", values=vals, ids=ids)
+        else:
+            bad = ~b & ~nonfinite & nan
+            q.add_many(table, bad, f.name, "must be a number or blank", values=vals, ids=ids)
+        bad |= nonfinite
+        x[bad] = np.nan
+        ok = ~np.isnan(x)
+        if f.allowed is not None:
+            off = ok & ~np.isin(x, [float(a) for a in f.allowed])
+            q.add_many(table, off, f.name, f.range_rule or
+                       f"code not allowed (allowed: {_fmt_allowed(f.allowed)})", values=vals, ids=ids)
+        lo = -np.inf if f.min is None else float(f.min)
+        hi = np.inf if f.max is None else float(f.max)
+        out_of = ok & ((x < lo) | (x > hi))
+        q.add_many(table, out_of, f.name,
+                   f.range_rule or f"value out of range ({_range_text(f.min, f.max)})", values=vals, ids=ids)
+
+
+def _check_code_block(table, codes: list[Field], q: Collector, ids) -> dict[str, object]:
+    """Check many optional coded columns in one pass per set of allowed codes; return the typed columns."""
+    df = table.frame
+    n = len(df)
+    out: dict[str, object] = {}
+    groups: dict[tuple, list[Field]] = {}
+    for f in codes:
+        groups.setdefault(tuple(map(str, f.allowed)), []).append(f)
+    for allowed, fs in groups.items():
+        names = [f.name for f in fs]
+        flat = pd.Series(df[names].to_numpy(dtype=object).ravel(order="F"), dtype=object).astype(str).str.strip()
+        ok = flat.isin(list(allowed)).to_numpy() | (flat == "").to_numpy()
+        sv = flat.to_numpy(dtype=object).reshape(n, len(names), order="F")
+        okm = ok.reshape(n, len(names), order="F")
+        for j, f in enumerate(fs):
+            q.add_many(table, ~okm[:, j], f.name, f"value not allowed (allowed: {_fmt_allowed(f.allowed)})",
+                       values=sv[:, j], ids=ids)
+            col = np.where(okm[:, j] & (sv[:, j] != ""), sv[:, j], None)
+            out[f.name] = pd.array(col, dtype="str")
+    return out
+
+
+def _check_other_field(table, f: Field, q: Collector, ids, date_formats):
+    """Check one identifier, text, code or date column and return its typed values."""
+    raw = table.frame[f.name].astype(str)
+    s = raw.str.strip()
+    blank = (s == "").to_numpy()
+    if f.kind == "id":
+        spaced = (raw != s).to_numpy() & ~blank
+        q.add_many(table, spaced, f.name, "identifier has leading/trailing spaces (removed for matching)",
+                   "warning", values=raw, ids=ids)
+    _common_checks(table, f, q, s.to_numpy(dtype=object), blank, ids)
+    if f.kind in ("id", "text"):
+        col = s.where(~blank, None).astype("str")
+    elif f.kind == "code":
+        bad = ~blank & ~s.isin([str(a) for a in f.allowed]).to_numpy()
+        q.add_many(table, bad, f.name, f"value not allowed (allowed: {_fmt_allowed(f.allowed)})",
+                   values=s, ids=ids)
+        col = s.where(~blank & ~bad, None).astype("str")
+    elif f.kind == "date":
+        d, rule = parse_dates(s, list(date_formats), table.serial_dates_ok)
+        bad = (rule != "").to_numpy()
+        q.add_many(table, bad, f.name, rule.to_numpy(), values=s, ids=ids)
+        if f.min is not None or f.max is not None:
+            lo = pd.Timestamp(f.min) if f.min is not None else DATE_MIN
+            hi = pd.Timestamp(f.max) if f.max is not None else DATE_MAX
+            out_of = d.notna() & ((d < lo) | (d > hi))
+            q.add_many(table, out_of.to_numpy(), f.name,
+                       f.range_rule or f"date out of range ({_range_text(f.min, f.max)})", values=s, ids=ids)
+        col = d
+    else:  # pragma: no cover - declarations are internal
+        raise ValueError(f"unknown field kind {f.kind!r}")
+    return col.to_numpy() if f.kind == "date" else col.array
 
 
 def _common_checks(table, f: Field, q: Collector, vals, blank, ids) -> None:
