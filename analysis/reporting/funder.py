@@ -91,77 +91,30 @@ def consort(cfg: dict, counts: A.Counts, labels: dict) -> dict:
 
 
 def context(cfg: dict, inputs: dict[str, str]) -> dict:
+    """Template variables of the funder's report."""
     dp = cfg["report"]["decimals"]
     d = cfg["design"]
     single = d["type"] == "single_arm"
     arm_labels = d["arm_labels"]
     labels = score_labels(cfg)
-    directions = score_directions(cfg)
     level = cfg["outcomes"]["confidence_level"]
     pol = A.policy(cfg)
     counts = A.release(cfg, inputs)
     ctx: dict = dict(policy=pol, outcome=labels.get(cfg["primary"]["outcome"], cfg["primary"]["outcome"]),
                      single_arm=single, level=level_label(level),
                      feas_level=level_label(cfg["feasibility"]["confidence_level"]))
-
-    criteria = []
-    for c in counts.rows["funder_criteria"]:
-        r, unit = c["row"], c["unit"]
-        estimate, ci = _estimate(counts, r, unit, dp, c["num"], c["den"])
-        sites = A.is_about_sites(pd.DataFrame([dict(indicator=r.indicator, denominator_of=r.denominator_of)])).iloc[0]
-        criteria.append(dict(name=r.criterion, timepoint=r.timepoint or "–",
-                             counts=_counts(counts, c["num"], c["den"], r.denominator, unit),
-                             estimate=estimate, ci=ci, rule=_rule(r, unit, dp),
-                             band=(SUPPRESSED if counts.bands_withheld and counts.withheld(c["num"], c["den"])
-                                   else r.band), sites=bool(sites)))
-    ctx["criteria"] = criteria
-    ctx["decision"] = _decision([c["row"].band for c in counts.rows["funder_criteria"]]) if criteria else None
-
+    ctx["criteria"] = _criteria(counts, dp)
+    ctx["decision"] = (_decision([c["row"].band for c in counts.rows["funder_criteria"]])
+                       if ctx["criteria"] else None)
     feas_all = counts.feas
     ctx["not_collected"] = [indicator_label(r.indicator, labels=labels) for r in
                             feas_all[feas_all.unit == "not collected"].itertuples()
                             if r.indicator in A.KEY_INDICATORS
                             or r.indicator == f"completion_{cfg['primary']['outcome']}"]
-    feasibility = []
     ctx["cluster"] = d["type"] == "cluster"
-    for c in counts.rows["funder_feasibility"]:
-        r = c["row"]
-        if r.unit == "not collected":
-            continue
-        lo, hi = getattr(r, "ci_low_cluster", float("nan")), getattr(r, "ci_high_cluster", float("nan"))
-        if ctx["cluster"] and lo == lo:  # sites randomised: the intervals allowing for sites
-            r = r._replace(ci_low=lo, ci_high=hi)
-        unit = "proportion" if r.unit == "proportion" else "rate"
-        estimate, ci = _estimate(counts, r, unit, dp, c["num"], c["den"])
-        feasibility.append(dict(
-            sites=r.indicator == "fidelity",
-            indicator=indicator_label(r.indicator, r.unit if r.indicator == "recruitment_rate" else "",
-                                      labels=labels, single_arm=single),
-            timepoint=r.timepoint or "–",
-            arm="All" if r.arm == "all" or single else arm_labels.get(r.arm, r.arm),
-            counts=_counts(counts, c["num"], c["den"], r.denominator, unit), estimate=estimate, ci=ci))
-    ctx["feasibility"] = feasibility
+    ctx["feasibility"] = _feasibility(cfg, counts, labels, dp)
     ctx["consort"] = consort(cfg, counts, labels)
-
-    ctx["effects"], ctx["notes"] = [], []
-    arm_cols = counts._arm_columns()
-    for e in counts.rows["effects"]:
-        r = e["row"]
-        if pd.isna(r.estimate):
-            continue
-        refs = []
-        for w in split_notes(r.warnings, labels):
-            w = scrub(w, pol)
-            if w not in ctx["notes"]:
-                ctx["notes"].append(w)
-            refs.append(str(ctx["notes"].index(w) + 1))
-        ctx["effects"].append(dict(
-            outcome=labels.get(r.outcome, r.outcome), better=directions.get(r.outcome, "higher"),
-            timepoint=r.timepoint, primary=bool(r.primary),
-            estimate=A.show_value(r.estimate, dp),
-            ci=f"{A.show_value(r.ci_low, dp)} to {A.show_value(r.ci_high, dp)}",
-            smd=A.show_value(r.standardised_effect, dp),
-            n=[counts.cell(e["cells"].get(arm)) for arm, _, _ in arm_cols], notes=", ".join(refs)))
+    ctx["effects"], ctx["notes"] = _effects(cfg, counts, labels, pol, dp)
     if counts.rows["effects"]:
         r0 = counts.rows["effects"][0]["row"]
         ctx["analysis_label"] = r0.model if isinstance(r0.model, str) and r0.model else "primary model"
@@ -172,20 +125,92 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
     ctx["nonrandom"] = propensity_section.headline(cfg, inputs)
     ctx["trajectory_outcomes"] = ", ".join(dict.fromkeys(labels.get(y, y) for y in
                                                          [cfg["primary"]["outcome"], *cfg["outcomes"]["secondary"]]))
-
     if A._exists(inputs, "cea"):
-        cea = read_table(inputs["cea"], ("threshold", "quadrant", "note", "price_year"))
-        q = cea[cea.analysis == "cea_qaly"].set_index("measure", drop=False)
-        if len(q):
-            def est(m, fmt):
-                r = q.loc[m]
-                return dict(estimate=fmt(r.estimate), ci=f"{fmt(r.ci_low)} to {fmt(r.ci_high)}")
-            thr = q[q.measure == "inmb"]
-            ctx["economics"] = dict(
-                delta_cost=est("delta_cost", money), delta_qaly=est("delta_qaly", lambda x: A.show_value(x, 3)),
-                icer=money(q.loc["icer"].estimate), quadrant=q.loc["icer"].note,
-                price_year=q.loc["delta_cost"].price_year,
-                thresholds=[dict(threshold=r.threshold, probability=A.show_value(r.probability, 2))
-                            for r in thr.itertuples()],
-                ceac=png_data_uri(inputs["ceac_figure"]) if A._exists(inputs, "ceac_figure") else None)
+        economics = _economics(inputs)
+        if economics is not None:
+            ctx["economics"] = economics
     return ctx
+
+
+def _criteria(counts: A.Counts, dp: int) -> list[dict]:
+    """One row per progression criterion as released: counts, estimate, CI, rule and band."""
+    criteria = []
+    for c in counts.rows["funder_criteria"]:
+        r, unit = c["row"], c["unit"]
+        estimate, ci = _estimate(counts, r, unit, dp, c["num"], c["den"])
+        sites = A.is_about_sites(pd.DataFrame([dict(indicator=r.indicator, denominator_of=r.denominator_of)])).iloc[0]
+        criteria.append(dict(name=r.criterion, timepoint=r.timepoint or "–",
+                             counts=_counts(counts, c["num"], c["den"], r.denominator, unit),
+                             estimate=estimate, ci=ci, rule=_rule(r, unit, dp),
+                             band=(SUPPRESSED if counts.bands_withheld and counts.withheld(c["num"], c["den"])
+                                   else r.band), sites=bool(sites)))
+    return criteria
+
+
+def _feasibility(cfg: dict, counts: A.Counts, labels: dict, dp: int) -> list[dict]:
+    """Key feasibility estimates as released (the site-aware intervals in a cluster design)."""
+    d = cfg["design"]
+    single = d["type"] == "single_arm"
+    feasibility = []
+    for c in counts.rows["funder_feasibility"]:
+        r = c["row"]
+        if r.unit == "not collected":
+            continue
+        lo, hi = getattr(r, "ci_low_cluster", float("nan")), getattr(r, "ci_high_cluster", float("nan"))
+        if d["type"] == "cluster" and lo == lo:  # sites randomised: the intervals allowing for sites
+            r = r._replace(ci_low=lo, ci_high=hi)
+        unit = "proportion" if r.unit == "proportion" else "rate"
+        estimate, ci = _estimate(counts, r, unit, dp, c["num"], c["den"])
+        feasibility.append(dict(
+            sites=r.indicator == "fidelity",
+            indicator=indicator_label(r.indicator, r.unit if r.indicator == "recruitment_rate" else "",
+                                      labels=labels, single_arm=single),
+            timepoint=r.timepoint or "–",
+            arm="All" if r.arm == "all" or single else d["arm_labels"].get(r.arm, r.arm),
+            counts=_counts(counts, c["num"], c["den"], r.denominator, unit), estimate=estimate, ci=ci))
+    return feasibility
+
+
+def _effects(cfg: dict, counts: A.Counts, labels: dict, pol, dp: int) -> tuple[list[dict], list[str]]:
+    """Effect estimates with CIs and numbers analysed, and the numbered (scrubbed) model notes."""
+    directions = score_directions(cfg)
+    effects, notes = [], []
+    arm_cols = counts._arm_columns()
+    for e in counts.rows["effects"]:
+        r = e["row"]
+        if pd.isna(r.estimate):
+            continue
+        refs = []
+        for w in split_notes(r.warnings, labels):
+            w = scrub(w, pol)
+            if w not in notes:
+                notes.append(w)
+            refs.append(str(notes.index(w) + 1))
+        effects.append(dict(
+            outcome=labels.get(r.outcome, r.outcome), better=directions.get(r.outcome, "higher"),
+            timepoint=r.timepoint, primary=bool(r.primary),
+            estimate=A.show_value(r.estimate, dp),
+            ci=f"{A.show_value(r.ci_low, dp)} to {A.show_value(r.ci_high, dp)}",
+            smd=A.show_value(r.standardised_effect, dp),
+            n=[counts.cell(e["cells"].get(arm)) for arm, _, _ in arm_cols], notes=", ".join(refs)))
+    return effects, notes
+
+
+def _economics(inputs: dict[str, str]) -> dict | None:
+    """Incremental cost and QALYs, ICER, quadrant and CEAC of the primary economic analysis (None: none)."""
+    cea = read_table(inputs["cea"], ("threshold", "quadrant", "note", "price_year"))
+    q = cea[cea.analysis == "cea_qaly"].set_index("measure", drop=False)
+    if not len(q):
+        return None
+
+    def est(m, fmt):
+        r = q.loc[m]
+        return dict(estimate=fmt(r.estimate), ci=f"{fmt(r.ci_low)} to {fmt(r.ci_high)}")
+    thr = q[q.measure == "inmb"]
+    return dict(
+        delta_cost=est("delta_cost", money), delta_qaly=est("delta_qaly", lambda x: A.show_value(x, 3)),
+        icer=money(q.loc["icer"].estimate), quadrant=q.loc["icer"].note,
+        price_year=q.loc["delta_cost"].price_year,
+        thresholds=[dict(threshold=r.threshold, probability=A.show_value(r.probability, 2))
+                    for r in thr.itertuples()],
+        ceac=png_data_uri(inputs["ceac_figure"]) if A._exists(inputs, "ceac_figure") else None)

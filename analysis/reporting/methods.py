@@ -43,6 +43,23 @@ def _exists(inputs, key):
 
 
 def context(cfg: dict, inputs: dict[str, str]) -> dict:
+    """The methods statements of this run, each with its numbered references, and the reference list."""
+    used = _feasibility_methods(cfg)
+    if _exists(inputs, "progression") and len(read_table(inputs["progression"])):
+        used.append(_progression_method(inputs))
+    if _exists(inputs, "effects"):
+        used.append(_effects_method(cfg, inputs))
+    if _exists(inputs, "propensity_summary"):
+        used.append(_propensity_method(cfg))
+    if _exists(inputs, "reliability") and len(read_table(inputs["reliability"])):
+        used.append(("Internal consistency of each scale is summarised by Cronbach's alpha.", ["alpha"]))
+    if _exists(inputs, "cea"):
+        used += _economics_methods(cfg)
+    return _numbered(used)
+
+
+def _feasibility_methods(cfg: dict) -> list[tuple[str, list[str]]]:
+    """Intervals of the feasibility outcomes (and the cluster-aware ones in a cluster design)."""
     used: list[tuple[str, list[str]]] = []
     f = cfg["feasibility"]
     ci = "wilson" if f["ci_method"] == "wilson" else "clopper"
@@ -59,84 +76,101 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                      "interval for proportions (Clopper–Pearson on the effective sample size) and a quasi-Poisson "
                      "interval over site-months for the recruitment rate, each with t on sites − 1 degrees of "
                      "freedom.", ["korn_graubard", "quasi_poisson"]))
-    if _exists(inputs, "progression") and len(read_table(inputs["progression"])):
-        prog = read_table(inputs["progression"], ("test",))
-        refs = ["progression"] + (["lewis"] if (prog.test.astype(str) != "").any() else [])
-        used.append(("Prespecified progression criteria are classified GREEN, AMBER or RED from their point "
-                     "estimates" + (", with a one-sided test against each RED threshold" if len(refs) > 1 else "")
-                     + ".", refs))
-    if _exists(inputs, "effects"):
-        eff = read_table(inputs["effects"], ("analysis", "model"))
-        design = cfg["design"]["type"]
-        kr = eff.model.str.contains("Kenward-Roger").any()
-        sat = eff.model.str.contains("Satterthwaite").any() or not kr
-        refs = ["lme4"] + (["kenward_roger"] if kr else []) + (["satterthwaite"] if sat else [])
-        df = " and ".join((["Kenward–Roger adjusted standard errors and degrees of freedom"] if kr else [])
-                          + (["Satterthwaite degrees of freedom"] if sat else []))
-        if design == "single_arm":
-            text = ("Changes from baseline are estimated with a linear mixed model over every wave (time as a "
-                    "factor, a random participant intercept), fitted by restricted maximum likelihood with "
-                    "Satterthwaite small-sample degrees of freedom, and at each follow-up as the paired mean "
-                    "change (t interval) with the standardised response mean. With no comparison group these "
-                    "changes are not effects of the intervention.")
-            refs.append("srm")
-        else:
-            random = "random intercepts for site and participant" if design == "cluster" else \
-                "a random participant intercept"
-            text = ("Intervention effects are estimated with linear mixed models (" + random + ", the baseline "
-                    "value of the outcome as a covariate) fitted by restricted maximum likelihood, with "
-                    f"small-sample inference by {df} (as stated for each model).")
-            if design == "individual" and (cfg["design"].get("stratification") or
-                                           eff.model.str.contains(r"\bsite_id\b").any()):
-                text += " The analysis adjusts for the factors the randomisation was stratified on."
-                refs.append("kahan")
-        if (eff.analysis.astype(str) == "multiple_imputation").any():
-            refs += ["mice", "barnard_rubin"]
-            text += (" Missing outcomes are handled by multiple imputation by chained equations, combined by "
-                     "Rubin's rules with Barnard–Rubin degrees of freedom.")
-        used.append((text, refs))
-    if _exists(inputs, "propensity_summary"):
-        pc = cfg["propensity"]
-        est = pc["estimand"]
-        refs = ["ps_rosenbaum", "ps_li_multilevel", "ps_austin", "ps_lumley", "ps_evalue"]
-        weights = {"ATT": "weights 1 (intervention) and e/(1 − e) (comparison) for the effect among participants "
-                          "of intervention sites (ATT)",
-                   "ATE": "inverse-probability weights 1/e and 1/(1 − e)"
-                          + (", stabilised by the marginal probability of each group," if pc["stabilise"] else "")
-                          + " for the average effect among all participants (ATE)",
-                   "overlap": "overlap weights 1 − e (intervention) and e (comparison), which target the "
-                              "participants for whom the groups overlap most"}[est]
-        refs += (["ps_li_overlap"] if est == "overlap" else []) + (["ps_robins"] if est == "ATE" else [])
-        text = ("Allocation was not random. The probability e of being in an intervention site was estimated by "
-                "logistic regression of participants on baseline covariates (" + ", ".join(pc["covariates"])
-                + "), and participants were weighted with " + weights + ".")
-        if pc["trim"] > 0:
-            text += f" Participants with e outside {pc['trim']:g} to {1 - pc['trim']:g} were left out (trimming)."
-            refs.append("ps_crump")
-        text += (" Balance is reported as standardised mean differences before and after weighting and variance "
-                 "ratios. Each outcome at each follow-up was compared by weighted least squares ("
-                 + ("the baseline value and the propensity covariates" if pc["outcome_adjustment"] == "covariates"
-                    else "the baseline value") + " as covariates) with cluster-robust (sandwich) standard errors, "
-                 "sites as clusters and t on sites − coefficients degrees of freedom, as survey::svyglm; the "
-                 "sandwich treats the weights as known. Sensitivity to unmeasured confounding is summarised by "
-                 "the E-value of the standardised difference (approximate risk ratio exp(0.91 d)).")
-        used.append((text, refs))
-    if _exists(inputs, "reliability") and len(read_table(inputs["reliability"])):
-        used.append(("Internal consistency of each scale is summarised by Cronbach's alpha.", ["alpha"]))
-    if _exists(inputs, "cea"):
-        cluster = cfg["design"]["type"] == "cluster"
-        shrunk = cluster and (cfg.get("economics") or {}).get("bootstrap", {}).get("cluster_correction") == "shrinkage_t"
-        boot_text = ("two-stage (cluster) bootstrap with the shrinkage correction and t intervals on sites − 2 "
-                     "degrees of freedom" if shrunk else
-                     "two-stage (cluster) bootstrap" if cluster else "bootstrap stratified by arm")
-        used.append(("The economic evaluation estimates QALYs by the area under the EQ-5D utility curve adjusted "
-                     "for baseline utility, and incremental costs and QALYs by regression, with a "
-                     + boot_text + " for uncertainty; wellbeing changes are valued in WELLBYs.",
-                     (["manca", "cluster_boot"] + (["davison_hinkley"] if shrunk else []) + ["wellby"]
-                      if cluster else ["manca", "wellby"])))
-        if (cfg.get("economics") or {}).get("missing_data") == "multiple_imputation":
-            used.append(("Missing costs and QALYs are multiply imputed by chained equations before the bootstrap; "
-                         "estimates are combined by Rubin's rules.", ["mice", "brand"]))
+    return used
+
+
+def _progression_method(inputs: dict[str, str]) -> tuple[str, list[str]]:
+    """How progression criteria were classified (and tested against RED thresholds)."""
+    prog = read_table(inputs["progression"], ("test",))
+    refs = ["progression"] + (["lewis"] if (prog.test.astype(str) != "").any() else [])
+    return ("Prespecified progression criteria are classified GREEN, AMBER or RED from their point "
+            "estimates" + (", with a one-sided test against each RED threshold" if len(refs) > 1 else "")
+            + "."), refs
+
+
+def _effects_method(cfg: dict, inputs: dict[str, str]) -> tuple[str, list[str]]:
+    """The mixed models of the effects (or changes, single arm), their df method and any imputation."""
+    eff = read_table(inputs["effects"], ("analysis", "model"))
+    design = cfg["design"]["type"]
+    kr = eff.model.str.contains("Kenward-Roger").any()
+    sat = eff.model.str.contains("Satterthwaite").any() or not kr
+    refs = ["lme4"] + (["kenward_roger"] if kr else []) + (["satterthwaite"] if sat else [])
+    df = " and ".join((["Kenward–Roger adjusted standard errors and degrees of freedom"] if kr else [])
+                      + (["Satterthwaite degrees of freedom"] if sat else []))
+    if design == "single_arm":
+        text = ("Changes from baseline are estimated with a linear mixed model over every wave (time as a "
+                "factor, a random participant intercept), fitted by restricted maximum likelihood with "
+                "Satterthwaite small-sample degrees of freedom, and at each follow-up as the paired mean "
+                "change (t interval) with the standardised response mean. With no comparison group these "
+                "changes are not effects of the intervention.")
+        refs.append("srm")
+    else:
+        random = "random intercepts for site and participant" if design == "cluster" else \
+            "a random participant intercept"
+        text = ("Intervention effects are estimated with linear mixed models (" + random + ", the baseline "
+                "value of the outcome as a covariate) fitted by restricted maximum likelihood, with "
+                f"small-sample inference by {df} (as stated for each model).")
+        if design == "individual" and (cfg["design"].get("stratification") or
+                                       eff.model.str.contains(r"\bsite_id\b").any()):
+            text += " The analysis adjusts for the factors the randomisation was stratified on."
+            refs.append("kahan")
+    if (eff.analysis.astype(str) == "multiple_imputation").any():
+        refs += ["mice", "barnard_rubin"]
+        text += (" Missing outcomes are handled by multiple imputation by chained equations, combined by "
+                 "Rubin's rules with Barnard–Rubin degrees of freedom.")
+    return text, refs
+
+
+def _propensity_method(cfg: dict) -> tuple[str, list[str]]:
+    """The propensity-score weighting of a non-randomised comparison."""
+    pc = cfg["propensity"]
+    est = pc["estimand"]
+    refs = ["ps_rosenbaum", "ps_li_multilevel", "ps_austin", "ps_lumley", "ps_evalue"]
+    weights = {"ATT": "weights 1 (intervention) and e/(1 − e) (comparison) for the effect among participants "
+                      "of intervention sites (ATT)",
+               "ATE": "inverse-probability weights 1/e and 1/(1 − e)"
+                      + (", stabilised by the marginal probability of each group," if pc["stabilise"] else "")
+                      + " for the average effect among all participants (ATE)",
+               "overlap": "overlap weights 1 − e (intervention) and e (comparison), which target the "
+                          "participants for whom the groups overlap most"}[est]
+    refs += (["ps_li_overlap"] if est == "overlap" else []) + (["ps_robins"] if est == "ATE" else [])
+    text = ("Allocation was not random. The probability e of being in an intervention site was estimated by "
+            "logistic regression of participants on baseline covariates (" + ", ".join(pc["covariates"])
+            + "), and participants were weighted with " + weights + ".")
+    if pc["trim"] > 0:
+        text += f" Participants with e outside {pc['trim']:g} to {1 - pc['trim']:g} were left out (trimming)."
+        refs.append("ps_crump")
+    text += (" Balance is reported as standardised mean differences before and after weighting and variance "
+             "ratios. Each outcome at each follow-up was compared by weighted least squares ("
+             + ("the baseline value and the propensity covariates" if pc["outcome_adjustment"] == "covariates"
+                else "the baseline value") + " as covariates) with cluster-robust (sandwich) standard errors, "
+             "sites as clusters and t on sites − coefficients degrees of freedom, as survey::svyglm; the "
+             "sandwich treats the weights as known. Sensitivity to unmeasured confounding is summarised by "
+             "the E-value of the standardised difference (approximate risk ratio exp(0.91 d)).")
+    return text, refs
+
+
+def _economics_methods(cfg: dict) -> list[tuple[str, list[str]]]:
+    """QALYs, incremental analysis and bootstrap of the economic evaluation (and imputation, if used)."""
+    used: list[tuple[str, list[str]]] = []
+    cluster = cfg["design"]["type"] == "cluster"
+    shrunk = cluster and (cfg.get("economics") or {}).get("bootstrap", {}).get("cluster_correction") == "shrinkage_t"
+    boot_text = ("two-stage (cluster) bootstrap with the shrinkage correction and t intervals on sites − 2 "
+                 "degrees of freedom" if shrunk else
+                 "two-stage (cluster) bootstrap" if cluster else "bootstrap stratified by arm")
+    used.append(("The economic evaluation estimates QALYs by the area under the EQ-5D utility curve adjusted "
+                 "for baseline utility, and incremental costs and QALYs by regression, with a "
+                 + boot_text + " for uncertainty; wellbeing changes are valued in WELLBYs.",
+                 (["manca", "cluster_boot"] + (["davison_hinkley"] if shrunk else []) + ["wellby"]
+                  if cluster else ["manca", "wellby"])))
+    if (cfg.get("economics") or {}).get("missing_data") == "multiple_imputation":
+        used.append(("Missing costs and QALYs are multiply imputed by chained equations before the bootstrap; "
+                     "estimates are combined by Rubin's rules.", ["mice", "brand"]))
+    return used
+
+
+def _numbered(used: list[tuple[str, list[str]]]) -> dict:
+    """Number the references in order of first citation; statements carry their numbers."""
     order: list[str] = []
     for _, refs in used:
         order += [r for r in refs if r not in order]
