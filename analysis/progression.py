@@ -363,16 +363,7 @@ def evaluate(table: pd.DataFrame, criteria: list[dict], *, test: bool = False, c
         tp = c.get("timepoint") or ""
         arm = c.get("arm") or "all"
         direction = c.get("direction", "higher")
-        hit = table[(table.indicator == c["indicator"]) & (table.timepoint.fillna("") == tp)
-                    & (table.arm == arm)]
-        if len(hit) != 1:
-            avail = table[table.indicator == c["indicator"]][["timepoint", "arm"]].fillna("")
-            avail = sorted({(t or "-", a) for t, a in avail.itertuples(index=False)})
-            raise ValueError(f"{key}: no feasibility row for indicator {c['indicator']!r}, timepoint "
-                             f"{tp or None!r}, arm {arm!r}; available (timepoint, arm): {avail or 'none'}")
-        r = hit.iloc[0]
-        if r.unit == "not collected":
-            raise ValueError(f"{key}: indicator {c['indicator']!r} cannot be evaluated: {r.definition}")
+        r = _matched_row(table, c, key, tp, arm)
         if (c["indicator"], tp, arm) in seen:
             raise ValueError(f"{key}: repeats criterion {seen[(c['indicator'], tp, arm)]} for the same row")
         seen[(c["indicator"], tp, arm)] = i
@@ -395,22 +386,39 @@ def evaluate(table: pd.DataFrame, criteria: list[dict], *, test: bool = False, c
             why = str(getattr(r, "ci_method_cluster", "") or "")
             interval = f"simple (cluster-aware interval {why})" if why else \
                 "simple (no cluster-aware interval for this indicator)"
-        t, p = ("", np.nan)
-        if test:
-            sites_are_units = c["indicator"] == "fidelity"  # counts sites: the simple test is the cluster one
-            if use_cluster and not sites_are_units:
-                try:
-                    t, p = cluster_test(r, c["red"], direction, level)
-                except ValueError as e:
-                    raise ValueError(f"{key}: {e}") from None
-            else:
-                t, p = red_threshold_test(r, c["red"], direction)
+        t, p = _criterion_test(r, c, key, direction, use_cluster, level) if test else ("", np.nan)
         rows.append(dict(criterion=c.get("name") or c["indicator"], indicator=c["indicator"],
                          timepoint=tp, arm=arm, direction=direction, denominator_of=denom,
                          numerator=r.numerator, denominator=r.denominator, estimate=r.estimate,
                          ci_low=lo, ci_high=hi, ci_method=how, interval=interval,
                          green=c["green"], red=c["red"], band=b, test=t, p_value_vs_red=p))
     return pd.DataFrame(rows, columns=PROGRESSION_COLUMNS)
+
+
+def _matched_row(table: pd.DataFrame, c: dict, key: str, tp: str, arm: str):
+    """The one feasibility row a criterion judges (an error naming the rows there are, if none)."""
+    hit = table[(table.indicator == c["indicator"]) & (table.timepoint.fillna("") == tp)
+                & (table.arm == arm)]
+    if len(hit) != 1:
+        avail = table[table.indicator == c["indicator"]][["timepoint", "arm"]].fillna("")
+        avail = sorted({(t or "-", a) for t, a in avail.itertuples(index=False)})
+        raise ValueError(f"{key}: no feasibility row for indicator {c['indicator']!r}, timepoint "
+                         f"{tp or None!r}, arm {arm!r}; available (timepoint, arm): {avail or 'none'}")
+    r = hit.iloc[0]
+    if r.unit == "not collected":
+        raise ValueError(f"{key}: indicator {c['indicator']!r} cannot be evaluated: {r.definition}")
+    return r
+
+
+def _criterion_test(r, c: dict, key: str, direction: str, use_cluster: bool, level: float):
+    """One-sided test of the estimate against the RED threshold (cluster-aware when its interval is)."""
+    sites_are_units = c["indicator"] == "fidelity"  # counts sites: the simple test is the cluster one
+    if use_cluster and not sites_are_units:
+        try:
+            return cluster_test(r, c["red"], direction, level)
+        except ValueError as e:
+            raise ValueError(f"{key}: {e}") from None
+    return red_threshold_test(r, c["red"], direction)
 
 
 def add_bands(table: pd.DataFrame, progression: pd.DataFrame) -> pd.DataFrame:
