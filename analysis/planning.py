@@ -54,7 +54,6 @@ SIZE_COLUMNS = ["scenario", "recommended", "target_difference", "standardised_di
 
 SD_BASIS_LABEL = {"point": "pilot SD (point estimate)", "ucl": "Browne upper confidence limit of the SD",
                   "sim_lewis": "Sim & Lewis: sample size from the pilot SD × variance inflation factor"}
-RETENTION_LABEL = {"point": "pilot retention (point estimate)", "lower": "lower confidence limit of retention"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -967,7 +966,6 @@ def sample_size_table(inputs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     plan = Plan.from_inputs(inputs, design)
     if not np.isfinite(plan.sd):
         return pd.DataFrame(columns=SIZE_COLUMNS)
-    alpha, power = pl["alpha"], pl["power"]
     r = float(pl["correlation"]) if pl["correlation"] is not None else plan.correlation
     diffs = [float(pl["target_difference"])] + [float(x) for x in pl["target_differences"]
                                                 if float(x) != float(pl["target_difference"])]
@@ -1001,27 +999,9 @@ def sample_size_table(inputs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
                                                 and rb == pl["retention_basis"]
                                                 and (design != "cluster" or np.isclose(icc, rec_icc))))
                     if design == "cluster":
-                        m_an = m_rec * ret
-                        k = sites_per_arm(delta, sde, icc, m_an, cv, alpha, power)
-                        if factor != 1.0:
-                            k = int(math.ceil(k * factor))
-                        n_rec_arm = int(math.ceil(k * m_rec))
-                        months, lo, hi, centres = _duration(2 * n_rec_arm, m_rec, plan, pl, 2 * k)
-                        row.update(design_effect=design_effect(m_an, icc, cv), cluster_size_recruited=m_rec,
-                                   cluster_size_analysed=m_an, n_analysed_per_arm=k * m_an,
-                                   n_recruited_per_arm=n_rec_arm, n_recruited_total=2 * n_rec_arm,
-                                   sites_per_arm=k, sites_total=2 * k,
-                                   power=power_cluster(k, m_an, delta, sde, icc, cv, alpha))
+                        row.update(_cluster_size(plan, pl, delta, sde, icc, m_rec, cv, ret, factor))
                     else:
-                        n = n_per_arm(delta, sde, alpha, power)
-                        if factor != 1.0:
-                            n = int(math.ceil(n * factor))
-                        n_rec = int(math.ceil(n / ret - 1e-9))
-                        months, lo, hi, centres = _duration(2 * n_rec, np.nan, plan, pl, None)
-                        row.update(design_effect=1.0, n_analysed_per_arm=n, n_recruited_per_arm=n_rec,
-                                   n_recruited_total=2 * n_rec, power=power_individual(n, delta, sde, alpha))
-                    row.update(recruitment_rate=plan.rate, recruitment_months=months, recruitment_months_low=lo,
-                               recruitment_months_high=hi, centres=centres)
+                        row.update(_individual_size(plan, pl, delta, sde, ret, factor))
                     rows.append(row)
     out = pd.DataFrame(rows)
     # one recommended row only (the first match, should ICC values coincide)
@@ -1029,6 +1009,39 @@ def sample_size_table(inputs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     out.loc[rec[1:], "recommended"] = False
     out.insert(0, "scenario", np.arange(1, len(out) + 1))
     return out.reindex(columns=SIZE_COLUMNS)
+
+
+def _cluster_size(plan: Plan, pl: dict, delta: float, sde: float, icc: float, m_rec: float, cv: float,
+                  ret: float, factor: float) -> dict:
+    """Sites, participants, design effect, power and recruitment time of one cluster scenario."""
+    alpha, power = pl["alpha"], pl["power"]
+    m_an = m_rec * ret
+    k = sites_per_arm(delta, sde, icc, m_an, cv, alpha, power)
+    if factor != 1.0:
+        k = int(math.ceil(k * factor))
+    n_rec_arm = int(math.ceil(k * m_rec))
+    months, lo, hi, centres = _duration(2 * n_rec_arm, m_rec, plan, pl, 2 * k)
+    return dict(design_effect=design_effect(m_an, icc, cv), cluster_size_recruited=m_rec,
+                cluster_size_analysed=m_an, n_analysed_per_arm=k * m_an,
+                n_recruited_per_arm=n_rec_arm, n_recruited_total=2 * n_rec_arm,
+                sites_per_arm=k, sites_total=2 * k,
+                power=power_cluster(k, m_an, delta, sde, icc, cv, alpha),
+                recruitment_rate=plan.rate, recruitment_months=months, recruitment_months_low=lo,
+                recruitment_months_high=hi, centres=centres)
+
+
+def _individual_size(plan: Plan, pl: dict, delta: float, sde: float, ret: float, factor: float) -> dict:
+    """Participants analysed and recruited, power and recruitment time of one individually randomised scenario."""
+    alpha, power = pl["alpha"], pl["power"]
+    n = n_per_arm(delta, sde, alpha, power)
+    if factor != 1.0:
+        n = int(math.ceil(n * factor))
+    n_rec = int(math.ceil(n / ret - 1e-9))
+    months, lo, hi, centres = _duration(2 * n_rec, np.nan, plan, pl, None)
+    return dict(design_effect=1.0, n_analysed_per_arm=n, n_recruited_per_arm=n_rec,
+                n_recruited_total=2 * n_rec, power=power_individual(n, delta, sde, alpha),
+                recruitment_rate=plan.rate, recruitment_months=months, recruitment_months_low=lo,
+                recruitment_months_high=hi, centres=centres)
 
 
 # ---------------------------------------------------------------------------------------------
