@@ -219,10 +219,6 @@ def allocated_to(cfg: dict) -> str:
     return "Allocated to"
 
 
-def design_type(cfg: dict) -> str:
-    return cfg["design"]["type"]
-
-
 def covariate_kinds(cfg: dict) -> dict[str, str]:
     """Participant-level columns usable as covariates -> categorical/numeric."""
     kinds = dict(BUILTIN_PARTICIPANT)

@@ -43,8 +43,6 @@ PARTICIPANT_COLUMNS = ["participant_id", "site_id", "consent_date", "age", "sex"
                        "sessions_attended", "withdrawal_date", "withdrawal_reason"]
 # typed participants table: the canonical columns, then the declared covariates
 PARTICIPANT_OUTPUT = ["participant_id", "site_id", "arm", "client_group"] + PARTICIPANT_COLUMNS[2:]
-# optional inputs: which were collected (collected.csv; "not collected" in the reports)
-COLLECTED_COLUMNS = ["input", "collected", "detail"]
 SCREENING_COLUMNS = ["screening_id", "site_id", "screen_date", "eligible", "exclusion_reason",
                      "consented", "decline_reason", "participant_id"]
 WAVE_FIXED_COLUMNS = ["participant_id", "visit_date"]

@@ -642,8 +642,6 @@ def simulate_individual(params: IndividualParameters | None = None) -> dict[str,
 
 CPI_QUASI_GROUPS = ("mental_health", "learning_disability", "older_adults")
 CPI_QUASI_WITHDRAWALS = {"withdrew consent": 0.6, "moved out of area": 0.4}
-CPI_QUASI_SERVICE_ITEMS = ("gp_contacts", "ae_attendances", "inpatient_nights", "community_team_contacts",
-                           "social_worker_contacts")
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,6 @@ from markupsafe import Markup
 
 from analysis.reporting.audience import flow_key
 
-OTHER = "other (not itemised)"
-
 
 def _line(label: str, n, indent: int = 0) -> dict:
     return dict(label=label, n=n, indent=indent)
