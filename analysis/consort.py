@@ -189,16 +189,6 @@ def layout(boxes: list[Box], arms: list[str]) -> tuple[float, float]:
     return width, height
 
 
-def overlaps(boxes: list[Box]) -> list[tuple[str, str]]:
-    """Pairs of boxes whose rectangles intersect (should be empty)."""
-    out = []
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
-            if a.x < b.x + b.w and b.x < a.x + a.w and a.y < b.y + b.h and b.y < a.y + a.h:
-                out.append((a.key, b.key))
-    return out
-
-
 def _arrow(ax, p, q, head=True):
     ax.add_patch(FancyArrowPatch(p, q, arrowstyle="-|>" if head else "-", mutation_scale=9,
                                  lw=0.9, color="#333333", shrinkA=0, shrinkB=0))

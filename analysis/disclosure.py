@@ -133,19 +133,6 @@ def suppress_table(df: pd.DataFrame, count_col: str, derived_cols: list[str], gr
     return out, mask
 
 
-def check_no_small_counts(values, policy: Policy = Policy()) -> list:
-    """Return every numeric value in ``values`` that breaks the policy (for output scanning)."""
-    bad = []
-    for v in values:
-        try:
-            x = float(str(v).replace(",", ""))
-        except ValueError:
-            continue
-        if x.is_integer() and policy.is_small(x):
-            bad.append(v)
-    return bad
-
-
 # ---------------------------------------------------------------------------------------------
 # Disclosure control across everything an audience receives
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from analysis.disclosure import Policy, check_no_small_counts, primary_mask, secondary_mask, suppress_table
+from analysis.disclosure import Policy, primary_mask, secondary_mask, suppress_table
+from output_scan import check_no_small_counts
 
 
 def test_primary_rule_default_and_zero():

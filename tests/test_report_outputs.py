@@ -153,7 +153,7 @@ def _docx_text(path: Path) -> str:
 def test_audience_outputs_are_disclosure_safe(run, audience):
     import pandas as pd
 
-    from analysis.disclosure import check_no_small_counts
+    from output_scan import check_no_small_counts
     base, _ = run
     folder = base / "reports/v" / audience
     html = (folder / "report.html").read_text()
