@@ -11,3 +11,9 @@ __version__ = "0.1.0"
 # dates).  The synthetic-data generators keep their own month (analysis.simulate.SIM_DAYS_PER_MONTH):
 # it made the committed example data sets.
 DAYS_PER_MONTH = 365.25 / 12
+
+# The vocabulary of the effects table (analysis.outcomes writes it; the figures and the report
+# sections read it without importing the model code): the term of a single-arm study's estimates
+# (change from baseline) and what a standardised difference is divided by.
+CHANGE_TERM = "change from baseline"
+BY_BASELINE_SD = "baseline SD"

@@ -11,9 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
+from analysis import BY_BASELINE_SD, CHANGE_TERM  # noqa: E402
 from analysis.blinding import UNBLINDED_TERM  # noqa: E402
-
-CHANGE_TERM = "change from baseline"  # analysis.outcomes.CHANGE_TERM
 
 ARM_COLOURS = ["#1b6ca8", "#d1495b", "#66a182", "#edae49"]
 
@@ -105,7 +104,7 @@ def forest_rows(effects: pd.DataFrame, directions: dict[str, str] | None = None,
     if "population" in e:
         e = e[e.population.fillna("all") == "all"]
     if "standardised_by" in e:  # one scale per plot: differences over the baseline SD (no SRMs)
-        e = e[e.standardised_by.fillna("baseline SD") == "baseline SD"]
+        e = e[e.standardised_by.fillna(BY_BASELINE_SD) == BY_BASELINE_SD]
     rows = []
     for r in e.itertuples():
         flip = directions.get(r.outcome, "higher") == "lower"

@@ -102,12 +102,17 @@ def escape_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: set by the workflow (workflow/rules/common.smk) during an exploratory run (:mod:`analysis.sap`): the
+#: report folder whose tables and figures are labelled (write_table, write_parquet, analysis.figures)
+LABEL_ENV = "PATHWAYS_NOT_REGISTERED"
+
+
 def write_table(df: pd.DataFrame, path: str | Path, private: bool = False) -> None:
     """Write a tidy result table as deterministic, spreadsheet-safe CSV (mode 0600 if ``private``).
 
     In an exploratory run (:mod:`analysis.sap`: the config departs from the registered analysis
     plan) every table under the trial's report folder gets a last column saying so."""
-    if os.environ.get("PATHWAYS_NOT_REGISTERED"):  # analysis.sap.LABEL_ENV
+    if os.environ.get(LABEL_ENV):
         from analysis.sap import LABEL_COLUMN, NOT_REGISTERED, label_applies
         if label_applies(path):
             df = df.assign(**{LABEL_COLUMN: NOT_REGISTERED})
@@ -129,7 +134,7 @@ def read_table(path: str | Path, **kwargs) -> pd.DataFrame:
 def write_parquet(df: pd.DataFrame, path: str | Path, private: bool = False) -> None:
     """Write a processed-data table as Parquet (atomically; mode 0600 if ``private``); labelled
     like :func:`write_table` when it is a report table of an exploratory run."""
-    if os.environ.get("PATHWAYS_NOT_REGISTERED"):  # analysis.sap.LABEL_ENV
+    if os.environ.get(LABEL_ENV):
         from analysis.sap import LABEL_COLUMN, NOT_REGISTERED, label_applies
         if label_applies(path):
             df = df.assign(**{LABEL_COLUMN: NOT_REGISTERED})

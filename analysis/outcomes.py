@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis import progress
+from analysis import BY_BASELINE_SD, CHANGE_TERM, progress
 from analysis.blinding import UNBLINDED_TERM
 from analysis.lmm import fit_lmm
 from analysis.mi import default_methods, impute
@@ -47,8 +47,6 @@ TIPPING_COLUMNS = ["outcome", "timepoint", "kind", "shift_sd", "towards", "delta
                    "estimate", "se", "ci_low", "ci_high", "df", "p_value", "m_imputations", "tipping_point"]
 SITE, PID = "site_id", "participant_id"
 TERM = UNBLINDED_TERM  # the between-arm term of effects.csv ("B vs A" once blinded)
-CHANGE_TERM = "change from baseline"  # the term of a single-arm study's estimates
-BY_BASELINE_SD = "baseline SD"
 BY_CHANGE_SD = "SD of change (standardised response mean)"
 
 

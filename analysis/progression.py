@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.feasibility import denominator_of
+from analysis.feasibility import NOT_COLLECTED, denominator_of
 
 GREEN, AMBER, RED, NOT_ESTIMABLE = "GREEN", "AMBER", "RED", "NOT ESTIMABLE"
 DECISIONS = {
@@ -405,7 +405,7 @@ def _matched_row(table: pd.DataFrame, c: dict, key: str, tp: str, arm: str):
         raise ValueError(f"{key}: no feasibility row for indicator {c['indicator']!r}, timepoint "
                          f"{tp or None!r}, arm {arm!r}; available (timepoint, arm): {avail or 'none'}")
     r = hit.iloc[0]
-    if r.unit == "not collected":
+    if r.unit == NOT_COLLECTED:
         raise ValueError(f"{key}: indicator {c['indicator']!r} cannot be evaluated: {r.definition}")
     return r
 

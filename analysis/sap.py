@@ -56,15 +56,13 @@ from pathlib import Path
 from typing import Any
 
 from analysis.config import ConfigError, raw_file_keys, read_config_file, validate_config
+from analysis.io import LABEL_ENV
 
 LOCK_SUFFIX = ".sap.lock.json"
 FORMAT = "pathways-sap-lock/1"
 NOT_REGISTERED = "not the registered analysis"
 #: the column every result table of an exploratory run gets (value NOT_REGISTERED)
 LABEL_COLUMN = "registration"
-#: set by the workflow (workflow/rules/common.smk) during an exploratory run: the report folder
-#: whose tables and figures are labelled (analysis.io.write_table, analysis.figures)
-LABEL_ENV = "PATHWAYS_NOT_REGISTERED"
 STATUS_REGISTERED = "analysed as registered"
 STATUS_DEVIATIONS = "registered plan, with declared deviations"
 MAX_LOCK_BYTES = 5_000_000

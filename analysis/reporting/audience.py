@@ -24,7 +24,9 @@ import os
 import pandas as pd
 from markupsafe import Markup
 
+from analysis import CHANGE_TERM
 from analysis.disclosure import Ledger, Policy, protect_ledger
+from analysis.feasibility import NOT_COLLECTED
 from analysis.reporting.common import read_table
 
 OTHER_REASON = "other (not itemised)"
@@ -201,7 +203,7 @@ class Counts:
         L, ind, tp = self.L, str(r.indicator), str(r.timepoint or "")
         arm = str(r.arm or "all")
         base = f"feas:{ind}:{tp}:{arm}"
-        if r.unit == "not collected" or pd.isna(r.numerator):
+        if r.unit == NOT_COLLECTED or pd.isna(r.numerator):
             return None, None
         num, den = int(r.numerator), r.denominator
         if ind == "fidelity":
@@ -343,7 +345,7 @@ class Counts:
         if "population" in eff:
             eff = eff[eff.population.isin(["", "all"])]
         eff = eff[eff.analysis == "primary"]
-        term = "change from baseline" if self.single else None
+        term = CHANGE_TERM if self.single else None
         return eff[(eff.term == term) if term else ~eff.term.astype(str).str.contains(",")]
 
     def _arm_columns(self) -> list[tuple[str, str, str]]:

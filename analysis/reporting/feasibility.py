@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from analysis.config import allocated_to
+from analysis.feasibility import NOT_COLLECTED
 from analysis.progression import decision, overall_band
 from analysis.reporting.common import count, fmt, level_label, png_data_uri, read_table
 
@@ -96,7 +97,7 @@ def _feasibility_rows(table, groups, labels: dict, names: dict, dp: int, single:
     for (ind, tp), g in table.groupby(key, sort=False):
         first = g.iloc[0]
         name = label(ind, first.unit, names, single)
-        if first.unit == "not collected":
+        if first.unit == NOT_COLLECTED:
             rows.append(dict(indicator=name, timepoint="–", not_collected=first.definition, band=""))
             continue
         cells = []

@@ -11,6 +11,7 @@ import pandas as pd
 
 from analysis.config import allocated_to, score_directions, score_labels
 from analysis.disclosure import SUPPRESSED
+from analysis.feasibility import NOT_COLLECTED
 from analysis.reporting import audience as A
 from analysis.reporting import flow as F
 from analysis.reporting import propensity as propensity_section
@@ -108,7 +109,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
                        if ctx["criteria"] else None)
     feas_all = counts.feas
     ctx["not_collected"] = [indicator_label(r.indicator, labels=labels) for r in
-                            feas_all[feas_all.unit == "not collected"].itertuples()
+                            feas_all[feas_all.unit == NOT_COLLECTED].itertuples()
                             if r.indicator in A.KEY_INDICATORS
                             or r.indicator == f"completion_{cfg['primary']['outcome']}"]
     ctx["cluster"] = d["type"] == "cluster"
@@ -154,7 +155,7 @@ def _feasibility(cfg: dict, counts: A.Counts, labels: dict, dp: int) -> list[dic
     feasibility = []
     for c in counts.rows["funder_feasibility"]:
         r = c["row"]
-        if r.unit == "not collected":
+        if r.unit == NOT_COLLECTED:
             continue
         lo, hi = getattr(r, "ci_low_cluster", float("nan")), getattr(r, "ci_high_cluster", float("nan"))
         if d["type"] == "cluster" and lo == lo:  # sites randomised: the intervals allowing for sites

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis import BY_BASELINE_SD, CHANGE_TERM
 from analysis.blinding import treatment_term
 from analysis.reporting import propensity as propensity_section
 
@@ -20,7 +21,6 @@ ANALYSIS_NAMES = {"primary": "Primary model", "ancova": "ANCOVA at this follow-u
                   "multiple_imputation": "Multiple imputation", "complete_case": "Complete cases"}
 SINGLE_ARM_NAMES = {"primary": "Primary model", "paired_change": "Paired change",
                     "complete_case": "Complete cases"}
-CHANGE_TERM = "change from baseline"  # analysis.outcomes.CHANGE_TERM
 
 
 def _ci(r, dp) -> str:
@@ -113,7 +113,7 @@ def _headline(prim: pd.DataFrame, names: dict, directions: dict, dp: int) -> dic
         n_followups=int((prim[(prim.outcome == p.outcome) & (prim.population == p.population)]
                          .estimate.notna()).sum()),
         n_participants=fmt(p.n_participants, 0), better=directions.get(p.outcome, "higher"),
-        smd_by=str(getattr(p, "standardised_by", "baseline SD") or "baseline SD"))
+        smd_by=str(getattr(p, "standardised_by", BY_BASELINE_SD) or BY_BASELINE_SD))
 
 
 def _sensitivity(main: pd.DataFrame, names: dict, analysis_names: dict, dp: int) -> list[dict]:
