@@ -443,11 +443,11 @@ def _feasibility_problems(cfg: dict, dirs: dict, hint: str) -> list[str]:
 def _criterion_arm_problems(i: int, crit: dict, d: dict) -> list[str]:
     """A progression criterion's arm must be 'all' or one of the design's arm codes."""
     if d["type"] == "single_arm" and crit.get("arm") not in (None, "all", d["intervention_arm"]):
-        return [f"config key feasibility.progression_criteria[{i}].arm: a single-arm study has no "
-                f"arm {crit.get('arm')!r}"]
+        return [(f"config key feasibility.progression_criteria[{i}].arm: a single-arm study has no "
+                 f"arm {crit.get('arm')!r}")]
     if d["type"] != "single_arm" and crit.get("arm") not in (None, "all", d["intervention_arm"], d["control_arm"]):
-        return [f"config key feasibility.progression_criteria[{i}].arm: {crit.get('arm')!r} is not "
-                f"'all' or an arm code ({d['control_arm']!r}, {d['intervention_arm']!r})"]
+        return [(f"config key feasibility.progression_criteria[{i}].arm: {crit.get('arm')!r} is not "
+                 f"'all' or an arm code ({d['control_arm']!r}, {d['intervention_arm']!r})")]
     return []
 
 

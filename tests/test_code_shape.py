@@ -28,22 +28,25 @@ def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return n
 
 
+def _functions(node: ast.AST, prefix: str = ""):
+    """(qualified name, node) of every function and method under ``node``, nested ones included."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield f"{prefix}{child.name}", child
+            yield from _functions(child, f"{prefix}{child.name}.")
+        elif isinstance(child, ast.ClassDef):
+            yield from _functions(child, f"{prefix}{child.name}.")
+        else:
+            yield from _functions(child, prefix)
+
+
 def _function_lengths() -> dict[str, int]:
     """{"path::qualified name": code lines} of every function and method under analysis/."""
     out = {}
     for path in sorted((ROOT / "analysis").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-
-        def visit(node, prefix=""):
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    out[f"{rel}::{prefix}{child.name}"] = _code_lines(child)
-                    visit(child, f"{prefix}{child.name}.")
-                elif isinstance(child, ast.ClassDef):
-                    visit(child, f"{prefix}{child.name}.")
-                else:
-                    visit(child, prefix)
-        visit(ast.parse(path.read_text(encoding="utf-8")))
+        for name, node in _functions(ast.parse(path.read_text(encoding="utf-8"))):
+            out[f"{rel}::{name}"] = _code_lines(node)
     return out
 
 
