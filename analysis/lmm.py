@@ -809,8 +809,7 @@ def _optimise(core: _Core, warnings: list[str], group_names: list[str], start=No
 
 
 def _optimiser_derivatives(core: _Core, bounds):
-    """The optimiser's gradient-and-Hessian, boundary slope, variance-scale gradient and L-BFGS-B run:
-    exact when the core has derivatives, numerical otherwise."""
+    """Gradient-and-Hessian, boundary slope, variance-scale gradient and L-BFGS-B run: exact or numerical."""
     f = core.profiled_deviance
     if getattr(core, "has_derivatives", False):
         def gH(theta):
@@ -1412,8 +1411,8 @@ def _group_codes(d: pd.DataFrame, groups: list[str], n: int) -> tuple[list, list
 
 
 def _satterthwaite_parts(core: _Core, varpar: np.ndarray, groups: list[str], warnings: list[str]):
-    """Covariance of the variance parameters and the Jacobian of cov(beta) (lmerTest's as_lmerModLT);
-    warns when the Hessian is not positive definite."""
+    """Covariance of the variance parameters and Jacobian of cov(beta) (lmerTest); warns on a bad Hessian."""
+    # Satterthwaite machinery (lmerTest's as_lmerModLT).
     # lmerTest uses numDeriv's default relative step d = 1e-4; with our cross-product
     # evaluation the deviance carries ~1e-13 rounding noise that such small steps
     # amplify to ~1e-3 in the Hessian, so we use larger steps (same Richardson
