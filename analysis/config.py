@@ -107,6 +107,13 @@ def validate_config(config: dict, schema: dict | None = None, *, check_plan: boo
             else:
                 lines.append(f"config key {key}: {e.message}")
         raise ConfigError("Invalid trial configuration:\n  " + "\n  ".join(lines))
+    if cfg["design"]["type"] == "programme":  # aggregate monitoring: no waves, outcomes or models
+        from analysis.programme import programme_plan_problems
+        check_paths(cfg)
+        problems = programme_plan_problems(config, cfg) if check_plan else []
+        if problems:
+            raise ConfigError("Invalid trial configuration:\n  " + "\n  ".join(problems))
+        return cfg
     timepoints = [w["timepoint"] for w in cfg["data"]["waves"]]
     if len(set(timepoints)) != len(timepoints):
         raise ConfigError(f"config key data.waves: time points must be unique, got {timepoints}")
@@ -125,11 +132,7 @@ def validate_config(config: dict, schema: dict | None = None, *, check_plan: boo
             d["arm_labels"] = {k: v for k, v in d["arm_labels"].items() if k != "control"}
     check_paths(cfg)
     if check_plan:
-        if cfg["design"]["type"] == "programme":
-            from analysis.programme import programme_plan_problems
-            problems = programme_plan_problems(config, cfg)
-        else:
-            problems = plan_problems(cfg)
+        problems = plan_problems(cfg)
         if problems:
             raise ConfigError("Invalid trial configuration:\n  " + "\n  ".join(problems))
     return cfg

@@ -164,10 +164,10 @@ def _missing_columns(table, needed: list[str], q: Collector, role: str, why: str
     return not missing
 
 
-def _duplicates(table, typed: pd.DataFrame, keys: list[str], q: Collector, what: str) -> None:
+def _duplicates(table, typed: pd.DataFrame, keys: list[str], q: Collector, what: str, ids=None) -> None:
     dup = typed.duplicated(keys, keep="first") & typed[keys].notna().all(axis=1)
-    vals = typed[keys].astype(str).agg(" ".join, axis=1)
-    q.add_many(table, dup.to_numpy(), keys[-1], f"a second row for the same {what}", values=vals)
+    vals = typed[keys].astype(object).where(typed[keys].notna(), "").astype(str).agg(" ".join, axis=1)
+    q.add_many(table, dup.to_numpy(), keys[-1], f"a second row for the same {what}", values=vals, ids=ids)
 
 
 def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
@@ -229,7 +229,8 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
                     off = typed.neighbourhood.notna() & ~typed.neighbourhood.isin(neighbourhoods)
                     q.add_many(sur, off.to_numpy(), "neighbourhood",
                                f"neighbourhood not in the monitoring table ({data['monitoring']})")
-                _duplicates(sur, typed, ["respondent_id", "wave"], q, "respondent and wave")
+                _duplicates(sur, typed, ["respondent_id", "wave"], q, "respondent and wave",
+                            ids=typed.respondent_id.astype(object).fillna("").to_numpy())
                 if not q.errors:
                     codes = {r: i for i, r in enumerate(sorted(typed.respondent_id.unique()), 1)}
                     typed.insert(0, "respondent", typed.respondent_id.map(codes).astype("int64"))

@@ -6,11 +6,6 @@
 PROGRAMME_SUMMARY = f"{REP}/summary.html"
 
 
-def programme_raw_inputs():
-    d = config["data"]
-    return [f"{RAW}/{d[k]}" for k in ("monitoring", "funding", "survey") if d.get(k)]
-
-
 rule programme_ingest:
     """Hash and validate the monitoring, funding and survey tables; write them typed (survey
     respondent IDs replaced by codes); raw data are only read."""
