@@ -48,6 +48,9 @@ WAVES = ("before", "after")
 ONS4_ITEMS = [f"ons4_{k}" for k in range(1, 5)]
 SWEMWBS_ITEMS = [f"swemwbs_{k}" for k in range(1, 8)]
 FUNDING_INDICATOR = "funding_gbp"
+SCORE_LABELS = {"ons4_life_satisfaction": "ONS4 life satisfaction (0-10)", "ons4_worthwhile": "ONS4 worthwhile (0-10)",
+                "ons4_happiness": "ONS4 happiness (0-10)", "ons4_anxiety": "ONS4 anxiety (0-10, lower is better)",
+                "swemwbs_total": "SWEMWBS raw total (7-35)", "swemwbs_metric": "SWEMWBS metric score (7-35)"}
 NOT_COLLECTED = "not collected"
 # keys of participant-level designs: a programme config that gives one is refused (nothing
 # participant-level runs, so the key would silently do nothing)
@@ -405,7 +408,7 @@ def survey_change(scores: pd.DataFrame, outcomes: list[str], level: float = 0.95
     for y in outcomes:
         b = scores.loc[scores.wave == "before", ["respondent", y]].dropna()
         a = scores.loc[scores.wave == "after", ["respondent", y]].dropna()
-        r = dict(outcome=y, design=design)
+        r = dict(outcome=y, label=SCORE_LABELS[y], design=design)
         if design == "paired":
             m = b.merge(a, on="respondent", suffixes=("_b", "_a"))
             d = (m[f"{y}_a"] - m[f"{y}_b"]).to_numpy(float)
@@ -470,7 +473,8 @@ WELLBY_ASSUMPTIONS = (
     "there is no comparison group, so it is not an estimate of the programme's effect (other changes over the "
     "same period are included).",
     "The survey respondents' change applies to every resident counted as engaged.",
-    "The change lasts duration_years and is not discounted; no displacement, deadweight or drop-off is applied.",
+    "The change lasts programme.wellby.duration_years (shown as Years) and is not discounted; no displacement, "
+    "deadweight or drop-off is applied.",
     "Value per WELLBY from HM Treasury (2021) Wellbeing guidance for appraisal: GBP 13,000 (range 10,000-16,000) "
     "in 2019 prices; the price basis is stated on every row.",
 )
@@ -549,8 +553,9 @@ def _fmt(v, nd=0, money=False) -> str:
         return "—"
     if isinstance(v, str):
         return html.escape(v)
-    s = f"{float(v):,.{nd}f}"
-    return f"£{s}" if money else s
+    s = f"{abs(float(v)):,.{nd}f}"
+    sign = "−" if float(v) < 0 and float(s.replace(",", "")) != 0 else ""
+    return f"{sign}£{s}" if money else f"{sign}{s}"
 
 
 def _table(df: pd.DataFrame, cols: dict[str, tuple], cls: str = "") -> str:
@@ -611,12 +616,18 @@ def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, chan
                "Welch's t interval)")
         parts.append(f"<p>Compared as {how}. Change is after minus before; a before/after change is not an "
                      "effect of the programme (there is no comparison group).</p>")
-        parts.append(_table(change, {"outcome": ("Score", _fmt), "n_before": ("n before", _fmt),
+        ls = change[change.outcome == "ons4_life_satisfaction"]
+        if len(ls) and ls.iloc[0].ci_low <= 0 <= ls.iloc[0].ci_high:
+            parts.append("<p><strong>The interval for life satisfaction includes no change</strong>: the survey does "
+                         "not show a change with confidence, and the social value below could be nil or negative "
+                         "(its last two rows).</p>")
+        level = 100 * cfg["programme"]["survey"]["confidence_level"]
+        parts.append(_table(change, {"label": ("Score", _fmt), "n_before": ("n before", _fmt),
                                      "n_after": ("n after", _fmt), "mean_before": ("Mean before", lambda v: _fmt(v, 2)),
                                      "mean_after": ("Mean after", lambda v: _fmt(v, 2)),
                                      "change": ("Change", lambda v: _fmt(v, 2)),
-                                     "ci_low": ("95% CI low", lambda v: _fmt(v, 2)),
-                                     "ci_high": ("95% CI high", lambda v: _fmt(v, 2))}))
+                                     "ci_low": (f"{level:g}% CI low", lambda v: _fmt(v, 2)),
+                                     "ci_high": (f"{level:g}% CI high", lambda v: _fmt(v, 2))}))
     parts.append("<h2>Social value estimate (WELLBY-based, illustrative)</h2>")
     parts.append(_table(wellby, {"scenario": ("Scenario", _fmt), "ls_change": ("LS change", lambda v: _fmt(v, 2)),
                                  "residents": ("Residents", _fmt), "duration_years": ("Years", lambda v: _fmt(v, 1)),

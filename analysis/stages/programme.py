@@ -44,6 +44,9 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str], output_label
     engaged, engaged_missing = pg.final_total(cum, p["engaged_indicator"])
     hours, hours_missing = pg.final_total(cum, p["volunteer_hours_indicator"])
     wellby = pg.wellby_table(change, engaged, p["wellby"])
+    if engaged_missing and len(wellby) > 1:
+        wellby["note"] = (f"{engaged_missing} neighbourhood-quarter(s) of residents engaged not recorded: residents "
+                          "counts only what was recorded")
     write_table(wellby, outputs["wellby"])
     buildup = pg.cost_buildup(p["costs"], p["price_year"])
     write_table(buildup, outputs["costs"])
