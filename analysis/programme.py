@@ -216,6 +216,11 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
                     off = typed.neighbourhood.notna() & ~typed.neighbourhood.isin(neighbourhoods)
                     q.add_many(fun, off.to_numpy(), "neighbourhood",
                                f"neighbourhood not in the monitoring table ({data['monitoring']})")
+                    quarters = set(out["monitoring"].quarter.dropna())
+                    off = typed.quarter.notna() & ~typed.quarter.isin(quarters)
+                    q.add_many(fun, off.to_numpy(), "quarter",
+                               f"quarter not in the monitoring table ({data['monitoring']}): funding outside the "
+                               "quarters monitored would be left out of every total")
                 out["funding"] = typed
     if data.get("survey"):
         sur = read_file(raw_dir, data["survey"], q, options.get(data["survey"]))
@@ -408,10 +413,24 @@ def survey_change(scores: pd.DataFrame, outcomes: list[str], level: float = 0.95
     for y in outcomes:
         b = scores.loc[scores.wave == "before", ["respondent", y]].dropna()
         a = scores.loc[scores.wave == "after", ["respondent", y]].dropna()
-        r = dict(outcome=y, label=SCORE_LABELS[y], design=design)
+        r = dict(outcome=y, label=SCORE_LABELS[y], design=design, note="")
+        if design == "independent" and min(len(a), len(b)) < 2:
+            r.update(n_before=len(b), n_after=len(a), mean_before=b[y].mean() if len(b) else np.nan,
+                     mean_after=a[y].mean() if len(a) else np.nan, change=np.nan, ci_low=np.nan, ci_high=np.nan,
+                     df=np.nan, p_value=np.nan, n_unpaired_excluded=0, method="Welch two-sample t",
+                     note="fewer than 2 scored questionnaires in a wave: change not estimated")
+            rows.append(r)
+            continue
         if design == "paired":
             m = b.merge(a, on="respondent", suffixes=("_b", "_a"))
             d = (m[f"{y}_a"] - m[f"{y}_b"]).to_numpy(float)
+            if len(d) < 2:
+                r.update(n_before=len(m), n_after=len(m), mean_before=np.nan, mean_after=np.nan, change=np.nan,
+                         ci_low=np.nan, ci_high=np.nan, df=np.nan, p_value=np.nan,
+                         n_unpaired_excluded=len(b) + len(a) - 2 * len(m), method="paired t",
+                         note="fewer than 2 respondents with both questionnaires: change not estimated")
+                rows.append(r)
+                continue
             res = stats.ttest_1samp(d, 0.0)
             ci = res.confidence_interval(level)
             r.update(n_before=len(m), n_after=len(m), mean_before=m[f"{y}_b"].mean(), mean_after=m[f"{y}_a"].mean(),
@@ -538,6 +557,9 @@ def value_for_money(buildup: pd.DataFrame, engaged: float | None, volunteer_hour
             add(f"Cost per {label}", None, label, "residents engaged: " + NOT_COLLECTED)
         else:
             ch = float(row.iloc[0].change)
+            if not np.isfinite(ch):
+                add(f"Cost per {label}", None, label, "survey change not estimated (see survey_change.csv)")
+                continue
             note = "; ".join(x for x in ("before/after change among respondents, applied to every resident "
                                          "engaged; not a controlled effect", partial("engaged")) if x)
             add(f"Cost per {label}", ch * engaged, label,

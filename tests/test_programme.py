@@ -153,6 +153,8 @@ BAD_INPUTS = [
      "funding.csv, line 3, column 'amount_gbp', value '£1,500': must be a number or blank"),
     ("funding.csv", lambda p: _set_cell(p, 4, "neighbourhood", "Hanley"),
      "funding.csv, line 4, column 'neighbourhood', value 'Hanley': neighbourhood not in the monitoring table"),
+    ("funding.csv", lambda p: _set_cell(p, 6, "quarter", "2025Q1"),
+     "funding.csv, line 6, column 'quarter', value '2025Q1': quarter not in the monitoring table"),
     ("funding.csv", lambda p: _set_cell(p, 5, "source", ""),
      "funding.csv, line 5, column 'source': required value is missing"),
     ("survey.csv", lambda p: _set_cell(p, 2, "ons4_1", "11"),
@@ -285,6 +287,17 @@ def test_welch_intervals_cover_the_true_change_at_their_level():
             hits[y] += ch.loc[y, "ci_low"] < truth[y] < ch.loc[y, "ci_high"]
     for y, h in hits.items():
         assert 0.92 <= h / reps <= 0.98, (y, h / reps)
+
+
+def test_a_survey_with_one_wave_gives_no_change_and_says_why(cfg):
+    scores = _analyse(cfg)["scores"]
+    ch = pg.survey_change(scores[scores.wave == "before"], ["ons4_life_satisfaction"])
+    assert np.isnan(ch.change.iloc[0]) and "change not estimated" in ch.note.iloc[0] and ch.n_after.iloc[0] == 0
+    assert pg.wellby_table(ch, 100.0, cfg["programme"]["wellby"]).social_value_gbp.isna().all()
+    b = pg.cost_buildup(cfg["programme"]["costs"], cfg["programme"]["price_year"])
+    v = pg.value_for_money(b, 100.0, None, ch).set_index("measure")
+    assert v.loc["Cost per point of life satisfaction (0-10) gained per resident", "note"] == \
+        "survey change not estimated (see survey_change.csv)"
 
 
 # ---- WELLBY and value for money -----------------------------------------------------------------
