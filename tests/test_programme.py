@@ -467,3 +467,15 @@ def test_a_programme_config_asking_for_a_mixed_model_stops_before_anything_runs(
     assert res.returncode != 0
     assert "config key primary: design.type programme analyses aggregate monitoring counts" in res.stderr
     assert not (work / "reports").exists()
+
+
+def test_plan_locking_and_verify_say_they_do_not_apply_to_a_programme(tmp_path, capsys):
+    from analysis import verify
+    from analysis.sap import SAPError, make_lock
+    c = _raw_cfg()
+    f = tmp_path / "c2.yaml"
+    f.write_text(yaml.safe_dump(c))
+    with pytest.raises(SAPError, match="cannot be locked for programme monitoring"):
+        make_lock(f)
+    assert verify.main(["--configfile", str(f)]) == 2
+    assert "not available for design.type programme" in capsys.readouterr().err
