@@ -290,6 +290,24 @@ def cumulative(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def by_neighbourhood(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
+    """Each neighbourhood's figure at the last quarter monitored (sum indicators: the total over
+    all quarters; latest: the last quarter's), with its neighbourhood-quarters not recorded."""
+    last = max(grid.quarter, key=quarter_index)
+    rows = []
+    for hood, d in grid.groupby("neighbourhood", sort=True):
+        for ind in indicators:
+            x = d[ind["id"]].astype(float)
+            if ind["aggregation"] == "sum":
+                value, miss = x.sum(min_count=1), int(x.isna().sum())
+            else:
+                value = x[d.quarter == last].iloc[0]
+                miss = int(pd.isna(value))
+            rows.append(dict(neighbourhood=hood, indicator=ind["id"], label=ind["label"], unit=ind.get("unit", ""),
+                             aggregation=ind["aggregation"], to_quarter=last, figure=value, missing_cells=miss))
+    return pd.DataFrame(rows)
+
+
 def rag_rating(ratio: float, green: float, amber: float) -> str:
     """'green' / 'amber' / 'red' for achieved / target.
 
@@ -596,7 +614,8 @@ def _table(df: pd.DataFrame, cols: dict[str, tuple], cls: str = "") -> str:
 
 def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, change: pd.DataFrame | None,
                  design: str, wellby: pd.DataFrame, buildup: pd.DataFrame, vfm: pd.DataFrame, figure_png: bytes,
-                 last_quarter: str, n_neighbourhoods: int, label: str = "") -> str:
+                 last_quarter: str, n_neighbourhoods: int, label: str = "",
+                 hoods: pd.DataFrame | None = None) -> str:
     """The funder-ready one-page summary (self-contained HTML: the figure is embedded)."""
     e = html.escape
     rag_css = ("td.rag-green{background:#c8e6c9}td.rag-amber{background:#ffe0b2}td.rag-red{background:#ffcdd2}"
@@ -622,6 +641,14 @@ def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, chan
     b64 = base64.b64encode(figure_png).decode()
     parts.append(f"<h2>Trend by neighbourhood</h2><img alt='Quarterly monitoring by neighbourhood' "
                  f"style='max-width:100%' src='data:image/png;base64,{b64}'>")
+    if hoods is not None and len(hoods):
+        wide = hoods.pivot(index="neighbourhood", columns="label", values="figure")
+        wide = wide[[lab for lab in dict.fromkeys(hoods.label)]].reset_index()
+        cols = {"neighbourhood": ("Neighbourhood", _fmt)}
+        cols.update({lab: (lab, _fmt) for lab in wide.columns[1:]})
+        parts.append(f"<p>Figures by neighbourhood to {e(last_quarter)} (counts of new things added up over the "
+                     "quarters; volunteers active: the last quarter's count):</p>")
+        parts.append(_table(wide, cols))
     parts.append("<h2>Funding levered</h2>")
     if cfg["data"].get("funding"):
         parts.append(_table(by_source, {"source": ("Source", _fmt), "awards": ("Awards", _fmt),

@@ -210,6 +210,22 @@ def test_the_blank_cell_is_not_recorded_never_zero_and_its_target_is_not_rated(c
     assert set(t.rag) == {"green", "amber", "red", "incomplete", "not yet due"}
 
 
+def test_neighbourhood_figures_add_up_from_the_raw_file(cfg):
+    res = _analyse(cfg)
+    hoods = pg.by_neighbourhood(res["grid"], cfg["programme"]["indicators"]).set_index(["neighbourhood", "indicator"])
+    raw = pd.read_csv(EXAMPLE / "monitoring.csv")
+    sums = raw.groupby("neighbourhood").residents_engaged.sum()
+    last = raw[raw.quarter == raw.quarter.max()].set_index("neighbourhood").volunteers_regular
+    funding = pd.read_csv(EXAMPLE / "funding.csv").groupby("neighbourhood").amount_gbp.sum()
+    for h in sums.index:
+        assert hoods.loc[(h, "residents_engaged"), "figure"] == sums[h]
+        assert hoods.loc[(h, "volunteers_regular"), "figure"] == last[h]
+        assert hoods.loc[(h, "funding_gbp"), "figure"] == pytest.approx(funding.get(h, 0.0))
+    truth = json.loads((EXAMPLE / "truth.json").read_text())["not_recorded"]
+    assert hoods.loc[(truth["neighbourhood"], truth["indicator"]), "missing_cells"] == 1
+    assert hoods.missing_cells.sum() == 1
+
+
 def test_rag_bands_follow_the_config_at_their_boundaries():
     """Targets set from the achieved figure itself: exactly at the green and amber boundaries
     and just below amber."""
@@ -366,7 +382,8 @@ def _stage_files(work: Path) -> tuple[dict, dict, dict]:
     proc, rep = work / "proc", work / "rep"
     ing = {k: str(proc / f"{k}.parquet") for k in ("monitoring", "funding", "survey")}
     ing_out = {**ing, "manifest": str(proc / "raw_manifest.csv")}
-    outs = {k: str(rep / f"{k}.csv") for k in ("cumulative", "targets", "funding", "trend_data", "survey_change",
+    outs = {k: str(rep / f"{k}.csv") for k in ("cumulative", "targets", "by_neighbourhood", "funding", "trend_data",
+                                               "survey_change",
                                                "wellby", "costs", "vfm")}
     outs.update(trend_png=str(rep / "trend.png"), trend_svg=str(rep / "trend.svg"), summary=str(rep / "summary.html"))
     return ing, ing_out, outs
@@ -413,6 +430,7 @@ def e2e(tmp_path_factory):
 def test_the_example_runs_end_to_end_with_no_participant_level_rule(e2e):
     rep, work = e2e["rep"], e2e["work"]
     for f in ("summary.html", "tables/monitoring_targets.csv", "tables/monitoring_cumulative.csv",
+              "tables/monitoring_by_neighbourhood.csv",
               "tables/funding_by_source.csv", "tables/survey_change.csv", "tables/wellby.csv",
               "tables/cost_buildup.csv", "tables/value_for_money.csv", "figures/monitoring_trend.png",
               "figures/monitoring_trend.svg", "figures/monitoring_trend_data.csv"):

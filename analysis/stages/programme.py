@@ -14,7 +14,7 @@ from analysis.stages._common import log
 
 def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str], output_label: str = "") -> None:
     """``inputs``: monitoring, funding, survey (parquet from programme_ingest).  ``outputs``:
-    quarterly, cumulative, targets, funding, trend_data, trend_png, trend_svg, survey_change,
+    cumulative, targets, by_neighbourhood, funding, trend_data, trend_png, trend_svg, survey_change,
     wellby, costs, vfm, summary."""
     p = cfg["programme"]
     mon = pd.read_parquet(inputs["monitoring"])
@@ -24,6 +24,8 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str], output_label
     cum = pg.cumulative(grid, p["indicators"])
     targets = pg.against_targets(cum, p["targets"], p["rag"])
     by_source = pg.funding_by_source(fun)
+    hoods = pg.by_neighbourhood(grid, p["indicators"])
+    write_table(hoods, outputs["by_neighbourhood"])
     write_table(grid, outputs["trend_data"])
     write_table(cum, outputs["cumulative"])
     write_table(targets, outputs["targets"])
@@ -55,6 +57,6 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str], output_label
     write_table(vfm, outputs["vfm"])
     last = max(grid.quarter, key=pg.quarter_index)
     write_text(pg.summary_html(cfg, targets, by_source, change, design, wellby, buildup, vfm, png, last,
-                               grid.neighbourhood.nunique(), output_label), outputs["summary"])
+                               grid.neighbourhood.nunique(), hoods=hoods), outputs["summary"])
     log.info("programme: %d indicators, %d targets (%s)", len(p["indicators"]), len(targets),
              targets.rag.value_counts().to_dict())

@@ -36,6 +36,7 @@ rule programme:
     output:
         cumulative=f"{TABLES}/monitoring_cumulative.csv",
         targets=f"{TABLES}/monitoring_targets.csv",
+        by_neighbourhood=f"{TABLES}/monitoring_by_neighbourhood.csv",
         funding=f"{TABLES}/funding_by_source.csv",
         trend_data=f"{FIGS}/monitoring_trend_data.csv",
         trend_png=f"{FIGS}/monitoring_trend.png",
