@@ -153,6 +153,18 @@ def _check_quarters(table, q: Collector, col: str = "quarter") -> None:
     q.add_many(table, bad.to_numpy(), col, "quarter must be written YYYYQn (e.g. 2024Q1)", values=s)
 
 
+def _blank_missing_codes(table, codes: list, keep: tuple[str, ...]) -> None:
+    """Cells holding one of data.missing_codes read as blank (not recorded), except in the key
+    columns ``keep``."""
+    codes = {str(c).strip() for c in codes or []}
+    if not codes:
+        return
+    for c in table.frame.columns:
+        if c not in keep:
+            s = table.frame[c].astype(str)
+            table.frame[c] = s.where(~s.str.strip().isin(codes), "")
+
+
 def _unknown_columns(table, known: list[str], q: Collector, role: str) -> None:
     for c in table.frame.columns:
         if c not in known:
@@ -189,6 +201,7 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
     mon = read_file(raw_dir, data["monitoring"], q, options.get(data["monitoring"]))
     neighbourhoods: set = set()
     if mon is not None:
+        _blank_missing_codes(mon, data.get("missing_codes"), ("neighbourhood", "quarter"))
         known = ["neighbourhood", "quarter", *counts]
         _unknown_columns(mon, known, q, "monitoring")
         if _missing_columns(mon, known, q, "monitoring", " (programme.indicators names it)"):
@@ -225,6 +238,7 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
     if data.get("survey"):
         sur = read_file(raw_dir, data["survey"], q, options.get(data["survey"]))
         if sur is not None:
+            _blank_missing_codes(sur, data.get("missing_codes"), ("respondent_id", "neighbourhood", "wave"))
             known = ["respondent_id", "neighbourhood", "wave", *ONS4_ITEMS, *SWEMWBS_ITEMS]
             _unknown_columns(sur, known, q, "survey")
             if _missing_columns(sur, known, q, "survey"):

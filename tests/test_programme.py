@@ -180,6 +180,16 @@ def test_bad_input_is_refused_naming_file_line_column_value_and_rule(raw, file, 
     assert hashlib.sha256((raw / file).read_bytes()).hexdigest() == before  # raw data only read
 
 
+def test_missing_codes_read_as_not_recorded(raw):
+    _set_cell(raw / "monitoring.csv", 3, "residents_reached", "-99")
+    _set_cell(raw / "survey.csv", 2, "ons4_1", "-99")
+    with pytest.raises(DataValidationError, match="value '-99': a count must be 0 or more"):
+        pg.read_programme(_cfg_at(raw))
+    t = pg.read_programme(_cfg_at(raw, lambda c: c["data"].update(missing_codes=["-99"])))
+    assert pd.isna(t["monitoring"].residents_reached.iloc[1]) and pd.isna(t["survey"].ons4_1.iloc[0])
+    assert t["monitoring"].residents_reached.notna().sum() == len(t["monitoring"]) - 1
+
+
 def test_survey_respondent_ids_do_not_leave_ingest(cfg):
     t = pg.read_programme(cfg)
     assert "respondent_id" not in t["survey"] and t["survey"].respondent.dtype == "int64"
