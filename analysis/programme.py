@@ -332,9 +332,48 @@ def rag_rating(ratio: float, green: float, amber: float) -> str:
 
 
 def against_targets(cum: pd.DataFrame, targets: list[dict], rag: dict) -> pd.DataFrame:
-    """Each target with the cumulative figure at its quarter, the share achieved and its RAG
-    rating; a target after the last quarter monitored is 'not yet due', one whose figure has
-    unrecorded neighbourhood-quarters 'incomplete' (never rated as if they were zero)."""
+    """Each target with the cumulative figure at its quarter, the share achieved and its RAG rating.
+
+    Parameters
+    ----------
+    cum : pandas.DataFrame
+        Cumulative figures by indicator and quarter (:func:`cumulative`).
+    targets : list of dict
+        ``programme.targets``: indicator, period (YYYYQn), cumulative target.
+    rag : dict
+        ``programme.rag``: the lowest shares of target rated green and amber.
+
+    Returns
+    -------
+    pandas.DataFrame
+        indicator, label, unit, period, target, achieved, percent_of_target, rag, missing_cells,
+        note.  A target after the last quarter monitored is 'not yet due'; one whose figure has
+        unrecorded neighbourhood-quarters is 'incomplete' (never rated as if they were zero).
+
+    References
+    ----------
+    None: the red/amber/green rating is a programme-monitoring convention, not a statistical
+    method; its thresholds are the funder's (``programme.rag``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.programme import against_targets, cumulative, quarterly_grid
+    >>> mon = pd.DataFrame({"neighbourhood": ["A", "B", "A", "B"],
+    ...                     "quarter": ["2024Q1", "2024Q1", "2024Q2", "2024Q2"],
+    ...                     "engaged": pd.array([30, 25, None, 40], dtype="Int64")})
+    >>> inds = [{"id": "engaged", "label": "Residents engaged", "unit": "residents", "aggregation": "sum"}]
+    >>> cum = cumulative(quarterly_grid(mon, None, inds), inds)
+    >>> t = against_targets(cum, [{"indicator": "engaged", "period": "2024Q1", "target": 50},
+    ...                           {"indicator": "engaged", "period": "2024Q2", "target": 100},
+    ...                           {"indicator": "engaged", "period": "2024Q4", "target": 150}],
+    ...                     {"green": 1.0, "amber": 0.8})
+    >>> print(t[["period", "target", "achieved", "rag", "missing_cells"]].to_string(index=False))
+    period  target  achieved         rag  missing_cells
+    2024Q1    50.0      55.0       green              0
+    2024Q2   100.0      95.0  incomplete              1
+    2024Q4   150.0       NaN not yet due              0
+    """
     last = max(cum.quarter, key=quarter_index)
     cols = ["indicator", "label", "unit", "period", "target", "achieved", "percent_of_target", "rag",
             "missing_cells", "note"]
@@ -436,10 +475,43 @@ def survey_design(scores: pd.DataFrame) -> tuple[str, int]:
 
 
 def survey_change(scores: pd.DataFrame, outcomes: list[str], level: float = 0.95) -> pd.DataFrame:
-    """Mean before and after, and the change (after minus before) with its confidence interval:
-    Welch's t for independent cross-sections, a paired t for respondents surveyed twice (those
-    with one questionnaire are left out and counted).  Matches R's ``t.test`` (golden file
-    tests/reference/golden/programme_survey_R.csv)."""
+    """Mean before and after, and the change (after minus before) with its confidence interval.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        One row per questionnaire: respondent (code), wave (before/after) and the score columns.
+    outcomes : list of str
+        Score columns to compare.
+    level : float
+        Confidence level of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        outcome, label, design, n_before, n_after, mean_before, mean_after, change, ci_low,
+        ci_high, df, p_value, n_unpaired_excluded, method, note.  Independent cross-sections
+        (no respondent in both waves): Welch's two-sample t.  Respondents surveyed twice: a
+        paired t on those with both questionnaires (the others are left out and counted).  A
+        wave with fewer than two scores gives no change and says why.
+
+    References
+    ----------
+    Welch BL. The generalization of 'Student's' problem when several different population
+    variances are involved. Biometrika 1947;34:28-35.  Matches R's ``t.test`` (golden file
+    tests/reference/golden/programme_survey.csv).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.programme import survey_change
+    >>> s = pd.DataFrame({"respondent": range(1, 9), "wave": ["before"] * 4 + ["after"] * 4,
+    ...                   "ons4_life_satisfaction": [5., 6, 7, 6, 7, 8, 6, 8]})
+    >>> ch = survey_change(s, ["ons4_life_satisfaction"])
+    >>> print(ch[["design", "change", "ci_low", "ci_high", "method"]].round(4).to_string(index=False))
+         design  change  ci_low  ci_high             method
+    independent    1.25 -0.2988   2.7988 Welch two-sample t
+    """
     design, _ = survey_design(scores)
     rows = []
     for y in outcomes:
@@ -492,10 +564,46 @@ def final_total(cum: pd.DataFrame, indicator: str | None) -> tuple[float | None,
 
 
 def wellby_table(change: pd.DataFrame | None, residents: float | None, w: dict) -> pd.DataFrame:
-    """Social-value estimate: change in mean life satisfaction x residents engaged x years x
-    value per WELLBY, at the low, central and high values (and, at the central value, at the
-    ends of the change's confidence interval).  Empty with a reason when an input was not
-    collected."""
+    """Social-value estimate: change in mean life satisfaction x residents x years x value per WELLBY.
+
+    Parameters
+    ----------
+    change : pandas.DataFrame or None
+        :func:`survey_change` (its ons4_life_satisfaction row is used); None: no survey.
+    residents : float or None
+        Residents the change applies to (the engaged indicator's cumulative figure).
+    w : dict
+        ``programme.wellby``: value, low, high, uprating_factor, duration_years, price_basis.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scenario (low, central and high value at the point estimate; the central
+        value at each end of the change's confidence interval): ls_change, residents,
+        duration_years, wellbys, value_per_wellby, social_value_gbp, price_basis, note.  One
+        'not estimated' row with the reason when an input was not collected.
+
+    References
+    ----------
+    HM Treasury. Wellbeing guidance for appraisal: supplementary Green Book guidance. London,
+    2021 (GBP 13,000 per WELLBY, range 10,000-16,000, 2019 prices).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.programme import wellby_table
+    >>> ch = pd.DataFrame({"outcome": ["ons4_life_satisfaction"], "change": [0.25], "ci_low": [-0.05],
+    ...                    "ci_high": [0.55]})
+    >>> w = {"value": 13000, "low": 10000, "high": 16000, "uprating_factor": 1.0, "duration_years": 1.0,
+    ...      "price_basis": "2019 prices"}
+    >>> print(wellby_table(ch, 1000.0, w)[["scenario", "wellbys", "social_value_gbp"]].to_string(index=False))
+                             scenario  wellbys  social_value_gbp
+                            low value    250.0         2500000.0
+                              central    250.0         3250000.0
+                           high value    250.0         4000000.0
+    central value, lower CI of change    -50.0         -650000.0
+    central value, upper CI of change    550.0         7150000.0
+    """
     from analysis.economics import wellby_value
 
     cols = ["scenario", "ls_change", "residents", "duration_years", "wellbys", "value_per_wellby", "social_value_gbp",
