@@ -791,7 +791,7 @@ def simulate_cpi_quasi(params: CpiQuasiParameters | None = None) -> dict[str, pd
         s = social + (p.social_effect * treated + rng.normal(0, 0.4, size=n) if j else 0.0)
         h = health + (0.3 * (eta - people.eta_baseline.to_numpy()) + rng.normal(0, 0.3, size=n) if j else 0.0)
         if j:
-            visits[:, j] = visits[:, 0] + np.rint(month * DAYS_PER_MONTH + rng.normal(0, 7, size=n)
+            visits[:, j] = visits[:, 0] + np.rint(month * SIM_DAYS_PER_MONTH + rng.normal(0, 7, size=n)
                                                   ).astype(int).astype("timedelta64[D]")
         sw = _cpi_quasi_swemwbs(eta, rng.normal(0.0, p.item_sd, size=(n, 7)))
         access = rng.random((n, 27)) < 1 / (1 + np.exp(-(s[:, None] - np.linspace(-1.8, 1.8, 27)[None, :])))
