@@ -22,7 +22,7 @@ if config["design"]["type"] == "programme":
 
     rule all:
         input:
-            PROGRAMME_SUMMARY,
+            PROGRAMME_OUTPUTS.values(),
 
 else:
 

@@ -3,7 +3,20 @@
 # value for money and a funder-ready summary page.  The participant-level rules (ingest, score,
 # link, feasibility, outcome, economics, planning, report) are not included for this design
 # (the Snakefile), so no individual-level model runs on aggregate data.
-PROGRAMME_SUMMARY = f"{REP}/summary.html"
+PROGRAMME_OUTPUTS = dict(
+    cumulative=f"{TABLES}/monitoring_cumulative.csv",
+    targets=f"{TABLES}/monitoring_targets.csv",
+    by_neighbourhood=f"{TABLES}/monitoring_by_neighbourhood.csv",
+    funding=f"{TABLES}/funding_by_source.csv",
+    trend_data=f"{FIGS}/monitoring_trend_data.csv",
+    trend_png=f"{FIGS}/monitoring_trend.png",
+    trend_svg=f"{FIGS}/monitoring_trend.svg",
+    survey_change=f"{TABLES}/survey_change.csv",
+    wellby=f"{TABLES}/wellby.csv",
+    costs=f"{TABLES}/cost_buildup.csv",
+    vfm=f"{TABLES}/value_for_money.csv",
+    summary=f"{REP}/summary.html",
+)
 
 
 rule programme_ingest:
@@ -34,18 +47,7 @@ rule programme:
         funding=f"{PROC}/funding.parquet",
         survey=f"{PROC}/survey.parquet",
     output:
-        cumulative=f"{TABLES}/monitoring_cumulative.csv",
-        targets=f"{TABLES}/monitoring_targets.csv",
-        by_neighbourhood=f"{TABLES}/monitoring_by_neighbourhood.csv",
-        funding=f"{TABLES}/funding_by_source.csv",
-        trend_data=f"{FIGS}/monitoring_trend_data.csv",
-        trend_png=f"{FIGS}/monitoring_trend.png",
-        trend_svg=f"{FIGS}/monitoring_trend.svg",
-        survey_change=f"{TABLES}/survey_change.csv",
-        wellby=f"{TABLES}/wellby.csv",
-        costs=f"{TABLES}/cost_buildup.csv",
-        vfm=f"{TABLES}/value_for_money.csv",
-        summary=PROGRAMME_SUMMARY,
+        **PROGRAMME_OUTPUTS,
     log:
         f"{LOGS}/programme.log",
     conda:
