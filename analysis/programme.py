@@ -745,7 +745,7 @@ def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, chan
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(cfg['title'])}</title>",
              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;font-size:14px}"
              "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:3px 6px;"
-             "text-align:right}td:first-child,th:first-child{text-align:left}" + rag_css + "</style></head><body>"]
+             "text-align:right}td:first-child,th:first-child{text-align:left}table.small{font-size:11px}" + rag_css + "</style></head><body>"]
     if label:
         parts.append(f"<p><strong>{e(label)}</strong></p>")
     parts.append(f"<h1>{e(cfg['title'])}</h1><p>Programme monitoring summary for funders: {n_neighbourhoods} "
@@ -764,13 +764,18 @@ def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, chan
     parts.append(f"<h2>Trend by neighbourhood</h2><img alt='Quarterly monitoring by neighbourhood' "
                  f"style='max-width:100%' src='data:image/png;base64,{b64}'>")
     if hoods is not None and len(hoods):
-        wide = hoods.pivot(index="neighbourhood", columns="label", values="figure")
-        wide = wide[[lab for lab in dict.fromkeys(hoods.label)]].reset_index()
-        cols = {"neighbourhood": ("Neighbourhood", _fmt)}
-        cols.update({lab: (lab, _fmt) for lab in wide.columns[1:]})
+        wide = hoods.pivot(index="label", columns="neighbourhood", values="figure")
+        wide = wide.loc[list(dict.fromkeys(hoods.label))].reset_index()
+        cols = {"label": ("Indicator", _fmt)}
+        cols.update({h: (str(h), _fmt) for h in wide.columns[1:]})
         parts.append(f"<p>Figures by neighbourhood to {e(last_quarter)} (counts of new things added up over the "
                      "quarters; volunteers active: the last quarter's count):</p>")
-        parts.append(_table(wide, cols))
+        parts.append(_table(wide, cols, "small"))
+        gaps = hoods[hoods.missing_cells > 0]
+        if len(gaps):
+            parts.append("<p>Not recorded (the figure counts only what was recorded): " + "; ".join(
+                f"{e(str(r.neighbourhood))}, {e(r.label)} ({int(r.missing_cells)} quarter(s))"
+                for r in gaps.itertuples()) + ".</p>")
     parts.append("<h2>Funding levered</h2>")
     if cfg["data"].get("funding"):
         parts.append(_table(by_source, {"source": ("Source", _fmt), "awards": ("Awards", _fmt),

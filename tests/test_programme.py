@@ -511,10 +511,12 @@ def test_plan_locking_and_verify_say_they_do_not_apply_to_a_programme(tmp_path, 
 
 @pytest.mark.e2e
 def test_the_summary_page_is_self_contained_and_prints(e2e, tmp_path):
-    """The funder page loads nothing from outside itself (WeasyPrint with a data:-only fetcher)
-    and prints to PDF."""
+    """The funder page loads nothing from outside itself (WeasyPrint with a data:-only fetcher),
+    every table fits the page, and it prints to PDF."""
     from analysis.render import html_to_pdf
     html = (e2e["rep"] / "summary.html").read_text()
     assert "data:image/png;base64," in html and not re.search(r"(?i)(src|href)=['\"](?!data:)", html)
+    from analysis.render import layout_problems
+    assert layout_problems(html) == []  # every table fits an A4 page
     html_to_pdf(html, tmp_path / "summary.pdf")
     assert (tmp_path / "summary.pdf").read_bytes()[:4] == b"%PDF"
