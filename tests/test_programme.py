@@ -520,3 +520,24 @@ def test_the_summary_page_is_self_contained_and_prints(e2e, tmp_path):
     assert layout_problems(html) == []  # every table fits an A4 page
     html_to_pdf(html, tmp_path / "summary.pdf")
     assert (tmp_path / "summary.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_a_programme_without_survey_or_funding_reports_them_not_collected(tmp_path):
+    from analysis.stages import programme, programme_ingest
+
+    def edit(c):
+        c["data"].update(survey=None, funding=None)
+        p = c["programme"]
+        p["indicators"] = [i for i in p["indicators"] if i["id"] != "funding_gbp"]
+        p["targets"] = [t for t in p["targets"] if t["indicator"] != "funding_gbp"]
+    c = _cfg_at(EXAMPLE, edit)
+    ing, ing_out, outs = _stage_files(tmp_path)
+    programme_ingest.run(config_keys.stage_config("programme_ingest", c), {}, ing_out)
+    programme.run(config_keys.stage_config("programme", c), ing, outs)
+    assert "resident survey: not collected" in Path(outs["survey_change"]).read_text()
+    assert "resident survey: not collected" in Path(outs["wellby"]).read_text()
+    vfm = pd.read_csv(outs["vfm"]).set_index("measure")
+    assert vfm.loc["Cost per resident engaged", "cost_per_unit_gbp"] > 0
+    assert vfm.note.str.contains("resident survey: not collected").sum() == 2
+    html = Path(outs["summary"]).read_text()
+    assert "Resident survey: not collected" in html and "Funding levered: not collected" in html
