@@ -13,22 +13,34 @@ if not config:
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/sap.smk"
-include: "workflow/rules/ingest.smk"
-include: "workflow/rules/score.smk"
-include: "workflow/rules/link.smk"
-include: "workflow/rules/feasibility.smk"
-include: "workflow/rules/outcome.smk"
-include: "workflow/rules/economics.smk"
-include: "workflow/rules/planning.smk"
-include: "workflow/rules/report.smk"
 
 
-rule all:
-    input:
-        REPORT,
-        MANIFEST,
-        REPORT_DOCUMENTS,
+if config["design"]["type"] == "programme":
+
+    # aggregate programme monitoring: its own rules only, no participant-level analysis
+    include: "workflow/rules/programme.smk"
+
+    rule all:
+        input:
+            PROGRAMME_OUTPUTS.values(),
+
+else:
+
+    include: "workflow/rules/sap.smk"
+    include: "workflow/rules/ingest.smk"
+    include: "workflow/rules/score.smk"
+    include: "workflow/rules/link.smk"
+    include: "workflow/rules/feasibility.smk"
+    include: "workflow/rules/outcome.smk"
+    include: "workflow/rules/economics.smk"
+    include: "workflow/rules/planning.smk"
+    include: "workflow/rules/report.smk"
+
+    rule all:
+        input:
+            REPORT,
+            MANIFEST,
+            REPORT_DOCUMENTS,
 
 
 # A run that fails half way removes what it wrote (processed data, tables, figures, reports),

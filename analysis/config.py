@@ -89,7 +89,7 @@ def validate_config(config: dict, schema: dict | None = None, *, check_plan: boo
     design = config.get("design")
     if isinstance(design, dict) and "clustered" in design:
         raise ConfigError("Invalid trial configuration:\n  config key design.clustered: replaced by "
-                          "design.type (cluster, individual or single_arm; docs/designs.md)")
+                          "design.type (cluster, individual, single_arm or programme; docs/designs.md)")
     schema = schema or load_schema()
     nonfinite = _nonfinite_keys(config)
     if nonfinite:
@@ -107,6 +107,13 @@ def validate_config(config: dict, schema: dict | None = None, *, check_plan: boo
             else:
                 lines.append(f"config key {key}: {e.message}")
         raise ConfigError("Invalid trial configuration:\n  " + "\n  ".join(lines))
+    if cfg["design"]["type"] == "programme":  # aggregate monitoring: no waves, outcomes or models
+        from analysis.programme import programme_plan_problems
+        check_paths(cfg)
+        problems = programme_plan_problems(config, cfg) if check_plan else []
+        if problems:
+            raise ConfigError("Invalid trial configuration:\n  " + "\n  ".join(problems))
+        return cfg
     timepoints = [w["timepoint"] for w in cfg["data"]["waves"]]
     if len(set(timepoints)) != len(timepoints):
         raise ConfigError(f"config key data.waves: time points must be unique, got {timepoints}")
@@ -534,7 +541,8 @@ def _planning_problems(cfg: dict) -> list[str]:
 # data keys whose value is a file in data.raw_dir (any other data key named `file` or `*_file`
 # is treated the same way); economics files are relative to the working directory but must also
 # lie inside data.raw_dir, so that the raw-file SHA-256 manifest covers them.
-RAW_FILE_KEYS = ("sites", "participants", "screening", "service_use", "fidelity", "adverse_events")
+RAW_FILE_KEYS = ("sites", "participants", "screening", "service_use", "fidelity", "adverse_events",
+                 "monitoring", "funding", "survey")
 WORKDIR_FILE_KEYS = (("economics", "unit_costs_file"), ("economics", "inflation_index_file"))
 _NOT_PATHS = {"columns", "values", "ignore_columns", "forms", "date_formats", "missing_codes", "files"}
 
@@ -542,6 +550,8 @@ _NOT_PATHS = {"columns", "values", "ignore_columns", "forms", "date_formats", "m
 def raw_file_keys(cfg: dict) -> list[tuple[str, str]]:
     """(config key, file name relative to data.raw_dir) of every raw file the config names."""
     d = cfg.get("data") or {}
+    if (cfg.get("design") or {}).get("type") == "programme":  # aggregate data: no participant files
+        d = {k: v for k, v in d.items() if k not in ("participants", "waves")}
     out = [(f"data.{k}", d[k]) for k in RAW_FILE_KEYS if isinstance(d.get(k), str)]
 
     def walk(node, key):

@@ -410,6 +410,9 @@ def make_lock(config_path: str | Path, by: str | None = None, data_lock: bool = 
     from analysis.manifest import git_state
 
     cfg = validate_config(read_config_file(config_path))
+    if cfg["design"]["type"] == "programme":
+        raise SAPError("config key design.type: a statistical analysis plan cannot be locked for programme "
+                       "monitoring (design.type programme has no registered analysis; its targets are in the config)")
     if cfg.get("deviations"):
         raise SAPError("config key deviations: a plan being locked has no deviations yet (remove them)")
     if cfg.get("exploratory"):

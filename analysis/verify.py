@@ -139,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OSError) as exc:
         print(f"verify: {exc}", file=sys.stderr)
         return 2
+    if cfg["design"]["type"] == "programme":
+        print("verify: not available for design.type programme (programme monitoring writes no manifest.json); "
+              "rerun it and compare the tables, which are byte-identical for the same inputs", file=sys.stderr)
+        return 2
     manifest_path = Path(a.manifest or f"reports/{cfg['trial_id']}/manifest.json")
     if not manifest_path.exists():
         print(f"verify: no manifest at {manifest_path}: run the workflow first", file=sys.stderr)

@@ -28,6 +28,7 @@ STATISTICAL = {
     "analysis.table1": ["table1"],
     "analysis.scoring": ["score_responses", "reliability_table"],
     "analysis.lmm": ["fit_lmm"],
+    "analysis.programme": ["against_targets", "survey_change", "wellby_table"],
 }
 SECTIONS = ("Parameters", "Returns", "References", "Examples")
 

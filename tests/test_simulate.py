@@ -120,7 +120,7 @@ def _sum_items(wave: pd.DataFrame, inst: str, k: int) -> pd.Series:
     return wave.set_index("participant_id")[cols].astype(float).sum(axis=1, min_count=k)
 
 
-@pytest.mark.parametrize("design", ["single_arm", "individual", "cpi_quasi"])
+@pytest.mark.parametrize("design", ["single_arm", "individual", "cpi_quasi", "c2_programme"])
 def test_committed_design_is_reproduced_byte_for_byte(root, tmp_path, design):
     """data/raw/<design> is exactly what `python -m analysis.simulate --design <design>
     data/raw/<design>` writes (the command its README documents)."""

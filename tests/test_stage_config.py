@@ -90,7 +90,7 @@ def test_edits_reach_only_the_stages_that_read_them(demo_cfg):
         {"outcome", "report", "audience_report"}  # the funder's report carries the methods
     assert changed(lambda c: c["planning"]["simulation"].update(replicates=20)) == \
         {"planning", "power", "report", "audience_report"}
-    assert changed(lambda c: c.update(title="x")) == {"report", "audience_report"}
+    assert changed(lambda c: c.update(title="x")) == {"report", "audience_report", "programme"}
 
 
 def test_parameters_round_trip_and_name_their_section(demo_cfg):

@@ -27,7 +27,8 @@ def test_snakefmt_finds_nothing_to_change(root):
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-@pytest.mark.parametrize("config", ["config/config.yaml", "config/individual.yaml", "config/single_arm.yaml"])
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/individual.yaml", "config/single_arm.yaml",
+                                    "config/c2_programme.yaml"])
 def test_snakemake_lint_finds_nothing(root, config):
     res = subprocess.run([sys.executable, "-m", "snakemake", "--lint", f"--configfile={config}"], cwd=root,
                          capture_output=True, text=True, env=ENV, timeout=300)

@@ -7,7 +7,8 @@ names a list), and a rule's other values are keyword arguments named as the rule
 wildcard (``key_fingerprint`` for link and report, ``raw_dir`` for ingest, ``rule`` and
 ``wildcards`` for power, ``audience`` and ``fmt`` for the report documents, ``status`` for sap).
 The report stage's module has three such functions: ``run`` (the statistician's report and the
-manifest), ``run_audience`` and ``run_document``.
+manifest), ``run_audience`` and ``run_document``.  A programme design (``design.type:
+programme``) runs only ``programme_ingest`` and ``programme`` (workflow/rules/programme.smk).
 
 The Snakemake scripts in ``workflow/scripts/`` only unpack ``snakemake.input/params/output``
 and call one of them, so every stage can also be run (and tested) without Snakemake

@@ -62,6 +62,9 @@ STAGE_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     # simulation-based power: the set-up, each batch and the gathered table (workflow/rules/planning.smk)
     "power": ("seed", "covariates", "data.waves", "design",
               "outcomes.confidence_level", "planning", "primary"),
+    # community programme monitoring (design.type programme; workflow/rules/programme.smk)
+    "programme_ingest": ("data", "programme.indicators"),
+    "programme": ("title", "data.funding", "data.survey", "programme"),
 }
 
 # Keys that choose which report documents exist, not what any of them says: the document rules

@@ -71,6 +71,12 @@ def raw_inputs():
     return [f"{RAW}/{n}" for n in dict.fromkeys(names)]
 
 
+def programme_raw_inputs():
+    """The raw files of a programme design (design.type programme: workflow/rules/programme.smk)."""
+    d = INGEST_CONFIG["data"]
+    return [f"{RAW}/{d[k]}" for k in ("monitoring", "funding", "survey") if d.get(k)]
+
+
 # Named inputs of the report rule.  Each stage's rule file registers the result files its
 # report section reads; report.smk (included last) passes them all to the report stage.
 REPORT_INPUTS = {}

@@ -1,13 +1,17 @@
 # A non-randomised comparison (design.allocation: non_randomised) adds the propensity-score
 # weighted analysis (analysis.propensity) to the outcome stage.
 NON_RANDOMISED = config["design"]["allocation"] == "non_randomised"
-PROPENSITY_OUTPUTS = dict(
-    propensity_model=f"{TABLES}/propensity_model.csv",
-    propensity_balance=f"{TABLES}/propensity_balance.csv",
-    propensity_effects=f"{TABLES}/propensity_effects.csv",
-    propensity_summary=f"{TABLES}/propensity_summary.csv",
-    love_plot=f"{FIGS}/love_plot.png",
-) if NON_RANDOMISED else {}
+PROPENSITY_OUTPUTS = (
+    dict(
+        propensity_model=f"{TABLES}/propensity_model.csv",
+        propensity_balance=f"{TABLES}/propensity_balance.csv",
+        propensity_effects=f"{TABLES}/propensity_effects.csv",
+        propensity_summary=f"{TABLES}/propensity_summary.csv",
+        love_plot=f"{FIGS}/love_plot.png",
+    )
+    if NON_RANDOMISED
+    else {}
+)
 
 REPORT_INPUTS.update(
     **PROPENSITY_OUTPUTS,
@@ -27,6 +31,10 @@ rule outcome:
         fidelity=f"{PROC}/fidelity.parquet",
         sites=f"{PROC}/sites.parquet",
     output:
+        **{
+            k: report(v, caption="../report/propensity.rst", category="Non-randomised comparison")
+            for k, v in PROPENSITY_OUTPUTS.items()
+        },
         effects=report(f"{TABLES}/effects.csv", caption="../report/effects.rst", category="Outcomes"),
         descriptives=f"{TABLES}/descriptives.csv",
         tipping_point=report(
@@ -34,8 +42,6 @@ rule outcome:
         ),
         figure=report(f"{FIGS}/trajectory.png", caption="../report/trajectory.rst", category="Outcomes"),
         forest=report(f"{FIGS}/forest.png", caption="../report/forest.rst", category="Outcomes"),
-        **{k: report(v, caption="../report/propensity.rst", category="Non-randomised comparison")
-           for k, v in PROPENSITY_OUTPUTS.items()},
     log:
         f"{LOGS}/outcome.log",
     conda:

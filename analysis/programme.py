@@ -1,0 +1,831 @@
+"""Community programme monitoring (``design.type: programme``; docs/designs.md).
+
+An asset-based community programme (shaped like Stoke-on-Trent's C2 programme) is monitored
+with *aggregate* counts, not participants: per neighbourhood and quarter, residents reached and
+engaged, partnerships established, volunteers, volunteer hours and additional funding secured.
+This module reads and validates those tables, compares cumulative totals with the config's
+targets (RAG bands), compares a before/after resident survey (ONS4, SWEMWBS), values the change
+in life satisfaction in WELLBYs and sets the programme's costs against its outputs.  No
+individual-level model is fitted: the counts are what was collected and are reported as such.
+
+* **Cumulative figures.**  An indicator with ``aggregation: sum`` counts new things each
+  quarter (its cumulative figure at quarter q is the sum over neighbourhoods and quarters up to
+  q); ``latest`` counts what is current (volunteers active: the figure at q is q's value summed
+  over neighbourhoods).  A neighbourhood-quarter whose count was not recorded (blank cell or
+  absent row) is never read as zero: the figure is the sum of what was recorded and the row
+  says how many neighbourhood-quarters are missing; its RAG rating is then "incomplete".
+* **RAG.**  achieved / target >= ``rag.green`` is green, >= ``rag.amber`` amber, else red.
+* **Survey change.**  Independent cross-sections (Welch's t interval) unless respondent IDs
+  recur across the waves, when the respondents with both questionnaires are compared with a
+  paired t interval (the others are counted and left out); the report says which.
+* **WELLBY.**  change in mean life satisfaction x residents engaged x years x value per WELLBY
+  (HM Treasury 2021: GBP 13,000, range 10,000-16,000, 2019 prices), through
+  :func:`analysis.economics.wellby_value`.  A before/after change in one group is not an effect
+  of the programme: the estimate is labelled as an upper-bound style illustration with its
+  assumptions listed.
+* **Value for money.**  Total cost (every item sourced, inflated to one price year with the
+  NHS cost inflation index of :mod:`analysis.costs`) per resident engaged, per volunteer hour
+  and per point of wellbeing gained.  No SROI ratio is computed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.readers import read_file
+from analysis.validation import Collector, DataValidationError, Field, check_fields
+
+QUARTER_RE = re.compile(r"^([0-9]{4})Q([1-4])$")
+WAVES = ("before", "after")
+ONS4_ITEMS = [f"ons4_{k}" for k in range(1, 5)]
+SWEMWBS_ITEMS = [f"swemwbs_{k}" for k in range(1, 8)]
+FUNDING_INDICATOR = "funding_gbp"
+SCORE_LABELS = {"ons4_life_satisfaction": "ONS4 life satisfaction (0-10)", "ons4_worthwhile": "ONS4 worthwhile (0-10)",
+                "ons4_happiness": "ONS4 happiness (0-10)", "ons4_anxiety": "ONS4 anxiety (0-10, lower is better)",
+                "swemwbs_total": "SWEMWBS raw total (7-35)", "swemwbs_metric": "SWEMWBS metric score (7-35)"}
+NOT_COLLECTED = "not collected"
+# keys of participant-level designs: a programme config that gives one is refused (nothing
+# participant-level runs, so the key would silently do nothing)
+PARTICIPANT_KEYS = ("primary", "outcomes", "feasibility", "propensity", "covariates", "instruments", "prescored",
+                    "instrument_definitions")
+PARTICIPANT_DATA_KEYS = ("sites", "participants", "screening", "service_use", "fidelity", "adverse_events", "waves",
+                         "redcap")
+
+
+# ---- the plan ------------------------------------------------------------------------------------
+
+def programme_plan_problems(raw: dict, cfg: dict) -> list[str]:
+    """Inconsistencies of a programme config (``raw``: the file as written; ``cfg``: validated,
+    defaults filled).  Empty when the plan can run."""
+    why = ("design.type programme analyses aggregate monitoring counts and a before/after resident survey; "
+           "no participant-level analysis (mixed model, feasibility, imputation) runs, so the key would do "
+           "nothing: remove it (docs/designs.md, 'Community programme monitoring')")
+    probs = [f"config key {k}: {why}" for k in PARTICIPANT_KEYS if k in raw]
+    for k in ("economics", "planning"):
+        if ((raw.get(k) or {}).get("enabled")):
+            probs.append(f"config key {k}.enabled: {why}; costs and value for money of a programme are "
+                         "programme.costs")
+    for k in PARTICIPANT_DATA_KEYS:
+        if k in (raw.get("data") or {}):
+            probs.append(f"config key data.{k}: {why}")
+    if cfg.get("blinded"):
+        probs.append("config key blinded: a programme design has no allocation to blind")
+    p, data = cfg["programme"], cfg["data"]
+    if not data.get("monitoring"):
+        probs.append("config key data.monitoring: a programme design needs the monitoring table "
+                     "(neighbourhood x quarter counts)")
+    ids = [i["id"] for i in p["indicators"]]
+    if not ids:
+        probs.append("config key programme.indicators: declare at least one indicator (a column of the "
+                     "monitoring table)")
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        probs.append(f"config key programme.indicators: indicator ids must be unique, repeated: {dup}")
+    if FUNDING_INDICATOR in ids and not data.get("funding"):
+        probs.append(f"config key programme.indicators: {FUNDING_INDICATOR} is the funding table's total, "
+                     "but data.funding is null")
+    for n, i in enumerate(p["indicators"]):
+        if i["id"] in ("neighbourhood", "quarter"):
+            probs.append(f"config key programme.indicators[{n}].id: {i['id']!r} is a key column, not an indicator")
+    seen = set()
+    for n, t in enumerate(p["targets"]):
+        if t["indicator"] not in ids:
+            probs.append(f"config key programme.targets[{n}].indicator: {t['indicator']!r} is not an id of "
+                         f"programme.indicators ({ids})")
+        if (t["indicator"], t["period"]) in seen:
+            probs.append(f"config key programme.targets[{n}]: a second target for {t['indicator']} in {t['period']}")
+        seen.add((t["indicator"], t["period"]))
+    if p["rag"]["amber"] > p["rag"]["green"]:
+        probs.append(f"config key programme.rag.amber: {p['rag']['amber']} must not exceed programme.rag.green "
+                     f"({p['rag']['green']})")
+    for k in ("engaged_indicator", "volunteer_hours_indicator"):
+        if p[k] is not None and p[k] not in ids:
+            probs.append(f"config key programme.{k}: {p[k]!r} is not an id of programme.indicators ({ids})")
+    w = p["wellby"]
+    if not w["low"] <= w["value"] <= w["high"]:
+        probs.append(f"config key programme.wellby: low <= value <= high is required, got {w['low']}, "
+                     f"{w['value']}, {w['high']}")
+    from analysis.costs import CostError, _check_year
+    for n, c in enumerate(p["costs"]):
+        try:
+            _check_year(c["price_year"], f"config key programme.costs[{n}].price_year")
+        except CostError as e:
+            probs.append(str(e))
+    try:
+        _check_year(p["price_year"], "config key programme.price_year")
+    except CostError as e:
+        probs.append(str(e))
+    if p["costs"] and not probs:
+        from analysis.costs import inflation_factor, load_inflation_index
+        index = load_inflation_index()
+        for n, c in enumerate(p["costs"]):
+            try:
+                inflation_factor(c["price_year"], p["price_year"], index)
+            except CostError as e:
+                probs.append(f"config key programme.costs[{n}].price_year ({c['price_year']} to programme.price_year "
+                             f"{p['price_year']}): {str(e).split(';')[0]}; costs are inflated with the NHS cost "
+                             "inflation index (analysis/data/nhscii_pay_prices.csv)")
+    return probs
+
+
+# ---- reading and validating the raw tables -------------------------------------------------------
+
+def quarter_index(q: str) -> int:
+    m = QUARTER_RE.match(q)
+    return int(m.group(1)) * 4 + int(m.group(2)) - 1
+
+
+def quarter_label(i: int) -> str:
+    return f"{i // 4}Q{i % 4 + 1}"
+
+
+def _check_quarters(table, q: Collector, col: str = "quarter") -> None:
+    s = table.frame[col].astype(str).str.strip()
+    bad = (s != "") & ~s.str.match(QUARTER_RE.pattern)
+    q.add_many(table, bad.to_numpy(), col, "quarter must be written YYYYQn (e.g. 2024Q1)", values=s)
+
+
+def _blank_missing_codes(table, codes: list, keep: tuple[str, ...]) -> None:
+    """Cells holding one of data.missing_codes read as blank (not recorded), except in the key
+    columns ``keep``."""
+    codes = {str(c).strip() for c in codes or []}
+    if not codes:
+        return
+    for c in table.frame.columns:
+        if c not in keep:
+            s = table.frame[c].astype(str)
+            table.frame[c] = s.where(~s.str.strip().isin(codes), "")
+
+
+def _unknown_columns(table, known: list[str], q: Collector, role: str) -> None:
+    for c in table.frame.columns:
+        if c not in known:
+            q.add(table.file, None, "", c, "", f"unknown column in the {role} table (expected: {', '.join(known)}); "
+                  "declare it under programme.indicators or remove it")
+
+
+def _missing_columns(table, needed: list[str], q: Collector, role: str, why: str = "") -> bool:
+    missing = [c for c in needed if c not in table.frame.columns]
+    for c in missing:
+        q.add(table.file, None, "", c, "", f"required column missing from the {role} table{why}")
+    return not missing
+
+
+def _duplicates(table, typed: pd.DataFrame, keys: list[str], q: Collector, what: str, ids=None) -> None:
+    dup = typed.duplicated(keys, keep="first") & typed[keys].notna().all(axis=1)
+    vals = typed[keys].astype(object).where(typed[keys].notna(), "").astype(str).agg(" ".join, axis=1)
+    q.add_many(table, dup.to_numpy(), keys[-1], f"a second row for the same {what}", values=vals, ids=ids)
+
+
+def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """The programme's typed tables: monitoring (neighbourhood, quarter, one column per
+    indicator, source_line), funding (neighbourhood, quarter, source, amount_gbp) and survey
+    (respondent: an integer code, never the raw ID; neighbourhood, wave, items).
+
+    Every broken rule becomes a query naming file, line, column, value and rule; any error
+    raises :class:`DataValidationError` listing them all, before anything is written."""
+    raw_dir = Path(raw_dir or cfg["data"]["raw_dir"])
+    data, p = cfg["data"], cfg["programme"]
+    options = data.get("files") or {}
+    q = Collector()
+    out: dict[str, pd.DataFrame] = {}
+    counts = [i["id"] for i in p["indicators"] if i["id"] != FUNDING_INDICATOR]
+    mon = read_file(raw_dir, data["monitoring"], q, options.get(data["monitoring"]))
+    neighbourhoods: set = set()
+    if mon is not None:
+        _blank_missing_codes(mon, data.get("missing_codes"), ("neighbourhood", "quarter"))
+        known = ["neighbourhood", "quarter", *counts]
+        _unknown_columns(mon, known, q, "monitoring")
+        if _missing_columns(mon, known, q, "monitoring", " (programme.indicators names it)"):
+            fields = [Field("neighbourhood", "id", required=True), Field("quarter", "text", required=True)]
+            fields += [Field(c, "int", min=0, range_rule="a count must be 0 or more") for c in counts]
+            typed = check_fields(mon, fields, q, date_formats=data["date_formats"])
+            _check_quarters(mon, q)
+            _duplicates(mon, typed, ["neighbourhood", "quarter"], q, "neighbourhood and quarter")
+            typed["source_line"] = mon.rows
+            out["monitoring"] = typed
+            neighbourhoods = set(typed.neighbourhood.dropna())
+    if data.get("funding"):
+        fun = read_file(raw_dir, data["funding"], q, options.get(data["funding"]))
+        if fun is not None:
+            known = ["neighbourhood", "quarter", "source", "amount_gbp"]
+            _unknown_columns(fun, known, q, "funding")
+            if _missing_columns(fun, known, q, "funding"):
+                typed = check_fields(fun, [Field("neighbourhood", "id", required=True),
+                                           Field("quarter", "text", required=True),
+                                           Field("source", "text", required=True),
+                                           Field("amount_gbp", "number", required=True, min=0,
+                                                 range_rule="an amount secured must be 0 or more")], q)
+                _check_quarters(fun, q)
+                if mon is not None and "monitoring" in out:
+                    off = typed.neighbourhood.notna() & ~typed.neighbourhood.isin(neighbourhoods)
+                    q.add_many(fun, off.to_numpy(), "neighbourhood",
+                               f"neighbourhood not in the monitoring table ({data['monitoring']})")
+                    quarters = set(out["monitoring"].quarter.dropna())
+                    off = typed.quarter.notna() & ~typed.quarter.isin(quarters)
+                    q.add_many(fun, off.to_numpy(), "quarter",
+                               f"quarter not in the monitoring table ({data['monitoring']}): funding outside the "
+                               "quarters monitored would be left out of every total")
+                out["funding"] = typed
+    if data.get("survey"):
+        sur = read_file(raw_dir, data["survey"], q, options.get(data["survey"]))
+        if sur is not None:
+            _blank_missing_codes(sur, data.get("missing_codes"), ("respondent_id", "neighbourhood", "wave"))
+            known = ["respondent_id", "neighbourhood", "wave", *ONS4_ITEMS, *SWEMWBS_ITEMS]
+            _unknown_columns(sur, known, q, "survey")
+            if _missing_columns(sur, known, q, "survey"):
+                fields = [Field("respondent_id", "id", required=True), Field("neighbourhood", "id"),
+                          Field("wave", "code", required=True, allowed=WAVES)]
+                fields += [Field(c, "int", min=0, max=10) for c in ONS4_ITEMS]
+                fields += [Field(c, "int", min=1, max=5) for c in SWEMWBS_ITEMS]
+                typed = check_fields(sur, fields, q, id_col="respondent_id")
+                if neighbourhoods:
+                    off = typed.neighbourhood.notna() & ~typed.neighbourhood.isin(neighbourhoods)
+                    q.add_many(sur, off.to_numpy(), "neighbourhood",
+                               f"neighbourhood not in the monitoring table ({data['monitoring']})")
+                _duplicates(sur, typed, ["respondent_id", "wave"], q, "respondent and wave",
+                            ids=typed.respondent_id.astype(object).fillna("").to_numpy())
+                if not q.errors:
+                    codes = {r: i for i, r in enumerate(sorted(typed.respondent_id.unique()), 1)}
+                    typed.insert(0, "respondent", typed.respondent_id.map(codes).astype("int64"))
+                    out["survey"] = typed.drop(columns="respondent_id")
+    if q.errors:
+        raise DataValidationError(q.errors)
+    return out
+
+
+# ---- cumulative totals against targets -----------------------------------------------------------
+
+def quarterly_grid(monitoring: pd.DataFrame, funding: pd.DataFrame | None, indicators: list[dict]) -> pd.DataFrame:
+    """One row per neighbourhood and quarter from the first to the last quarter monitored (a
+    missing row is a row of not-recorded counts), one column per indicator; funding_gbp is the
+    funding table's total (a neighbourhood-quarter without an award secured nothing: 0)."""
+    qi = monitoring.quarter.map(quarter_index)
+    quarters = [quarter_label(i) for i in range(qi.min(), qi.max() + 1)]
+    hoods = sorted(monitoring.neighbourhood.unique())
+    grid = pd.MultiIndex.from_product([hoods, quarters], names=["neighbourhood", "quarter"]).to_frame(index=False)
+    counts = [i["id"] for i in indicators if i["id"] != FUNDING_INDICATOR]
+    grid = grid.merge(monitoring[["neighbourhood", "quarter", *counts]], how="left", on=["neighbourhood", "quarter"])
+    if any(i["id"] == FUNDING_INDICATOR for i in indicators):
+        f = funding if funding is not None else pd.DataFrame(columns=["neighbourhood", "quarter", "amount_gbp"])
+        tot = f.groupby(["neighbourhood", "quarter"]).amount_gbp.sum().rename(FUNDING_INDICATOR).reset_index()
+        grid = grid.merge(tot, how="left", on=["neighbourhood", "quarter"])
+        grid[FUNDING_INDICATOR] = grid[FUNDING_INDICATOR].fillna(0.0).astype(float)
+    for c in counts:
+        grid[c] = grid[c].astype("Float64")
+    return grid
+
+
+def cumulative(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
+    """Programme-wide cumulative figure of every indicator at the end of every quarter:
+    indicator, label, unit, aggregation, quarter, value (the quarter's own total), cumulative,
+    missing_cells (neighbourhood-quarters up to then whose count was not recorded)."""
+    quarters = sorted(grid.quarter.unique(), key=quarter_index)
+    rows = []
+    for ind in indicators:
+        x = grid.pivot(index="quarter", columns="neighbourhood", values=ind["id"]).reindex(quarters).astype(float)
+        miss = x.isna().sum(axis=1)
+        per_q = x.sum(axis=1, min_count=1)
+        cum = per_q.fillna(0).cumsum() if ind["aggregation"] == "sum" else per_q
+        cum_miss = miss.cumsum() if ind["aggregation"] == "sum" else miss
+        for qq in quarters:
+            rows.append(dict(indicator=ind["id"], label=ind["label"], unit=ind.get("unit", ""),
+                             aggregation=ind["aggregation"], quarter=qq, value=per_q[qq],
+                             cumulative=cum[qq] if pd.notna(per_q[qq]) or ind["aggregation"] == "sum" else np.nan,
+                             missing_cells=int(cum_miss[qq])))
+    return pd.DataFrame(rows)
+
+
+def by_neighbourhood(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
+    """Each neighbourhood's figure at the last quarter monitored (sum indicators: the total over
+    all quarters; latest: the last quarter's), with its neighbourhood-quarters not recorded."""
+    last = max(grid.quarter, key=quarter_index)
+    rows = []
+    for hood, d in grid.groupby("neighbourhood", sort=True):
+        for ind in indicators:
+            x = d[ind["id"]].astype(float)
+            if ind["aggregation"] == "sum":
+                value, miss = x.sum(min_count=1), int(x.isna().sum())
+            else:
+                value = x[d.quarter == last].iloc[0]
+                miss = int(pd.isna(value))
+            rows.append(dict(neighbourhood=hood, indicator=ind["id"], label=ind["label"], unit=ind.get("unit", ""),
+                             aggregation=ind["aggregation"], to_quarter=last, figure=value, missing_cells=miss))
+    return pd.DataFrame(rows)
+
+
+def rag_rating(ratio: float, green: float, amber: float) -> str:
+    """'green' / 'amber' / 'red' for achieved / target.
+
+    >>> [rag_rating(r, 1.0, 0.8) for r in (1.0, 0.99, 0.8, 0.7999)]
+    ['green', 'amber', 'amber', 'red']
+    """
+    return "green" if ratio >= green else ("amber" if ratio >= amber else "red")
+
+
+def against_targets(cum: pd.DataFrame, targets: list[dict], rag: dict) -> pd.DataFrame:
+    """Each target with the cumulative figure at its quarter, the share achieved and its RAG rating.
+
+    Parameters
+    ----------
+    cum : pandas.DataFrame
+        Cumulative figures by indicator and quarter (:func:`cumulative`).
+    targets : list of dict
+        ``programme.targets``: indicator, period (YYYYQn), cumulative target.
+    rag : dict
+        ``programme.rag``: the lowest shares of target rated green and amber.
+
+    Returns
+    -------
+    pandas.DataFrame
+        indicator, label, unit, period, target, achieved, percent_of_target, rag, missing_cells,
+        note.  A target after the last quarter monitored is 'not yet due'; one whose figure has
+        unrecorded neighbourhood-quarters is 'incomplete' (never rated as if they were zero).
+
+    References
+    ----------
+    None: the red/amber/green rating is a programme-monitoring convention, not a statistical
+    method; its thresholds are the funder's (``programme.rag``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.programme import against_targets, cumulative, quarterly_grid
+    >>> mon = pd.DataFrame({"neighbourhood": ["A", "B", "A", "B"],
+    ...                     "quarter": ["2024Q1", "2024Q1", "2024Q2", "2024Q2"],
+    ...                     "engaged": pd.array([30, 25, None, 40], dtype="Int64")})
+    >>> inds = [{"id": "engaged", "label": "Residents engaged", "unit": "residents", "aggregation": "sum"}]
+    >>> cum = cumulative(quarterly_grid(mon, None, inds), inds)
+    >>> t = against_targets(cum, [{"indicator": "engaged", "period": "2024Q1", "target": 50},
+    ...                           {"indicator": "engaged", "period": "2024Q2", "target": 100},
+    ...                           {"indicator": "engaged", "period": "2024Q4", "target": 150}],
+    ...                     {"green": 1.0, "amber": 0.8})
+    >>> print(t[["period", "target", "achieved", "rag", "missing_cells"]].to_string(index=False))
+    period  target  achieved         rag  missing_cells
+    2024Q1    50.0      55.0       green              0
+    2024Q2   100.0      95.0  incomplete              1
+    2024Q4   150.0       NaN not yet due              0
+    """
+    last = max(cum.quarter, key=quarter_index)
+    cols = ["indicator", "label", "unit", "period", "target", "achieved", "percent_of_target", "rag",
+            "missing_cells", "note"]
+    rows = []
+    for t in sorted(targets, key=lambda t: (t["indicator"], quarter_index(t["period"]))):
+        sub = cum[cum.indicator == t["indicator"]]
+        label, unit = sub.label.iloc[0], sub.unit.iloc[0]
+        r = dict(indicator=t["indicator"], label=label, unit=unit, period=t["period"], target=float(t["target"]),
+                 achieved=np.nan, percent_of_target=np.nan, rag="", missing_cells=0, note="")
+        if quarter_index(t["period"]) > quarter_index(last):
+            r.update(rag="not yet due", note=f"monitoring runs to {last}")
+        elif quarter_index(t["period"]) < quarter_index(cum.quarter.min()):
+            r.update(rag="not assessed", note="before the first quarter monitored")
+        else:
+            row = sub[sub.quarter == t["period"]].iloc[0]
+            r.update(achieved=row.cumulative, missing_cells=int(row.missing_cells))
+            if pd.isna(row.cumulative):
+                r.update(rag="incomplete", note="no count recorded in that quarter")
+            else:
+                r["percent_of_target"] = 100.0 * row.cumulative / t["target"]
+                if row.missing_cells:
+                    r.update(rag="incomplete", note=f"{int(row.missing_cells)} neighbourhood-quarter(s) not recorded; "
+                             "the figure counts only what was recorded")
+                else:
+                    r["rag"] = rag_rating(row.cumulative / t["target"], rag["green"], rag["amber"])
+        rows.append(r)
+    return pd.DataFrame(rows, columns=cols)
+
+
+def funding_by_source(funding: pd.DataFrame | None) -> pd.DataFrame:
+    """Funding secured by source: awards, total (GBP), share of all funding."""
+    if funding is None or funding.empty:
+        return pd.DataFrame(columns=["source", "awards", "amount_gbp", "percent"])
+    t = funding.groupby("source").amount_gbp.agg(awards="size", amount_gbp="sum").reset_index()
+    t["percent"] = 100.0 * t.amount_gbp / t.amount_gbp.sum()
+    return t.sort_values(["amount_gbp", "source"], ascending=[False, True]).reset_index(drop=True)
+
+
+def trend_figure(grid: pd.DataFrame, indicators: list[dict], fmt: str = "png") -> bytes:
+    """Small multiples: one panel per indicator, the quarterly value of each neighbourhood (a
+    gap where it was not recorded)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis.figures import not_registered_note
+
+    quarters = sorted(grid.quarter.unique(), key=quarter_index)
+    n = len(indicators)
+    ncol = min(3, n)
+    nrow = -(-n // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
+    for ax, ind in zip(axes.ravel(), indicators):
+        for hood, d in grid.groupby("neighbourhood", sort=True):
+            y = d.set_index("quarter")[ind["id"]].reindex(quarters).astype(float)
+            ax.plot(range(len(quarters)), y.to_numpy(), marker="o", ms=3, lw=1.2, label=str(hood))
+        ax.set_title(ind["label"], fontsize=9)
+        ax.set_ylabel(f"{ind.get('unit', '')} per quarter", fontsize=8)
+        ax.set_xticks(range(len(quarters)))
+        ax.set_xticklabels(quarters, rotation=60, fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("Quarterly monitoring by neighbourhood", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    not_registered_note(fig)
+    buf = io.BytesIO()
+    meta = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
+    import matplotlib as mpl
+    with mpl.rc_context({"svg.hashsalt": "pathways"}):
+        fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight", metadata=meta)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# ---- the resident survey -------------------------------------------------------------------------
+
+def score_survey(survey: pd.DataFrame) -> pd.DataFrame:
+    """ONS4 and SWEMWBS scores of each questionnaire, with the package's instrument library
+    (the SWEMWBS metric score by the published Rasch conversion)."""
+    from analysis import instruments
+
+    out = survey[["respondent", "neighbourhood", "wave"]].copy()
+    for inst in ("ons4", "swemwbs"):
+        s = instruments.score(inst, survey)
+        out = out.join(s[[c for c in s.columns if not c.endswith("_reason") and not c.endswith("_band")]])
+    return out
+
+
+def survey_design(scores: pd.DataFrame) -> tuple[str, int]:
+    """('paired', respondents with both waves) when respondent IDs recur across the waves, else
+    ('independent', 0)."""
+    both = scores.groupby("respondent").wave.nunique()
+    n = int((both == 2).sum())
+    return ("paired", n) if n else ("independent", 0)
+
+
+def survey_change(scores: pd.DataFrame, outcomes: list[str], level: float = 0.95) -> pd.DataFrame:
+    """Mean before and after, and the change (after minus before) with its confidence interval.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        One row per questionnaire: respondent (code), wave (before/after) and the score columns.
+    outcomes : list of str
+        Score columns to compare.
+    level : float
+        Confidence level of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        outcome, label, design, n_before, n_after, mean_before, mean_after, change, ci_low,
+        ci_high, df, p_value, n_unpaired_excluded, method, note.  Independent cross-sections
+        (no respondent in both waves): Welch's two-sample t.  Respondents surveyed twice: a
+        paired t on those with both questionnaires (the others are left out and counted).  A
+        wave with fewer than two scores gives no change and says why.
+
+    References
+    ----------
+    Welch BL. The generalization of 'Student's' problem when several different population
+    variances are involved. Biometrika 1947;34:28-35.  Matches R's ``t.test`` (golden file
+    tests/reference/golden/programme_survey.csv).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.programme import survey_change
+    >>> s = pd.DataFrame({"respondent": range(1, 9), "wave": ["before"] * 4 + ["after"] * 4,
+    ...                   "ons4_life_satisfaction": [5., 6, 7, 6, 7, 8, 6, 8]})
+    >>> ch = survey_change(s, ["ons4_life_satisfaction"])
+    >>> print(ch[["design", "change", "ci_low", "ci_high", "method"]].round(4).to_string(index=False))
+         design  change  ci_low  ci_high             method
+    independent    1.25 -0.2988   2.7988 Welch two-sample t
+    """
+    design, _ = survey_design(scores)
+    rows = []
+    for y in outcomes:
+        b = scores.loc[scores.wave == "before", ["respondent", y]].dropna()
+        a = scores.loc[scores.wave == "after", ["respondent", y]].dropna()
+        r = dict(outcome=y, label=SCORE_LABELS[y], design=design, note="")
+        if design == "independent" and min(len(a), len(b)) < 2:
+            r.update(n_before=len(b), n_after=len(a), mean_before=b[y].mean() if len(b) else np.nan,
+                     mean_after=a[y].mean() if len(a) else np.nan, change=np.nan, ci_low=np.nan, ci_high=np.nan,
+                     df=np.nan, p_value=np.nan, n_unpaired_excluded=0, method="Welch two-sample t",
+                     note="fewer than 2 scored questionnaires in a wave: change not estimated")
+            rows.append(r)
+            continue
+        if design == "paired":
+            m = b.merge(a, on="respondent", suffixes=("_b", "_a"))
+            d = (m[f"{y}_a"] - m[f"{y}_b"]).to_numpy(float)
+            if len(d) < 2:
+                r.update(n_before=len(m), n_after=len(m), mean_before=np.nan, mean_after=np.nan, change=np.nan,
+                         ci_low=np.nan, ci_high=np.nan, df=np.nan, p_value=np.nan,
+                         n_unpaired_excluded=len(b) + len(a) - 2 * len(m), method="paired t",
+                         note="fewer than 2 respondents with both questionnaires: change not estimated")
+                rows.append(r)
+                continue
+            res = stats.ttest_1samp(d, 0.0)
+            ci = res.confidence_interval(level)
+            r.update(n_before=len(m), n_after=len(m), mean_before=m[f"{y}_b"].mean(), mean_after=m[f"{y}_a"].mean(),
+                     change=d.mean(), ci_low=ci.low, ci_high=ci.high, df=float(res.df), p_value=res.pvalue,
+                     n_unpaired_excluded=len(b) + len(a) - 2 * len(m), method="paired t")
+        else:
+            xa, xb = a[y].to_numpy(float), b[y].to_numpy(float)
+            res = stats.ttest_ind(xa, xb, equal_var=False)
+            ci = res.confidence_interval(level)
+            r.update(n_before=len(xb), n_after=len(xa), mean_before=xb.mean(), mean_after=xa.mean(),
+                     change=xa.mean() - xb.mean(), ci_low=ci.low, ci_high=ci.high, df=float(res.df),
+                     p_value=res.pvalue, n_unpaired_excluded=0, method="Welch two-sample t")
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+
+# ---- WELLBY and value for money ------------------------------------------------------------------
+
+def final_total(cum: pd.DataFrame, indicator: str | None) -> tuple[float | None, int]:
+    """The indicator's cumulative figure at the last quarter (None if not collected) and the
+    number of neighbourhood-quarters in it that were not recorded."""
+    if indicator is None:
+        return None, 0
+    sub = cum[cum.indicator == indicator].sort_values("quarter", key=lambda s: s.map(quarter_index))
+    v = sub.cumulative.iloc[-1]
+    return (None if pd.isna(v) else float(v)), int(sub.missing_cells.iloc[-1])
+
+
+def wellby_table(change: pd.DataFrame | None, residents: float | None, w: dict) -> pd.DataFrame:
+    """Social-value estimate: change in mean life satisfaction x residents x years x value per WELLBY.
+
+    Parameters
+    ----------
+    change : pandas.DataFrame or None
+        :func:`survey_change` (its ons4_life_satisfaction row is used); None: no survey.
+    residents : float or None
+        Residents the change applies to (the engaged indicator's cumulative figure).
+    w : dict
+        ``programme.wellby``: value, low, high, uprating_factor, duration_years, price_basis.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scenario (low, central and high value at the point estimate; the central
+        value at each end of the change's confidence interval): ls_change, residents,
+        duration_years, wellbys, value_per_wellby, social_value_gbp, price_basis, note.  One
+        'not estimated' row with the reason when an input was not collected.
+
+    References
+    ----------
+    HM Treasury. Wellbeing guidance for appraisal: supplementary Green Book guidance. London,
+    2021 (GBP 13,000 per WELLBY, range 10,000-16,000, 2019 prices).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from analysis.programme import wellby_table
+    >>> ch = pd.DataFrame({"outcome": ["ons4_life_satisfaction"], "change": [0.25], "ci_low": [-0.05],
+    ...                    "ci_high": [0.55]})
+    >>> w = {"value": 13000, "low": 10000, "high": 16000, "uprating_factor": 1.0, "duration_years": 1.0,
+    ...      "price_basis": "2019 prices"}
+    >>> print(wellby_table(ch, 1000.0, w)[["scenario", "wellbys", "social_value_gbp"]].to_string(index=False))
+                             scenario  wellbys  social_value_gbp
+                            low value    250.0         2500000.0
+                              central    250.0         3250000.0
+                           high value    250.0         4000000.0
+    central value, lower CI of change    -50.0         -650000.0
+    central value, upper CI of change    550.0         7150000.0
+    """
+    from analysis.economics import wellby_value
+
+    cols = ["scenario", "ls_change", "residents", "duration_years", "wellbys", "value_per_wellby", "social_value_gbp",
+            "price_basis", "note"]
+    row = None if change is None else change[change.outcome == "ons4_life_satisfaction"]
+    if row is None or row.empty or residents is None:
+        what = "resident survey" if row is None or row.empty else "residents engaged (programme.engaged_indicator)"
+        return pd.DataFrame([dict(scenario="not estimated", note=f"{what}: {NOT_COLLECTED}")], columns=cols)
+    r = row.iloc[0]
+    years = float(w["duration_years"])
+    out = []
+    for scen, dls, val in (("low value", r.change, w["low"]), ("central", r.change, w["value"]),
+                           ("high value", r.change, w["high"]),
+                           ("central value, lower CI of change", r.ci_low, w["value"]),
+                           ("central value, upper CI of change", r.ci_high, w["value"])):
+        wb = float(dls) * residents * years
+        out.append(dict(scenario=scen, ls_change=float(dls), residents=residents, duration_years=years, wellbys=wb,
+                        value_per_wellby=float(val) * float(w["uprating_factor"]),
+                        social_value_gbp=wellby_value(wb, val, w["uprating_factor"]),
+                        price_basis=w["price_basis"], note=""))
+    return pd.DataFrame(out, columns=cols)
+
+
+WELLBY_ASSUMPTIONS = (
+    "The change is the before/after difference in mean ONS life satisfaction (0-10) among survey respondents; "
+    "there is no comparison group, so it is not an estimate of the programme's effect (other changes over the "
+    "same period are included).",
+    "The survey respondents' change applies to every resident counted as engaged.",
+    "The change lasts programme.wellby.duration_years (shown as Years) and is not discounted; no displacement, "
+    "deadweight or drop-off is applied.",
+    "Value per WELLBY from HM Treasury (2021) Wellbeing guidance for appraisal: GBP 13,000 (range 10,000-16,000) "
+    "in 2019 prices; the price basis is stated on every row.",
+)
+
+
+def cost_buildup(costs: list[dict], price_year: str, index: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every cost item with its source, in its own prices and in ``price_year`` prices (NHS cost
+    inflation index, :func:`analysis.costs.inflation_factor`)."""
+    from analysis.costs import inflation_factor, load_inflation_index
+
+    index = load_inflation_index() if index is None else index
+    rows = []
+    for c in costs:
+        f = inflation_factor(c["price_year"], price_year, index)
+        rows.append(dict(item=c["item"], category=c.get("category", "other"), amount_gbp=float(c["amount_gbp"]),
+                         price_year=c["price_year"], inflation_factor=f, amount_gbp_analysis_year=float(c["amount_gbp"]) * f,
+                         analysis_price_year=price_year, source=c["source"]))
+    return pd.DataFrame(rows, columns=["item", "category", "amount_gbp", "price_year", "inflation_factor",
+                                       "amount_gbp_analysis_year", "analysis_price_year", "source"])
+
+
+def value_for_money(buildup: pd.DataFrame, engaged: float | None, volunteer_hours: float | None,
+                    change: pd.DataFrame | None, missing: dict[str, int] | None = None) -> pd.DataFrame:
+    """Cost per unit of outcome: per resident engaged, per volunteer hour, per point of life
+    satisfaction gained (per resident; = per WELLBY for a change lasting one year) and per
+    SWEMWBS metric point gained.  A unit not collected, or a wellbeing change that is not a
+    gain, gives no figure and says why; ``missing`` (engaged, volunteer_hours: neighbourhood-
+    quarters not recorded) adds a note that the units count only what was recorded."""
+    missing = missing or {}
+
+    def partial(key):
+        n = missing.get(key, 0)
+        return (f"{n} neighbourhood-quarter(s) not recorded: the units count only what was recorded, so the cost "
+                "per unit is overstated") if n else ""
+    total = float(buildup.amount_gbp_analysis_year.sum()) if len(buildup) else None
+    year = buildup.analysis_price_year.iloc[0] if len(buildup) else ""
+    rows = []
+
+    def add(measure, units, unit_label, note=""):
+        if total is None:
+            rows.append(dict(measure=measure, total_cost_gbp=np.nan, units=units, cost_per_unit_gbp=np.nan,
+                             unit=unit_label, price_year=year, note="programme costs: " + NOT_COLLECTED))
+        elif units is None or pd.isna(units):
+            rows.append(dict(measure=measure, total_cost_gbp=total, units=np.nan, cost_per_unit_gbp=np.nan,
+                             unit=unit_label, price_year=year, note=note or NOT_COLLECTED))
+        elif units <= 0:
+            rows.append(dict(measure=measure, total_cost_gbp=total, units=units, cost_per_unit_gbp=np.nan,
+                             unit=unit_label, price_year=year, note=note or "no units gained: not defined"))
+        else:
+            rows.append(dict(measure=measure, total_cost_gbp=total, units=units, cost_per_unit_gbp=total / units,
+                             unit=unit_label, price_year=year, note=note))
+
+    add("Cost per resident engaged", engaged, "resident engaged", partial("engaged"))
+    add("Cost per volunteer hour", volunteer_hours, "volunteer hour", partial("volunteer_hours"))
+    for y, label in (("ons4_life_satisfaction", "point of life satisfaction (0-10) gained per resident"),
+                     ("swemwbs_metric", "SWEMWBS metric point gained per resident")):
+        row = None if change is None else change[change.outcome == y]
+        if row is None or row.empty:
+            add(f"Cost per {label}", None, label, "resident survey: " + NOT_COLLECTED)
+        elif engaged is None:
+            add(f"Cost per {label}", None, label, "residents engaged: " + NOT_COLLECTED)
+        else:
+            ch = float(row.iloc[0].change)
+            if not np.isfinite(ch):
+                add(f"Cost per {label}", None, label, "survey change not estimated (see survey_change.csv)")
+                continue
+            note = "; ".join(x for x in ("before/after change among respondents, applied to every resident "
+                                         "engaged; not a controlled effect", partial("engaged")) if x)
+            add(f"Cost per {label}", ch * engaged, label,
+                note if ch > 0 else "mean change is not a gain: cost per point not defined")
+    return pd.DataFrame(rows, columns=["measure", "total_cost_gbp", "units", "cost_per_unit_gbp", "unit",
+                                       "price_year", "note"])
+
+
+# ---- the funder-ready summary page ---------------------------------------------------------------
+
+def _fmt(v, nd=0, money=False) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)) or (not isinstance(v, str) and pd.isna(v)):
+        return "—"
+    if isinstance(v, str):
+        return html.escape(v)
+    s = f"{abs(float(v)):,.{nd}f}"
+    sign = "−" if float(v) < 0 and float(s.replace(",", "")) != 0 else ""
+    return f"{sign}£{s}" if money else f"{sign}{s}"
+
+
+def _table(df: pd.DataFrame, cols: dict[str, tuple], cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cols.values())
+    body = []
+    for _, r in df.iterrows():
+        cells = []
+        for c, (_, fmt) in cols.items():
+            v = r[c]
+            text = fmt(v) if callable(fmt) else _fmt(v)
+            klass = f' class="rag-{html.escape(str(v)).replace(" ", "-")}"' if c == "rag" else ""
+            cells.append(f"<td{klass}>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, change: pd.DataFrame | None,
+                 design: str, wellby: pd.DataFrame, buildup: pd.DataFrame, vfm: pd.DataFrame, figure_png: bytes,
+                 last_quarter: str, n_neighbourhoods: int, label: str = "",
+                 hoods: pd.DataFrame | None = None) -> str:
+    """The funder-ready one-page summary (self-contained HTML: the figure is embedded)."""
+    e = html.escape
+    rag_css = ("td.rag-green{background:#c8e6c9}td.rag-amber{background:#ffe0b2}td.rag-red{background:#ffcdd2}"
+               "td.rag-incomplete,td.rag-not-yet-due{color:#555;font-style:italic}")
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(cfg['title'])}</title>",
+             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;font-size:14px}"
+             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:3px 6px;"
+             "text-align:right}td:first-child,th:first-child{text-align:left}table.small{font-size:11px}" + rag_css + "</style></head><body>"]
+    if label:
+        parts.append(f"<p><strong>{e(label)}</strong></p>")
+    parts.append(f"<h1>{e(cfg['title'])}</h1><p>Programme monitoring summary for funders: {n_neighbourhoods} "
+                 f"neighbourhoods, quarters to {e(last_quarter)}. Aggregate counts only; no individual is "
+                 "identified.</p>")
+    parts.append("<h2>Progress against targets</h2>")
+    rg = cfg["programme"]["rag"]
+    parts.append(f"<p>Cumulative figures at the end of each target quarter. Green: at least "
+                 f"{100 * rg['green']:.0f}% of target; amber: at least {100 * rg['amber']:.0f}%; red: below. "
+                 "'incomplete': some neighbourhood-quarters were not recorded (never counted as zero).</p>")
+    parts.append(_table(targets, {"label": ("Indicator", _fmt), "period": ("By end of", _fmt),
+                                  "target": ("Target", _fmt), "achieved": ("Achieved", _fmt),
+                                  "percent_of_target": ("% of target", lambda v: _fmt(v, 0)),
+                                  "rag": ("RAG", _fmt), "note": ("Note", _fmt)}))
+    b64 = base64.b64encode(figure_png).decode()
+    parts.append(f"<h2>Trend by neighbourhood</h2><img alt='Quarterly monitoring by neighbourhood' "
+                 f"style='max-width:100%' src='data:image/png;base64,{b64}'>")
+    if hoods is not None and len(hoods):
+        wide = hoods.pivot(index="label", columns="neighbourhood", values="figure")
+        wide = wide.loc[list(dict.fromkeys(hoods.label))].reset_index()
+        cols = {"label": ("Indicator", _fmt)}
+        cols.update({h: (str(h), _fmt) for h in wide.columns[1:]})
+        parts.append(f"<p>Figures by neighbourhood to {e(last_quarter)} (counts of new things added up over the "
+                     "quarters; volunteers active: the last quarter's count):</p>")
+        parts.append(_table(wide, cols, "small"))
+        gaps = hoods[hoods.missing_cells > 0]
+        if len(gaps):
+            parts.append("<p>Not recorded (the figure counts only what was recorded): " + "; ".join(
+                f"{e(str(r.neighbourhood))}, {e(r.label)} ({int(r.missing_cells)} quarter(s))"
+                for r in gaps.itertuples()) + ".</p>")
+    parts.append("<h2>Funding levered</h2>")
+    if cfg["data"].get("funding"):
+        parts.append(_table(by_source, {"source": ("Source", _fmt), "awards": ("Awards", _fmt),
+                                        "amount_gbp": ("Amount", lambda v: _fmt(v, 0, True)),
+                                        "percent": ("% of total", lambda v: _fmt(v, 1))}))
+    else:
+        parts.append(f"<p>Funding levered: {NOT_COLLECTED}.</p>")
+    parts.append("<h2>Resident wellbeing (survey before and after)</h2>")
+    if change is None:
+        parts.append(f"<p>Resident survey: {NOT_COLLECTED}.</p>")
+    else:
+        how = ("the same residents surveyed twice (paired t interval; residents with one questionnaire left out)"
+               if design == "paired" else "different residents before and after (independent cross-sections, "
+               "Welch's t interval)")
+        parts.append(f"<p>Compared as {how}. Change is after minus before; a before/after change is not an "
+                     "effect of the programme (there is no comparison group).</p>")
+        ls = change[change.outcome == "ons4_life_satisfaction"]
+        if len(ls) and ls.iloc[0].ci_low <= 0 <= ls.iloc[0].ci_high:
+            parts.append("<p><strong>The interval for life satisfaction includes no change</strong>: the survey does "
+                         "not show a change with confidence, and the social value below could be nil or negative "
+                         "(its last two rows).</p>")
+        level = 100 * cfg["programme"]["survey"]["confidence_level"]
+        parts.append(_table(change, {"label": ("Score", _fmt), "n_before": ("n before", _fmt),
+                                     "n_after": ("n after", _fmt), "mean_before": ("Mean before", lambda v: _fmt(v, 2)),
+                                     "mean_after": ("Mean after", lambda v: _fmt(v, 2)),
+                                     "change": ("Change", lambda v: _fmt(v, 2)),
+                                     "ci_low": (f"{level:g}% CI low", lambda v: _fmt(v, 2)),
+                                     "ci_high": (f"{level:g}% CI high", lambda v: _fmt(v, 2))}))
+    parts.append("<h2>Social value estimate (WELLBY-based, illustrative)</h2>")
+    parts.append(_table(wellby, {"scenario": ("Scenario", _fmt), "ls_change": ("LS change", lambda v: _fmt(v, 2)),
+                                 "residents": ("Residents", _fmt), "duration_years": ("Years", lambda v: _fmt(v, 1)),
+                                 "wellbys": ("WELLBYs", lambda v: _fmt(v, 1)),
+                                 "value_per_wellby": ("£ per WELLBY", lambda v: _fmt(v, 0, True)),
+                                 "social_value_gbp": ("Social value", lambda v: _fmt(v, 0, True)),
+                                 "note": ("Note", _fmt)}))
+    parts.append(f"<p>Prices: {e(cfg['programme']['wellby']['price_basis'])}. Assumptions:</p><ul>"
+                 + "".join(f"<li>{e(a)}</li>" for a in WELLBY_ASSUMPTIONS) + "</ul>")
+    parts.append("<h2>Value for money</h2>")
+    if len(buildup):
+        parts.append(f"<p>Cost build-up ({e(cfg['programme']['price_year'])} prices):</p>")
+        parts.append(_table(buildup, {"item": ("Item", _fmt), "category": ("Category", _fmt),
+                                      "amount_gbp": ("Amount", lambda v: _fmt(v, 0, True)),
+                                      "price_year": ("Price year", _fmt),
+                                      "amount_gbp_analysis_year": ("In analysis prices", lambda v: _fmt(v, 0, True)),
+                                      "source": ("Source", _fmt)}))
+    parts.append(_table(vfm, {"measure": ("Measure", _fmt), "total_cost_gbp": ("Total cost", lambda v: _fmt(v, 0, True)),
+                              "units": ("Units", lambda v: _fmt(v, 1)),
+                              "cost_per_unit_gbp": ("Cost per unit", lambda v: _fmt(v, 2, True)),
+                              "note": ("Note", _fmt)}))
+    parts.append("<p>No social return on investment (SROI) ratio is given: the social value above rests on one "
+                 "sourced value (the WELLBY) and on the assumptions listed, and costs and value are in different "
+                 "price years unless stated.</p></body></html>")
+    return "\n".join(parts)

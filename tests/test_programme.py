@@ -1,0 +1,543 @@
+"""Community programme monitoring (design.type programme; issue [designs] items 2 and 3).
+
+Reference numbers come from R (tests/reference/programme_golden.R: t.test, cumulative totals
+from the raw files) or from the generator's truth (data/raw/c2_programme/truth.json, and a
+coverage simulation with the same generator); bad inputs go through the real reader from raw
+files; the embedded example runs end to end under Snakemake."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from analysis import programme as pg
+from analysis.config import ConfigError, read_config_file, validate_config
+from analysis.costs import load_inflation_index
+from analysis.stages import config_keys
+from analysis.validation import DataValidationError
+from conftest import visible_text
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "data/raw/c2_programme"
+GOLDEN = ROOT / "tests/reference/golden"
+PAIRED = ROOT / "tests/reference/datasets/programme_paired_survey.csv"
+
+
+def _raw_cfg() -> dict:
+    cfg = read_config_file(ROOT / "config/c2_programme.yaml")
+    cfg["data"]["raw_dir"] = str(EXAMPLE)
+    return cfg
+
+
+@pytest.fixture
+def cfg() -> dict:
+    return validate_config(_raw_cfg())
+
+
+@pytest.fixture
+def raw(tmp_path) -> Path:
+    d = tmp_path / "raw"
+    shutil.copytree(EXAMPLE, d)
+    return d
+
+
+def _cfg_at(raw_dir: Path, edit=None) -> dict:
+    c = _raw_cfg()
+    c["data"]["raw_dir"] = str(raw_dir)
+    if edit:
+        edit(c)
+    return validate_config(c)
+
+
+def _analyse(cfg: dict, raw_dir=None) -> dict:
+    t = pg.read_programme(cfg, raw_dir)
+    p = cfg["programme"]
+    grid = pg.quarterly_grid(t["monitoring"], t.get("funding"), p["indicators"])
+    cum = pg.cumulative(grid, p["indicators"])
+    out = dict(tables=t, grid=grid, cum=cum, targets=pg.against_targets(cum, p["targets"], p["rag"]))
+    if "survey" in t:
+        out["scores"] = pg.score_survey(t["survey"])
+        out["change"] = pg.survey_change(out["scores"], ["ons4_life_satisfaction", "ons4_worthwhile",
+                                                         "ons4_happiness", "ons4_anxiety", "swemwbs_total",
+                                                         "swemwbs_metric"])
+    return out
+
+
+# ---- the config ---------------------------------------------------------------------------------
+
+def test_example_config_is_valid_and_reads_no_participant_files(cfg):
+    from analysis.config import check_input_files, raw_file_keys
+    check_input_files(cfg)
+    assert sorted(k for k, _ in raw_file_keys(cfg)) == ["data.funding", "data.monitoring", "data.survey"]
+    w = cfg["programme"]["wellby"]
+    # the Green Book values of docs/methods.md (HM Treasury 2021 wellbeing guidance, 2019 prices)
+    assert (w["low"], w["value"], w["high"]) == (10000, 13000, 16000) and "2019 prices" in w["price_basis"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(primary={"outcome": "swemwbs_metric"}), r"config key primary: design.type programme .*no "
+                                                                 r"participant-level analysis \(mixed model"),
+    (lambda c: c.update(outcomes={"secondary": ["ons4_life_satisfaction"]}), r"config key outcomes: "),
+    (lambda c: c.update(instruments={"swemwbs": {}}), r"config key instruments: "),
+    (lambda c: c.update(economics={"enabled": True}), r"config key economics.enabled: .*programme.costs"),
+    (lambda c: c["data"].update(participants="people.csv"), r"config key data.participants: "),
+    (lambda c: c["data"].update(waves=[{"timepoint": "baseline", "month": 0, "file": "s.csv"}]),
+     r"config key data.waves: "),
+    (lambda c: c.update(blinded=True), r"config key blinded: a programme design has no allocation"),
+    (lambda c: c["data"].update(monitoring=None), r"config key data.monitoring: a programme design needs"),
+    (lambda c: c["programme"]["targets"].append({"indicator": "residents_engagd", "period": "2024Q4",
+                                                 "target": 5}),
+     r"programme.targets\[11\].indicator: 'residents_engagd' is not an id"),
+    (lambda c: c["programme"]["targets"].append({"indicator": "residents_engaged", "period": "2024Q4",
+                                                 "target": 5}), r"a second target for residents_engaged in 2024Q4"),
+    (lambda c: c["programme"].update(rag={"green": 0.9, "amber": 0.95}), r"programme.rag.amber: 0.95 must not exceed"),
+    (lambda c: c["programme"].update(engaged_indicator="engaged"), r"programme.engaged_indicator: 'engaged'"),
+    (lambda c: c["data"].update(funding=None), r"funding_gbp is the funding table's total, but data.funding is null"),
+    (lambda c: c["programme"]["costs"][0].update(price_year="2030/31"),
+     r"programme.costs\[0\].price_year \(2030/31 to programme.price_year 2023/24\): price year 2030/31 is outside"),
+    (lambda c: c["programme"]["costs"][0].pop("source"), r"programme.costs\[0\]: 'source' is a required property"),
+    (lambda c: c["programme"]["targets"][0].update(period="2024-Q4"), r"programme.targets\[0\].period: "),
+])
+def test_a_config_the_design_cannot_run_is_refused_naming_the_key(edit, message):
+    c = _raw_cfg()
+    edit(c)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(c)
+
+
+# ---- reading the raw tables ---------------------------------------------------------------------
+
+def _edit_line(path: Path, line: int, old: str, new: str) -> None:
+    lines = path.read_text().split("\n")
+    assert old in lines[line - 1], lines[line - 1]
+    lines[line - 1] = lines[line - 1].replace(old, new, 1)
+    path.write_text("\n".join(lines))
+
+
+def _set_cell(path: Path, line: int, column: str, value: str) -> None:
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df.loc[line - 2, column] = value
+    df.to_csv(path, index=False, lineterminator="\n")
+
+
+BAD_INPUTS = [
+    ("monitoring.csv", lambda p: _set_cell(p, 3, "residents_reached", "-5"),
+     "monitoring.csv, line 3, column 'residents_reached', value '-5': a count must be 0 or more"),
+    ("monitoring.csv", lambda p: _set_cell(p, 4, "residents_engaged", "12.5"),
+     "monitoring.csv, line 4, column 'residents_engaged', value '12.5': must be a whole number or blank"),
+    ("monitoring.csv", lambda p: _set_cell(p, 5, "partnerships_established", "two"),
+     "monitoring.csv, line 5, column 'partnerships_established', value 'two': must be a whole number or blank"),
+    ("monitoring.csv", lambda p: _set_cell(p, 6, "quarter", "2024-Q1"),
+     "monitoring.csv, line 6, column 'quarter', value '2024-Q1': quarter must be written YYYYQn"),
+    ("monitoring.csv", lambda p: _set_cell(p, 3, "quarter", "2023Q1"),
+     "monitoring.csv, line 3, column 'quarter', value 'Abbey Hulton 2023Q1': a second row for the same "
+     "neighbourhood and quarter"),
+    ("monitoring.csv", lambda p: _set_cell(p, 7, "neighbourhood", ""),
+     "monitoring.csv, line 7, column 'neighbourhood': required value is missing"),
+    ("monitoring.csv", lambda p: _edit_line(p, 1, "volunteer_hours", "volunteer_hrs"),
+     "monitoring.csv, column 'volunteer_hrs': unknown column in the monitoring table"),
+    ("monitoring.csv", lambda p: _edit_line(p, 1, "volunteer_hours", "volunteer_hrs"),
+     "monitoring.csv, column 'volunteer_hours': required column missing from the monitoring table "
+     "(programme.indicators names it)"),
+    ("funding.csv", lambda p: _set_cell(p, 2, "amount_gbp", "-100"),
+     "funding.csv, line 2, column 'amount_gbp', value '-100': an amount secured must be 0 or more"),
+    ("funding.csv", lambda p: _set_cell(p, 3, "amount_gbp", "£1,500"),
+     "funding.csv, line 3, column 'amount_gbp', value '£1,500': must be a number or blank"),
+    ("funding.csv", lambda p: _set_cell(p, 4, "neighbourhood", "Hanley"),
+     "funding.csv, line 4, column 'neighbourhood', value 'Hanley': neighbourhood not in the monitoring table"),
+    ("funding.csv", lambda p: _set_cell(p, 6, "quarter", "2025Q1"),
+     "funding.csv, line 6, column 'quarter', value '2025Q1': quarter not in the monitoring table"),
+    ("funding.csv", lambda p: _set_cell(p, 5, "source", ""),
+     "funding.csv, line 5, column 'source': required value is missing"),
+    ("survey.csv", lambda p: _set_cell(p, 2, "ons4_1", "11"),
+     "survey.csv, line 2, participant S0001, column 'ons4_1', value '11': value out of range (0 to 10)"),
+    ("survey.csv", lambda p: _set_cell(p, 3, "swemwbs_2", "0"),
+     "survey.csv, line 3, participant S0002, column 'swemwbs_2', value '0': value out of range (1 to 5)"),
+    ("survey.csv", lambda p: _set_cell(p, 4, "wave", "during"),
+     "survey.csv, line 4, participant S0003, column 'wave', value 'during': value not allowed "
+     "(allowed: after, before)"),
+    ("survey.csv", lambda p: _set_cell(p, 3, "respondent_id", "S0001"),
+     "survey.csv, line 3, participant S0001, column 'wave', value 'S0001 before': a second row for the same "
+     "respondent and wave"),
+]
+
+
+@pytest.mark.parametrize("file, edit, message", BAD_INPUTS, ids=[f"{b[0]}:{i}" for i, b in enumerate(BAD_INPUTS)])
+def test_bad_input_is_refused_naming_file_line_column_value_and_rule(raw, file, edit, message):
+    edit(raw / file)
+    before = hashlib.sha256((raw / file).read_bytes()).hexdigest()
+    with pytest.raises(DataValidationError) as err:
+        pg.read_programme(_cfg_at(raw))
+    assert message in str(err.value), str(err.value)
+    assert hashlib.sha256((raw / file).read_bytes()).hexdigest() == before  # raw data only read
+
+
+def test_missing_codes_read_as_not_recorded(raw):
+    _set_cell(raw / "monitoring.csv", 3, "residents_reached", "-99")
+    _set_cell(raw / "survey.csv", 2, "ons4_1", "-99")
+    with pytest.raises(DataValidationError, match="value '-99': a count must be 0 or more"):
+        pg.read_programme(_cfg_at(raw))
+    t = pg.read_programme(_cfg_at(raw, lambda c: c["data"].update(missing_codes=["-99"])))
+    assert pd.isna(t["monitoring"].residents_reached.iloc[1]) and pd.isna(t["survey"].ons4_1.iloc[0])
+    assert t["monitoring"].residents_reached.notna().sum() == len(t["monitoring"]) - 1
+
+
+def test_survey_respondent_ids_do_not_leave_ingest(cfg):
+    t = pg.read_programme(cfg)
+    assert "respondent_id" not in t["survey"] and t["survey"].respondent.dtype == "int64"
+    assert not t["survey"].astype(str).apply(lambda s: s.str.match(r"^S\d{4}$")).any().any()
+
+
+# ---- cumulative totals, targets and RAG ---------------------------------------------------------
+
+def test_cumulative_totals_match_r_computed_from_the_raw_files(cfg):
+    cum = _analyse(cfg)["cum"]
+    ref = pd.read_csv(GOLDEN / "programme_cumulative.csv")
+    got = cum.merge(ref, on=["indicator", "quarter"], suffixes=("", "_r"), validate="1:1")
+    assert len(got) == len(ref) == len(cum) == 7 * 8
+    for c in ("value", "cumulative", "missing_cells"):
+        np.testing.assert_allclose(got[c].astype(float), got[f"{c}_r"].astype(float), rtol=1e-12, err_msg=c)
+
+
+def test_the_blank_cell_is_not_recorded_never_zero_and_its_target_is_not_rated(cfg):
+    truth = json.loads((EXAMPLE / "truth.json").read_text())["not_recorded"]
+    res = _analyse(cfg)
+    cell = res["grid"][(res["grid"].neighbourhood == truth["neighbourhood"]) &
+                       (res["grid"].quarter == truth["quarter"])][truth["indicator"]]
+    assert cell.isna().all()
+    t = res["targets"].set_index(["indicator", "period"])
+    assert t.loc[(truth["indicator"], "2024Q4"), "rag"] == "incomplete"
+    assert t.loc[(truth["indicator"], "2024Q4"), "missing_cells"] == 1
+    assert t.loc[("residents_engaged", "2025Q2"), "rag"] == "not yet due"
+    assert set(t.rag) == {"green", "amber", "red", "incomplete", "not yet due"}
+
+
+def test_neighbourhood_figures_add_up_from_the_raw_file(cfg):
+    res = _analyse(cfg)
+    hoods = pg.by_neighbourhood(res["grid"], cfg["programme"]["indicators"]).set_index(["neighbourhood", "indicator"])
+    raw = pd.read_csv(EXAMPLE / "monitoring.csv")
+    sums = raw.groupby("neighbourhood").residents_engaged.sum()
+    last = raw[raw.quarter == raw.quarter.max()].set_index("neighbourhood").volunteers_regular
+    funding = pd.read_csv(EXAMPLE / "funding.csv").groupby("neighbourhood").amount_gbp.sum()
+    for h in sums.index:
+        assert hoods.loc[(h, "residents_engaged"), "figure"] == sums[h]
+        assert hoods.loc[(h, "volunteers_regular"), "figure"] == last[h]
+        assert hoods.loc[(h, "funding_gbp"), "figure"] == pytest.approx(funding.get(h, 0.0))
+    truth = json.loads((EXAMPLE / "truth.json").read_text())["not_recorded"]
+    assert hoods.loc[(truth["neighbourhood"], truth["indicator"]), "missing_cells"] == 1
+    assert hoods.missing_cells.sum() == 1
+
+
+def test_rag_bands_follow_the_config_at_their_boundaries():
+    """Targets set from the achieved figure itself: exactly at the green and amber boundaries
+    and just below amber."""
+    mon = pd.DataFrame({"neighbourhood": ["a", "b", "a", "b"], "quarter": ["2024Q1", "2024Q1", "2024Q2", "2024Q2"],
+                        "n": pd.array([3, 4, 5, 6], dtype="Int64"), "v": pd.array([7, 1, 2, 9], dtype="Int64")})
+    inds = [{"id": "n", "label": "N", "unit": "x", "aggregation": "sum"},
+            {"id": "v", "label": "V", "unit": "x", "aggregation": "latest"}]
+    cum = pg.cumulative(pg.quarterly_grid(mon, None, inds), inds)
+    n_end = float(mon.n.sum())
+    v_end = float(mon[mon.quarter == "2024Q2"].v.sum())
+    v_q1 = float(mon[mon.quarter == "2024Q1"].v.sum())
+    rag = {"green": 1.0, "amber": 0.8}
+    targets = [{"indicator": "n", "period": "2024Q2", "target": n_end},
+               {"indicator": "v", "period": "2024Q2", "target": v_end / 0.8},
+               {"indicator": "v", "period": "2024Q1", "target": v_q1 / 0.79}]
+    t = pg.against_targets(cum, targets, rag).set_index(["indicator", "period"])
+    assert t.loc[("n", "2024Q2"), "achieved"] == n_end
+    assert t.loc[("v", "2024Q2"), "achieved"] == v_end  # latest: the quarter's own figure, not a sum
+    assert list(t.rag) == ["green", "red", "amber"]
+
+
+# ---- the survey ---------------------------------------------------------------------------------
+
+COLUMNS = ["n_before", "n_after", "mean_before", "mean_after", "change", "ci_low", "ci_high", "df", "p_value"]
+
+
+def _compare(got: pd.DataFrame, ref: pd.DataFrame):
+    m = got.merge(ref, on="outcome", suffixes=("", "_r"), validate="1:1")
+    assert len(m) == len(ref) == 6
+    assert (m.method == m.method_r).all()
+    for c in COLUMNS:
+        np.testing.assert_allclose(m[c].astype(float), m[f"{c}_r"].astype(float), rtol=1e-9, err_msg=c)
+
+
+def test_independent_survey_change_matches_r_welch_t_test(cfg):
+    res = _analyse(cfg)
+    assert pg.survey_design(res["scores"]) == ("independent", 0)
+    ref = pd.read_csv(GOLDEN / "programme_survey.csv")
+    _compare(res["change"], ref[ref.case == "example_welch"])
+
+
+def test_repeated_respondents_are_paired_and_match_r_paired_t_test(raw):
+    shutil.copy(PAIRED, raw / "paired.csv")
+    c = _cfg_at(raw, lambda c: c["data"].update(survey="paired.csv"))
+    res = _analyse(c)
+    assert pg.survey_design(res["scores"]) == ("paired", 90)
+    ref = pd.read_csv(GOLDEN / "programme_survey.csv")
+    _compare(res["change"], ref[ref.case == "paired"])
+    ls = res["change"].set_index("outcome").loc["ons4_life_satisfaction"]
+    assert ls.n_unpaired_excluded == 20 + 12  # answered once
+
+
+def test_example_intervals_cover_the_true_change(cfg):
+    truth = json.loads((EXAMPLE / "truth.json").read_text())["true_mean_change"]
+    ch = _analyse(cfg)["change"]
+    for _, r in ch.iterrows():
+        assert r.ci_low < truth[r.outcome] < r.ci_high, r.outcome
+
+
+def test_welch_intervals_cover_the_true_change_at_their_level():
+    """300 surveys from the example's generator (independent cross-sections): the 95% interval
+    of the change in mean life satisfaction and SWEMWBS metric covers the true change
+    (Monte Carlo on the observed scale) in 95% of them (binomial SE 1.3 points)."""
+    from analysis.simulate_programme import ProgrammeParameters, _survey, true_mean_change
+    p = ProgrammeParameters(n_survey_before=150, n_survey_after=150, truth_mc_draws=200_000)
+    truth = true_mean_change(p)
+    hits = {"ons4_life_satisfaction": 0, "swemwbs_metric": 0}
+    reps = 300
+    for i in range(reps):
+        s = _survey(np.random.default_rng([p.seed, 31, i]), p)
+        s.insert(0, "respondent", np.arange(len(s)))
+        scores = pg.score_survey(s.drop(columns="respondent_id"))
+        ch = pg.survey_change(scores, list(hits)).set_index("outcome")
+        for y in hits:
+            hits[y] += ch.loc[y, "ci_low"] < truth[y] < ch.loc[y, "ci_high"]
+    for y, h in hits.items():
+        assert 0.92 <= h / reps <= 0.98, (y, h / reps)
+
+
+def test_a_survey_with_one_wave_gives_no_change_and_says_why(cfg):
+    scores = _analyse(cfg)["scores"]
+    ch = pg.survey_change(scores[scores.wave == "before"], ["ons4_life_satisfaction"])
+    assert np.isnan(ch.change.iloc[0]) and "change not estimated" in ch.note.iloc[0] and ch.n_after.iloc[0] == 0
+    assert pg.wellby_table(ch, 100.0, cfg["programme"]["wellby"]).social_value_gbp.isna().all()
+    b = pg.cost_buildup(cfg["programme"]["costs"], cfg["programme"]["price_year"])
+    v = pg.value_for_money(b, 100.0, None, ch).set_index("measure")
+    assert v.loc["Cost per point of life satisfaction (0-10) gained per resident", "note"] == \
+        "survey change not estimated (see survey_change.csv)"
+
+
+# ---- WELLBY and value for money -----------------------------------------------------------------
+
+def test_wellby_value_is_change_times_residents_times_years_times_value(cfg):
+    ref = pd.read_csv(GOLDEN / "programme_survey.csv").set_index(["case", "outcome"])
+    r = ref.loc[("example_welch", "ons4_life_satisfaction")]
+    cum = pd.read_csv(GOLDEN / "programme_cumulative.csv")
+    engaged = float(cum[(cum.indicator == "residents_engaged") & (cum.quarter == "2024Q4")].cumulative.iloc[0])
+    res = _analyse(cfg)
+    w = cfg["programme"]["wellby"]
+    tab = pg.wellby_table(res["change"], pg.final_total(res["cum"], "residents_engaged")[0], w).set_index("scenario")
+    years = w["duration_years"]
+    for scen, dls, val in (("low value", r.change, 10000), ("central", r.change, 13000), ("high value", r.change, 16000),
+                           ("central value, lower CI of change", r.ci_low, 13000),
+                           ("central value, upper CI of change", r.ci_high, 13000)):
+        assert tab.loc[scen, "social_value_gbp"] == pytest.approx(dls * engaged * years * val, rel=1e-9), scen
+    assert (tab.price_basis.str.contains("2019 prices")).all()
+
+
+def test_wellby_and_costs_per_point_say_not_collected_without_a_survey(raw):
+    c = _cfg_at(raw, lambda c: c["data"].update(survey=None))
+    res = _analyse(c)
+    tab = pg.wellby_table(None, 100.0, c["programme"]["wellby"])
+    assert list(tab.scenario) == ["not estimated"] and "resident survey: not collected" in tab.note.iloc[0]
+    b = pg.cost_buildup(c["programme"]["costs"], c["programme"]["price_year"])
+    v = pg.value_for_money(b, pg.final_total(res["cum"], "residents_engaged")[0], None, None).set_index("measure")
+    assert v.loc["Cost per volunteer hour", "note"] == "not collected"
+    assert np.isnan(v.loc["Cost per volunteer hour", "cost_per_unit_gbp"])
+    assert "resident survey: not collected" in v.loc[
+        "Cost per point of life satisfaction (0-10) gained per resident", "note"]
+
+
+def test_value_for_money_from_the_sourced_costs_inflated_with_the_nhs_index(cfg):
+    p = cfg["programme"]
+    rates = pd.read_csv(ROOT / "analysis/data/nhscii_pay_prices.csv", dtype={"year": str}).set_index("year")
+    # 2022/23 to 2023/24 prices: the index's rise into 2023/24
+    factor = {"2023/24": 1.0, "2022/23": 1 + rates.loc["2023/24", "pay_and_prices_pct"] / 100}
+    total = sum(c["amount_gbp"] * factor[c["price_year"]] for c in p["costs"])
+    b = pg.cost_buildup(p["costs"], p["price_year"], load_inflation_index())
+    assert b.amount_gbp_analysis_year.sum() == pytest.approx(total, rel=1e-12)
+    assert (b.source.str.len() > 0).all() and len(b) == len(p["costs"])
+    cum = pd.read_csv(GOLDEN / "programme_cumulative.csv").set_index(["indicator", "quarter"])
+    engaged = cum.loc[("residents_engaged", "2024Q4"), "cumulative"]
+    hours = cum.loc[("volunteer_hours", "2024Q4"), "cumulative"]
+    ls = pd.read_csv(GOLDEN / "programme_survey.csv").set_index(["case", "outcome"]).loc[
+        ("example_welch", "ons4_life_satisfaction"), "change"]
+    res = _analyse(cfg)
+    v = pg.value_for_money(b, pg.final_total(res["cum"], "residents_engaged")[0],
+                           pg.final_total(res["cum"], "volunteer_hours")[0], res["change"],
+                           {"volunteer_hours": 1}).set_index("measure")
+    assert v.loc["Cost per resident engaged", "cost_per_unit_gbp"] == pytest.approx(total / engaged, rel=1e-12)
+    assert v.loc["Cost per volunteer hour", "cost_per_unit_gbp"] == pytest.approx(total / hours, rel=1e-12)
+    assert "1 neighbourhood-quarter(s) not recorded" in v.loc["Cost per volunteer hour", "note"]
+    assert v.loc["Cost per point of life satisfaction (0-10) gained per resident", "cost_per_unit_gbp"] == \
+        pytest.approx(total / (ls * engaged), rel=1e-9)
+    # a change that is not a gain has no cost per point
+    worse = res["change"].assign(change=-res["change"].change)
+    v2 = pg.value_for_money(b, engaged, hours, worse).set_index("measure")
+    assert np.isnan(v2.loc["Cost per SWEMWBS metric point gained per resident", "cost_per_unit_gbp"])
+
+
+# ---- the stages: config keys, determinism --------------------------------------------------------
+
+def _stage_files(work: Path) -> tuple[dict, dict, dict]:
+    proc, rep = work / "proc", work / "rep"
+    ing = {k: str(proc / f"{k}.parquet") for k in ("monitoring", "funding", "survey")}
+    ing_out = {**ing, "manifest": str(proc / "raw_manifest.csv")}
+    outs = {k: str(rep / f"{k}.csv") for k in ("cumulative", "targets", "by_neighbourhood", "funding", "trend_data",
+                                               "survey_change",
+                                               "wellby", "costs", "vfm")}
+    outs.update(trend_png=str(rep / "trend.png"), trend_svg=str(rep / "trend.svg"), summary=str(rep / "summary.html"))
+    return ing, ing_out, outs
+
+
+def test_stages_read_only_the_keys_their_rules_pass_and_rerun_byte_identically(cfg, tmp_path):
+    from config_tracking import TrackedConfig
+
+    from analysis.stages import programme, programme_ingest
+    digests = []
+    for run in ("a", "b"):
+        ing, ing_out, outs = _stage_files(tmp_path / run)
+        reads = {}
+        for stage, fn, i, o in (("programme_ingest", programme_ingest.run, {}, ing_out),
+                                ("programme", programme.run, ing, outs)):
+            tracked = TrackedConfig(config_keys.stage_config(stage, cfg))
+            fn(tracked, i, o)
+            keys = [tuple(k.split(".")) for k in config_keys.STAGE_CONFIG_KEYS[stage]]
+            reads[stage] = sorted(".".join(map(str, r)) for r in tracked.reads
+                                  if not any(r[:len(k)] == k for k in keys))
+        assert reads == {"programme_ingest": [], "programme": []}
+        digests.append({Path(p).name: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in outs.values()})
+    assert digests[0] == digests[1]
+
+
+# ---- end to end ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+    from test_e2e import run_snakemake
+    base = tmp_path_factory.mktemp("c2")
+    c = yaml.safe_load((ROOT / "config/c2_programme.yaml").read_text())
+    c["data"]["raw_dir"] = str(EXAMPLE)
+    cfgfile = base / "c2.yaml"
+    cfgfile.write_text(yaml.safe_dump(c))
+    work = base / "run"
+    work.mkdir()
+    res = run_snakemake(work, cfgfile)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return dict(work=work, cfgfile=cfgfile, rep=work / "reports/c2_programme", run=run_snakemake)
+
+
+@pytest.mark.e2e
+def test_the_example_runs_end_to_end_with_no_participant_level_rule(e2e):
+    rep, work = e2e["rep"], e2e["work"]
+    for f in ("summary.html", "tables/monitoring_targets.csv", "tables/monitoring_cumulative.csv",
+              "tables/monitoring_by_neighbourhood.csv",
+              "tables/funding_by_source.csv", "tables/survey_change.csv", "tables/wellby.csv",
+              "tables/cost_buildup.csv", "tables/value_for_money.csv", "figures/monitoring_trend.png",
+              "figures/monitoring_trend.svg", "figures/monitoring_trend_data.csv"):
+        assert (rep / f).stat().st_size > 100, f
+    assert sorted(p.name for p in (work / "logs/c2_programme").iterdir()) == ["programme.log", "programme_ingest.log"]
+    assert not (rep / "report.html").exists() and not (work / "data/processed/c2_programme/analysis.parquet").exists()
+    html = (rep / "summary.html").read_text()
+    for words in ("Progress against targets", "not yet due", "incomplete", "Welch", "2019 prices",
+                  "Social value estimate (WELLBY-based", "Cost per resident engaged", "No social return on investment"):
+        assert words in html, words
+    nothing = e2e["run"](work, e2e["cfgfile"], "-n", quiet=False)
+    assert "Nothing to be done" in nothing.stdout + nothing.stderr
+
+
+@pytest.mark.e2e
+def test_no_identifier_reaches_any_output(e2e):
+    ids = set(pd.read_csv(EXAMPLE / "survey.csv").respondent_id)
+    for p in sorted(e2e["rep"].rglob("*")):
+        if p.suffix in (".csv", ".html", ".svg"):
+            text = visible_text(p.read_text(encoding="utf-8"))
+            assert not ids & set(re.findall(r"S\d{4}", text)), p
+            assert "respondent_id" not in text, p
+
+
+@pytest.mark.e2e
+def test_bad_monitoring_file_stops_the_run_with_no_outputs(e2e, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(EXAMPLE, raw)
+    _set_cell(raw / "monitoring.csv", 3, "residents_reached", "-5")
+    c = yaml.safe_load(e2e["cfgfile"].read_text())
+    c["data"]["raw_dir"] = str(raw)
+    cfgfile = tmp_path / "bad.yaml"
+    cfgfile.write_text(yaml.safe_dump(c))
+    work = tmp_path / "run"
+    work.mkdir()
+    res = e2e["run"](work, cfgfile)
+    assert res.returncode != 0
+    assert "monitoring.csv, line 3, column 'residents_reached', value '-5': a count must be 0 or more" in res.stderr
+    assert not [p for p in (work / "reports").rglob("*") if p.is_file()] if (work / "reports").exists() else True
+    assert not list((work / "data/processed").rglob("*.parquet")) if (work / "data/processed").exists() else True
+
+
+@pytest.mark.e2e
+def test_a_programme_config_asking_for_a_mixed_model_stops_before_anything_runs(e2e, tmp_path):
+    c = yaml.safe_load(e2e["cfgfile"].read_text())
+    c["primary"] = {"outcome": "swemwbs_metric", "timepoint": "m12"}
+    cfgfile = tmp_path / "mixed.yaml"
+    cfgfile.write_text(yaml.safe_dump(c))
+    work = tmp_path / "run"
+    work.mkdir()
+    res = e2e["run"](work, cfgfile)
+    assert res.returncode != 0
+    assert "config key primary: design.type programme analyses aggregate monitoring counts" in res.stderr
+    assert not (work / "reports").exists()
+
+
+def test_plan_locking_and_verify_say_they_do_not_apply_to_a_programme(tmp_path, capsys):
+    from analysis import verify
+    from analysis.sap import SAPError, make_lock
+    c = _raw_cfg()
+    f = tmp_path / "c2.yaml"
+    f.write_text(yaml.safe_dump(c))
+    with pytest.raises(SAPError, match="cannot be locked for programme monitoring"):
+        make_lock(f)
+    assert verify.main(["--configfile", str(f)]) == 2
+    assert "not available for design.type programme" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_the_summary_page_is_self_contained_and_prints(e2e, tmp_path):
+    """The funder page loads nothing from outside itself (WeasyPrint with a data:-only fetcher),
+    every table fits the page, and it prints to PDF."""
+    from analysis.render import html_to_pdf
+    html = (e2e["rep"] / "summary.html").read_text()
+    assert "data:image/png;base64," in html and not re.search(r"(?i)(src|href)=['\"](?!data:)", html)
+    from analysis.render import layout_problems
+    assert layout_problems(html) == []  # every table fits an A4 page
+    html_to_pdf(html, tmp_path / "summary.pdf")
+    assert (tmp_path / "summary.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_a_programme_without_survey_or_funding_reports_them_not_collected(tmp_path):
+    from analysis.stages import programme, programme_ingest
+
+    def edit(c):
+        c["data"].update(survey=None, funding=None)
+        p = c["programme"]
+        p["indicators"] = [i for i in p["indicators"] if i["id"] != "funding_gbp"]
+        p["targets"] = [t for t in p["targets"] if t["indicator"] != "funding_gbp"]
+    c = _cfg_at(EXAMPLE, edit)
+    ing, ing_out, outs = _stage_files(tmp_path)
+    programme_ingest.run(config_keys.stage_config("programme_ingest", c), {}, ing_out)
+    programme.run(config_keys.stage_config("programme", c), ing, outs)
+    assert "resident survey: not collected" in Path(outs["survey_change"]).read_text()
+    assert "resident survey: not collected" in Path(outs["wellby"]).read_text()
+    vfm = pd.read_csv(outs["vfm"]).set_index("measure")
+    assert vfm.loc["Cost per resident engaged", "cost_per_unit_gbp"] > 0
+    assert vfm.note.str.contains("resident survey: not collected").sum() == 2
+    html = Path(outs["summary"]).read_text()
+    assert "Resident survey: not collected" in html and "Funding levered: not collected" in html
