@@ -78,6 +78,10 @@ def programme_plan_problems(raw: dict, cfg: dict) -> list[str]:
             probs.append(f"config key data.{k}: {why}")
     if cfg.get("blinded"):
         probs.append("config key blinded: a programme design has no allocation to blind")
+    if (raw.get("data") or {}).get("funding") and not cfg["programme"]["funding_sources"]:
+        probs.append("config key programme.funding_sources: list the categories the funding table's source column "
+                     "may take (data.funding is given); the source is printed on the funder summary, so it must be "
+                     "a category from the plan, never free text")
     p, data = cfg["programme"], cfg["data"]
     if not data.get("monitoring"):
         probs.append("config key data.monitoring: a programme design needs the monitoring table "
@@ -221,7 +225,8 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
             if _missing_columns(fun, known, q, "funding"):
                 typed = check_fields(fun, [Field("neighbourhood", "id", required=True),
                                            Field("quarter", "text", required=True),
-                                           Field("source", "text", required=True),
+                                           Field("source", "code", required=True,
+                                                 allowed=tuple(p["funding_sources"])),
                                            Field("amount_gbp", "number", required=True, min=0,
                                                  range_rule="an amount secured must be 0 or more")], q)
                 _check_quarters(fun, q)
@@ -734,23 +739,11 @@ def _table(df: pd.DataFrame, cols: dict[str, tuple], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, change: pd.DataFrame | None,
-                 design: str, wellby: pd.DataFrame, buildup: pd.DataFrame, vfm: pd.DataFrame, figure_png: bytes,
-                 last_quarter: str, n_neighbourhoods: int, label: str = "",
-                 hoods: pd.DataFrame | None = None) -> str:
-    """The funder-ready one-page summary (self-contained HTML: the figure is embedded)."""
+def _summary_targets(cfg: dict, targets: pd.DataFrame, figure_png: bytes, hoods: pd.DataFrame | None,
+                     last_quarter: str) -> list[str]:
+    """Summary page: cumulative figures against targets (RAG), the trend figure, figures by neighbourhood."""
     e = html.escape
-    rag_css = ("td.rag-green{background:#c8e6c9}td.rag-amber{background:#ffe0b2}td.rag-red{background:#ffcdd2}"
-               "td.rag-incomplete,td.rag-not-yet-due{color:#555;font-style:italic}")
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(cfg['title'])}</title>",
-             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;font-size:14px}"
-             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:3px 6px;"
-             "text-align:right}td:first-child,th:first-child{text-align:left}table.small{font-size:11px}" + rag_css + "</style></head><body>"]
-    if label:
-        parts.append(f"<p><strong>{e(label)}</strong></p>")
-    parts.append(f"<h1>{e(cfg['title'])}</h1><p>Programme monitoring summary for funders: {n_neighbourhoods} "
-                 f"neighbourhoods, quarters to {e(last_quarter)}. Aggregate counts only; no individual is "
-                 "identified.</p>")
+    parts = []
     parts.append("<h2>Progress against targets</h2>")
     rg = cfg["programme"]["rag"]
     parts.append(f"<p>Cumulative figures at the end of each target quarter. Green: at least "
@@ -776,6 +769,12 @@ def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, chan
             parts.append("<p>Not recorded (the figure counts only what was recorded): " + "; ".join(
                 f"{e(str(r.neighbourhood))}, {e(r.label)} ({int(r.missing_cells)} quarter(s))"
                 for r in gaps.itertuples()) + ".</p>")
+    return parts
+
+
+def _summary_funding(cfg: dict, by_source: pd.DataFrame) -> list[str]:
+    """Summary page: funding levered by source."""
+    parts = []
     parts.append("<h2>Funding levered</h2>")
     if cfg["data"].get("funding"):
         parts.append(_table(by_source, {"source": ("Source", _fmt), "awards": ("Awards", _fmt),
@@ -783,6 +782,12 @@ def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, chan
                                         "percent": ("% of total", lambda v: _fmt(v, 1))}))
     else:
         parts.append(f"<p>Funding levered: {NOT_COLLECTED}.</p>")
+    return parts
+
+
+def _summary_survey(cfg: dict, change: pd.DataFrame | None, design: str) -> list[str]:
+    """Summary page: the resident survey's change before to after."""
+    parts = []
     parts.append("<h2>Resident wellbeing (survey before and after)</h2>")
     if change is None:
         parts.append(f"<p>Resident survey: {NOT_COLLECTED}.</p>")
@@ -804,6 +809,13 @@ def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, chan
                                      "change": ("Change", lambda v: _fmt(v, 2)),
                                      "ci_low": (f"{level:g}% CI low", lambda v: _fmt(v, 2)),
                                      "ci_high": (f"{level:g}% CI high", lambda v: _fmt(v, 2))}))
+    return parts
+
+
+def _summary_value(cfg: dict, wellby: pd.DataFrame, buildup: pd.DataFrame, vfm: pd.DataFrame) -> list[str]:
+    """Summary page: the WELLBY-based social value, the cost build-up and the value for money."""
+    e = html.escape
+    parts = []
     parts.append("<h2>Social value estimate (WELLBY-based, illustrative)</h2>")
     parts.append(_table(wellby, {"scenario": ("Scenario", _fmt), "ls_change": ("LS change", lambda v: _fmt(v, 2)),
                                  "residents": ("Residents", _fmt), "duration_years": ("Years", lambda v: _fmt(v, 1)),
@@ -828,4 +840,27 @@ def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, chan
     parts.append("<p>No social return on investment (SROI) ratio is given: the social value above rests on one "
                  "sourced value (the WELLBY) and on the assumptions listed, and costs and value are in different "
                  "price years unless stated.</p></body></html>")
+    return parts
+
+def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, change: pd.DataFrame | None,
+                 design: str, wellby: pd.DataFrame, buildup: pd.DataFrame, vfm: pd.DataFrame, figure_png: bytes,
+                 last_quarter: str, n_neighbourhoods: int, label: str = "",
+                 hoods: pd.DataFrame | None = None) -> str:
+    """The funder-ready one-page summary (self-contained HTML: the figure is embedded)."""
+    e = html.escape
+    rag_css = ("td.rag-green{background:#c8e6c9}td.rag-amber{background:#ffe0b2}td.rag-red{background:#ffcdd2}"
+               "td.rag-incomplete,td.rag-not-yet-due{color:#555;font-style:italic}")
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(cfg['title'])}</title>",
+             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;font-size:14px}"
+             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:3px 6px;"
+             "text-align:right}td:first-child,th:first-child{text-align:left}table.small{font-size:11px}" + rag_css + "</style></head><body>"]
+    if label:
+        parts.append(f"<p><strong>{e(label)}</strong></p>")
+    parts.append(f"<h1>{e(cfg['title'])}</h1><p>Programme monitoring summary for funders: {n_neighbourhoods} "
+                 f"neighbourhoods, quarters to {e(last_quarter)}. Aggregate counts only; no individual is "
+                 "identified.</p>")
+    parts += _summary_targets(cfg, targets, figure_png, hoods, last_quarter)
+    parts += _summary_funding(cfg, by_source)
+    parts += _summary_survey(cfg, change, design)
+    parts += _summary_value(cfg, wellby, buildup, vfm)
     return "\n".join(parts)

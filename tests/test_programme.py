@@ -101,6 +101,7 @@ def test_example_config_is_valid_and_reads_no_participant_files(cfg):
     (lambda c: c["programme"].update(rag={"green": 0.9, "amber": 0.95}), r"programme.rag.amber: 0.95 must not exceed"),
     (lambda c: c["programme"].update(engaged_indicator="engaged"), r"programme.engaged_indicator: 'engaged'"),
     (lambda c: c["data"].update(funding=None), r"funding_gbp is the funding table's total, but data.funding is null"),
+    (lambda c: c["programme"].pop("funding_sources"), r"config key programme.funding_sources: list the categories"),
     (lambda c: c["programme"]["costs"][0].update(price_year="2030/31"),
      r"programme.costs\[0\].price_year \(2030/31 to programme.price_year 2023/24\): price year 2030/31 is outside"),
     (lambda c: c["programme"]["costs"][0].pop("source"), r"programme.costs\[0\]: 'source' is a required property"),
@@ -157,6 +158,9 @@ BAD_INPUTS = [
      "funding.csv, line 6, column 'quarter', value '2025Q1': quarter not in the monitoring table"),
     ("funding.csv", lambda p: _set_cell(p, 5, "source", ""),
      "funding.csv, line 5, column 'source': required value is missing"),
+    # free text (a donor's name) is refused: only the plan's categories reach the funder summary
+    ("funding.csv", lambda p: _set_cell(p, 5, "source", "Mrs J Smith"),
+     "funding.csv, line 5, column 'source', value 'Mrs J Smith': value not allowed (allowed: "),
     ("survey.csv", lambda p: _set_cell(p, 2, "ons4_1", "11"),
      "survey.csv, line 2, participant S0001, column 'ons4_1', value '11': value out of range (0 to 10)"),
     ("survey.csv", lambda p: _set_cell(p, 3, "swemwbs_2", "0"),
