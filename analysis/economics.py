@@ -43,6 +43,7 @@ Missing data (``economics.missing_data``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,7 @@ from analysis import bootstrap as boot
 from analysis import costs as C
 from analysis import mi as MI
 from analysis import mi_pool
+from analysis import propensity as PS
 from analysis.qaly import auc, discount_weight
 
 MISSING_DATA_METHODS = ("complete_case", "multiple_imputation")
@@ -208,7 +210,7 @@ class ParticipantData:
 
 
 def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participants: pd.DataFrame,
-                      econ: dict, *, intervention_arm: str) -> ParticipantData:
+                      econ: dict, *, intervention_arm: str, ps_covariates: Sequence[str] = ()) -> ParticipantData:
     """Costs, QALYs and outcomes per allocated participant (see the module docstring).
 
     Follow-up cost by category (service use x inflated unit costs, :func:`analysis.costs.service_costs`,
@@ -230,6 +232,9 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
         discounting, time basis, outcomes).
     intervention_arm : str
         The arm that receives the intervention (and its costs).
+    ps_covariates : sequence of str
+        Propensity-score covariates of a non-randomised comparison, added as ``ps_<name>``
+        (baseline values) for the weighted analysis of :func:`cost_effectiveness`.
 
     Returns
     -------
@@ -277,7 +282,7 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
         raise C.CostError(f"service use: time point(s) {unknown} are not configured waves {tps}")
     sc = C.service_costs(su, items, priced)
     ids = pd.Index(linked.participant_id.unique(), name="participant_id")  # linked (file) order: results must not depend on the pseudonym key
-    out = _allocation_columns(linked, econ, ids, tps[0], intervention_arm)
+    out = _allocation_columns(linked, econ, ids, tps[0], intervention_arm, ps_covariates)
     cats = _service_cost_columns(out, sc, items, tps, years_sched, float(econ["discount_rate_costs"]))
     cats = _intervention_cost_columns(out, participants, comps, priced, cats, intervention_arm, notes)
     _effect_columns(out, linked, econ, tps, years_sched, notes)
@@ -296,10 +301,11 @@ def _priced_unit_costs(econ: dict) -> tuple[dict, list[dict], pd.DataFrame]:
     return items, comps, C.price_unit_costs(ucost, needed, econ["price_year"], index)
 
 
-def _allocation_columns(linked: pd.DataFrame, econ: dict, ids: pd.Index, first_tp, intervention_arm: str
-                        ) -> pd.DataFrame:
-    """A table indexed by ``ids`` with site, arm, treat (0/1) and the imputation model's
-    auxiliary variables (``aux_<name>``) at the first time point."""
+def _allocation_columns(linked: pd.DataFrame, econ: dict, ids: pd.Index, first_tp, intervention_arm: str,
+                        ps_covariates: Sequence[str] = ()) -> pd.DataFrame:
+    """A table indexed by ``ids`` with site, arm, treat (0/1), the imputation model's
+    auxiliary variables (``aux_<name>``) and the propensity covariates (``ps_<name>``) at the
+    first time point."""
     out = pd.DataFrame(index=ids)
     first = linked[linked.timepoint == first_tp].set_index("participant_id")
     out["site_id"] = first.site_id.reindex(ids)
@@ -312,6 +318,10 @@ def _allocation_columns(linked: pd.DataFrame, econ: dict, ids: pd.Index, first_t
         col = first[c].reindex(ids)
         out[f"aux_{c}"] = pd.to_numeric(col).astype(float) if _is_numeric(col) else \
             col.astype(object).where(col.notna(), None)
+    for c in ps_covariates:
+        if c not in linked:
+            raise KeyError(f"config key propensity.covariates: {c!r} is not a column of the linked data")
+        out[f"ps_{c}"] = first[c].reindex(ids)
     return out
 
 
@@ -605,7 +615,7 @@ class _Rubin:
 
 
 def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, clustered: bool,
-                       level: float = 0.95) -> dict[str, pd.DataFrame]:
+                       level: float = 0.95, weighting: dict | None = None) -> dict[str, pd.DataFrame]:
     """Incremental cost-effectiveness analysis with bootstrap uncertainty.
 
     Incremental cost and effect by regression on ``[1, treat, baseline effect, baseline cost]``
@@ -614,7 +624,8 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
     grid, the cost-effectiveness plane and acceptability curve from a seeded, stratified bootstrap
     (two-stage when clustered; optionally shrinkage-corrected), cost per point gained on other
     outcomes and the WELLBY value.  ``econ["missing_data"]`` chooses complete cases or multiple
-    imputation ("MI, then bootstrap", pooled by Rubin's rules; module docstring).
+    imputation ("MI, then bootstrap", pooled by Rubin's rules); ``weighting`` a propensity-weighted
+    analysis of a non-randomised comparison (module docstring).
 
     Parameters
     ----------
@@ -629,6 +640,8 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
         A cluster-randomised design: resample sites, then participants within sites.
     level : float
         Confidence level of the intervals.
+    weighting : dict, optional
+        The config's ``propensity`` block: weighted regressions (complete cases only).
 
     Returns
     -------
@@ -675,18 +688,15 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
     delta_cost  847.5562 -238.0742  1703.0097  99
     delta_qaly    0.0281   -0.0072     0.0618  99
     """
-    method = _check_options(econ, clustered)
+    method = _check_options(econ, clustered, weighting)
     t = pdata.table
-    fit = _fit(pdata, econ, method, seed=seed, clustered=clustered, level=level)
+    fit = _fit(pdata, econ, method, seed=seed, clustered=clustered, level=level, weighting=weighting)
     thresholds = econ["thresholds"] or DEFAULT_THRESHOLDS
     table, lambdas = _ResultRows(t, fit), _lambda_grid(econ, thresholds)
     for k in range(len(fit.eqs)):
         table.add_equation(k, econ, thresholds, lambdas)
-    cea = _cea_table(table.rows, fit, econ, method)
-    if fit.m is not None:  # complete-case sensitivity analysis of the main result
-        cc = cost_effectiveness(pdata, {**econ, "missing_data": "complete_case"}, seed=seed,
-                                clustered=clustered, level=level)["cea"]
-        cea = _with_sensitivity(cea, cc, "cea_qaly_complete_case")
+    cea = _with_sensitivity(_cea_table(table.rows, fit, econ, method), pdata, econ, fit, weighting,
+                            seed=seed, clustered=clustered, level=level)
     out = dict(cea=cea[CEA_COLUMNS], ceac=pd.DataFrame(table.ceac_rows).rename(columns={"lambda_": "lambda"}),
                replicates=_replicate_table(fit),
                by_arm=summarise_by_arm(pdata, t.cost.notna().to_numpy() & t.qaly.notna().to_numpy()))
@@ -700,12 +710,20 @@ CEA_COLUMNS = ["analysis", "measure", "lambda", "threshold", "estimate", "se", "
                "bootstrap", "replicates", "price_year", "note", "missing_data", "imputations"]
 
 
-def _check_options(econ: dict, clustered: bool) -> str:
-    """The missing-data method, after checking it and the bootstrap's cluster correction."""
+def _check_options(econ: dict, clustered: bool, weighting: dict | None = None) -> str:
+    """The missing-data method, after checking it, the bootstrap's cluster correction and
+    that propensity weighting is asked for with complete cases and no correction."""
     method = econ.get("missing_data", "complete_case")
     if method not in MISSING_DATA_METHODS:
         raise ValueError(f"config key economics.missing_data: {method!r} is not one of "
                          f"{list(MISSING_DATA_METHODS)}")
+    if weighting is not None and method != "complete_case":
+        raise ValueError(f"config key economics.missing_data: {method!r} cannot be combined with the propensity "
+                         "weighting of a non-randomised comparison (design.allocation: non_randomised); the "
+                         "weighted economic evaluation supports complete_case only")
+    if weighting is not None and econ["bootstrap"].get("cluster_correction", "none") != "none":
+        raise ValueError("config key economics.bootstrap.cluster_correction: the shrinkage correction cannot be "
+                         "combined with the propensity weighting of a non-randomised comparison; use 'none'")
     correction = econ["bootstrap"].get("cluster_correction", "none")
     if correction not in CLUSTER_CORRECTIONS:
         raise ValueError(f"config key economics.bootstrap.cluster_correction: {correction!r} is not one of "
@@ -716,10 +734,13 @@ def _check_options(econ: dict, clustered: bool) -> str:
     return method
 
 
-def _fit(pdata: ParticipantData, econ: dict, method: str, *, seed: int, clustered: bool, level: float) -> _Fit:
+def _fit(pdata: ParticipantData, econ: dict, method: str, *, seed: int, clustered: bool, level: float,
+         weighting: dict | None = None) -> _Fit:
     """Point estimates and seeded bootstrap replicates of every equation by ``method``."""
     shrink = econ["bootstrap"].get("cluster_correction", "none") == "shrinkage_t"
     draw = dict(replicates=int(econ["bootstrap"]["replicates"]), seed=[seed, 6], two_stage=clustered)
+    if weighting is not None:
+        return _weighted_fit(pdata.table, econ, weighting, draw, level)
     if method == "complete_case":
         return _complete_case_fit(pdata.table, econ, shrink, draw, level)
     return _mi_fit(pdata, econ, seed, shrink, draw, clustered, level)
@@ -747,6 +768,15 @@ class _Fit:
     replicates: int
     m: int | None = None
     which: np.ndarray | None = None
+    weight: np.ndarray | None = None  # propensity weights of the point estimate (0: left out)
+
+    def pair(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Equation k's replicates of incremental cost and effect (weighted: the defined ones)."""
+        rc, re = self.reps[:, 2 * k], self.reps[:, 2 * k + 1]
+        if self.weight is None:
+            return rc, re
+        keep = np.isfinite(rc) & np.isfinite(re)
+        return rc[keep], re[keep]
 
 
 def _complete_case_fit(t: pd.DataFrame, econ: dict, shrink: bool, draw: dict, level: float) -> _Fit:
@@ -803,6 +833,54 @@ def _mi_fit(pdata: ParticipantData, econ: dict, seed: int, shrink: bool, draw: d
     return _Fit(eqs, Q.mean(axis=0), reps, unc, scheme, B, m=m, which=which)
 
 
+def _weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, level: float) -> _Fit:
+    """Propensity-weighted complete-case analysis of a non-randomised comparison: the weighted
+    least-squares regressions of :func:`_equations` with the weights of the outcome analysis
+    (:func:`analysis.propensity.ps_weights`, same estimand); in every bootstrap replicate the
+    score model is refitted with the replicate's counts and the weights recomputed (Austin PC.
+    Stat Med 2016;35:5642), the regression weights being counts x weights.  Participants with a
+    missing score covariate are left out, as in the outcome analysis."""
+    covs = list(weighting["covariates"])
+    absent = [c for c in covs if f"ps_{c}" not in t]
+    if absent:
+        raise KeyError(f"economics: propensity covariates {absent} are not in the participant table "
+                       "(participant_table(..., ps_covariates=...))")
+    data = pd.DataFrame({c: t[f"ps_{c}"] for c in covs}).assign(treated=t.treat.astype(int))
+    ok = data[covs].notna().all(axis=1).to_numpy()
+    if not ok.any():
+        raise ValueError("economics: no participant has every propensity covariate")
+    est, stab, trim = weighting.get("estimand", "ATT"), bool(weighting.get("stabilise", True)), \
+        float(weighting.get("trim", 0))
+    w0 = PS.ps_weights(PS.propensity_scores(data[ok], "treated", covs), data.treated[ok], est, stab, trim)
+    weight = np.zeros(len(t))
+    weight[ok] = w0.weight.to_numpy()
+    beta, Xok = PS.score_fit(data[ok], "treated", covs)
+    X = np.zeros((len(t), Xok.shape[1]))
+    X[ok] = Xok
+    eqs = [{**e, "use": e["use"] & ok} for e in _equations(t, econ)]
+    stat, treat, failed = _statistic(t, eqs), t.treat.to_numpy(float), [0, 0]
+
+    def weighted(counts: np.ndarray) -> np.ndarray:
+        counts = counts * ok
+        w, converged = PS.bootstrap_weights(X, treat, counts, beta, est, stab, trim)
+        valid = np.isfinite(w).all(axis=1)
+        failed[0] += int((~converged & valid).sum())
+        failed[1] += int((~valid).sum())
+        out = np.full((len(counts), 2 * len(eqs)), np.nan)
+        out[valid] = stat(counts[valid] * w[valid])
+        return out
+
+    point = stat(weight[None, :])[0]
+    reps = boot.bootstrap(weighted, len(t), t.arm.to_numpy(), t.site_id.to_numpy(), **draw)
+    scheme = (_scheme(draw["two_stage"], False) + f"; propensity weighted ({est}"
+              + (f", trimmed at {trim:g}" if trim else "") + "), the score model refitted in every replicate"
+              + (f" (in {failed[0]} a covariate level had one group only: scores at the limit 0 or 1, as glm)"
+                 if failed[0] else "")
+              + (f"; {failed[1]} replicates with no weight left in one group are left out" if failed[1] else "")
+              + "; percentile intervals")
+    return _Fit(eqs, point, reps, _Percentile(reps, level), scheme, draw["replicates"], weight=weight)
+
+
 class _ResultRows:
     """The rows of the ``cea`` table (one per analysis and measure) and of the ``ceac`` table,
     equation by equation, with the fractions of missing information under MI."""
@@ -819,8 +897,8 @@ class _ResultRows:
     def add_equation(self, k: int, econ: dict, thresholds: list[dict], lambdas: np.ndarray) -> None:
         t, fit, e = self.t, self.fit, self.fit.eqs[k]
         dc, de = fit.point[2 * k], fit.point[2 * k + 1]
-        rc, re = fit.reps[:, 2 * k], fit.reps[:, 2 * k + 1]
-        use = e["use"]
+        rc, re = fit.pair(k)
+        use = e["use"] if fit.weight is None else e["use"] & (fit.weight > 0)
         common = dict(n=int(use.sum()), n_intervention=int((use & (t.treat == 1)).sum()),
                       n_control=int((use & (t.treat == 0)).sum()), n_sites=int(t.site_id[use].nunique()))
         an = e["analysis"]
@@ -843,7 +921,7 @@ class _ResultRows:
         P(more effective)."""
         fit, an = self.fit, self.fit.eqs[k]["analysis"]
         dc, de = fit.point[2 * k], fit.point[2 * k + 1]
-        rc, re = fit.reps[:, 2 * k], fit.reps[:, 2 * k + 1]
+        rc, re = fit.pair(k)
         prob = ceac(rc, re, lambdas)
         if fit.m is None:
             cis = [fit.unc.ceac_ci(rc, re, lam) for lam in lambdas]  # cea_qaly is equation 0
@@ -864,7 +942,7 @@ class _ResultRows:
         """WELLBY values (central, low, high) and the net value (central value minus cost)."""
         fit, an = self.fit, self.fit.eqs[k]["analysis"]
         dc, de = fit.point[2 * k], fit.point[2 * k + 1]
-        rc, re = fit.reps[:, 2 * k], fit.reps[:, 2 * k + 1]
+        rc, re = fit.pair(k)
         for which_, tag in (("value", "central"), ("low", "low"), ("high", "high")):
             val = float(w[which_]) * float(w["uprating_factor"])
             self.add(an, f"wellby_value_{tag}", wellby_value(de, w[which_], w["uprating_factor"]),
@@ -890,11 +968,22 @@ def _cea_table(rows: list[dict], fit: _Fit, econ: dict, method: str) -> pd.DataF
     return cea[CEA_COLUMNS]
 
 
-def _with_sensitivity(cea: pd.DataFrame, other: pd.DataFrame, label: str) -> pd.DataFrame:
-    """``cea`` with the main result (incremental cost, QALYs, ICER) of another analysis
-    appended as rows of analysis ``label``."""
-    other = other[(other.analysis == "cea_qaly") & other.measure.isin(["delta_cost", "delta_qaly", "icer"])]
-    return pd.concat([cea, other.assign(analysis=label)], ignore_index=True)
+def _with_sensitivity(cea: pd.DataFrame, pdata: ParticipantData, econ: dict, fit: _Fit, weighting: dict | None,
+                      **kw) -> pd.DataFrame:
+    """``cea`` with the main result (incremental cost, QALYs, ICER) of the sensitivity analyses
+    appended: complete cases after multiple imputation (``cea_qaly_complete_case``), the
+    unweighted comparison after propensity weighting (``cea_qaly_unweighted``, ignoring the
+    non-random allocation)."""
+    others = []
+    if fit.m is not None:
+        others.append(("cea_qaly_complete_case", {**econ, "missing_data": "complete_case"}))
+    if weighting is not None:
+        others.append(("cea_qaly_unweighted", econ))
+    for label, econ_ in others:
+        other = cost_effectiveness(pdata, econ_, **kw)["cea"]
+        other = other[(other.analysis == "cea_qaly") & other.measure.isin(["delta_cost", "delta_qaly", "icer"])]
+        cea = pd.concat([cea, other.assign(analysis=label)], ignore_index=True)
+    return cea
 
 
 def _replicate_table(fit: _Fit) -> pd.DataFrame:

@@ -11,6 +11,23 @@ def _money(x) -> str:
     return money(x)
 
 
+def _weighted(cfg: dict, cea) -> dict | None:
+    """A non-randomised comparison: the estimand of the propensity weighting and the unweighted
+    result (``cea_qaly_unweighted``), or None."""
+    from analysis.reporting.propensity import ESTIMAND_WORDS, non_randomised
+    if not non_randomised(cfg):
+        return None
+    un = cea[cea.analysis == "cea_qaly_unweighted"].set_index("measure")
+    ps = cfg["propensity"]
+    out = dict(estimand=ESTIMAND_WORDS[ps["estimand"]], covariates=", ".join(ps["covariates"]), unweighted=None)
+    if len(un):
+        dc, dq = un.loc["delta_cost"], un.loc["delta_qaly"]
+        out["unweighted"] = dict(d_cost=_money(dc.estimate), d_cost_ci=f"{_money(dc.ci_low)} to {_money(dc.ci_high)}",
+                                 d_qaly=fmt(dq.estimate, 4), d_qaly_ci=f"{fmt(dq.ci_low, 4)} to {fmt(dq.ci_high, 4)}",
+                                 icer=_money(un.loc["icer"].estimate), quadrant=un.loc["icer"].note)
+    return out
+
+
 def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
     if not cfg["economics"]["enabled"] or "cea" not in inputs:
         return None
@@ -70,6 +87,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
                                icer=_money(cc.loc["icer"].estimate), n=int(cc.loc["delta_cost"].n))
     else:
         missing = "complete-case analysis; missing baseline covariates replaced by their mean"
+    weighted = _weighted(cfg, cea)
     by_arm = read_table(inputs["cea_by_arm"], ("arm", "kind", "item"))
     arms = sorted(by_arm.arm.unique())
     items = list(dict.fromkeys(by_arm.item))
@@ -106,4 +124,5 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
         unverified=", ".join(unverified), utility=names.get(econ["utility"], econ["utility"]),
         discount=dict(c=econ["discount_rate_costs"], e=econ["discount_rate_effects"]),
         time_basis=econ["time_basis"], missing_data=method, missing_method=missing, sensitivity=sensitivity,
+        weighted=weighted,
         ce_plane=png_data_uri(inputs["ce_plane"]), ceac=png_data_uri(inputs["ceac_figure"]))
