@@ -72,6 +72,8 @@ REFERENCES = {
     "austin": "Austin PC, Stuart EA. Moving towards best practice when using inverse probability of treatment "
               "weighting (IPTW) using the propensity score to estimate causal treatment effects in "
               "observational studies. Stat Med 2015;34:3661-79.",
+    "austin_variance": "Austin PC. Variance estimation when using inverse probability of treatment weighting (IPTW) "
+                       "with survival analysis. Stat Med 2016;35:5642-55.",
     "lumley": "Lumley T. Analysis of complex survey samples. J Stat Softw 2004;9(8):1-19 (R package survey).",
     "evalue": "VanderWeele TJ, Ding P. Sensitivity analysis in observational research: introducing the "
               "E-value. Ann Intern Med 2017;167:268-74.",
