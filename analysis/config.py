@@ -258,6 +258,14 @@ def _propensity_problems(cfg: dict, kinds: dict, scores, usable: str) -> list[st
         if c not in kinds and c not in scores:
             probs.append(f"config key propensity.covariates: {c!r} is not a covariate or score (usable: {usable}, "
                          "or an outcome score for its baseline value)")
+    econ = cfg.get("economics") or {}
+    if econ.get("enabled") and econ.get("missing_data", "complete_case") != "complete_case":
+        probs.append("config key economics.missing_data: the propensity-weighted economic evaluation of a "
+                     "non-randomised comparison supports complete_case only (weighting is not combined with "
+                     "multiple imputation)")
+    if econ.get("enabled") and (econ.get("bootstrap") or {}).get("cluster_correction", "none") != "none":
+        probs.append("config key economics.bootstrap.cluster_correction: the shrinkage correction is not combined "
+                     "with the propensity weighting of a non-randomised comparison; use 'none'")
     return probs
 
 

@@ -43,6 +43,7 @@ Missing data (``economics.missing_data``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,7 @@ from analysis import bootstrap as boot
 from analysis import costs as C
 from analysis import mi as MI
 from analysis import mi_pool
+from analysis import propensity as PS
 from analysis.qaly import auc, discount_weight
 
 MISSING_DATA_METHODS = ("complete_case", "multiple_imputation")
@@ -208,7 +210,7 @@ class ParticipantData:
 
 
 def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participants: pd.DataFrame,
-                      econ: dict, *, intervention_arm: str) -> ParticipantData:
+                      econ: dict, *, intervention_arm: str, ps_covariates: Sequence[str] = ()) -> ParticipantData:
     """Costs, QALYs and outcomes per allocated participant (see the module docstring).
 
     Follow-up cost by category (service use x inflated unit costs, :func:`analysis.costs.service_costs`,
@@ -230,6 +232,9 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
         discounting, time basis, outcomes).
     intervention_arm : str
         The arm that receives the intervention (and its costs).
+    ps_covariates : sequence of str
+        Propensity-score covariates of a non-randomised comparison, added as ``ps_<name>``
+        (baseline values) for the weighted analysis of :func:`cost_effectiveness`.
 
     Returns
     -------
@@ -269,27 +274,40 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
     notes: list[str] = []
     tps = list(linked.timepoint.cat.categories)
     months = linked.drop_duplicates("timepoint").set_index("timepoint").month.astype(float)
-    months = np.array([months[t] for t in tps])
-    years_sched = months / 12.0
-
-    # ---- unit costs -------------------------------------------------------------------------
-    items = {k: {**v, "units_per_contact": v.get("units_per_contact") or 1.0, "category": v.get("category") or k}
-             for k, v in econ["service_items"].items()}
-    comps = econ["intervention_costs"]
-    ucost = C.load_unit_costs(econ.get("unit_costs_file"), econ.get("unit_cost_overrides"))
-    index = C.load_inflation_index(econ.get("inflation_index_file"))
-    needed = [v["unit_cost_item"] for v in items.values()] + [c["unit_cost_item"] for c in comps]
-    priced = C.price_unit_costs(ucost, needed, econ["price_year"], index)
-
-    # ---- service-use costs --------------------------------------------------------------------
+    years_sched = np.array([months[t] for t in tps]) / 12.0
+    items, comps, priced = _priced_unit_costs(econ)
     su = service_use[service_use.participant_id.isin(linked.participant_id)]
     unknown = sorted(set(su.timepoint) - set(tps))
     if unknown:
         raise C.CostError(f"service use: time point(s) {unknown} are not configured waves {tps}")
     sc = C.service_costs(su, items, priced)
     ids = pd.Index(linked.participant_id.unique(), name="participant_id")  # linked (file) order: results must not depend on the pseudonym key
+    out = _allocation_columns(linked, econ, ids, tps[0], intervention_arm, ps_covariates)
+    cats = _service_cost_columns(out, sc, items, tps, years_sched, float(econ["discount_rate_costs"]))
+    cats = _intervention_cost_columns(out, participants, comps, priced, cats, intervention_arm, notes)
+    _effect_columns(out, linked, econ, tps, years_sched, notes)
+    return ParticipantData(out.reset_index(), priced, cats, notes)
+
+
+def _priced_unit_costs(econ: dict) -> tuple[dict, list[dict], pd.DataFrame]:
+    """The service items (with their defaults), the intervention cost components and the unit
+    costs they need, inflated to the price year."""
+    items = {k: {**v, "units_per_contact": v.get("units_per_contact") or 1.0, "category": v.get("category") or k}
+             for k, v in econ["service_items"].items()}
+    comps = econ["intervention_costs"]
+    ucost = C.load_unit_costs(econ.get("unit_costs_file"), econ.get("unit_cost_overrides"))
+    index = C.load_inflation_index(econ.get("inflation_index_file"))
+    needed = [v["unit_cost_item"] for v in items.values()] + [c["unit_cost_item"] for c in comps]
+    return items, comps, C.price_unit_costs(ucost, needed, econ["price_year"], index)
+
+
+def _allocation_columns(linked: pd.DataFrame, econ: dict, ids: pd.Index, first_tp, intervention_arm: str,
+                        ps_covariates: Sequence[str] = ()) -> pd.DataFrame:
+    """A table indexed by ``ids`` with site, arm, treat (0/1), the imputation model's
+    auxiliary variables (``aux_<name>``) and the propensity covariates (``ps_<name>``) at the
+    first time point."""
     out = pd.DataFrame(index=ids)
-    first = linked[linked.timepoint == tps[0]].set_index("participant_id")
+    first = linked[linked.timepoint == first_tp].set_index("participant_id")
     out["site_id"] = first.site_id.reindex(ids)
     out["arm"] = first.arm.reindex(ids)
     out["treat"] = (out.arm == intervention_arm).astype(float)
@@ -300,12 +318,23 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
         col = first[c].reindex(ids)
         out[f"aux_{c}"] = pd.to_numeric(col).astype(float) if _is_numeric(col) else \
             col.astype(object).where(col.notna(), None)
+    for c in ps_covariates:
+        if c not in linked:
+            raise KeyError(f"config key propensity.covariates: {c!r} is not a column of the linked data")
+        out[f"ps_{c}"] = first[c].reindex(ids)
+    return out
+
+
+def _service_cost_columns(out: pd.DataFrame, sc: pd.DataFrame, items: dict, tps: list, years_sched: np.ndarray,
+                          rate_c: float) -> list[str]:
+    """Add the baseline service cost (``cost_bl``) and the discounted follow-up service cost by
+    category (``cost_<category>``) to ``out``; returns the categories in order."""
+    ids = out.index
     cats = list(dict.fromkeys(v["category"] for v in items.values()))
     base = sc[sc.timepoint == tps[0]].set_index("participant_id").reindex(ids)
     out["cost_bl"] = base[[f"cost_{c}" for c in items]].sum(axis=1, min_count=len(items))
     out.loc[base[[f"cost_{c}" for c in items]].isna().any(axis=1), "cost_bl"] = np.nan
     fu_total = {c: pd.Series(0.0, index=ids) for c in cats}
-    rate_c = float(econ["discount_rate_costs"])
     for j in range(1, len(tps)):
         rows = sc[sc.timepoint == tps[j]].set_index("participant_id").reindex(ids)
         w = float(discount_weight(years_sched[j - 1], years_sched[j], rate_c))
@@ -313,8 +342,15 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
             fu_total[spec["category"]] = fu_total[spec["category"]] + rows[f"cost_{col}"] * w
     for c in cats:
         out[f"cost_{c}"] = fu_total[c]  # NaN if any follow-up period is missing (complete case)
+    return cats
 
-    # ---- intervention costs -------------------------------------------------------------------
+
+def _intervention_cost_columns(out: pd.DataFrame, participants: pd.DataFrame, comps: list[dict],
+                               priced: pd.DataFrame, cats: list[str], intervention_arm: str,
+                               notes: list[str]) -> list[str]:
+    """Add the intervention cost built up from its components, the service cost and the total
+    cost to ``out``; returns the cost categories including ``intervention`` when it has components."""
+    ids = out.index
     parts = participants.set_index("participant_id").reindex(ids).reset_index()
     parts["arm"] = out.arm.to_numpy()
     parts["site_id"] = out.site_id.to_numpy()
@@ -333,8 +369,14 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
         cats = cats + ["intervention"]
     out["cost"] = out[[f"cost_{c}" for c in cats]].sum(axis=1, min_count=len(cats))
     out.loc[out[[f"cost_{c}" for c in cats]].isna().any(axis=1), "cost"] = np.nan
+    return cats
 
-    # ---- QALYs and outcome-years ----------------------------------------------------------------
+
+def _effect_columns(out: pd.DataFrame, linked: pd.DataFrame, econ: dict, tps: list, years_sched: np.ndarray,
+                    notes: list[str]) -> None:
+    """Add baseline utility and QALYs (area under the utility curve), life-satisfaction-years
+    (for WELLBYs) and the other outcomes at the last follow-up with their baseline values."""
+    ids = out.index
     rate_e = float(econ["discount_rate_effects"])
 
     def wide(col):
@@ -366,7 +408,6 @@ def participant_table(linked: pd.DataFrame, service_use: pd.DataFrame, participa
         v = wide(y)
         out[f"{y}_bl"] = v[:, 0]
         out[y] = v[:, -1]
-    return ParticipantData(out.reset_index(), priced, cats, notes)
 
 
 def _is_numeric(col: pd.Series) -> bool:
@@ -574,7 +615,7 @@ class _Rubin:
 
 
 def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, clustered: bool,
-                       level: float = 0.95) -> dict[str, pd.DataFrame]:
+                       level: float = 0.95, weighting: dict | None = None) -> dict[str, pd.DataFrame]:
     """Incremental cost-effectiveness analysis with bootstrap uncertainty.
 
     Incremental cost and effect by regression on ``[1, treat, baseline effect, baseline cost]``
@@ -583,7 +624,8 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
     grid, the cost-effectiveness plane and acceptability curve from a seeded, stratified bootstrap
     (two-stage when clustered; optionally shrinkage-corrected), cost per point gained on other
     outcomes and the WELLBY value.  ``econ["missing_data"]`` chooses complete cases or multiple
-    imputation ("MI, then bootstrap", pooled by Rubin's rules; module docstring).
+    imputation ("MI, then bootstrap", pooled by Rubin's rules); ``weighting`` a propensity-weighted
+    analysis of a non-randomised comparison (module docstring).
 
     Parameters
     ----------
@@ -598,6 +640,8 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
         A cluster-randomised design: resample sites, then participants within sites.
     level : float
         Confidence level of the intervals.
+    weighting : dict, optional
+        The config's ``propensity`` block: weighted regressions (complete cases only).
 
     Returns
     -------
@@ -644,12 +688,42 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
     delta_cost  847.5562 -238.0742  1703.0097  99
     delta_qaly    0.0281   -0.0072     0.0618  99
     """
+    method = _check_options(econ, clustered, weighting)
+    t = pdata.table
+    fit = _fit(pdata, econ, method, seed=seed, clustered=clustered, level=level, weighting=weighting)
+    thresholds = econ["thresholds"] or DEFAULT_THRESHOLDS
+    table, lambdas = _ResultRows(t, fit), _lambda_grid(econ, thresholds)
+    for k in range(len(fit.eqs)):
+        table.add_equation(k, econ, thresholds, lambdas)
+    cea = _with_sensitivity(_cea_table(table.rows, fit, econ, method), pdata, econ, fit, weighting,
+                            seed=seed, clustered=clustered, level=level)
+    out = dict(cea=cea[CEA_COLUMNS], ceac=pd.DataFrame(table.ceac_rows).rename(columns={"lambda_": "lambda"}),
+               replicates=_replicate_table(fit),
+               by_arm=summarise_by_arm(pdata, t.cost.notna().to_numpy() & t.qaly.notna().to_numpy()))
+    if fit.m is not None:
+        out["fmi"] = table.fmi
+    return out
+
+
+CEA_COLUMNS = ["analysis", "measure", "lambda", "threshold", "estimate", "se", "ci_low", "ci_high",
+               "probability", "quadrant", "n", "n_intervention", "n_control", "n_sites",
+               "bootstrap", "replicates", "price_year", "note", "missing_data", "imputations"]
+
+
+def _check_options(econ: dict, clustered: bool, weighting: dict | None = None) -> str:
+    """The missing-data method, after checking it, the bootstrap's cluster correction and
+    that propensity weighting is asked for with complete cases and no correction."""
     method = econ.get("missing_data", "complete_case")
     if method not in MISSING_DATA_METHODS:
         raise ValueError(f"config key economics.missing_data: {method!r} is not one of "
                          f"{list(MISSING_DATA_METHODS)}")
-    t = pdata.table
-    B = int(econ["bootstrap"]["replicates"])
+    if weighting is not None and method != "complete_case":
+        raise ValueError(f"config key economics.missing_data: {method!r} cannot be combined with the propensity "
+                         "weighting of a non-randomised comparison (design.allocation: non_randomised); the "
+                         "weighted economic evaluation supports complete_case only")
+    if weighting is not None and econ["bootstrap"].get("cluster_correction", "none") != "none":
+        raise ValueError("config key economics.bootstrap.cluster_correction: the shrinkage correction cannot be "
+                         "combined with the propensity weighting of a non-randomised comparison; use 'none'")
     correction = econ["bootstrap"].get("cluster_correction", "none")
     if correction not in CLUSTER_CORRECTIONS:
         raise ValueError(f"config key economics.bootstrap.cluster_correction: {correction!r} is not one of "
@@ -657,144 +731,272 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
     if correction != "none" and not clustered:
         raise ValueError(f"config key economics.bootstrap.cluster_correction: {correction!r} applies to "
                          "cluster-randomised designs only (design.type: cluster); use 'none'")
-    shrink = correction == "shrinkage_t"
-    two_stage = clustered
-    scheme = ("two-stage (sites, then participants within sites), stratified by arm" if two_stage
-              else "participants, stratified by arm")
-    if shrink:
-        scheme = ("two-stage with shrinkage correction (sites, then participants within sites, residuals "
-                  "shrunk to unbiased variance components), stratified by arm")
-    draw = dict(replicates=B, seed=[seed, 6], two_stage=two_stage)
-    cc_use = t.cost.notna().to_numpy() & t.qaly.notna().to_numpy()
-    m = None
-    if method == "complete_case":
-        eqs = _equations(t, econ)
-        stat = _statistic(t, eqs)
-        point = stat(np.ones((1, len(t))))[0]
-        reps = boot.bootstrap(_statistic(t, _shrunk(t, eqs)) if shrink else stat, len(t), t.arm.to_numpy(),
-                              t.site_id.to_numpy(), **draw)
-        if shrink:
-            dfs = [float(_clusters(t, e["use"]) - 2) for e in eqs]
-            unc = _StudentT(reps, point, dfs, level)
-            scheme += f"; intervals: estimate +/- t on clusters - 2 df ({', '.join(f'{d:g}' for d in dfs)}) x bootstrap SE"
-        else:
-            unc = _Percentile(reps, level)
-            scheme += "; percentile intervals"
-    else:
-        imps = multiply_impute(pdata, econ, seed=seed)
-        m = len(imps)
-        if B < 2 * m:
-            raise ValueError(f"config key economics.bootstrap.replicates: {B} replicates cannot be "
-                             f"shared among {m} imputations (need at least 2 per imputation)")
-        eqs_k = [_equations(imp, econ) for imp in imps]
-        Q = np.vstack([_statistic(imp, e)(np.ones((1, len(t))))[0] for imp, e in zip(imps, eqs_k)])
-        stat_k = [_statistic(imp, _shrunk(imp, e) if shrink else e) for imp, e in zip(imps, eqs_k)]
-        which = np.repeat(np.arange(m), np.diff((np.arange(m + 1) * B) // m))
-        reps = np.empty((B, Q.shape[1]))
-        off = 0
-        for counts in boot.count_blocks(len(t), t.arm.to_numpy(), t.site_id.to_numpy(), **draw):
-            w = which[off:off + len(counts)]
-            for k in np.unique(w):
-                sel = np.flatnonzero(w == k)
-                reps[off + sel] = stat_k[k](counts[sel].astype(float))
-            off += len(counts)
-        eqs = eqs_k[0]
-        point = Q.mean(axis=0)
-        # complete-data df of the arm contrast: clusters - 2 when sites were randomised (the arm is a
-        # cluster-level term), participants - regressors otherwise
-        dfcom = _clusters(t) - 2 if clustered else len(t) - eqs[0]["X"].shape[1]
-        if dfcom < 1:
-            raise ValueError(f"economics: {_clusters(t)} clusters leave no degrees of freedom for Rubin's rules "
-                             "(need at least three sites)")
-        unc = _Rubin(Q, reps, which, df_complete=dfcom, level=level)
-        scheme += (f"; MI then bootstrap, {m} imputations x about {B // m} replicates each, pooled by "
-                   f"Rubin's rules (complete-data df {dfcom})")
-    thresholds = econ["thresholds"] or DEFAULT_THRESHOLDS
-    lambdas = _lambda_grid(econ, thresholds)
-    rows = []
+    return method
 
-    def add(analysis, measure, estimate, k=None, f=None, **kw):
+
+def _fit(pdata: ParticipantData, econ: dict, method: str, *, seed: int, clustered: bool, level: float,
+         weighting: dict | None = None) -> _Fit:
+    """Point estimates and seeded bootstrap replicates of every equation by ``method``."""
+    shrink = econ["bootstrap"].get("cluster_correction", "none") == "shrinkage_t"
+    draw = dict(replicates=int(econ["bootstrap"]["replicates"]), seed=[seed, 6], two_stage=clustered)
+    if weighting is not None:
+        return _weighted_fit(pdata.table, econ, weighting, draw, level)
+    if method == "complete_case":
+        return _complete_case_fit(pdata.table, econ, shrink, draw, level)
+    return _mi_fit(pdata, econ, seed, shrink, draw, clustered, level)
+
+
+def _scheme(two_stage: bool, shrink: bool) -> str:
+    """Plain-English description of the resampling (the ``bootstrap`` column)."""
+    if shrink:
+        return ("two-stage with shrinkage correction (sites, then participants within sites, residuals "
+                "shrunk to unbiased variance components), stratified by arm")
+    return ("two-stage (sites, then participants within sites), stratified by arm" if two_stage
+            else "participants, stratified by arm")
+
+
+@dataclass
+class _Fit:
+    """The analysis of every equation: point estimates and bootstrap replicates (columns 2k and
+    2k + 1 are equation k's incremental cost and effect), their summary (``unc``), the
+    resampling description and, under multiple imputation, m and each replicate's imputation."""
+    eqs: list[dict]
+    point: np.ndarray
+    reps: np.ndarray
+    unc: object
+    scheme: str
+    replicates: int
+    m: int | None = None
+    which: np.ndarray | None = None
+    weight: np.ndarray | None = None  # propensity weights of the point estimate (0: left out)
+
+    def pair(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Equation k's replicates of incremental cost and effect (weighted: the defined ones)."""
+        rc, re = self.reps[:, 2 * k], self.reps[:, 2 * k + 1]
+        if self.weight is None:
+            return rc, re
+        keep = np.isfinite(rc) & np.isfinite(re)
+        return rc[keep], re[keep]
+
+
+def _complete_case_fit(t: pd.DataFrame, econ: dict, shrink: bool, draw: dict, level: float) -> _Fit:
+    """Complete cases: percentile intervals, or estimate +/- t x bootstrap SE with shrinkage."""
+    scheme = _scheme(draw["two_stage"], shrink)
+    eqs = _equations(t, econ)
+    stat = _statistic(t, eqs)
+    point = stat(np.ones((1, len(t))))[0]
+    reps = boot.bootstrap(_statistic(t, _shrunk(t, eqs)) if shrink else stat, len(t), t.arm.to_numpy(),
+                          t.site_id.to_numpy(), **draw)
+    if shrink:
+        dfs = [float(_clusters(t, e["use"]) - 2) for e in eqs]
+        unc = _StudentT(reps, point, dfs, level)
+        scheme += f"; intervals: estimate +/- t on clusters - 2 df ({', '.join(f'{d:g}' for d in dfs)}) x bootstrap SE"
+    else:
+        unc = _Percentile(reps, level)
+        scheme += "; percentile intervals"
+    return _Fit(eqs, point, reps, unc, scheme, draw["replicates"])
+
+
+def _mi_fit(pdata: ParticipantData, econ: dict, seed: int, shrink: bool, draw: dict, clustered: bool,
+            level: float) -> _Fit:
+    """MI, then bootstrap: B replicates shared among the m imputations, Rubin's rules."""
+    t = pdata.table
+    B = draw["replicates"]
+    imps = multiply_impute(pdata, econ, seed=seed)
+    m = len(imps)
+    if B < 2 * m:
+        raise ValueError(f"config key economics.bootstrap.replicates: {B} replicates cannot be "
+                         f"shared among {m} imputations (need at least 2 per imputation)")
+    eqs_k = [_equations(imp, econ) for imp in imps]
+    Q = np.vstack([_statistic(imp, e)(np.ones((1, len(t))))[0] for imp, e in zip(imps, eqs_k)])
+    stat_k = [_statistic(imp, _shrunk(imp, e) if shrink else e) for imp, e in zip(imps, eqs_k)]
+    which = np.repeat(np.arange(m), np.diff((np.arange(m + 1) * B) // m))
+    reps = np.empty((B, Q.shape[1]))
+    off = 0
+    for counts in boot.count_blocks(len(t), t.arm.to_numpy(), t.site_id.to_numpy(), **draw):
+        w = which[off:off + len(counts)]
+        for k in np.unique(w):
+            sel = np.flatnonzero(w == k)
+            reps[off + sel] = stat_k[k](counts[sel].astype(float))
+        off += len(counts)
+    eqs = eqs_k[0]
+    # complete-data df of the arm contrast: clusters - 2 when sites were randomised (the arm is a
+    # cluster-level term), participants - regressors otherwise
+    dfcom = _clusters(t) - 2 if clustered else len(t) - eqs[0]["X"].shape[1]
+    if dfcom < 1:
+        raise ValueError(f"economics: {_clusters(t)} clusters leave no degrees of freedom for Rubin's rules "
+                         "(need at least three sites)")
+    unc = _Rubin(Q, reps, which, df_complete=dfcom, level=level)
+    scheme = _scheme(draw["two_stage"], shrink) + (
+        f"; MI then bootstrap, {m} imputations x about {B // m} replicates each, pooled by "
+        f"Rubin's rules (complete-data df {dfcom})")
+    return _Fit(eqs, Q.mean(axis=0), reps, unc, scheme, B, m=m, which=which)
+
+
+def _weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, level: float) -> _Fit:
+    """Propensity-weighted complete-case analysis of a non-randomised comparison: the weighted
+    least-squares regressions of :func:`_equations` with the weights of the outcome analysis
+    (:func:`analysis.propensity.ps_weights`, same estimand); in every bootstrap replicate the
+    score model is refitted with the replicate's counts and the weights recomputed (Austin PC.
+    Stat Med 2016;35:5642), the regression weights being counts x weights.  Participants with a
+    missing score covariate are left out, as in the outcome analysis."""
+    covs = list(weighting["covariates"])
+    absent = [c for c in covs if f"ps_{c}" not in t]
+    if absent:
+        raise KeyError(f"economics: propensity covariates {absent} are not in the participant table "
+                       "(participant_table(..., ps_covariates=...))")
+    data = pd.DataFrame({c: t[f"ps_{c}"] for c in covs}).assign(treated=t.treat.astype(int))
+    ok = data[covs].notna().all(axis=1).to_numpy()
+    if not ok.any():
+        raise ValueError("economics: no participant has every propensity covariate")
+    est, stab, trim = weighting.get("estimand", "ATT"), bool(weighting.get("stabilise", True)), \
+        float(weighting.get("trim", 0))
+    w0 = PS.ps_weights(PS.propensity_scores(data[ok], "treated", covs), data.treated[ok], est, stab, trim)
+    weight = np.zeros(len(t))
+    weight[ok] = w0.weight.to_numpy()
+    beta, Xok = PS.score_fit(data[ok], "treated", covs)
+    X = np.zeros((len(t), Xok.shape[1]))
+    X[ok] = Xok
+    eqs = [{**e, "use": e["use"] & ok} for e in _equations(t, econ)]
+    stat, treat, failed = _statistic(t, eqs), t.treat.to_numpy(float), [0, 0]
+
+    def weighted(counts: np.ndarray) -> np.ndarray:
+        counts = counts * ok
+        w, converged = PS.bootstrap_weights(X, treat, counts, beta, est, stab, trim)
+        valid = np.isfinite(w).all(axis=1)
+        failed[0] += int((~converged & valid).sum())
+        failed[1] += int((~valid).sum())
+        out = np.full((len(counts), 2 * len(eqs)), np.nan)
+        out[valid] = stat(counts[valid] * w[valid])
+        return out
+
+    point = stat(weight[None, :])[0]
+    reps = boot.bootstrap(weighted, len(t), t.arm.to_numpy(), t.site_id.to_numpy(), **draw)
+    scheme = (_scheme(draw["two_stage"], False) + f"; propensity weighted ({est}"
+              + (f", trimmed at {trim:g}" if trim else "") + "), the score model refitted in every replicate"
+              + (f" (in {failed[0]} of them a covariate level had participants of one group only: no finite "
+                 "estimate, scores at the limit 0 or 1, as glm)" if failed[0] else "")
+              + (f"; {failed[1]} replicates with no weight left in one group are left out" if failed[1] else "")
+              + "; percentile intervals")
+    return _Fit(eqs, point, reps, _Percentile(reps, level), scheme, draw["replicates"], weight=weight)
+
+
+class _ResultRows:
+    """The rows of the ``cea`` table (one per analysis and measure) and of the ``ceac`` table,
+    equation by equation, with the fractions of missing information under MI."""
+
+    def __init__(self, t: pd.DataFrame, fit: _Fit):
+        self.t, self.fit, self.rows, self.ceac_rows, self.fmi = t, fit, [], [], {}
+
+    def add(self, analysis, measure, estimate, k=None, f=None, **kw):
         r = dict(analysis=analysis, measure=measure, estimate=float(estimate))
         if f is not None:
-            r.update(unc(f, k))
-        rows.append({**r, **kw})
+            r.update(self.fit.unc(f, k))
+        self.rows.append({**r, **kw})
 
-    ceac_rows = []
-    fmi = {}
-    for k, e in enumerate(eqs):
-        dc, de = point[2 * k], point[2 * k + 1]
-        rc, re = reps[:, 2 * k], reps[:, 2 * k + 1]
-        use = e["use"]
+    def add_equation(self, k: int, econ: dict, thresholds: list[dict], lambdas: np.ndarray) -> None:
+        t, fit, e = self.t, self.fit, self.fit.eqs[k]
+        dc, de = fit.point[2 * k], fit.point[2 * k + 1]
+        rc, re = fit.pair(k)
+        use = e["use"] if fit.weight is None else e["use"] & (fit.weight > 0)
         common = dict(n=int(use.sum()), n_intervention=int((use & (t.treat == 1)).sum()),
-                      n_control=int((use & (t.treat == 0)).sum()),
-                      n_sites=int(t.site_id[use].nunique()))
+                      n_control=int((use & (t.treat == 0)).sum()), n_sites=int(t.site_id[use].nunique()))
         an = e["analysis"]
-        add(an, "delta_cost", dc, k, lambda c, e_: c, **common)
-        add(an, f"delta_{e['effect']}", de, k, lambda c, e_: e_, **common)
-        if m is not None:
-            fmi[an] = (unc.pooled(lambda c, e_: c, k)["fmi"], unc.pooled(lambda c, e_: e_, k)["fmi"])
+        self.add(an, "delta_cost", dc, k, lambda c, e_: c, **common)
+        self.add(an, f"delta_{e['effect']}", de, k, lambda c, e_: e_, **common)
+        if fit.m is not None:
+            self.fmi[an] = (fit.unc.pooled(lambda c, e_: c, k)["fmi"], fit.unc.pooled(lambda c, e_: e_, k)["fmi"])
         q = quadrant(dc, de)
-        add(an, "icer", icer(dc, de), quadrant=q, note=QUADRANTS[q], **common)
+        self.add(an, "icer", icer(dc, de), quadrant=q, note=QUADRANTS[q], **common)
         rq = np.where(rc >= 0, "N", "S").astype(object) + np.where(re >= 0, "E", "W")
         for qq in ("NE", "SE", "SW", "NW"):
-            add(an, f"share_{qq}", np.mean(rq == qq), quadrant=qq, note=QUADRANTS[qq], **common)
+            self.add(an, f"share_{qq}", np.mean(rq == qq), quadrant=qq, note=QUADRANTS[qq], **common)
         if an == "cea_qaly":
-            prob = ceac(rc, re, lambdas)
-            if m is None:
-                cis = [unc.ceac_ci(rc, re, lam) for lam in lambdas]  # cea_qaly is equation 0
-            else:
-                lo, hi = unc.ceac_table(k, lambdas)
-                cis = list(zip(lo.tolist(), hi.tolist()))
-            for lam, p, (lo_, hi_) in zip(lambdas, prob, cis):
-                ceac_rows.append(dict(lambda_=lam, prob_cost_effective=p, inmb=lam * de - dc,
-                                      inmb_ci_low=lo_, inmb_ci_high=hi_))
-            for th in thresholds:
-                lam = float(th["value"])
-                add(an, "inmb", lam * de - dc, k, lambda c, e_, lam=lam: lam * e_ - c, **{"lambda": lam},
-                    threshold=th["label"], probability=float(ceac(rc, re, [lam])[0]), **common)
-            add(an, "prob_cost_saving", np.mean(rc < 0), **common)
-            add(an, "prob_more_effective", np.mean(re > 0), **common)
+            self._qaly_rows(k, thresholds, lambdas, common)
         if an == "wellby":
-            w = econ["wellby"]
-            for which_, tag in (("value", "central"), ("low", "low"), ("high", "high")):
-                val = float(w[which_]) * float(w["uprating_factor"])
-                add(an, f"wellby_value_{tag}", wellby_value(de, w[which_], w["uprating_factor"]),
-                    k, lambda c, e_, val=val: e_ * val, **{"lambda": val},
-                    note=f"£{val:,.0f} per WELLBY, {w['price_basis']}", **common)
-            val = float(w["value"]) * float(w["uprating_factor"])
-            add(an, "wellby_net_value", de * val - dc, k, lambda c, e_, val=val: e_ * val - c,
-                **{"lambda": val}, probability=float(np.mean(re * val - rc > 0)),
-                note="WELLBY value (central) minus incremental cost; price years may differ", **common)
+            self._wellby_rows(k, econ["wellby"], common)
+
+    def _qaly_rows(self, k: int, thresholds: list[dict], lambdas: np.ndarray, common: dict) -> None:
+        """Acceptability curve with INMB intervals, INMB at each threshold, P(cost saving) and
+        P(more effective)."""
+        fit, an = self.fit, self.fit.eqs[k]["analysis"]
+        dc, de = fit.point[2 * k], fit.point[2 * k + 1]
+        rc, re = fit.pair(k)
+        prob = ceac(rc, re, lambdas)
+        if fit.m is None:
+            cis = [fit.unc.ceac_ci(rc, re, lam) for lam in lambdas]  # cea_qaly is equation 0
+        else:
+            lo, hi = fit.unc.ceac_table(k, lambdas)
+            cis = list(zip(lo.tolist(), hi.tolist()))
+        for lam, p, (lo_, hi_) in zip(lambdas, prob, cis):
+            self.ceac_rows.append(dict(lambda_=lam, prob_cost_effective=p, inmb=lam * de - dc,
+                                       inmb_ci_low=lo_, inmb_ci_high=hi_))
+        for th in thresholds:
+            lam = float(th["value"])
+            self.add(an, "inmb", lam * de - dc, k, lambda c, e_, lam=lam: lam * e_ - c, **{"lambda": lam},
+                     threshold=th["label"], probability=float(ceac(rc, re, [lam])[0]), **common)
+        self.add(an, "prob_cost_saving", np.mean(rc < 0), **common)
+        self.add(an, "prob_more_effective", np.mean(re > 0), **common)
+
+    def _wellby_rows(self, k: int, w: dict, common: dict) -> None:
+        """WELLBY values (central, low, high) and the net value (central value minus cost)."""
+        fit, an = self.fit, self.fit.eqs[k]["analysis"]
+        dc, de = fit.point[2 * k], fit.point[2 * k + 1]
+        rc, re = fit.pair(k)
+        for which_, tag in (("value", "central"), ("low", "low"), ("high", "high")):
+            val = float(w[which_]) * float(w["uprating_factor"])
+            self.add(an, f"wellby_value_{tag}", wellby_value(de, w[which_], w["uprating_factor"]),
+                     k, lambda c, e_, val=val: e_ * val, **{"lambda": val},
+                     note=f"£{val:,.0f} per WELLBY, {w['price_basis']}", **common)
+        val = float(w["value"]) * float(w["uprating_factor"])
+        self.add(an, "wellby_net_value", de * val - dc, k, lambda c, e_, val=val: e_ * val - c,
+                 **{"lambda": val}, probability=float(np.mean(re * val - rc > 0)),
+                 note="WELLBY value (central) minus incremental cost; price years may differ", **common)
+
+
+def _cea_table(rows: list[dict], fit: _Fit, econ: dict, method: str) -> pd.DataFrame:
+    """The rows as a table with every column of :data:`CEA_COLUMNS` and the analysis settings."""
     cea = pd.DataFrame(rows)
     for c in ("lambda", "threshold", "probability", "quadrant", "note", "se", "ci_low", "ci_high"):
         if c not in cea:
             cea[c] = np.nan
-    cea["bootstrap"] = scheme
-    cea["replicates"] = B
+    cea["bootstrap"] = fit.scheme
+    cea["replicates"] = fit.replicates
     cea["price_year"] = econ["price_year"]
     cea["missing_data"] = method
-    cea["imputations"] = np.nan if m is None else float(m)
-    if m is not None:  # complete-case sensitivity analysis of the main result
-        cc = cost_effectiveness(pdata, {**econ, "missing_data": "complete_case"}, seed=seed,
-                                clustered=clustered, level=level)["cea"]
-        cc = cc[(cc.analysis == "cea_qaly") & cc.measure.isin(["delta_cost", "delta_qaly", "icer"])]
-        cea = pd.concat([cea, cc.assign(analysis="cea_qaly_complete_case")], ignore_index=True)
-    cea = cea[["analysis", "measure", "lambda", "threshold", "estimate", "se", "ci_low", "ci_high",
-               "probability", "quadrant", "n", "n_intervention", "n_control", "n_sites",
-               "bootstrap", "replicates", "price_year", "note", "missing_data", "imputations"]]
-    ceac_t = pd.DataFrame(ceac_rows).rename(columns={"lambda_": "lambda"})
+    cea["imputations"] = np.nan if fit.m is None else float(fit.m)
+    return cea[CEA_COLUMNS]
+
+
+def _with_sensitivity(cea: pd.DataFrame, pdata: ParticipantData, econ: dict, fit: _Fit, weighting: dict | None,
+                      **kw) -> pd.DataFrame:
+    """``cea`` with the main result (incremental cost, QALYs, ICER) of the sensitivity analyses
+    appended: complete cases after multiple imputation (``cea_qaly_complete_case``), the
+    unweighted comparison after propensity weighting (``cea_qaly_unweighted``, ignoring the
+    non-random allocation)."""
+    others = []
+    if fit.m is not None:
+        others.append(("cea_qaly_complete_case", {**econ, "missing_data": "complete_case"}))
+    if weighting is not None:
+        others.append(("cea_qaly_unweighted", econ))
+    for label, econ_ in others:
+        other = cost_effectiveness(pdata, econ_, **kw)["cea"]
+        other = other[(other.analysis == "cea_qaly") & other.measure.isin(["delta_cost", "delta_qaly", "icer"])]
+        cea = pd.concat([cea, other.assign(analysis=label)], ignore_index=True)
+    return cea
+
+
+def _replicate_table(fit: _Fit) -> pd.DataFrame:
+    """The bootstrap replicates, two columns (cost, effect) per analysis."""
     names = []
-    for e in eqs:
+    for e in fit.eqs:
         tag = e["analysis"].replace("cost_per_point:", "")
         names += [f"delta_cost_{tag}", f"delta_effect_{tag}"]
-    rep_t = pd.DataFrame(reps, columns=names)
-    rep_t.insert(0, "replicate", np.arange(1, B + 1))
-    if m is not None:
-        rep_t.insert(1, "imputation", which + 1)
-    out = dict(cea=cea, ceac=ceac_t, replicates=rep_t, by_arm=summarise_by_arm(pdata, cc_use))
-    if m is not None:
-        out["fmi"] = fmi
-    return out
+    rep_t = pd.DataFrame(fit.reps, columns=names)
+    rep_t.insert(0, "replicate", np.arange(1, fit.replicates + 1))
+    if fit.m is not None:
+        rep_t.insert(1, "imputation", fit.which + 1)
+    return rep_t
 
 
 def summarise_by_arm(pdata: ParticipantData, use: np.ndarray) -> pd.DataFrame:

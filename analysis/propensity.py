@@ -49,7 +49,8 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-__all__ = ["ESTIMANDS", "covariate_matrix", "propensity_model", "propensity_scores", "ps_weights",
+__all__ = ["ESTIMANDS", "covariate_matrix", "propensity_model", "propensity_scores", "ps_weights", "score_fit",
+           "logit_many", "bootstrap_weights",
            "balance_table", "weighted_effect", "e_value_rr", "e_value", "love_plot_png", "REFERENCES"]
 
 ESTIMANDS = ("ATT", "ATE", "overlap")
@@ -71,6 +72,8 @@ REFERENCES = {
     "austin": "Austin PC, Stuart EA. Moving towards best practice when using inverse probability of treatment "
               "weighting (IPTW) using the propensity score to estimate causal treatment effects in "
               "observational studies. Stat Med 2015;34:3661-79.",
+    "austin_variance": "Austin PC. Variance estimation when using inverse probability of treatment weighting (IPTW) "
+                       "with survival analysis. Stat Med 2016;35:5642-55.",
     "lumley": "Lumley T. Analysis of complex survey samples. J Stat Softw 2004;9(8):1-19 (R package survey).",
     "evalue": "VanderWeele TJ, Ding P. Sensitivity analysis in observational research: introducing the "
               "E-value. Ann Intern Med 2017;167:268-74.",
@@ -136,6 +139,13 @@ def propensity_model(data: pd.DataFrame, treatment: str, covariates: Sequence[st
                          "p": res.pvalues})
 
 
+def score_fit(data: pd.DataFrame, treatment: str, covariates: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The score model's coefficients and design matrix (intercept first, then the columns of
+    :func:`covariate_matrix`): the starting point of :func:`bootstrap_weights`."""
+    res, X = _fit_logit(data, treatment, covariates)
+    return np.asarray(res.params, float), X.to_numpy(float)
+
+
 def propensity_scores(data: pd.DataFrame, treatment: str, covariates: Sequence[str]) -> pd.Series:
     """Fitted probability of the intervention group for every row of ``data`` (same index)."""
     res, X = _fit_logit(data, treatment, covariates)
@@ -159,19 +169,94 @@ def ps_weights(ps: pd.Series, treated: pd.Series, estimand: str = "ATT", stabili
     t = treated.astype(float).to_numpy()
     trimmed = (e < trim) | (e > 1.0 - trim) if trim > 0 else np.zeros(len(e), dtype=bool)
     keep = ~trimmed
+    w = _weight_formula(e, t, estimand, stabilise, keep, t[keep].mean() if keep.any() else np.nan)
+    if (w[keep & (t == 1)].sum() <= 0) or (w[keep & (t == 0)].sum() <= 0):
+        raise ValueError("propensity weights: one group has no participant left after trimming")
+    return pd.DataFrame({"ps": e, "treated": t.astype(int), "trimmed": trimmed, "weight": w}, index=ps.index)
+
+
+def _weight_formula(e: np.ndarray, t: np.ndarray, estimand: str, stabilise: bool, keep: np.ndarray,
+                    p1) -> np.ndarray:
+    """The weights of the module table for scores ``e`` (any shape, broadcast with ``t``), 0
+    where not ``keep``; ``p1`` is the share of the intervention group among those kept (ATE
+    stabilisation)."""
     if estimand == "ATT":
         w = np.where(t == 1, 1.0, e / (1.0 - e))
     elif estimand == "ATE":
         w = np.where(t == 1, 1.0 / e, 1.0 / (1.0 - e))
         if stabilise:
-            p1 = t[keep].mean()
             w = w * np.where(t == 1, p1, 1.0 - p1)
     else:
         w = np.where(t == 1, 1.0 - e, e)
-    w = np.where(keep, w, 0.0)
-    if (w[keep & (t == 1)].sum() <= 0) or (w[keep & (t == 0)].sum() <= 0):
-        raise ValueError("propensity weights: one group has no participant left after trimming")
-    return pd.DataFrame({"ps": e, "treated": t.astype(int), "trimmed": trimmed, "weight": w}, index=ps.index)
+    return np.where(keep, w, 0.0)
+
+
+SEPARATION_EPS = 1e-8  # a fitted score this close to 0 or 1: the replicate's score model has no finite estimate
+MAX_STEP = 2.0  # largest Newton step (log odds): a separated replicate's coefficients grow steadily, not wildly
+
+
+def logit_many(X: np.ndarray, y: np.ndarray, W: np.ndarray, start: np.ndarray, maxiter: int = 60,
+               tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-likelihood logistic regression of ``y`` on ``X`` for many frequency weightings at
+    once (rows of ``W``, e.g. bootstrap counts), by Newton-Raphson from ``start`` (the fit with
+    all weights 1), each step at most ``MAX_STEP`` in every coefficient: the score model
+    refitted in every bootstrap replicate.  Returns the
+    coefficients (b, p) and whether each fit converged to a finite estimate (largest step below
+    ``tol`` and every fitted probability of a row with weight > 0 at least ``SEPARATION_EPS``
+    from 0 and 1: a replicate in which a covariate level has only one group's participants has
+    no finite estimate, and its scores there tend to 0 or 1, as R's ``glm`` with its "fitted
+    probabilities numerically 0 or 1" warning)."""
+    X = np.asarray(X, float)
+    y = np.asarray(y, float)
+    W = np.atleast_2d(np.asarray(W, float))
+    b, p = W.shape[0], X.shape[1]
+    Z = (X[:, :, None] * X[:, None, :]).reshape(len(y), p * p)
+    beta = np.tile(np.asarray(start, float), (b, 1))
+    done = np.zeros(b, dtype=bool)
+    for _ in range(maxiter):
+        live = np.flatnonzero(~done)
+        if not len(live):
+            break
+        mu = 1.0 / (1.0 + np.exp(-np.clip(beta[live] @ X.T, -700, 700)))
+        grad = (W[live] * (y - mu)) @ X
+        H = ((W[live] * mu * (1.0 - mu)) @ Z).reshape(-1, p, p)
+        try:
+            step = np.linalg.solve(H, grad[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:  # separation in some replicate: least squares per row
+            step = np.stack([np.linalg.lstsq(a, g, rcond=None)[0] for a, g in zip(H, grad)])
+        big = np.max(np.abs(step), axis=1, keepdims=True)
+        step = np.where(big > MAX_STEP, step * (MAX_STEP / np.where(big > 0, big, 1.0)), step)
+        step = np.where(np.isfinite(step), step, 0.0)
+        beta[live] += step
+        done[live] = np.max(np.abs(step), axis=1) < tol
+    mu = 1.0 / (1.0 + np.exp(-np.clip(beta @ X.T, -700, 700)))
+    limit = ((mu < SEPARATION_EPS) | (mu > 1.0 - SEPARATION_EPS)) & (W > 0)
+    return beta, done & ~limit.any(axis=1)
+
+
+def bootstrap_weights(X: np.ndarray, treated: np.ndarray, counts: np.ndarray, start: np.ndarray,
+                      estimand: str = "ATT", stabilise: bool = True, trim: float = 0.0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Propensity weights re-estimated in each bootstrap replicate (Austin PC. Stat Med
+    2016;35:5642): the score model refitted with the replicate's counts as frequency weights
+    (:func:`logit_many`; ``X`` is the score model's design matrix with its intercept,
+    ``start`` the full-sample coefficients), then the weights of :func:`ps_weights` (the same
+    estimand, ATE stabilisation by the replicate's share of the intervention group, trimming).
+    Returns the weights (b, n), to be multiplied by the counts (a row of NaN where one group has
+    no weight left, e.g. everyone trimmed), and the convergence flags (b,)."""
+    t = np.asarray(treated, float)
+    counts = np.atleast_2d(np.asarray(counts, float))
+    beta, ok = logit_many(X, t, counts, start)
+    e = 1.0 / (1.0 + np.exp(-np.clip(beta @ np.asarray(X, float).T, -700, 700)))
+    keep = ~((e < trim) | (e > 1.0 - trim)) if trim > 0 else np.ones(e.shape, dtype=bool)
+    ck = counts * keep
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        p1 = ((ck * t).sum(axis=1) / ck.sum(axis=1))[:, None]
+        w = np.where(counts > 0, _weight_formula(e, t[None, :], estimand, stabilise, keep, p1), 0.0)
+    cw = counts * w
+    empty = ((cw * t).sum(axis=1) <= 0) | ((cw * (1.0 - t)).sum(axis=1) <= 0) | ~np.isfinite(cw).all(axis=1)
+    w[empty] = np.nan  # one group has no weight left (as ps_weights refuses): no estimate
+    return w, ok
 
 
 def effective_sample_size(w) -> float:

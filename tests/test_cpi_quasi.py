@@ -1,7 +1,8 @@
 """The non-randomised comparison example (config/cpi_quasi.yaml, data/raw/cpi_quasi) end to end
 through Snakemake: the propensity-weighted primary estimate recovers the known truth where the
 unweighted analyses are biased, balance improves, every report says plainly that allocation was
-not random, the economics is flagged as unweighted, and no identifier reaches the new tables.
+not random, the economic evaluation is propensity weighted (with the unweighted result as a
+labelled sensitivity row) and says so, and no identifier reaches the new tables.
 Also the config refusals of a non-randomised design."""
 
 from __future__ import annotations
@@ -76,8 +77,24 @@ def test_reports_say_allocation_was_not_random(quasi):
         t = texts[audience]
         assert "Propensity-weighted difference" in t and "E-value" in t, audience
         assert "ignore the non-random allocation" in t, audience
-        assert "Not weighted:" in t, audience  # the economic evaluation is flagged as unweighted
+        assert "Propensity weighted:" in t and "economic evaluation compares the groups as they are" not in t, \
+            audience  # the economic evaluation is weighted and says so
     assert "VanderWeele" in texts["statistician"] and "Li F, Zaslavsky AM, Landrum MB" in texts["statistician"]
+
+
+def test_economic_evaluation_is_weighted_with_the_unweighted_result_alongside(quasi):
+    cea = pd.read_csv(quasi["rep"] / "tables" / "cea.csv")
+    main = cea[cea.analysis == "cea_qaly"].set_index("measure")
+    un = cea[cea.analysis == "cea_qaly_unweighted"].set_index("measure")
+    assert set(un.index) == {"delta_cost", "delta_qaly", "icer"}
+    assert "propensity weighted (ATT)" in main.bootstrap["delta_cost"]
+    assert "score model refitted in every replicate" in main.bootstrap["delta_cost"]
+    assert "propensity weighted" not in un.bootstrap["delta_cost"]
+    # the two differ (weights change the estimate) and each has its bootstrap interval
+    assert abs(main.estimate["delta_cost"] - un.estimate["delta_cost"]) > 50
+    for m in ("delta_cost", "delta_qaly"):
+        assert main.ci_low[m] < main.estimate[m] < main.ci_high[m]
+        assert un.ci_low[m] < un.estimate[m] < un.ci_high[m]
 
 
 def test_no_identifier_in_the_propensity_outputs(quasi):

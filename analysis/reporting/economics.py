@@ -7,6 +7,23 @@ from analysis.reporting.common import fmt, level_label, money, png_data_uri, rea
 TEMPLATE = "sections/economics.html.j2"
 
 
+def _weighted(cfg: dict, cea) -> dict | None:
+    """A non-randomised comparison: the estimand of the propensity weighting and the unweighted
+    result (``cea_qaly_unweighted``), or None."""
+    from analysis.reporting.propensity import ESTIMAND_WORDS, non_randomised
+    if not non_randomised(cfg):
+        return None
+    un = cea[cea.analysis == "cea_qaly_unweighted"].set_index("measure")
+    ps = cfg["propensity"]
+    out = dict(estimand=ESTIMAND_WORDS[ps["estimand"]], covariates=", ".join(ps["covariates"]), unweighted=None)
+    if len(un):
+        dc, dq = un.loc["delta_cost"], un.loc["delta_qaly"]
+        out["unweighted"] = dict(d_cost=money(dc.estimate), d_cost_ci=f"{money(dc.ci_low)} to {money(dc.ci_high)}",
+                                 d_qaly=fmt(dq.estimate, 4), d_qaly_ci=f"{fmt(dq.ci_low, 4)} to {fmt(dq.ci_high, 4)}",
+                                 icer=money(un.loc["icer"].estimate), quadrant=un.loc["icer"].note)
+    return out
+
+
 def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
     """Template variables of the economics section (None when the evaluation is off)."""
     if not cfg["economics"]["enabled"] or "cea" not in inputs:
@@ -47,6 +64,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
         unverified=", ".join(unverified), utility=names.get(econ["utility"], econ["utility"]),
         discount=dict(c=econ["discount_rate_costs"], e=econ["discount_rate_effects"]),
         time_basis=econ["time_basis"], missing_data=method, missing_method=missing, sensitivity=sensitivity,
+        weighted=_weighted(cfg, cea),
         ce_plane=png_data_uri(inputs["ce_plane"]), ceac=png_data_uri(inputs["ceac_figure"]))
 
 

@@ -163,6 +163,11 @@ def _economics_methods(cfg: dict) -> list[tuple[str, list[str]]]:
                  + boot_text + " for uncertainty; wellbeing changes are valued in WELLBYs.",
                  (["manca", "cluster_boot"] + (["davison_hinkley"] if shrunk else []) + ["wellby"]
                   if cluster else ["manca", "wellby"])))
+    if cfg["design"].get("allocation") == "non_randomised":
+        used.append(("Because allocation was not random, the incremental costs and effects are estimated by "
+                     "regressions weighted with the same propensity weights as the outcomes; in every bootstrap "
+                     "replicate the propensity score model is re-estimated and the weights recomputed, so that "
+                     "the intervals allow for the estimation of the score.", ["ps_austin_variance"]))
     if (cfg.get("economics") or {}).get("missing_data") == "multiple_imputation":
         used.append(("Missing costs and QALYs are multiply imputed by chained equations before the bootstrap; "
                      "estimates are combined by Rubin's rules.", ["mice", "brand"]))

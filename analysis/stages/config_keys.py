@@ -53,7 +53,10 @@ STAGE_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
                     "primary.outcome"),
     "outcome": ("seed", "blinded", "covariates", "data.waves", "design", "instruments", "instrument_definitions",
                 "prescored", "primary", "outcomes", "propensity"),
-    "economics": ("seed", "design.type", "design.intervention_arm", "economics", "outcomes.confidence_level"),
+    # a non-randomised comparison weights the economic evaluation by the outcome analysis's propensity score
+    "economics": ("seed", "design.type", "design.allocation", "design.intervention_arm", "economics",
+                  "outcomes.confidence_level", "propensity.covariates", "propensity.estimand", "propensity.stabilise",
+                  "propensity.trim"),
     # labels of outcomes (analysis.config.score_labels) come from instruments, prescored and outcomes.labels
     "planning": ("covariates", "data.waves", "design",
                  "feasibility.confidence_level", "feasibility.recruitment_period", "instruments",

@@ -15,8 +15,13 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str]) -> None:
     linked = read_linked(inputs["linked"])
     service_use = pd.read_parquet(inputs["service_use"])
     participants = pd.read_parquet(inputs["participants"])
+    # a non-randomised comparison: weighted by the outcome analysis's propensity score (same estimand)
+    weighting = None
+    if design.get("allocation", "randomised") == "non_randomised":
+        weighting = {k: cfg["propensity"][k] for k in ("covariates", "estimand", "stabilise", "trim")}
     pdata = economics.participant_table(linked, service_use, participants, econ,
-                                        intervention_arm=design["intervention_arm"])
+                                        intervention_arm=design["intervention_arm"],
+                                        ps_covariates=weighting["covariates"] if weighting else ())
     for note in pdata.notes:
         log.info("economics: %s", note)
     flagged = pdata.unit_costs[pdata.unit_costs.verification.astype(str) != "PUB"]
@@ -32,7 +37,7 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str]) -> None:
     with progress.task(f"cost-effectiveness ({econ['missing_data'].replace('_', ' ')}, "
                        f"{econ['bootstrap']['replicates']} bootstrap replicates)"):
         res = economics.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=clustered,
-                                           level=cfg["outcomes"]["confidence_level"])
+                                           level=cfg["outcomes"]["confidence_level"], weighting=weighting)
     main = res["cea"][res["cea"].analysis == "cea_qaly"].set_index("measure")
     log.info("economics: missing data by %s; delta cost %.2f, delta QALY %.5f, n = %d, %s bootstrap x %d",
              econ["missing_data"], main.estimate["delta_cost"], main.estimate["delta_qaly"],

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the R reference ("golden") outputs used by tests/test_lmm.py,
 # tests/test_lmm_kr.py, tests/test_mi_pool.py, tests/test_outcomes.py, tests/test_mi_mice.py,
-# tests/test_examples_data.py, tests/test_feasibility_cluster.py, tests/test_planning.py and
-# tests/test_propensity.py and tests/test_programme.py.
+# tests/test_examples_data.py, tests/test_feasibility_cluster.py, tests/test_planning.py,
+# tests/test_propensity.py, tests/test_programme.py and tests/test_economics_propensity.py.
 # R is needed only here, never at test time.
 #
 #   tests/reference/make_golden.sh                 # fits + pooling on the committed datasets
@@ -71,6 +71,13 @@ Rscript "$HERE/propensity_golden.R" "$DATASETS" "$GOLDEN"
 # community programme design: survey change (Welch on the example, paired on a survey simulated
 # in the script: datasets/programme_paired_survey.csv) and cumulative monitoring totals
 Rscript "$HERE/programme_golden.R" "$ROOT" "$DATASETS" "$GOLDEN"
+# the propensity-weighted economic evaluation (glm score, weights by hand, lm(..., weights =), three
+# bootstrap replicates with the score refitted) on the cpi_quasi example's participant table
+# (datasets/cpi_quasi_economics.csv, written from data/raw/cpi_quasi through the pipeline)
+if [ "${1:-}" = "--new-datasets" ] || [ ! -f "$DATASETS/cpi_quasi_economics.csv" ]; then
+  "$ROOT/.venv/bin/python" "$HERE/econ_propensity_dataset.py" "$DATASETS"
+fi
+Rscript "$HERE/econ_propensity_golden.R" "$DATASETS" "$GOLDEN"
 # mice (pmm and norm) on 200 simulated MAR trials, written to a temporary folder
 MIMAR="$(mktemp -d)"
 "$ROOT/.venv/bin/python" "$HERE/mi_mar_datasets.py" "$MIMAR"

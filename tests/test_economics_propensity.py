@@ -1,0 +1,242 @@
+"""The propensity-weighted economic evaluation of a non-randomised comparison
+(analysis.economics.cost_effectiveness(..., weighting=); design.allocation: non_randomised).
+
+Checks against independent references: point estimates of the incremental cost, QALYs and
+SWEMWBS points on the example (config/cpi_quasi.yaml) for four weightings and unweighted against
+R (glm score, hand-made weights, lm(..., weights =); tests/reference/econ_propensity_golden.R on
+datasets/cpi_quasi_economics.csv); three bootstrap replicates against R refitting the score model
+with the replicate's counts as frequency weights (so a bootstrap that kept the full-sample weights
+fails); the batched score refit against statsmodels; and a simulation with known confounding of
+costs and QALYs in which the unweighted incremental cost and QALYs are biased and the weighted
+ones recover the truth.  Plus the refusals (multiple imputation, shrinkage correction).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from analysis import economics as E
+from analysis import propensity as P
+from analysis.config import ConfigError, load_config, validate_config
+from analysis.simulate_designs import CpiQuasiParameters, cpi_quasi_people, cpi_quasi_sites
+from conftest import simulate
+
+REF = Path(__file__).parent / "reference"
+sys.path.insert(0, str(REF))
+import econ_propensity_dataset as DS  # noqa: E402
+
+TOL = 1e-6
+CASES = {"ATT": ("ATT", 0.0), "ATE": ("ATE", 0.0), "overlap": ("overlap", 0.0), "ATE_trim05": ("ATE", 0.05)}
+
+
+@pytest.fixture(scope="module")
+def example():
+    pdata, cfg = DS.table()
+    econ = dict(cfg["economics"], bootstrap=dict(cfg["economics"]["bootstrap"], replicates=DS.REPLICATES))
+    return pdata, cfg, econ
+
+
+def _weighting(cfg, estimand, trim):
+    return dict(cfg["propensity"], estimand=estimand, trim=trim)
+
+
+def _main(cea, analysis):
+    return cea[cea.analysis == analysis].set_index("measure")
+
+
+def test_point_estimates_match_r(example):
+    pdata, cfg, econ = example
+    gold = pd.read_csv(REF / "golden" / "econ_propensity_point.csv")
+    for case, (estimand, trim) in CASES.items():
+        res = E.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=True,
+                                   weighting=_weighting(cfg, estimand, trim))
+        cea = res["cea"]
+        for analysis, eq, effect in (("cea_qaly", "cea_qaly", "delta_qaly"),
+                                     ("cost_per_point:swemwbs_total", "swemwbs_total", "delta_swemwbs_total")):
+            g = gold[(gold.weighting == case) & (gold.equation == eq)].iloc[0]
+            ours = _main(cea, analysis)
+            assert ours.estimate["delta_cost"] == pytest.approx(g.delta_cost, abs=TOL), (case, eq)
+            assert ours.estimate[effect] == pytest.approx(g.delta_effect, abs=TOL), (case, eq)
+            assert (ours.n["delta_cost"], ours.n_intervention["delta_cost"], ours.n_control["delta_cost"]) == \
+                (g.n, g.n_intervention, g.n_control), (case, eq)
+        # the unweighted comparison is kept as a labelled sensitivity row
+        g = gold[(gold.weighting == "unweighted") & (gold.equation == "cea_qaly")].iloc[0]
+        un = _main(cea, "cea_qaly_unweighted")
+        assert un.estimate["delta_cost"] == pytest.approx(g.delta_cost, abs=TOL)
+        assert un.estimate["delta_qaly"] == pytest.approx(g.delta_effect, abs=TOL)
+        assert f"propensity weighted ({estimand}" in cea.bootstrap.iloc[0]
+        assert "refitted in every replicate" in cea.bootstrap.iloc[0]
+    assert (gold[gold.weighting == "ATE_trim05"].n_trimmed > 0).all()  # the trimmed case trims someone
+
+
+def test_bootstrap_replicates_refit_the_score_model_as_r(example):
+    """The first three replicates of the seeded two-stage bootstrap equal R's glm refitted with
+    the replicate's counts as frequency weights, ATT weights recomputed, lm weights count x
+    weight (one of the three has a client group with one arm only: separation, scores at 0)."""
+    pdata, cfg, econ = example
+    data = pd.read_csv(REF / "datasets" / "cpi_quasi_economics.csv")
+    counts = DS.first_counts(pdata.table, cfg["seed"])
+    np.testing.assert_array_equal(counts, data[[f"count_{k}" for k in range(1, DS.COUNTS + 1)]].to_numpy().T)
+    gold = pd.read_csv(REF / "golden" / "econ_propensity_replicates.csv")
+    assert gold.max_abs_coef.max() > 30  # the separated replicate is among them
+    res = E.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=True, weighting=cfg["propensity"])
+    reps = res["replicates"]
+    for eq, tag in (("cea_qaly", "cea_qaly"), ("swemwbs_total", "swemwbs_total")):
+        g = gold[gold.equation == eq].sort_values("replicate")
+        np.testing.assert_allclose(reps[f"delta_cost_{tag}"].iloc[:3], g.delta_cost, rtol=0, atol=TOL)
+        np.testing.assert_allclose(reps[f"delta_effect_{tag}"].iloc[:3], g.delta_effect, rtol=0, atol=TOL)
+    # with the full-sample weights kept fixed the replicates would differ (the refit matters)
+    t = pdata.table
+    w = np.zeros(len(t))
+    ok = np.ones(len(t), bool)
+    data_ps = pd.DataFrame({c: t[f"ps_{c}"] for c in cfg["propensity"]["covariates"]}).assign(treated=t.treat)
+    w[ok] = P.ps_weights(P.propensity_scores(data_ps, "treated", cfg["propensity"]["covariates"]),
+                         data_ps.treated, "ATT").weight
+    fixed = E._statistic(t, E._equations(t, econ))(counts * w[None, :])
+    assert np.max(np.abs(fixed[:, 0] - gold[gold.equation == "cea_qaly"].sort_values("replicate").delta_cost)) > 1
+
+
+def test_score_refit_matches_statsmodels_and_the_point_weights(example):
+    pdata, cfg, _ = example
+    t = pdata.table
+    covs = cfg["propensity"]["covariates"]
+    data = pd.DataFrame({c: t[f"ps_{c}"] for c in covs}).assign(treated=t.treat.astype(int))
+    beta, X = P.score_fit(data, "treated", covs)
+    counts = DS.first_counts(t, cfg["seed"])[:2].astype(float)
+    ours, ok = P.logit_many(X, data.treated.to_numpy(float), counts, beta)
+    for k in range(2):  # a frequency-weighted fit is the fit to the rows repeated
+        rows = np.repeat(np.arange(len(t)), counts[k].astype(int))
+        ref = sm.Logit(data.treated.to_numpy(float)[rows], X[rows]).fit(method="newton", tol=1e-12, disp=False)
+        np.testing.assert_allclose(ours[k], ref.params, rtol=0, atol=1e-8)
+        assert ok[k]
+    for estimand, trim in CASES.values():  # all counts 1: exactly the outcome analysis's weights
+        w, ok = P.bootstrap_weights(X, data.treated.to_numpy(float), np.ones((1, len(t))), beta, estimand,
+                                    True, trim)
+        ref = P.ps_weights(P.propensity_scores(data, "treated", covs), data.treated, estimand, trim=trim)
+        np.testing.assert_allclose(w[0], ref.weight, rtol=0, atol=1e-10)
+        assert ok[0]
+
+
+def test_weighting_is_refused_with_multiple_imputation_or_shrinkage(example):
+    pdata, cfg, econ = example
+    with pytest.raises(ValueError, match="cannot be combined with the propensity weighting.*complete_case only"):
+        E.cost_effectiveness(pdata, dict(econ, missing_data="multiple_imputation"), seed=1, clustered=True,
+                             weighting=cfg["propensity"])
+    with pytest.raises(ValueError, match="shrinkage correction cannot be combined with the propensity weighting"):
+        E.cost_effectiveness(pdata, dict(econ, bootstrap=dict(econ["bootstrap"], cluster_correction="shrinkage_t")),
+                             seed=1, clustered=True, weighting=cfg["propensity"])
+    raw = load_config(REF.parent.parent / "config" / "cpi_quasi.yaml")
+    for key, value, message in (("missing_data", "multiple_imputation", "supports complete_case only"),
+                                ("bootstrap", {"replicates": 200, "cluster_correction": "shrinkage_t"},
+                                 "shrinkage correction is not combined")):
+        cfg2 = {k: v for k, v in raw.items()}
+        cfg2["economics"] = {**raw["economics"], key: value}
+        with pytest.raises(ConfigError, match=message):
+            validate_config(cfg2)
+
+
+# ---- simulation with known confounding of costs and QALYs -------------------------------------
+
+TRUE_DC, TRUE_DQ = 400.0, 0.03
+
+
+def _sim_table(rng: np.random.Generator) -> E.ParticipantData:
+    """The example's confounding (analysis.simulate_designs.cpi_quasi_people: intervention agencies
+    mostly mental health, younger clients) with costs and QALYs that change with client group
+    and age beyond their baseline values, plus agency effects; a constant true incremental cost
+    (400) and QALY gain (0.03), so ATT, ATE and overlap estimands are all equal to them."""
+    p = CpiQuasiParameters()
+    d = cpi_quasi_people(rng, p, cpi_quasi_sites(rng, p))
+    n = len(d)
+    older = (d.client_group == "older_adults").to_numpy(float)
+    mh = (d.client_group == "mental_health").to_numpy(float)
+    age = d.age.to_numpy(float) - 50
+    treat = d.treated.to_numpy(float)
+    sites = d.site_id.to_numpy()
+    site_c = dict(zip(np.unique(sites), rng.normal(0, 150, len(np.unique(sites)))))
+    u0 = np.clip(0.75 - 0.003 * age - 0.05 * mh + rng.normal(0, 0.12, n), -0.2, 1.0)
+    c0 = np.maximum(0, 300 + 6 * age + 100 * older + rng.normal(0, 150, n))
+    cost = (1200 + 0.8 * c0 + 900 * older - 300 * mh + 25 * age + TRUE_DC * treat
+            + np.array([site_c[s] for s in sites]) + rng.normal(0, 500, n))
+    qaly = 0.2 + 0.6 * u0 - 0.04 * older - 0.0015 * age + TRUE_DQ * treat + rng.normal(0, 0.05, n)
+    t = pd.DataFrame(dict(participant_id=[f"P{i:04d}" for i in range(n)], site_id=sites,
+                          arm=np.where(treat == 1, "intervention", "comparison"), treat=treat,
+                          cost_bl=c0, cost_intervention=0.0, cost=cost, utility_bl=u0, qaly=qaly,
+                          ps_client_group=d.client_group.to_numpy(), ps_age=d.age.to_numpy(),
+                          ps_sex=d.sex.to_numpy()))
+    return E.ParticipantData(t, pd.DataFrame(), [], [])
+
+
+@functools.lru_cache(maxsize=None)
+def _econ_defaults() -> dict:
+    econ = {"enabled": True, "missing_data": "complete_case", "other_outcomes": [], "wellby": {"outcome": None},
+            "bootstrap": {"replicates": 100}}
+    return validate_config({"trial_id": "t", "economics": econ}, check_plan=False)["economics"]
+
+
+def _econ(replicates: int) -> dict:
+    econ = _econ_defaults()
+    return dict(econ, bootstrap=dict(econ["bootstrap"], replicates=replicates))  # below the config minimum
+
+
+def _one(rng, replicates: int = 20) -> dict:
+    pdata = _sim_table(rng)
+    out = {}
+    for est in ("ATT", "ATE", "overlap"):
+        cea = E.cost_effectiveness(pdata, _econ(replicates), seed=1, clustered=True,
+                                   weighting={"covariates": ["client_group", "age", "sex"], "estimand": est,
+                                              "stabilise": True, "trim": 0})["cea"]
+        m = _main(cea, "cea_qaly")
+        out[f"{est}_dc"], out[f"{est}_dq"] = m.estimate["delta_cost"], m.estimate["delta_qaly"]
+        out[f"{est}_lo"], out[f"{est}_hi"] = m.ci_low["delta_cost"], m.ci_high["delta_cost"]
+        u = _main(cea, "cea_qaly_unweighted")
+        out["un_dc"], out["un_dq"] = u.estimate["delta_cost"], u.estimate["delta_qaly"]
+    return out
+
+
+def _check_bias(res: pd.DataFrame) -> dict:
+    n = len(res)
+    summary = {}
+    for col, truth in (("dc", TRUE_DC), ("dq", TRUE_DQ)):
+        un = res[f"un_{col}"]
+        bias_un, se_un = un.mean() - truth, un.std(ddof=1) / np.sqrt(n)
+        assert abs(bias_un) > 6 * se_un, (col, bias_un, se_un)  # the unweighted comparison is confounded
+        summary[f"un_{col}"] = (bias_un, se_un)
+        for est in ("ATT", "ATE", "overlap"):
+            x = res[f"{est}_{col}"]
+            bias, se = x.mean() - truth, x.std(ddof=1) / np.sqrt(n)
+            assert abs(bias) < 3.5 * se, (est, col, bias, se)
+            assert abs(bias) < abs(bias_un) / 4, (est, col, bias, bias_un)
+            summary[f"{est}_{col}"] = (bias, se)
+    return summary
+
+
+def test_simulation_weighted_recovers_the_truth_the_unweighted_misses():
+    """50 example-sized comparisons (14 agencies, about 210 participants), 20 replicates each
+    (the point estimates do not depend on them)."""
+    res = pd.DataFrame(simulate(_one, 50, seed=2031))
+    _check_bias(res)
+
+
+@pytest.mark.slow
+def test_simulation_weighted_long_with_coverage():
+    """300 comparisons, 400 replicates each (about 10 minutes on 2 cores): bias as above, and the
+    percentile interval of the weighted incremental cost covers the truth at least 90% of the
+    time for every estimand (Monte Carlo SE 1.3 points; measured: ATT 97.7%, ATE 92.0%, overlap
+    99.0%; biases of the incremental cost ATT -28 (MC SE 10), ATE -25 (9), overlap -9 (8),
+    unweighted -557 (8)).  The bound catches an interval that ignores the clustering or
+    the weighting (far below 90%), not a few points' error: the refitted score makes the bootstrap
+    honest, not exact."""
+    from functools import partial
+    res = pd.DataFrame(simulate(partial(_one, replicates=400), 300, seed=2032))
+    s = _check_bias(res)
+    for est in ("ATT", "ATE", "overlap"):
+        cover = float(np.mean((res[f"{est}_lo"] <= TRUE_DC) & (TRUE_DC <= res[f"{est}_hi"])))
+        assert cover >= 0.90, (est, cover, s)
