@@ -240,3 +240,7 @@ def test_simulation_weighted_long_with_coverage():
     for est in ("ATT", "ATE", "overlap"):
         cover = float(np.mean((res[f"{est}_lo"] <= TRUE_DC) & (TRUE_DC <= res[f"{est}_hi"])))
         assert cover >= 0.90, (est, cover, s)
+        # width: never too narrow.  Measured half-width / 1.96 over the empirical SD: overlap 1.40,
+        # ATT 1.74, ATE 1.96 -- too wide, a known open defect (docs/methods.md), so no upper bound.
+        ratio = float(((res[f"{est}_hi"] - res[f"{est}_lo"]) / (2 * 1.96)).mean() / res[f"{est}_dc"].std(ddof=1))
+        assert ratio >= 0.9, (est, ratio)
