@@ -15,9 +15,10 @@ individual-level model is fitted: the counts are what was collected and are repo
   absent row) is never read as zero: the figure is the sum of what was recorded and the row
   says how many neighbourhood-quarters are missing; its RAG rating is then "incomplete".
 * **RAG.**  achieved / target >= ``rag.green`` is green, >= ``rag.amber`` amber, else red.
-* **Survey change.**  Independent cross-sections (Welch's t interval) unless respondent IDs
-  recur across the waves, when the respondents with both questionnaires are compared with a
-  paired t interval (the others are counted and left out); the report says which.
+* **Survey change.**  The design is declared (``programme.survey.design``), never guessed
+  from the data: ``independent`` cross-sections (Welch's t interval; a respondent_id in both
+  waves is a data error at ingest) or ``paired`` (the respondents with both questionnaires
+  compared with a paired t interval; the numbers matched and left out are reported).
 * **WELLBY.**  change in mean life satisfaction x residents engaged x years x value per WELLBY
   (HM Treasury 2021: GBP 13,000, range 10,000-16,000, 2019 prices), through
   :func:`analysis.economics.wellby_value`.  A before/after change in one group is not an effect
@@ -241,30 +242,60 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
                                "quarters monitored would be left out of every total")
                 out["funding"] = typed
     if data.get("survey"):
-        sur = read_file(raw_dir, data["survey"], q, options.get(data["survey"]))
-        if sur is not None:
-            _blank_missing_codes(sur, data.get("missing_codes"), ("respondent_id", "neighbourhood", "wave"))
-            known = ["respondent_id", "neighbourhood", "wave", *ONS4_ITEMS, *SWEMWBS_ITEMS]
-            _unknown_columns(sur, known, q, "survey")
-            if _missing_columns(sur, known, q, "survey"):
-                fields = [Field("respondent_id", "id", required=True), Field("neighbourhood", "id"),
-                          Field("wave", "code", required=True, allowed=WAVES)]
-                fields += [Field(c, "int", min=0, max=10) for c in ONS4_ITEMS]
-                fields += [Field(c, "int", min=1, max=5) for c in SWEMWBS_ITEMS]
-                typed = check_fields(sur, fields, q, id_col="respondent_id")
-                if neighbourhoods:
-                    off = typed.neighbourhood.notna() & ~typed.neighbourhood.isin(neighbourhoods)
-                    q.add_many(sur, off.to_numpy(), "neighbourhood",
-                               f"neighbourhood not in the monitoring table ({data['monitoring']})")
-                _duplicates(sur, typed, ["respondent_id", "wave"], q, "respondent and wave",
-                            ids=typed.respondent_id.astype(object).fillna("").to_numpy())
-                if not q.errors:
-                    codes = {r: i for i, r in enumerate(sorted(typed.respondent_id.unique()), 1)}
-                    typed.insert(0, "respondent", typed.respondent_id.map(codes).astype("int64"))
-                    out["survey"] = typed.drop(columns="respondent_id")
+        survey = _read_survey(cfg, raw_dir, q, neighbourhoods)
+        if survey is not None:
+            out["survey"] = survey
     if q.errors:
         raise DataValidationError(q.errors)
     return out
+
+
+def _respondents_in_both_waves(sur, typed: pd.DataFrame, q: Collector) -> None:
+    """Under ``programme.survey.design: independent`` a respondent_id in both waves is a data
+    error (on the after-wave row, naming the before-wave line): the design is declared, never
+    guessed, so a recurring ID is either two people under one code (IDs restarted in each wave)
+    or a paired survey declared as independent."""
+    rid = typed.respondent_id.astype(object)
+    before = typed.wave == "before"
+    first_line = pd.Series(np.asarray(sur.rows)[before.to_numpy()], index=rid[before].to_numpy())
+    first_line = first_line[~first_line.index.duplicated()]
+    both = (typed.wave == "after") & rid.notna() & rid.isin(first_line.index)
+    rules = [f"the survey is declared independent (programme.survey.design): a respondent in both waves (before: "
+             f"line {first_line.get(r, '?')}) would be read as two different residents; give every questionnaire "
+             "its own respondent_id (e.g. when IDs restart at 1 in each wave), or declare programme.survey.design: "
+             "paired if the same residents were surveyed twice" for r in rid]
+    q.add_many(sur, both.to_numpy(), "respondent_id", rules, ids=rid.fillna("").to_numpy())
+
+
+def _read_survey(cfg: dict, raw_dir: Path, q: Collector, neighbourhoods: set) -> pd.DataFrame | None:
+    """The survey table typed (respondent: an integer code replacing respondent_id), or None
+    when it could not be read or broke a rule (the queries are in ``q``)."""
+    data = cfg["data"]
+    sur = read_file(raw_dir, data["survey"], q, (data.get("files") or {}).get(data["survey"]))
+    if sur is None:
+        return None
+    _blank_missing_codes(sur, data.get("missing_codes"), ("respondent_id", "neighbourhood", "wave"))
+    known = ["respondent_id", "neighbourhood", "wave", *ONS4_ITEMS, *SWEMWBS_ITEMS]
+    _unknown_columns(sur, known, q, "survey")
+    if not _missing_columns(sur, known, q, "survey"):
+        return None
+    fields = [Field("respondent_id", "id", required=True), Field("neighbourhood", "id"),
+              Field("wave", "code", required=True, allowed=WAVES)]
+    fields += [Field(c, "int", min=0, max=10) for c in ONS4_ITEMS]
+    fields += [Field(c, "int", min=1, max=5) for c in SWEMWBS_ITEMS]
+    typed = check_fields(sur, fields, q, id_col="respondent_id")
+    if neighbourhoods:
+        off = typed.neighbourhood.notna() & ~typed.neighbourhood.isin(neighbourhoods)
+        q.add_many(sur, off.to_numpy(), "neighbourhood", f"neighbourhood not in the monitoring table ({data['monitoring']})")
+    _duplicates(sur, typed, ["respondent_id", "wave"], q, "respondent and wave",
+                ids=typed.respondent_id.astype(object).fillna("").to_numpy())
+    if cfg["programme"]["survey"]["design"] == "independent":
+        _respondents_in_both_waves(sur, typed, q)
+    if q.errors:
+        return None
+    codes = {r: i for i, r in enumerate(sorted(typed.respondent_id.unique()), 1)}
+    typed.insert(0, "respondent", typed.respondent_id.map(codes).astype("int64"))
+    return typed.drop(columns="respondent_id")
 
 
 # ---- cumulative totals against targets -----------------------------------------------------------
@@ -471,15 +502,17 @@ def score_survey(survey: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def survey_design(scores: pd.DataFrame) -> tuple[str, int]:
-    """('paired', respondents with both waves) when respondent IDs recur across the waves, else
-    ('independent', 0)."""
-    both = scores.groupby("respondent").wave.nunique()
-    n = int((both == 2).sum())
-    return ("paired", n) if n else ("independent", 0)
+def respondents_in_both_waves(scores: pd.DataFrame) -> int:
+    """Respondents (codes) with a questionnaire in each wave."""
+    return int((scores.groupby("respondent").wave.nunique() == 2).sum())
 
 
-def survey_change(scores: pd.DataFrame, outcomes: list[str], level: float = 0.95) -> pd.DataFrame:
+SURVEY_COLUMNS = ["outcome", "label", "design", "note", "n_before", "n_after", "mean_before", "mean_after", "change",
+                  "ci_low", "ci_high", "df", "p_value", "n_unpaired_excluded", "method"]
+
+
+def survey_change(scores: pd.DataFrame, outcomes: list[str], level: float = 0.95,
+                  design: str = "independent") -> pd.DataFrame:
     """Mean before and after, and the change (after minus before) with its confidence interval.
 
     Parameters
@@ -490,14 +523,19 @@ def survey_change(scores: pd.DataFrame, outcomes: list[str], level: float = 0.95
         Score columns to compare.
     level : float
         Confidence level of the intervals.
+    design : {'independent', 'paired'}
+        ``programme.survey.design``, declared in the config, never guessed from the data.
+        independent: different residents in the two waves (a respondent in both is refused,
+        here and at ingest); paired: the same residents surveyed twice, matched by respondent.
 
     Returns
     -------
     pandas.DataFrame
-        outcome, label, design, n_before, n_after, mean_before, mean_after, change, ci_low,
-        ci_high, df, p_value, n_unpaired_excluded, method, note.  Independent cross-sections
-        (no respondent in both waves): Welch's two-sample t.  Respondents surveyed twice: a
-        paired t on those with both questionnaires (the others are left out and counted).  A
+        outcome, label, design, note, n_before, n_after, mean_before, mean_after, change,
+        ci_low, ci_high, df, p_value, n_unpaired_excluded, method.  independent: Welch's
+        two-sample t.  paired: a paired t on the respondents with the score in both waves
+        (n_before = n_after = pairs matched); questionnaires without a scored partner in the
+        other wave are left out, counted in n_unpaired_excluded and stated in the note.  A
         wave with fewer than two scores gives no change and says why.
 
     References
@@ -517,7 +555,11 @@ def survey_change(scores: pd.DataFrame, outcomes: list[str], level: float = 0.95
          design  change  ci_low  ci_high             method
     independent    1.25 -0.2988   2.7988 Welch two-sample t
     """
-    design, _ = survey_design(scores)
+    if design not in ("independent", "paired"):
+        raise ValueError(f"survey design must be 'independent' or 'paired', got {design!r}")
+    if design == "independent" and respondents_in_both_waves(scores):
+        raise ValueError("the survey is declared independent but a respondent answered both waves "
+                         "(read_programme refuses such a file at ingest)")
     rows = []
     for y in outcomes:
         b = scores.loc[scores.wave == "before", ["respondent", y]].dropna()
@@ -542,9 +584,12 @@ def survey_change(scores: pd.DataFrame, outcomes: list[str], level: float = 0.95
                 continue
             res = stats.ttest_1samp(d, 0.0)
             ci = res.confidence_interval(level)
+            left = len(b) + len(a) - 2 * len(m)
             r.update(n_before=len(m), n_after=len(m), mean_before=m[f"{y}_b"].mean(), mean_after=m[f"{y}_a"].mean(),
                      change=d.mean(), ci_low=ci.low, ci_high=ci.high, df=float(res.df), p_value=res.pvalue,
-                     n_unpaired_excluded=len(b) + len(a) - 2 * len(m), method="paired t")
+                     n_unpaired_excluded=left, method="paired t",
+                     note=f"paired t on {len(m)} respondents matched (scored in both waves); {left} questionnaire(s) "
+                          "without a scored partner in the other wave left out")
         else:
             xa, xb = a[y].to_numpy(float), b[y].to_numpy(float)
             res = stats.ttest_ind(xa, xb, equal_var=False)
@@ -553,7 +598,7 @@ def survey_change(scores: pd.DataFrame, outcomes: list[str], level: float = 0.95
                      change=xa.mean() - xb.mean(), ci_low=ci.low, ci_high=ci.high, df=float(res.df),
                      p_value=res.pvalue, n_unpaired_excluded=0, method="Welch two-sample t")
         rows.append(r)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=SURVEY_COLUMNS)
 
 
 # ---- WELLBY and value for money ------------------------------------------------------------------
@@ -792,7 +837,9 @@ def _summary_survey(cfg: dict, change: pd.DataFrame | None, design: str) -> list
     if change is None:
         parts.append(f"<p>Resident survey: {NOT_COLLECTED}.</p>")
     else:
-        how = ("the same residents surveyed twice (paired t interval; residents with one questionnaire left out)"
+        how = ("the same residents surveyed twice, as declared in the plan (programme.survey.design: paired; paired "
+               "t interval on the residents matched, i.e. scored in both waves; questionnaires without a partner in "
+               "the other wave are left out: the numbers matched and left out are in the table)"
                if design == "paired" else "different residents before and after (independent cross-sections, "
                "Welch's t interval)")
         parts.append(f"<p>Compared as {how}. Change is after minus before; a before/after change is not an "
@@ -803,8 +850,10 @@ def _summary_survey(cfg: dict, change: pd.DataFrame | None, design: str) -> list
                          "not show a change with confidence, and the social value below could be nil or negative "
                          "(its last two rows).</p>")
         level = 100 * cfg["programme"]["survey"]["confidence_level"]
-        parts.append(_table(change, {"label": ("Score", _fmt), "n_before": ("n before", _fmt),
-                                     "n_after": ("n after", _fmt), "mean_before": ("Mean before", lambda v: _fmt(v, 2)),
+        counts = ({"n_before": ("Residents matched", _fmt), "n_unpaired_excluded": ("Left out (no partner)", _fmt)}
+                  if design == "paired" else {"n_before": ("n before", _fmt), "n_after": ("n after", _fmt)})
+        parts.append(_table(change, {"label": ("Score", _fmt), **counts,
+                                     "mean_before": ("Mean before", lambda v: _fmt(v, 2)),
                                      "mean_after": ("Mean after", lambda v: _fmt(v, 2)),
                                      "change": ("Change", lambda v: _fmt(v, 2)),
                                      "ci_low": (f"{level:g}% CI low", lambda v: _fmt(v, 2)),

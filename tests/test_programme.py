@@ -67,7 +67,7 @@ def _analyse(cfg: dict, raw_dir=None) -> dict:
         out["scores"] = pg.score_survey(t["survey"])
         out["change"] = pg.survey_change(out["scores"], ["ons4_life_satisfaction", "ons4_worthwhile",
                                                          "ons4_happiness", "ons4_anxiety", "swemwbs_total",
-                                                         "swemwbs_metric"])
+                                                         "swemwbs_metric"], design=p["survey"]["design"])
     return out
 
 
@@ -275,21 +275,105 @@ def _compare(got: pd.DataFrame, ref: pd.DataFrame):
 
 
 def test_independent_survey_change_matches_r_welch_t_test(cfg):
+    assert cfg["programme"]["survey"]["design"] == "independent"  # declared in config/c2_programme.yaml
     res = _analyse(cfg)
-    assert pg.survey_design(res["scores"]) == ("independent", 0)
     ref = pd.read_csv(GOLDEN / "programme_survey.csv")
     _compare(res["change"], ref[ref.case == "example_welch"])
+    assert (res["change"].design == "independent").all()
 
 
-def test_repeated_respondents_are_paired_and_match_r_paired_t_test(raw):
+def _paired_cfg(raw: Path, design: str | None = "paired") -> dict:
     shutil.copy(PAIRED, raw / "paired.csv")
-    c = _cfg_at(raw, lambda c: c["data"].update(survey="paired.csv"))
-    res = _analyse(c)
-    assert pg.survey_design(res["scores"]) == ("paired", 90)
+
+    def edit(c):
+        c["data"].update(survey="paired.csv")
+        if design is None:
+            c["programme"].pop("survey", None)
+        else:
+            c["programme"]["survey"] = {"design": design}
+    return _cfg_at(raw, edit)
+
+
+def test_a_survey_declared_paired_matches_r_paired_t_test_and_states_matched_and_left_out(raw):
+    """The R construction (tests/reference/programme_golden.R): 90 residents answer twice, 20
+    only before, 12 only after; P005's before ons4_2 and P090's after swemwbs_3 are blank."""
+    res = _analyse(_paired_cfg(raw))
     ref = pd.read_csv(GOLDEN / "programme_survey.csv")
     _compare(res["change"], ref[ref.case == "paired"])
-    ls = res["change"].set_index("outcome").loc["ons4_life_satisfaction"]
-    assert ls.n_unpaired_excluded == 20 + 12  # answered once
+    ch = res["change"].set_index("outcome")
+    assert (ch.design == "paired").all()
+    ls, worth, metric = ch.loc["ons4_life_satisfaction"], ch.loc["ons4_worthwhile"], ch.loc["swemwbs_metric"]
+    assert (ls.n_before, ls.n_unpaired_excluded) == (90, 20 + 12)  # answered once
+    # worthwhile: 109 scored before, 102 after, 89 pairs; SWEMWBS: 110 before, 101 after, 89 pairs
+    assert (worth.n_before, worth.n_unpaired_excluded) == (89, 109 + 102 - 2 * 89)
+    assert (metric.n_before, metric.n_unpaired_excluded) == (89, 110 + 101 - 2 * 89)
+    assert ls.note == ("paired t on 90 respondents matched (scored in both waves); 32 questionnaire(s) without a "
+                       "scored partner in the other wave left out")
+
+
+def test_the_summary_page_of_a_paired_survey_says_how_many_were_matched_and_left_out(raw, tmp_path):
+    from analysis.stages import programme, programme_ingest
+    c = _paired_cfg(raw)
+    ing, ing_out, outs = _stage_files(tmp_path)
+    programme_ingest.run(config_keys.stage_config("programme_ingest", c), {}, ing_out)
+    programme.run(config_keys.stage_config("programme", c), ing, outs)
+    text = visible_text(Path(outs["summary"]).read_text())
+    assert "programme.survey.design: paired" in text and "Residents matched" in text and "Left out" in text
+    row = re.search(r"<td>ONS4 life satisfaction \(0-10\)</td><td>(\d+)</td><td>(\d+)</td>", text)
+    assert row and row.groups() == ("90", "32"), text
+    assert pd.read_csv(outs["wellby"]).social_value_gbp.notna().all()
+
+
+def _survey_lines(path: Path) -> pd.DataFrame:
+    d = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return d.assign(line=np.arange(2, len(d) + 2))
+
+
+def test_a_respondent_in_both_waves_of_a_survey_declared_independent_is_a_data_error(raw):
+    """One recurring ID used to switch the whole survey to a paired analysis; the design is
+    declared now, and under independent the recurring ID is refused naming file, line, column,
+    value and rule."""
+    lines = _survey_lines(raw / "survey.csv")
+    first_before = lines[lines.wave == "before"].iloc[0]
+    first_after = lines[lines.wave == "after"].iloc[0]
+    _set_cell(raw / "survey.csv", first_after.line, "respondent_id", first_before.respondent_id)
+    with pytest.raises(DataValidationError) as err:
+        pg.read_programme(_cfg_at(raw))
+    assert len(err.value.queries) == 1, str(err.value)
+    assert (f"survey.csv, line {first_after.line}, participant {first_before.respondent_id}, column 'respondent_id', "
+            f"value '{first_before.respondent_id}': the survey is declared independent (programme.survey.design): a "
+            f"respondent in both waves (before: line {first_before.line})") in str(err.value)
+    # the default is independent: a config without programme.survey refuses it too
+    with pytest.raises(DataValidationError, match="declared independent"):
+        pg.read_programme(_cfg_at(raw, lambda c: c["programme"].pop("survey")))
+    # declared paired, the same file is read (the resident is matched)
+    t = pg.read_programme(_cfg_at(raw, lambda c: c["programme"].update(survey={"design": "paired"})))
+    assert pg.respondents_in_both_waves(t["survey"]) == 1
+
+
+def test_ids_restarted_in_each_wave_are_refused_before_any_output_is_written(raw, tmp_path):
+    """A contractor restarting IDs at 1 in each wave: every after-wave ID up to the smaller wave's
+    size recurs (the example has 320 before, 300 after), and ingest stops with nothing written."""
+    from analysis.stages import programme_ingest
+    d = pd.read_csv(raw / "survey.csv", dtype=str, keep_default_na=False)
+    d["respondent_id"] = (d.groupby("wave").cumcount() + 1).astype(str)
+    d.to_csv(raw / "survey.csv", index=False, lineterminator="\n")
+    n = int(min((d.wave == "before").sum(), (d.wave == "after").sum()))
+    assert n == 300
+    c = _cfg_at(raw)
+    _, ing_out, _ = _stage_files(tmp_path / "work")
+    with pytest.raises(DataValidationError) as err:
+        programme_ingest.run(config_keys.stage_config("programme_ingest", c), {}, ing_out)
+    assert len(err.value.queries) == n
+    assert {q.column for q in err.value.queries} == {"respondent_id"}
+    assert all("declared independent (programme.survey.design)" in q.rule for q in err.value.queries)
+    assert not (tmp_path / "work").exists() or not [p for p in (tmp_path / "work").rglob("*") if p.is_file()]
+
+
+def test_survey_change_refuses_recurring_respondents_under_independent(raw):
+    scores = pg.score_survey(pg.read_programme(_paired_cfg(raw))["survey"])
+    with pytest.raises(ValueError, match="declared independent but a respondent answered both waves"):
+        pg.survey_change(scores, ["ons4_life_satisfaction"], design="independent")
 
 
 def test_example_intervals_cover_the_true_change(cfg):

@@ -66,7 +66,7 @@ STAGE_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "power": ("seed", "covariates", "data.waves", "design",
               "outcomes.confidence_level", "planning", "primary"),
     # community programme monitoring (design.type programme; workflow/rules/programme.smk)
-    "programme_ingest": ("data", "programme.indicators", "programme.funding_sources"),
+    "programme_ingest": ("data", "programme.indicators", "programme.funding_sources", "programme.survey.design"),
     "programme": ("title", "data.funding", "data.survey", "programme"),
 }
 

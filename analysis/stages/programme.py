@@ -33,13 +33,13 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str], output_label
     png = pg.trend_figure(grid, p["indicators"], "png")
     write_bytes(png, outputs["trend_png"])
     write_bytes(pg.trend_figure(grid, p["indicators"], "svg"), outputs["trend_svg"])
-    change, design = None, ""
+    change, design = None, p["survey"]["design"]
     if sur is not None and len(sur):
         scores = pg.score_survey(sur)
-        design, n_pairs = pg.survey_design(scores)
-        change = pg.survey_change(scores, p["survey"]["outcomes"], p["survey"]["confidence_level"])
+        change = pg.survey_change(scores, p["survey"]["outcomes"], p["survey"]["confidence_level"], design)
         write_table(change, outputs["survey_change"])
-        log.info("survey: %s design (%d respondents with both questionnaires)", design, n_pairs)
+        log.info("survey: %s design, declared (%d respondents with both questionnaires)", design,
+                 pg.respondents_in_both_waves(scores))
     else:
         write_table(pd.DataFrame([{"outcome": "", "note": "resident survey: " + pg.NOT_COLLECTED}]),
                     outputs["survey_change"])
