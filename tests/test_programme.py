@@ -224,6 +224,42 @@ def test_the_blank_cell_is_not_recorded_never_zero_and_its_target_is_not_rated(c
     assert set(t.rag) == {"green", "amber", "red", "incomplete", "not yet due"}
 
 
+def test_an_absent_monitoring_row_is_not_recorded_never_zero(raw):
+    """The example has blank cells only; here one neighbourhood-quarter row is deleted from the
+    raw file.  Expected figures come from the edited raw CSV itself (pandas), not the reader."""
+    hood, quarter = "Meir North", "2024Q3"
+    lines = (raw / "monitoring.csv").read_text().split("\n")
+    gone = [i for i, x in enumerate(lines) if x.startswith(f"{hood},{quarter},")]
+    assert len(gone) == 1
+    del lines[gone[0]]
+    (raw / "monitoring.csv").write_text("\n".join(lines))
+    left = pd.read_csv(raw / "monitoring.csv")
+    assert len(left) == 6 * 8 - 1 and not ((left.neighbourhood == hood) & (left.quarter == quarter)).any()
+    assert left[["residents_reached", "volunteers_regular"]].notna().all().all()  # no blank cell in these
+    c = _cfg_at(raw)
+    res = _analyse(c)
+    cum = res["cum"].set_index(["indicator", "quarter"])
+    # sum indicator: the absent quarter is missing from then on; the figure adds what was recorded
+    r = cum.loc[("residents_reached", quarter)]
+    assert r.missing_cells == 1
+    assert r.cumulative == left[left.quarter <= quarter].residents_reached.sum()
+    assert cum.loc[("residents_reached", "2024Q2"), "missing_cells"] == 0
+    assert cum.loc[("residents_reached", "2024Q4"), "missing_cells"] == 1
+    assert cum.loc[("residents_reached", "2024Q4"), "cumulative"] == left.residents_reached.sum()
+    # latest indicator: only the quarter's own figure is affected
+    v = cum.loc[("volunteers_regular", quarter)]
+    assert v.missing_cells == 1 and v.cumulative == left[left.quarter == quarter].volunteers_regular.sum()
+    assert cum.loc[("volunteers_regular", "2024Q4"), "missing_cells"] == 0
+    t = res["targets"].set_index(["indicator", "period"])
+    assert t.loc[("residents_reached", "2024Q4"), "rag"] == "incomplete"
+    assert t.loc[("residents_reached", "2024Q4"), "missing_cells"] == 1
+    assert t.loc[("residents_reached", "2024Q4"), "achieved"] == left.residents_reached.sum()
+    assert t.loc[("residents_reached", "2023Q4"), "rag"] in ("green", "amber", "red")  # before the gap: rated
+    hoods = pg.by_neighbourhood(res["grid"], c["programme"]["indicators"])
+    h = hoods.set_index(["neighbourhood", "indicator"]).loc[(hood, "residents_reached")]
+    assert h.missing_cells == 1 and h.figure == left[left.neighbourhood == hood].residents_reached.sum()
+
+
 def test_neighbourhood_figures_add_up_from_the_raw_file(cfg):
     res = _analyse(cfg)
     hoods = pg.by_neighbourhood(res["grid"], cfg["programme"]["indicators"]).set_index(["neighbourhood", "indicator"])
