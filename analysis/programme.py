@@ -111,9 +111,7 @@ def programme_plan_problems(raw: dict, cfg: dict) -> list[str]:
     if p["rag"]["amber"] > p["rag"]["green"]:
         probs.append(f"config key programme.rag.amber: {p['rag']['amber']} must not exceed programme.rag.green "
                      f"({p['rag']['green']})")
-    for k in ("engaged_indicator", "volunteer_hours_indicator"):
-        if p[k] is not None and p[k] not in ids:
-            probs.append(f"config key programme.{k}: {p[k]!r} is not an id of programme.indicators ({ids})")
+    probs += _denominator_problems(p, ids)
     w = p["wellby"]
     if not w["low"] <= w["value"] <= w["high"]:
         probs.append(f"config key programme.wellby: low <= value <= high is required, got {w['low']}, "
@@ -138,6 +136,27 @@ def programme_plan_problems(raw: dict, cfg: dict) -> list[str]:
                 probs.append(f"config key programme.costs[{n}].price_year ({c['price_year']} to programme.price_year "
                              f"{p['price_year']}): {str(e).split(';')[0]}; costs are inflated with the NHS cost "
                              "inflation index (analysis/data/nhscii_pay_prices.csv)")
+    return probs
+
+
+def _denominator_problems(p: dict, ids: list[str]) -> list[str]:
+    """programme.engaged_indicator and programme.volunteer_hours_indicator must be indicators
+    counting new things each quarter (aggregation sum): their cumulative figure is the WELLBY's
+    residents and the cost-per-unit denominator, which a ``latest`` indicator would make the
+    last quarter's count only."""
+    probs = []
+    aggregation = {i["id"]: i["aggregation"] for i in p["indicators"]}
+    for k, use in (("engaged_indicator", "the residents the WELLBY value applies to and the denominator of the "
+                    "cost per resident engaged and per point gained"),
+                   ("volunteer_hours_indicator", "the denominator of the cost per volunteer hour")):
+        if p[k] is None:
+            continue
+        if p[k] not in ids:
+            probs.append(f"config key programme.{k}: {p[k]!r} is not an id of programme.indicators ({ids})")
+        elif aggregation[p[k]] != "sum":
+            probs.append(f"config key programme.{k}: indicator {p[k]!r} has aggregation {aggregation[p[k]]!r}, but "
+                         f"its cumulative figure is {use}: it must count new things each quarter, summed over the "
+                         "quarters (aggregation: sum); a 'latest' figure would be the last quarter's count only")
     return probs
 
 

@@ -100,6 +100,15 @@ def test_example_config_is_valid_and_reads_no_participant_files(cfg):
                                                  "target": 5}), r"a second target for residents_engaged in 2024Q4"),
     (lambda c: c["programme"].update(rag={"green": 0.9, "amber": 0.95}), r"programme.rag.amber: 0.95 must not exceed"),
     (lambda c: c["programme"].update(engaged_indicator="engaged"), r"programme.engaged_indicator: 'engaged'"),
+    # the denominators are counts summed over quarters, never the last quarter's figure
+    (lambda c: c["programme"]["indicators"][1].update(aggregation="latest"),
+     r"config key programme.engaged_indicator: indicator 'residents_engaged' has aggregation 'latest'.*"
+     r"\(aggregation: sum\)"),
+    (lambda c: c["programme"]["indicators"][5].update(aggregation="latest"),
+     r"config key programme.volunteer_hours_indicator: indicator 'volunteer_hours' has aggregation 'latest'.*"
+     r"cost per volunteer hour"),
+    (lambda c: c["programme"].update(volunteer_hours_indicator="volunteers_regular"),
+     r"config key programme.volunteer_hours_indicator: indicator 'volunteers_regular' has aggregation 'latest'"),
     (lambda c: c["data"].update(funding=None), r"funding_gbp is the funding table's total, but data.funding is null"),
     (lambda c: c["programme"].pop("funding_sources"), r"config key programme.funding_sources: list the categories"),
     (lambda c: c["programme"]["costs"][0].update(price_year="2030/31"),
