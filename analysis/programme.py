@@ -53,6 +53,12 @@ SCORE_LABELS = {"ons4_life_satisfaction": "ONS4 life satisfaction (0-10)", "ons4
                 "ons4_happiness": "ONS4 happiness (0-10)", "ons4_anxiety": "ONS4 anxiety (0-10, lower is better)",
                 "swemwbs_total": "SWEMWBS raw total (7-35)", "swemwbs_metric": "SWEMWBS metric score (7-35)"}
 NOT_COLLECTED = "not collected"
+
+
+def not_analysed(outcome: str) -> str:
+    """Why a survey score has no figure although the survey was collected."""
+    return f"{outcome} is not among programme.survey.outcomes: not analysed (the resident survey was collected)"
+
 # keys of participant-level designs: a programme config that gives one is refused (nothing
 # participant-level runs, so the key would silently do nothing)
 PARTICIPANT_KEYS = ("primary", "outcomes", "feasibility", "propensity", "covariates", "instruments", "prescored",
@@ -650,7 +656,8 @@ def wellby_table(change: pd.DataFrame | None, residents: float | None, w: dict) 
         One row per scenario (low, central and high value at the point estimate; the central
         value at each end of the change's confidence interval): ls_change, residents,
         duration_years, wellbys, value_per_wellby, social_value_gbp, price_basis, note.  One
-        'not estimated' row with the reason when an input was not collected.
+        'not estimated' row with the reason when an input was not collected, or when life
+        satisfaction is not among ``programme.survey.outcomes`` (not analysed).
 
     References
     ----------
@@ -679,8 +686,9 @@ def wellby_table(change: pd.DataFrame | None, residents: float | None, w: dict) 
             "price_basis", "note"]
     row = None if change is None else change[change.outcome == "ons4_life_satisfaction"]
     if row is None or row.empty or residents is None:
-        what = "resident survey" if row is None or row.empty else "residents engaged (programme.engaged_indicator)"
-        return pd.DataFrame([dict(scenario="not estimated", note=f"{what}: {NOT_COLLECTED}")], columns=cols)
+        why = ("resident survey: " + NOT_COLLECTED if row is None else not_analysed("ons4_life_satisfaction")
+               if row.empty else "residents engaged (programme.engaged_indicator): " + NOT_COLLECTED)
+        return pd.DataFrame([dict(scenario="not estimated", note=why)], columns=cols)
     r = row.iloc[0]
     years = float(w["duration_years"])
     out = []
@@ -728,9 +736,11 @@ def value_for_money(buildup: pd.DataFrame, engaged: float | None, volunteer_hour
                     change: pd.DataFrame | None, missing: dict[str, int] | None = None) -> pd.DataFrame:
     """Cost per unit of outcome: per resident engaged, per volunteer hour, per point of life
     satisfaction gained (per resident; = per WELLBY for a change lasting one year) and per
-    SWEMWBS metric point gained.  A unit not collected, or a wellbeing change that is not a
-    gain, gives no figure and says why; ``missing`` (engaged, volunteer_hours: neighbourhood-
-    quarters not recorded) adds a note that the units count only what was recorded."""
+    SWEMWBS metric point gained.  A unit not collected (``change`` None: no survey), a score
+    not among ``programme.survey.outcomes`` (no row in ``change``: not analysed), or a
+    wellbeing change that is not a gain, gives no figure and says why; ``missing`` (engaged,
+    volunteer_hours: neighbourhood-quarters not recorded) adds a note that the units count only
+    what was recorded."""
     missing = missing or {}
 
     def partial(key):
@@ -760,8 +770,10 @@ def value_for_money(buildup: pd.DataFrame, engaged: float | None, volunteer_hour
     for y, label in (("ons4_life_satisfaction", "point of life satisfaction (0-10) gained per resident"),
                      ("swemwbs_metric", "SWEMWBS metric point gained per resident")):
         row = None if change is None else change[change.outcome == y]
-        if row is None or row.empty:
+        if row is None:
             add(f"Cost per {label}", None, label, "resident survey: " + NOT_COLLECTED)
+        elif row.empty:
+            add(f"Cost per {label}", None, label, not_analysed(y))
         elif engaged is None:
             add(f"Cost per {label}", None, label, "residents engaged: " + NOT_COLLECTED)
         else:

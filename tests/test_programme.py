@@ -490,6 +490,36 @@ def test_wellby_and_costs_per_point_say_not_collected_without_a_survey(raw):
         "Cost per point of life satisfaction (0-10) gained per resident", "note"]
 
 
+@pytest.mark.parametrize("outcomes", [["swemwbs_metric"], ["ons4_life_satisfaction"], []])
+def test_a_score_left_out_of_the_survey_outcomes_is_not_analysed_not_not_collected(outcomes, tmp_path):
+    """The survey was collected: a score not listed in programme.survey.outcomes has no WELLBY
+    or cost per point, and the note says it was not analysed, never 'not collected'."""
+    from analysis.stages import programme, programme_ingest
+    c = _cfg_at(EXAMPLE, lambda c: c["programme"].update(survey={"design": "independent", "outcomes": outcomes}))
+    ing, ing_out, outs = _stage_files(tmp_path)
+    programme_ingest.run(config_keys.stage_config("programme_ingest", c), {}, ing_out)
+    programme.run(config_keys.stage_config("programme", c), ing, outs)
+    wellby = pd.read_csv(outs["wellby"], keep_default_na=False)
+    vfm = pd.read_csv(outs["vfm"], keep_default_na=False).set_index("measure")
+    ls_row = vfm.loc["Cost per point of life satisfaction (0-10) gained per resident"]
+    sw_row = vfm.loc["Cost per SWEMWBS metric point gained per resident"]
+    ls_msg = ("ons4_life_satisfaction is not among programme.survey.outcomes: not analysed (the resident survey "
+              "was collected)")
+    sw_msg = "swemwbs_metric is not among programme.survey.outcomes: not analysed (the resident survey was collected)"
+    if "ons4_life_satisfaction" in outcomes:
+        assert list(wellby.scenario)[:3] == ["low value", "central", "high value"]
+        assert float(ls_row.cost_per_unit_gbp) > 0
+    else:
+        assert list(wellby.scenario) == ["not estimated"] and wellby.note.iloc[0] == ls_msg
+        assert ls_row.note == ls_msg and ls_row.cost_per_unit_gbp == ""
+    if "swemwbs_metric" in outcomes:
+        assert float(sw_row.cost_per_unit_gbp) > 0
+    else:
+        assert sw_row.note == sw_msg and sw_row.cost_per_unit_gbp == ""
+    assert not vfm.note.str.contains("not collected").any() and not wellby.note.str.contains("not collected").any()
+    assert "resident survey: not collected" not in Path(outs["summary"]).read_text()
+
+
 def test_value_for_money_from_the_sourced_costs_inflated_with_the_nhs_index(cfg):
     p = cfg["programme"]
     rates = pd.read_csv(ROOT / "analysis/data/nhscii_pay_prices.csv", dtype={"year": str}).set_index("year")
