@@ -42,7 +42,7 @@ Missing data (``economics.missing_data``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as dc_replace
 from typing import Sequence
 
 import numpy as np
@@ -973,14 +973,19 @@ def _with_sensitivity(cea: pd.DataFrame, pdata: ParticipantData, econ: dict, fit
     """``cea`` with the main result (incremental cost, QALYs, ICER) of the sensitivity analyses
     appended: complete cases after multiple imputation (``cea_qaly_complete_case``), the
     unweighted comparison after propensity weighting (``cea_qaly_unweighted``, ignoring the
-    non-random allocation)."""
+    non-random allocation; on the participants the weighted analysis uses, those with every score
+    covariate, so the two differ by the weighting only)."""
     others = []
     if fit.m is not None:
         others.append(("cea_qaly_complete_case", {**econ, "missing_data": "complete_case"}))
     if weighting is not None:
         others.append(("cea_qaly_unweighted", econ))
     for label, econ_ in others:
-        other = cost_effectiveness(pdata, econ_, **kw)["cea"]
+        data = pdata
+        if label == "cea_qaly_unweighted":  # the same participants as the weighted analysis
+            keep = pdata.table[[f"ps_{c}" for c in weighting["covariates"]]].notna().all(axis=1)
+            data = dc_replace(pdata, table=pdata.table[keep].reset_index(drop=True))
+        other = cost_effectiveness(data, econ_, **kw)["cea"]
         other = other[(other.analysis == "cea_qaly") & other.measure.isin(["delta_cost", "delta_qaly", "icer"])]
         cea = pd.concat([cea, other.assign(analysis=label)], ignore_index=True)
     return cea
