@@ -874,8 +874,10 @@ def _weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, leve
     reps = boot.bootstrap(weighted, len(t), t.arm.to_numpy(), t.site_id.to_numpy(), **draw)
     scheme = (_scheme(draw["two_stage"], False) + f"; propensity weighted ({est}"
               + (f", trimmed at {trim:g}" if trim else "") + "), the score model refitted in every replicate"
-              + (f" (in {failed[0]} of them a covariate level had participants of one group only: no finite "
-                 "estimate, scores at the limit 0 or 1, as glm)" if failed[0] else "")
+              + (f" (in {failed[0]} of them the score model did not converge, typically because a covariate "
+                 "level had participants of one group only: no finite estimate, scores at the limit 0 or 1, as "
+                 "glm; such a replicate compares that level's participants with other levels, so the intervals "
+                 "are unreliable when this is common)" if failed[0] else "")
               + (f"; {failed[1]} replicates with no weight left in one group are left out" if failed[1] else "")
               + "; percentile intervals")
     return _Fit(eqs, point, reps, _Percentile(reps, level), scheme, draw["replicates"], weight=weight)
