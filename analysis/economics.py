@@ -42,7 +42,7 @@ Missing data (``economics.missing_data``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as dc_replace
 from typing import Sequence
 
 import numpy as np
@@ -874,8 +874,10 @@ def _weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, leve
     reps = boot.bootstrap(weighted, len(t), t.arm.to_numpy(), t.site_id.to_numpy(), **draw)
     scheme = (_scheme(draw["two_stage"], False) + f"; propensity weighted ({est}"
               + (f", trimmed at {trim:g}" if trim else "") + "), the score model refitted in every replicate"
-              + (f" (in {failed[0]} of them a covariate level had participants of one group only: no finite "
-                 "estimate, scores at the limit 0 or 1, as glm)" if failed[0] else "")
+              + (f" (in {failed[0]} of them the score model did not converge, typically because a covariate "
+                 "level had participants of one group only: no finite estimate, scores at the limit 0 or 1, as "
+                 "glm; such a replicate compares that level's participants with other levels, so the intervals "
+                 "are unreliable when this is common)" if failed[0] else "")
               + (f"; {failed[1]} replicates with no weight left in one group are left out" if failed[1] else "")
               + "; percentile intervals")
     return _Fit(eqs, point, reps, _Percentile(reps, level), scheme, draw["replicates"], weight=weight)
@@ -973,14 +975,19 @@ def _with_sensitivity(cea: pd.DataFrame, pdata: ParticipantData, econ: dict, fit
     """``cea`` with the main result (incremental cost, QALYs, ICER) of the sensitivity analyses
     appended: complete cases after multiple imputation (``cea_qaly_complete_case``), the
     unweighted comparison after propensity weighting (``cea_qaly_unweighted``, ignoring the
-    non-random allocation)."""
+    non-random allocation; on the participants the weighted analysis uses, those with every score
+    covariate, so the two differ by the weighting only)."""
     others = []
     if fit.m is not None:
         others.append(("cea_qaly_complete_case", {**econ, "missing_data": "complete_case"}))
     if weighting is not None:
         others.append(("cea_qaly_unweighted", econ))
     for label, econ_ in others:
-        other = cost_effectiveness(pdata, econ_, **kw)["cea"]
+        data = pdata
+        if label == "cea_qaly_unweighted":  # the same participants as the weighted analysis
+            keep = pdata.table[[f"ps_{c}" for c in weighting["covariates"]]].notna().all(axis=1)
+            data = dc_replace(pdata, table=pdata.table[keep].reset_index(drop=True))
+        other = cost_effectiveness(data, econ_, **kw)["cea"]
         other = other[(other.analysis == "cea_qaly") & other.measure.isin(["delta_cost", "delta_qaly", "icer"])]
         cea = pd.concat([cea, other.assign(analysis=label)], ignore_index=True)
     return cea

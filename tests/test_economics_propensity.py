@@ -103,6 +103,28 @@ def test_bootstrap_replicates_refit_the_score_model_as_r(example):
     assert np.max(np.abs(fixed[:, 0] - gold[gold.equation == "cea_qaly"].sort_values("replicate").delta_cost)) > 1
 
 
+def test_unweighted_sensitivity_uses_the_weighted_analysis_participants(example):
+    """A participant missing a score covariate is left out of the weighted analysis and so of
+    its unweighted sensitivity row: the two differ by the weighting only.  The expected unweighted
+    figures are those of the plain analysis of the table without that participant."""
+    pdata, cfg, econ = example
+    t = pdata.table.copy()
+    drop = int(np.flatnonzero(t.cost.notna() & t.qaly.notna())[0])  # a complete case of the main analysis
+    t.loc[drop, f"ps_{cfg['propensity']['covariates'][0]}"] = np.nan
+    holed = E.ParticipantData(t, pdata.unit_costs, pdata.categories, pdata.notes)
+    cea = E.cost_effectiveness(holed, econ, seed=cfg["seed"], clustered=True, weighting=cfg["propensity"])["cea"]
+    wt, un = _main(cea, "cea_qaly"), _main(cea, "cea_qaly_unweighted")
+    assert un.n["delta_cost"] == wt.n["delta_cost"]
+    without = E.ParticipantData(t.drop(index=drop).reset_index(drop=True), pdata.unit_costs, pdata.categories,
+                                pdata.notes)
+    plain = _main(E.cost_effectiveness(without, econ, seed=cfg["seed"], clustered=True)["cea"], "cea_qaly")
+    full = _main(E.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=True)["cea"], "cea_qaly")
+    assert plain.n["delta_cost"] == full.n["delta_cost"] - 1
+    for m in ("delta_cost", "delta_qaly"):
+        assert un.estimate[m] == pytest.approx(plain.estimate[m], abs=1e-9)
+        assert un.estimate[m] != pytest.approx(full.estimate[m], abs=1e-9)
+
+
 def test_score_refit_matches_statsmodels_and_the_point_weights(example):
     pdata, cfg, _ = example
     t = pdata.table
