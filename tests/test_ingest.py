@@ -136,6 +136,23 @@ def test_visit_after_withdrawal_is_excluded_and_counted(demo_cfg, raw):
     assert len(hit) == 1 and hit.iloc[0].participant_id == pid and hit.iloc[0].severity == "warning"
 
 
+def test_declared_missing_codes_read_as_blank_and_counted(demo_cfg, raw):
+    """data.missing_codes: a -99 in an item cell is read as not recorded (the item is blank and
+    the wave still ingests), the identifier columns are never blanked, and the count is in the
+    exclusions table; without the declaration -99 is an out-of-range error."""
+    _edit(raw / "wave_m3.csv", "\nP0002,2024-08-28,5,5,", "\nP0002,2024-08-28,-99,-99,")
+    msg, _ = _fails(demo_cfg, raw)
+    assert "-99" in msg
+    cfg = {**demo_cfg, "data": {**demo_cfg["data"], "missing_codes": [-99]}}
+    out = ingest_trial(cfg, raw)
+    r = out["responses"]
+    row = r[(r.participant_id == "P0002") & (r.timepoint == "m3")]
+    assert len(row) == 1 and row.wemwbs_1.isna().all() and row.wemwbs_2.isna().all()
+    assert row.wemwbs_3.iloc[0] == 5
+    ex = out["exclusions"]
+    assert ex[ex.reason.str.contains("missing-data code")].n.sum() == 2
+
+
 def test_all_errors_reported_at_once(demo_cfg, raw):
     _edit(raw / "wave_m3.csv", "\nP0002,", "\nP9998,")
     _edit(raw / "sites.csv", ",control,", ",ctrl,")
