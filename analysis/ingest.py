@@ -34,7 +34,7 @@ from analysis import DAYS_PER_MONTH
 from analysis import redcap as rc
 from analysis.readers import RawTable, read_file
 from analysis.validation import (QUERY_COLUMNS, Collector, DataValidationError, Field, Query,  # noqa: F401
-                                 check_fields)
+                                 blank_missing_codes, check_fields)
 
 __all__ = ["ingest_trial", "DataValidationError", "Query", "QUERY_COLUMNS", "role_fields", "EXCLUSION_COLUMNS"]
 
@@ -290,15 +290,8 @@ def _load(ctx: _Context, role: str, file: str, known: list[str], *, free: str | 
         q.add(file, 1, "", c, "", rule)
     f = f.drop(columns=[c for c in f.columns if c in ignore and c not in known])
     # declared missing-data codes -> blank (counted), except in identifier columns
-    codes = [str(c) for c in data.get("missing_codes") or []]
-    if codes:
-        for c in f.columns:
-            if c in ("participant_id", "site_id", "screening_id"):
-                continue
-            hit = f[c].str.strip().isin(codes)
-            if hit.any():
-                ctx.missing_code_count += int(hit.sum())
-                f[c] = f[c].where(~hit, "")
+    ctx.missing_code_count += blank_missing_codes(f, data.get("missing_codes"),
+                                                  ("participant_id", "site_id", "screening_id"))
     t.frame = f
     _recode(ctx, role, t)
     return t

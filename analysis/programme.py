@@ -42,7 +42,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.readers import read_file
-from analysis.validation import Collector, DataValidationError, Field, check_fields
+from analysis.validation import Collector, DataValidationError, Field, blank_missing_codes, check_fields
 
 QUARTER_RE = re.compile(r"^([0-9]{4})Q([1-4])$")
 WAVES = ("before", "after")
@@ -183,18 +183,6 @@ def _check_quarters(table, q: Collector, col: str = "quarter") -> None:
     q.add_many(table, bad.to_numpy(), col, "quarter must be written YYYYQn (e.g. 2024Q1)", values=s)
 
 
-def _blank_missing_codes(table, codes: list, keep: tuple[str, ...]) -> None:
-    """Cells holding one of data.missing_codes read as blank (not recorded), except in the key
-    columns ``keep``."""
-    codes = {str(c).strip() for c in codes or []}
-    if not codes:
-        return
-    for c in table.frame.columns:
-        if c not in keep:
-            s = table.frame[c].astype(str)
-            table.frame[c] = s.where(~s.str.strip().isin(codes), "")
-
-
 def _unknown_columns(table, known: list[str], q: Collector, role: str) -> None:
     for c in table.frame.columns:
         if c not in known:
@@ -231,7 +219,7 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
     mon = read_file(raw_dir, data["monitoring"], q, options.get(data["monitoring"]))
     neighbourhoods: set = set()
     if mon is not None:
-        _blank_missing_codes(mon, data.get("missing_codes"), ("neighbourhood", "quarter"))
+        blank_missing_codes(mon.frame, data.get("missing_codes"), ("neighbourhood", "quarter"))
         known = ["neighbourhood", "quarter", *counts]
         _unknown_columns(mon, known, q, "monitoring")
         if _missing_columns(mon, known, q, "monitoring", " (programme.indicators names it)"):
@@ -299,7 +287,7 @@ def _read_survey(cfg: dict, raw_dir: Path, q: Collector, neighbourhoods: set) ->
     sur = read_file(raw_dir, data["survey"], q, (data.get("files") or {}).get(data["survey"]))
     if sur is None:
         return None
-    _blank_missing_codes(sur, data.get("missing_codes"), ("respondent_id", "neighbourhood", "wave"))
+    blank_missing_codes(sur.frame, data.get("missing_codes"), ("respondent_id", "neighbourhood", "wave"))
     known = ["respondent_id", "neighbourhood", "wave", *ONS4_ITEMS, *SWEMWBS_ITEMS]
     _unknown_columns(sur, known, q, "survey")
     if not _missing_columns(sur, known, q, "survey"):

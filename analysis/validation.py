@@ -126,6 +126,23 @@ class Field:
     range_rule: str | None = None
 
 
+def blank_missing_codes(frame: pd.DataFrame, codes, keep: tuple[str, ...] = ()) -> int:
+    """Cells (text, as the readers return them) holding one of ``data.missing_codes`` become
+    blank (not recorded), except in the key columns ``keep``; returns how many were blanked."""
+    codes = {str(c).strip() for c in codes or []}
+    n = 0
+    if not codes:
+        return n
+    for c in frame.columns:
+        if c in keep:
+            continue
+        hit = frame[c].astype(str).str.strip().isin(codes)
+        if hit.any():
+            n += int(hit.sum())
+            frame[c] = frame[c].where(~hit, "")
+    return n
+
+
 # ---- dates ------------------------------------------------------------------------------------
 
 def describe_format(fmt: str) -> str:
