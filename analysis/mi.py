@@ -27,8 +27,12 @@ Imputation of Missing Data, 2nd ed., 2018, ch. 3-4) closely:
   the parameters, which makes the imputation "proper"), then a category is drawn from the
   predicted probabilities of each missing case;
 * categorical predictors enter as indicator columns, so site enters as fixed effects;
-  columns that are linearly dependent among the observed cases (e.g. arm in a cluster
-  trial, which is a function of site) are dropped from that regression by a pivoted QR.
+  columns that are linearly dependent on earlier columns among the observed cases (e.g. arm in
+  a cluster trial, which is a function of site) are dropped from that regression, as R's
+  ``lm`` drops aliased columns (:func:`_independent_gram`). The regressions work from the
+  cross-products of one design matrix holding every variable's columns, updated in place as
+  values are imputed, so no regression copies the design or factors it (cost O(n p^2) in one
+  BLAS product, not the O(n p^2) of a pivoted QR in slower LAPACK code plus copies).
 
 Each imputation uses its own random stream spawned from one seed
 (``numpy.random.SeedSequence(seed).spawn(m)``), so results are reproducible and do not
@@ -97,48 +101,84 @@ def _block(values, levels: list | None) -> np.ndarray:
         else np.zeros((len(v), 0))
 
 
-def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
-    """Indices of a maximal linearly independent set of columns (pivoted QR)."""
-    scale = np.sqrt((X**2).sum(axis=0))
-    scale[scale == 0] = 1.0
-    R, piv = sla.qr(X / scale, mode="r", pivoting=True)  # R and pivots only: Q is not formed
-    d = np.abs(np.diag(R))
-    rank = int(np.sum(d > tol * max(d[0], 1e-300))) if d.size else 0
-    return np.sort(piv[:rank])
+def _design(values: dict, levels: dict, cols: list) -> tuple[np.ndarray, dict]:
+    """The design of every regression at once: an intercept, then each column's block (itself,
+    or indicators of its levels but the first) in data order; ``span[c]`` is the range of c's
+    columns.  Regressing c on the others uses every column outside ``span[c]``."""
+    blocks = [np.ones((len(values[cols[0]]), 1))] + [_block(values[c], levels[c]) for c in cols]
+    edges = np.cumsum([b.shape[1] for b in blocks])
+    return np.hstack(blocks), {c: (int(edges[i]), int(edges[i + 1])) for i, c in enumerate(cols)}
 
 
-def _bayes_draw(y: np.ndarray, ry: np.ndarray, X: np.ndarray, rng: np.random.Generator):
+def _independent_gram(G: np.ndarray, tol: float = 1e-10) -> np.ndarray:
+    """Indices of the columns kept from a cross-product matrix ``G = X'X``, in order.
+
+    A column is kept when the part of it that the columns kept before it do not explain has a
+    squared length above ``tol`` times its own (columns scaled to length 1, i.e. a residual norm
+    above 1e-5 of the column's); otherwise it is linearly dependent on them and dropped, as R's
+    ``lm`` drops the later of two aliased columns.  An incremental Cholesky factor of the scaled
+    ``G`` gives each residual, so the cost is O(p^3) in the number of columns and none in the
+    number of rows.  (Rounding in ``G`` is of order p x 1e-16 on this scale, far below ``tol``.)
+    """
+    p = G.shape[0]
+    d = np.sqrt(np.clip(np.diag(G), 0, None))
+    d[d == 0] = 1.0
+    C = G / d[:, None] / d[None, :]
+    L = np.zeros((p, p))
+    keep: list[int] = []
+    for j in range(p):
+        k = len(keep)
+        row = sla.solve_triangular(L[:k, :k], C[keep, j], lower=True, check_finite=False) if k \
+            else np.zeros(0)
+        r = C[j, j] - float(row @ row)
+        if r > tol:
+            L[k, :k] = row
+            L[k, k] = np.sqrt(r)
+            keep.append(j)
+    return np.asarray(keep, dtype=np.intp)
+
+
+def _bayes_draw(y: np.ndarray, ry: np.ndarray, Z: np.ndarray, cols: np.ndarray,
+                rng: np.random.Generator):
     """mice's ``.norm.draw``: least-squares fit to the observed cases (with mice's ridge),
-    then sigma* and beta* drawn from the posterior under a flat prior.  Returns the observed
-    design, observed y, missing design, beta-hat, beta* and sigma*."""
-    keep = _independent_columns(X[ry])
-    X = X[:, keep]
-    xo, yo, xm = X[ry], y[ry], X[~ry]
-    n, p = xo.shape
-    xtx = xo.T @ xo
+    then sigma* and beta* drawn from the posterior under a flat prior.
+
+    The design is ``Z[:, cols]``; it is never copied: the cross-products come from the observed
+    rows of ``Z`` by one matrix product (O(n p^2) in BLAS), the columns that are linearly
+    dependent among the observed cases are dropped from them (:func:`_independent_gram`), and
+    predictions use ``Z`` with zero coefficients elsewhere.  Returns the observed predicted
+    means from beta-hat, the missing cases' from beta*, observed y and sigma*."""
+    zo, yo = Z[ry], y[ry]
+    G = zo.T @ zo
+    sel = cols[_independent_gram(G[np.ix_(cols, cols)])]
+    n, p = len(yo), len(sel)
+    xtx = G[np.ix_(sel, sel)]
     xtx = xtx + np.diag(np.diag(xtx)) * RIDGE
     v = np.linalg.inv(xtx)
     v = (v + v.T) / 2
-    coef = v @ (xo.T @ yo)
-    resid = yo - xo @ coef
+    coef = v @ (zo[:, sel].T @ yo)
+    full = np.zeros(Z.shape[1])
+    full[sel] = coef
+    yhat_obs = zo @ full
+    resid = yo - yhat_obs
     df = max(n - p, 1)
     sigma_star = np.sqrt(float(resid @ resid) / rng.chisquare(df))
-    beta_star = coef + sigma_star * (np.linalg.cholesky(v) @ rng.standard_normal(p))
-    return xo, yo, xm, coef, beta_star, sigma_star
+    full[sel] = coef + sigma_star * (np.linalg.cholesky(v) @ rng.standard_normal(p))
+    yhat_mis = Z[~ry] @ full
+    return yhat_obs, yhat_mis, yo, sigma_star
 
 
-def _norm(y: np.ndarray, ry: np.ndarray, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _norm(y: np.ndarray, ry: np.ndarray, Z: np.ndarray, cols: np.ndarray,
+          rng: np.random.Generator) -> np.ndarray:
     """mice's ``norm``: Bayesian linear regression; imputations are x*beta* + N(0, sigma*^2)."""
-    _, _, xm, _, beta_star, sigma_star = _bayes_draw(y, ry, X, rng)
-    return xm @ beta_star + sigma_star * rng.standard_normal(len(xm))
+    _, yhat_mis, _, sigma_star = _bayes_draw(y, ry, Z, cols, rng)
+    return yhat_mis + sigma_star * rng.standard_normal(len(yhat_mis))
 
 
-def _pmm(y: np.ndarray, ry: np.ndarray, X: np.ndarray, donors: int,
+def _pmm(y: np.ndarray, ry: np.ndarray, Z: np.ndarray, cols: np.ndarray, donors: int,
          rng: np.random.Generator) -> np.ndarray:
-    xo, yo, xm, coef, beta_star, _ = _bayes_draw(y, ry, X, rng)
+    yhat_obs, yhat_mis, yo, _ = _bayes_draw(y, ry, Z, cols, rng)
     n = len(yo)
-    yhat_obs = xo @ coef
-    yhat_mis = xm @ beta_star
     k = int(min(donors, n))
     priority = rng.permutation(n)  # random tie-breaking: the observed cases in a random order
     nearest = _pmm_donors(yhat_mis, yhat_obs, k, priority)
@@ -300,23 +340,22 @@ def _impute(data: pd.DataFrame, m: int, iterations: int, seed: int, donors: int,
             obs = data[c][~miss[c]].to_numpy()
             cur.loc[miss[c], c] = obs[rng.integers(0, len(obs), size=int(miss[c].sum()))]
         values = {c: cur[c].to_numpy() for c in cols}
-        blocks = {c: _block(values[c], levels[c]) for c in cols}
-        ones = np.ones((len(data), 1))
+        Z, span = _design(values, levels, cols)
         n_sweeps = iterations if len(targets) > 1 else 1
         for _ in range(n_sweeps):
             for c in targets:
                 ry = ~miss[c]
-                X = np.hstack([ones] + [blocks[k] for k in cols if k != c])
+                others = np.r_[0:span[c][0], span[c][1]:Z.shape[1]]  # every column but c's own
                 if methods[c] == "pmm":
-                    vals = _pmm(values[c].astype(float), ry, X, donors, rng)
+                    vals = _pmm(values[c].astype(float), ry, Z, others, donors, rng)
                 elif methods[c] == "norm":
-                    vals = _norm(values[c].astype(float), ry, X, rng)
+                    vals = _norm(values[c].astype(float), ry, Z, others, rng)
                 else:
-                    vals = _categorical(pd.Series(values[c]), ry, X, rng)
+                    vals = _categorical(pd.Series(values[c]), ry, Z[:, others], rng)
                 v = values[c].copy()
                 v[~ry] = vals
                 values[c] = v
-                blocks[c] = _block(v, levels[c])
+                Z[:, span[c][0]:span[c][1]] = _block(v, levels[c])
         for c in cols:
             cur[c] = pd.to_numeric(pd.Series(values[c], index=data.index)) if c not in categorical \
                 else pd.Series(values[c], index=data.index, dtype=object)

@@ -1180,7 +1180,7 @@ def analyse_outcome(linked: pd.DataFrame, cfg: dict, outcome: str, primary_tp: s
                analysis  primary  estimate  ci_low  ci_high
                 primary     True      3.37    0.16     6.59
                  ancova    False      3.04   -0.39     6.48
-    multiple_imputation    False      2.76   -0.77     6.29
+    multiple_imputation    False      3.26   -1.07     7.60
           complete_case    False      3.62    0.78     6.45
     """
     effs, tips = [], []

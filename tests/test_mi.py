@@ -307,7 +307,7 @@ def test_pmm_breaks_ties_at_random():
     y = np.arange(n, dtype=float)
     ry = np.arange(n) < 10  # 10 observed cases, values 0..9, all with the same prediction
     rng = np.random.default_rng(3)
-    counts = np.bincount(np.concatenate([_pmm(y, ry, X, 5, rng) for _ in range(400)]).astype(int),
+    counts = np.bincount(np.concatenate([_pmm(y, ry, X, np.arange(X.shape[1]), 5, rng) for _ in range(400)]).astype(int),
                          minlength=10)
     assert counts.sum() == 400 * 50
     expected = counts.sum() / 10
@@ -322,10 +322,73 @@ def test_pmm_and_impute_are_deterministic_for_a_seed():
     X = np.column_stack([np.ones(n), x])
     y = np.round(1 + x + rng.normal(size=n), 1)
     ry = rng.random(n) > 0.4
-    a = _pmm(y, ry, X, 5, np.random.default_rng([7, 1]))
-    b = _pmm(y, ry, X, 5, np.random.default_rng([7, 1]))
+    a = _pmm(y, ry, X, np.arange(X.shape[1]), 5, np.random.default_rng([7, 1]))
+    b = _pmm(y, ry, X, np.arange(X.shape[1]), 5, np.random.default_rng([7, 1]))
     np.testing.assert_array_equal(a, b)
     assert np.all(np.isin(a, y[ry]))
     d = _wide(np.random.default_rng(11), n=300, p_cat_missing=0.2)
     for u, v in zip(impute(d, m=3, iterations=4, seed=9), impute(d, m=3, iterations=4, seed=9)):
         pd.testing.assert_frame_equal(u, v, check_exact=True)
+
+
+def _aliased_by_svd(X: np.ndarray) -> list[int]:
+    """Reference: column j is kept when it raises the SVD rank of the columns kept before it."""
+    keep: list[int] = []
+    for j in range(X.shape[1]):
+        if np.linalg.matrix_rank(X[:, keep + [j]]) > len(keep):
+            keep.append(j)
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_aliased_columns_dropped_in_order_as_an_svd_rank_check(seed):
+    """The cross-product rank check keeps exactly the columns an SVD rank check keeps (in data
+    order, the later of two aliased columns dropped), with arm a function of site, a site with no
+    observed case, a duplicated column, and a column that is nearly but not exactly aliased."""
+    from analysis.mi import _independent_gram
+    rng = np.random.default_rng(seed)
+    n, sites = 300, 12
+    site = rng.integers(0, sites, n)
+    site[site == 5] = 4  # site 5 has nobody: its indicator is all zero
+    ind = (site[:, None] == np.arange(1, sites)[None, :]).astype(float)
+    arm = np.isin(site, [0, 2, 4, 6, 8, 10]).astype(float)  # arm is a function of site
+    x = rng.normal(50, 10, n)
+    near = x + 1e-3 * rng.normal(size=n)  # correlated 0.999999..., not aliased
+    order = rng.permutation(4)
+    extra = [arm[:, None], x[:, None], (2 * x + 3)[:, None], near[:, None]]
+    X = np.hstack([np.ones((n, 1)), ind] + [extra[i] for i in order])
+    got = list(_independent_gram(X.T @ X))
+    assert got == _aliased_by_svd(X)
+    assert np.linalg.matrix_rank(X[:, got]) == len(got) == np.linalg.matrix_rank(X)
+    assert 5 not in got  # the empty site's indicator (column 5 = site 5)
+
+
+def test_bayes_draw_equals_the_textbook_draw_on_the_kept_columns():
+    """The cross-product draw gives the numbers of mice's .norm.draw written out on an explicit
+    design of the kept columns (same random numbers): beta-hat, beta*, sigma* and predictions."""
+    from analysis.mi import RIDGE, _bayes_draw
+    rng = np.random.default_rng(4)
+    n = 400
+    site = rng.integers(0, 8, n)
+    Z = np.column_stack([np.ones(n), (site[:, None] == np.arange(1, 8)).astype(float),
+                         (site % 2).astype(float), rng.normal(size=(n, 2))])
+    y = Z[:, [0, 3, 9]] @ [1.0, 2.0, -1.5] + rng.normal(size=n)
+    Z[:, 10] = y  # the target's own column, left out of the regression
+    ry = rng.random(n) > 0.3
+    cols = np.r_[0:10]
+    yhat_obs, yhat_mis, yo, sig = _bayes_draw(y, ry, Z, cols, np.random.default_rng(9))
+    X = Z[:, :8]  # arm (column 8) is aliased with the site indicators: dropped
+    X = np.column_stack([X, Z[:, 9]])
+    xo, xm = X[ry], X[~ry]
+    xtx = xo.T @ xo
+    v = np.linalg.inv(xtx + np.diag(np.diag(xtx)) * RIDGE)
+    v = (v + v.T) / 2
+    coef = v @ xo.T @ y[ry]
+    r = np.random.default_rng(9)
+    resid = y[ry] - xo @ coef
+    sigma = np.sqrt(resid @ resid / r.chisquare(ry.sum() - X.shape[1]))
+    beta = coef + sigma * np.linalg.cholesky(v) @ r.standard_normal(X.shape[1])
+    np.testing.assert_allclose(sig, sigma, rtol=1e-10)
+    np.testing.assert_allclose(yhat_obs, xo @ coef, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(yhat_mis, xm @ beta, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(yo, y[ry])
