@@ -301,13 +301,13 @@ def test_pmm_donor_sets_are_the_k_nearest_without_ties():
 
 def test_pmm_breaks_ties_at_random():
     """All observed predicted means equal: every observed case is a donor equally often."""
-    from analysis.mi import _pmm
+    from analysis.mi import _Design, _pmm
     n = 60
-    X = np.ones((n, 1))
     y = np.arange(n, dtype=float)
+    Z = _Design({"y": y}, {"y": None}, ["y"])  # intercept only: columns [1, y]
     ry = np.arange(n) < 10  # 10 observed cases, values 0..9, all with the same prediction
     rng = np.random.default_rng(3)
-    counts = np.bincount(np.concatenate([_pmm(y, ry, X, np.arange(X.shape[1]), 5, rng) for _ in range(400)]).astype(int),
+    counts = np.bincount(np.concatenate([_pmm(y, ry, Z, np.r_[0], 1, 5, rng) for _ in range(400)]).astype(int),
                          minlength=10)
     assert counts.sum() == 400 * 50
     expected = counts.sum() / 10
@@ -315,15 +315,15 @@ def test_pmm_breaks_ties_at_random():
 
 
 def test_pmm_and_impute_are_deterministic_for_a_seed():
-    from analysis.mi import _pmm
+    from analysis.mi import _Design, _pmm
     rng = np.random.default_rng(5)
     n = 200
     x = rng.integers(0, 3, n).astype(float)
-    X = np.column_stack([np.ones(n), x])
     y = np.round(1 + x + rng.normal(size=n), 1)
+    Z = _Design({"x": x, "y": y}, {"x": None, "y": None}, ["x", "y"])
     ry = rng.random(n) > 0.4
-    a = _pmm(y, ry, X, np.arange(X.shape[1]), 5, np.random.default_rng([7, 1]))
-    b = _pmm(y, ry, X, np.arange(X.shape[1]), 5, np.random.default_rng([7, 1]))
+    a = _pmm(y, ry, Z, np.r_[0, 1], 2, 5, np.random.default_rng([7, 1]))
+    b = _pmm(y, ry, Z, np.r_[0, 1], 2, 5, np.random.default_rng([7, 1]))
     np.testing.assert_array_equal(a, b)
     assert np.all(np.isin(a, y[ry]))
     d = _wide(np.random.default_rng(11), n=300, p_cat_missing=0.2)
@@ -363,22 +363,56 @@ def test_aliased_columns_dropped_in_order_as_an_svd_rank_check(seed):
     assert 5 not in got  # the empty site's indicator (column 5 = site 5)
 
 
+def _textbook_design(d: pd.DataFrame, categorical: list[str]) -> np.ndarray:
+    """Reference design: an intercept, then each column or its level indicators (first level
+    dropped), built with pandas, independently of analysis.mi."""
+    parts = [np.ones((len(d), 1))]
+    for c in d.columns:
+        parts.append(pd.get_dummies(d[c].astype(str), dtype=float).iloc[:, 1:].to_numpy()
+                     if c in categorical else d[[c]].to_numpy(float))
+    return np.hstack(parts)
+
+
+def test_block_design_cross_products_and_predictions_equal_the_dense_design():
+    """The block design (categoricals as codes) gives the cross-products, predictions and dense
+    columns of the ordinary indicator design, with two categoricals (their contingency table)."""
+    from analysis.mi import _Design
+    rng = np.random.default_rng(8)
+    n = 500
+    d = pd.DataFrame({"site": rng.choice([f"s{i:02d}" for i in range(15)], n).astype(object),
+                      "x": rng.normal(size=n), "grp": rng.choice(["a", "b", "c"], n).astype(object),
+                      "y": rng.normal(size=n)})
+    levels = {c: (sorted(d[c].unique()) if c in ("site", "grp") else None) for c in d}
+    Z = _Design({c: d[c].to_numpy() for c in d}, levels, list(d.columns))
+    X = _textbook_design(d, ["site", "grp"])
+    rows = rng.random(n) > 0.3
+    np.testing.assert_allclose(Z.gram(rows), X[rows].T @ X[rows], rtol=1e-12, atol=1e-9)
+    coef = rng.normal(size=X.shape[1])
+    np.testing.assert_allclose(Z.predict(~rows, coef), X[~rows] @ coef, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(Z.dense(np.arange(X.shape[1])), X)
+    d.loc[:9, "grp"] = "a"  # replaced in place, as imputed values are
+    Z.set("grp", d.grp.to_numpy())
+    X = _textbook_design(d, ["site", "grp"])
+    np.testing.assert_allclose(Z.gram(rows), X[rows].T @ X[rows], rtol=1e-12, atol=1e-9)
+
+
 def test_bayes_draw_equals_the_textbook_draw_on_the_kept_columns():
-    """The cross-product draw gives the numbers of mice's .norm.draw written out on an explicit
-    design of the kept columns (same random numbers): beta-hat, beta*, sigma* and predictions."""
-    from analysis.mi import RIDGE, _bayes_draw
+    """The block cross-product draw gives the numbers of mice's .norm.draw written out on an
+    explicit indicator design of the kept columns (same random numbers): beta-hat, beta*, sigma*
+    and predictions; arm, a function of site, is aliased and dropped."""
+    from analysis.mi import RIDGE, _bayes_draw, _Design
     rng = np.random.default_rng(4)
     n = 400
     site = rng.integers(0, 8, n)
-    Z = np.column_stack([np.ones(n), (site[:, None] == np.arange(1, 8)).astype(float),
-                         (site % 2).astype(float), rng.normal(size=(n, 2))])
-    y = Z[:, [0, 3, 9]] @ [1.0, 2.0, -1.5] + rng.normal(size=n)
-    Z[:, 10] = y  # the target's own column, left out of the regression
+    d = pd.DataFrame({"site": pd.Series(site).map(lambda s: f"s{s}").astype(object),
+                      "arm": (site % 2).astype(float), "x1": rng.normal(size=n), "x2": rng.normal(size=n)})
+    d["y"] = 1 + 2 * (site == 3) - 1.5 * d.x2 + rng.normal(size=n)
+    levels = {c: (sorted(d[c].unique()) if c == "site" else None) for c in d}
+    Z = _Design({c: d[c].to_numpy() for c in d}, levels, list(d.columns))
     ry = rng.random(n) > 0.3
-    cols = np.r_[0:10]
-    yhat_obs, yhat_mis, yo, sig = _bayes_draw(y, ry, Z, cols, np.random.default_rng(9))
-    X = Z[:, :8]  # arm (column 8) is aliased with the site indicators: dropped
-    X = np.column_stack([X, Z[:, 9]])
+    y = d.y.to_numpy()
+    yhat_obs, yhat_mis, yo, sig = _bayes_draw(y, ry, Z, np.r_[0:11], 11, np.random.default_rng(9))
+    X = _textbook_design(d.drop(columns=["y", "arm"]), ["site"])  # arm (aliased) dropped
     xo, xm = X[ry], X[~ry]
     xtx = xo.T @ xo
     v = np.linalg.inv(xtx + np.diag(np.diag(xtx)) * RIDGE)
@@ -392,3 +426,17 @@ def test_bayes_draw_equals_the_textbook_draw_on_the_kept_columns():
     np.testing.assert_allclose(yhat_obs, xo @ coef, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(yhat_mis, xm @ beta, rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(yo, y[ry])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_two_orders_equal_lexsort(seed):
+    """The donor search's two sort orders equal numpy's lexsort by (value, +/- priority), with
+    many ties in the values."""
+    from analysis.mi import _two_orders
+    rng = np.random.default_rng(seed)
+    n = 500
+    values = rng.integers(0, 12 if seed % 2 else 400, n).astype(float)
+    priority = rng.permutation(n)
+    up, down = _two_orders(values, priority)
+    np.testing.assert_array_equal(up, np.lexsort((priority, values)))
+    np.testing.assert_array_equal(down, np.lexsort((-priority, values)))
