@@ -116,7 +116,15 @@ def bench_lmm_scale(quick: bool) -> None:
         bench_pilot(100 if quick else 1000, 1, "satterthwaite", Path(tmp))
 
 
-BENCHES = ("lmm", "stages", "eq5d", "economics", "lmm_scale")
+def bench_mi_scale(quick: bool) -> None:
+    """Multiple imputation at 2,000 to 200,000 participants against the previous implementation
+    (pivoted QR per regression; up to 20,000), see benchmarks/bench_mi.py."""
+    from bench_mi import bench_mi
+    bench_mi([2000, 20000] if quick else [2000, 20000, 200000], m=2, iterations=2,
+             repeat=1 if quick else 2, previous_max=20000)
+
+
+BENCHES = ("lmm", "stages", "eq5d", "economics", "lmm_scale", "mi")
 
 
 def main() -> None:
@@ -137,6 +145,8 @@ def main() -> None:
         bench_economics(repeat=1 if a.quick else 3)
     if "lmm_scale" in only:
         bench_lmm_scale(a.quick)
+    if "mi" in only:
+        bench_mi_scale(a.quick)
 
 
 if __name__ == "__main__":
