@@ -745,10 +745,8 @@ def _wave_item_fields(ctx: _Context, w: dict, wt: RawTable, items: list[str], ir
     for c in items:
         inst = ITEM_PATTERN.match(c)["instrument"]
         r = irules.get(inst)
-        if r and r["missing"]:
-            hit = wt.frame[c].str.strip().isin(r["missing"])
-            ctx.missing_code_count += int(hit.sum())
-            wt.frame[c] = wt.frame[c].where(~hit, "")
+        if r:
+            ctx.missing_code_count += blank_missing_codes(wt.frame, r["missing"], columns=[c])
         allowed = tuple(r["codes"]) if r else None
         item_fields.append(Field(c, "int", allowed=allowed,
                                  range_rule=None if r is None else

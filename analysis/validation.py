@@ -126,14 +126,16 @@ class Field:
     range_rule: str | None = None
 
 
-def blank_missing_codes(frame: pd.DataFrame, codes, keep: tuple[str, ...] = ()) -> int:
-    """Cells (text, as the readers return them) holding one of ``data.missing_codes`` become
-    blank (not recorded), except in the key columns ``keep``; returns how many were blanked."""
+def blank_missing_codes(frame: pd.DataFrame, codes, keep: tuple[str, ...] = (),
+                        columns: list[str] | None = None) -> int:
+    """Cells (text, as the readers return them) holding one of the missing-data ``codes`` (e.g.
+    ``data.missing_codes``, or an instrument's own) become blank (not recorded), in ``columns``
+    (default: all) except the key columns ``keep``; returns how many were blanked."""
     codes = {str(c).strip() for c in codes or []}
     n = 0
     if not codes:
         return n
-    for c in frame.columns:
+    for c in frame.columns if columns is None else columns:
         if c in keep:
             continue
         hit = frame[c].astype(str).str.strip().isin(codes)

@@ -153,6 +153,22 @@ def test_declared_missing_codes_read_as_blank_and_counted(demo_cfg, raw):
     assert ex[ex.reason.str.contains("missing-data code")].n.sum() == 2
 
 
+def test_instrument_missing_codes_blank_that_instruments_items_only(demo_cfg, raw):
+    """instruments.<name>.missing_codes: a code declared for WEMWBS is read as not recorded in
+    WEMWBS items (counted in the exclusions); undeclared it is an error."""
+    _edit(raw / "wave_m3.csv", "\nP0002,2024-08-28,5,5,", "\nP0002,2024-08-28,9,5,")
+    msg, _ = _fails(demo_cfg, raw)
+    assert "wemwbs_1" in msg and "9" in msg
+    cfg = {**demo_cfg, "instruments": {**demo_cfg["instruments"],
+                                       "wemwbs": {**(demo_cfg["instruments"]["wemwbs"] or {}), "missing_codes": [9]}}}
+    out = ingest_trial(cfg, raw)
+    r = out["responses"]
+    row = r[(r.participant_id == "P0002") & (r.timepoint == "m3")]
+    assert len(row) == 1 and row.wemwbs_1.isna().all() and row.wemwbs_2.iloc[0] == 5
+    ex = out["exclusions"]
+    assert ex[ex.reason.str.contains("missing-data code")].n.sum() == 1
+
+
 def test_all_errors_reported_at_once(demo_cfg, raw):
     _edit(raw / "wave_m3.csv", "\nP0002,", "\nP9998,")
     _edit(raw / "sites.csv", ",control,", ",ctrl,")
