@@ -120,3 +120,20 @@ def test_individual_design_without_economics_only():
            "data": {"sites": None}, "propensity": {"covariates": ["age"]}, "economics": {"enabled": True}}
     with pytest.raises(ConfigError, match="config key economics.enabled"):
         validate_config(cfg)
+
+
+def test_reports_describe_an_individual_design(nhefs):
+    """The report's words follow the design: participants in two groups and a robust variance
+    with each participant their own cluster, not sites."""
+    from analysis.reporting import front, methods
+    from analysis.reporting import propensity as section
+
+    cfg = nhefs["cfg"]
+    text, refs = methods._propensity_method(cfg)
+    assert "each participant their own cluster" in text and "sites as clusters" not in text
+    assert "intervention site" not in text and "ps_li_multilevel" not in refs
+    assert "Participants in the group Quit smoking" in front.design_sentence(cfg)
+    assert section.words(cfg)["group"] == "being in the intervention group"
+    cluster = dict(cfg, design=dict(cfg["design"], type="cluster"))
+    assert "sites as clusters" in methods._propensity_method(cluster)[0]
+    assert section.words(cluster)["group"] == "being in an intervention site"
