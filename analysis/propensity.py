@@ -30,13 +30,16 @@ Pure functions returning tidy DataFrames, in the order an analysis uses them:
 * :func:`weighted_effect`: the weighted outcome regression ``y ~ arm + y_baseline +
   covariates`` at one follow-up by weighted least squares, with the cluster-robust (sandwich)
   variance of ``survey::svyglm`` for a one-stage cluster design (agencies as PSUs) and its
-  degrees of freedom (agencies − number of coefficients).  The same regression with all weights
+  degrees of freedom (agencies − number of coefficients).  In an individual design (a
+  non-randomised comparison of participants, e.g. the NHEFS example) each participant is their
+  own PSU: the robust sandwich HC0 × n/(n − 1) on n − p degrees of freedom.  The same regression with all weights
   1 is the unweighted comparison.
 * :func:`e_value`: VanderWeele & Ding's (2017) E-value of the estimate and of the CI limit
   nearer the null, after converting the standardised difference to an approximate risk ratio.
 
 Every number is checked against R (glm, hand-made weights, survey::svyglm):
-tests/reference/propensity_golden.R, tests/test_propensity.py.
+tests/reference/propensity_golden.R, tests/test_propensity.py; on published data (individual
+design) tests/reference/nhefs_golden.R, tests/test_nhefs.py.
 """
 
 from __future__ import annotations

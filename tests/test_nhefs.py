@@ -137,3 +137,24 @@ def test_reports_describe_an_individual_design(nhefs):
     cluster = dict(cfg, design=dict(cfg["design"], type="cluster"))
     assert "sites as clusters" in methods._propensity_method(cluster)[0]
     assert section.words(cluster)["group"] == "being in an intervention site"
+
+
+def test_from_the_books_model_to_pathways():
+    """The two differences between the book's analysis and Pathways' (score fitted on the 1,566
+    with a 1982 weight or on all 1,629; weight change or ANCOVA on baseline weight), each
+    combination as R's svyglm with ids = ~1 (estimate and SE)."""
+    p = pd.read_csv(RAW / "participants.csv", dtype={c: str for c in ("race", "education", "exercise", "active")})
+    bl = pd.read_csv(RAW / "wave_baseline.csv").set_index("participant_id").weight
+    fu = pd.read_csv(RAW / "wave_1982.csv").set_index("participant_id").weight
+    d = p.set_index("participant_id").assign(treated=lambda x: (x.arm == "quit").astype(int), weight=bl,
+                                             weight_fu=fu, change=fu - bl)
+    covs = ["sex", "race", "age", "age_squared", "education", "smokeintensity", "smokeintensity_squared", "smokeyrs",
+            "smokeyrs_squared", "exercise", "active", "weight", "wt71_squared"]
+    cc = d.dropna(subset=["weight_fu"])
+    for r in golden("steps").itertuples():
+        fit_on = d if r.score == "score_1629" else cc
+        w = propensity.ps_weights(propensity.propensity_scores(fit_on, "treated", covs), fit_on.treated, "ATE").weight
+        y, x = ("change", []) if r.outcome_model == "change" else ("weight_fu", ["weight"])
+        e = propensity.weighted_effect(cc, y, "treated", x, w, None)
+        assert e["n"] == r.n and e["estimate"] == pytest.approx(r.estimate, rel=RTOL), r
+        assert e["se"] == pytest.approx(r.se, rel=RTOL), r

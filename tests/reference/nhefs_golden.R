@@ -100,6 +100,19 @@ for (kind in c("nonstabilised", "stabilised")) {
                                  ci_high = r[1] + qnorm(0.975) * r[2], n = nrow(bk)))
 }
 
+# ---- from the book's model to Pathways': score fitted on 1,629 or 1,566, change or ANCOVA -------
+bk$w_all <- w[!is.na(d$weight_fu)]
+bk$w_cc <- ifelse(bt == 1, mean(bt) / be, (1 - mean(bt)) / (1 - be))
+bk$change <- change
+steps <- NULL
+for (sc in c("score_1629", "score_1566")) for (om in c("change", "ancova")) {
+  dd <- bk; dd$w <- if (sc == "score_1629") dd$w_all else dd$w_cc
+  f <- if (om == "change") change ~ treated else weight_fu ~ treated + weight_bl
+  m <- svyglm(f, design = svydesign(ids = ~1, weights = ~w, data = dd))
+  steps <- rbind(steps, data.frame(score = sc, outcome_model = om, estimate = coef(m)[["treated"]],
+                                   se = sqrt(vcov(m)["treated", "treated"]), n = nrow(dd)))
+}
+
 inputs <- data.frame(file = c("participants.csv", "wave_baseline.csv", "wave_1982.csv"))
 inputs$md5 <- unname(tools::md5sum(file.path(rawdir, inputs$file)))
 wr <- function(x, f) write.csv(x, file.path(gdir, f), row.names = FALSE)
@@ -108,5 +121,6 @@ wr(weights, "nhefs_weights.csv")
 wr(bal, "nhefs_balance.csv")
 wr(effects, "nhefs_effects.csv")
 wr(book, "nhefs_book.csv")
+wr(steps, "nhefs_steps.csv")
 wr(inputs, "nhefs_inputs.csv")
 cat("R", as.character(getRversion()), "survey", as.character(packageVersion("survey")), "\n")
