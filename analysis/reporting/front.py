@@ -20,6 +20,11 @@ def design_sentence(cfg: dict) -> str:
         return ("Single-arm pilot and feasibility study: everyone enrolled receives the intervention; there is "
                 "no comparison group, so changes from baseline are described, not attributed to the intervention.")
     ctl = labels.get(d.get("control_arm"), d.get("control_arm"))
+    if d.get("allocation", "randomised") == "non_randomised" and d["type"] == "individual":
+        return (f"Non-randomised comparison: allocation was NOT random. Participants in the group {itv} are "
+                f"compared with participants in the group {ctl}; they were not allocated by chance and may differ, "
+                "so the comparison is weighted by a propensity score of baseline characteristics, and it remains "
+                "open to confounding by anything that was not measured.")
     if d.get("allocation", "randomised") == "non_randomised":
         return (f"Non-randomised comparison: allocation was NOT random. {itv} (sites that delivered the "
                 f"intervention) are compared with {ctl} (sites that did not); they may serve different "

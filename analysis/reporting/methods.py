@@ -125,16 +125,18 @@ def _propensity_method(cfg: dict) -> tuple[str, list[str]]:
     """The propensity-score weighting of a non-randomised comparison."""
     pc = cfg["propensity"]
     est = pc["estimand"]
-    refs = ["ps_rosenbaum", "ps_li_multilevel", "ps_austin", "ps_lumley", "ps_evalue"]
+    indiv = cfg["design"]["type"] == "individual"
+    refs = ["ps_rosenbaum", *([] if indiv else ["ps_li_multilevel"]), "ps_austin", "ps_lumley", "ps_evalue"]
     weights = {"ATT": "weights 1 (intervention) and e/(1 − e) (comparison) for the effect among participants "
-                      "of intervention sites (ATT)",
+                      + ("of the intervention group (ATT)" if indiv else "of intervention sites (ATT)"),
                "ATE": "inverse-probability weights 1/e and 1/(1 − e)"
                       + (", stabilised by the marginal probability of each group," if pc["stabilise"] else "")
                       + " for the average effect among all participants (ATE)",
                "overlap": "overlap weights 1 − e (intervention) and e (comparison), which target the "
                           "participants for whom the groups overlap most"}[est]
     refs += (["ps_li_overlap"] if est == "overlap" else []) + (["ps_robins"] if est == "ATE" else [])
-    text = ("Allocation was not random. The probability e of being in an intervention site was estimated by "
+    text = ("Allocation was not random. The probability e of being in "
+            + ("the intervention group" if indiv else "an intervention site") + " was estimated by "
             "logistic regression of participants on baseline covariates (" + ", ".join(pc["covariates"])
             + "), and participants were weighted with " + weights + ".")
     if pc["trim"] > 0:
@@ -143,10 +145,13 @@ def _propensity_method(cfg: dict) -> tuple[str, list[str]]:
     text += (" Balance is reported as standardised mean differences before and after weighting and variance "
              "ratios. Each outcome at each follow-up was compared by weighted least squares ("
              + ("the baseline value and the propensity covariates" if pc["outcome_adjustment"] == "covariates"
-                else "the baseline value") + " as covariates) with cluster-robust (sandwich) standard errors, "
-             "sites as clusters and t on sites − coefficients degrees of freedom, as survey::svyglm; the "
-             "sandwich treats the weights as known. Sensitivity to unmeasured confounding is summarised by "
-             "the E-value of the standardised difference (approximate risk ratio exp(0.91 d)).")
+                else "the baseline value") + " as covariates) with "
+             + ("heteroscedasticity-robust (sandwich) standard errors, each participant their own cluster "
+                "(HC0 × n/(n − 1)), and t on participants − coefficients degrees of freedom" if indiv else
+                "cluster-robust (sandwich) standard errors, sites as clusters and t on sites − coefficients "
+                "degrees of freedom") + ", as survey::svyglm; the sandwich treats the weights as known. "
+             "Sensitivity to unmeasured confounding is summarised by the E-value of the standardised "
+             "difference (approximate risk ratio exp(0.91 d)).")
     return text, refs
 
 

@@ -22,6 +22,31 @@ ESTIMAND_WORDS = {
 NOT_RANDOM = ("Allocation was not random: the sites that delivered the intervention chose to (or were chosen), "
               "and they may serve different people from the comparison sites. Differences between the groups can "
               "reflect those differences, not the intervention.")
+# the words of an individual design, where participants (not sites) are in one group or the other
+ESTIMAND_WORDS_INDIVIDUAL = {
+    "ATT": "the average effect among participants of the intervention group (ATT)",
+    "ATE": "the average effect among all participants of either group (ATE)",
+    "overlap": "the average effect among the participants for whom the two groups overlap most "
+               "(overlap weights, ATO)",
+}
+NOT_RANDOM_INDIVIDUAL = ("Allocation was not random: participants came to be in the intervention or the comparison "
+                         "group by their own or others' choice, and the groups may differ in ways that affect the "
+                         "outcome. Differences between the groups can reflect those differences, not the "
+                         "intervention.")
+WORDS = {
+    "cluster": dict(group="being in an intervention site", differs="the sites",
+                    variance="cluster-robust (sandwich) standard errors with sites as clusters, t on sites − number "
+                             "of coefficients degrees of freedom (as survey::svyglm)"),
+    "individual": dict(group="being in the intervention group", differs="the groups",
+                       variance="heteroscedasticity-robust (sandwich) standard errors with each participant as their "
+                                "own cluster (HC0 × n/(n − 1)), t on participants − number of coefficients degrees of "
+                                "freedom (as survey::svyglm with ids = ~1)"),
+}
+
+
+def words(cfg: dict) -> dict:
+    """The design's words for the reports (cluster: sites; individual: participants)."""
+    return WORDS["individual" if cfg["design"]["type"] == "individual" else "cluster"]
 
 
 def non_randomised(cfg: dict) -> bool:
@@ -50,8 +75,10 @@ def headline(cfg: dict, inputs: dict[str, str]) -> dict | None:
                     df=fmt(r.df, 0), n=fmt(r.n, 0), smd=fmt(r.standardised_effect, dp),
                     e_value=fmt(r.e_value, 2), e_value_ci=fmt(r.e_value_ci, 2),
                     ci_includes_null=bool(r.ci_low <= 0 <= r.ci_high))
-    return dict(not_random=NOT_RANDOM, estimand=ESTIMAND_WORDS[summ.estimand], covariates=summ.covariates,
-                primary=prim, summary=summ)
+    indiv = cfg["design"]["type"] == "individual"
+    return dict(not_random=NOT_RANDOM_INDIVIDUAL if indiv else NOT_RANDOM,
+                estimand=(ESTIMAND_WORDS_INDIVIDUAL if indiv else ESTIMAND_WORDS)[summ.estimand],
+                covariates=summ.covariates, primary=prim, summary=summ, words=words(cfg))
 
 
 def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
@@ -83,7 +110,8 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
     weights = dict(n=fmt(s.n_participants, 0), missing=int(s.n_missing_covariates), trimmed=int(s.n_trimmed),
                    trim=float(s.trim), stabilised=str(s.stabilised) == "True",
                    n_int=fmt(s.n_intervention, 0), n_cmp=fmt(s.n_comparison, 0),
-                   sites_int=fmt(s.n_sites_intervention, 0), sites_cmp=fmt(s.n_sites_comparison, 0),
+                   sites_int=fmt(s.n_sites_intervention, 0) if pd.notna(s.n_sites_intervention) else None,
+                   sites_cmp=fmt(s.n_sites_comparison, 0) if pd.notna(s.n_sites_comparison) else None,
                    ess_int=fmt(s.ess_intervention, 1), ess_cmp=fmt(s.ess_comparison, 1),
                    ps_int=f"{fmt(s.ps_min_intervention, 3)} to {fmt(s.ps_max_intervention, 3)}",
                    ps_cmp=f"{fmt(s.ps_min_comparison, 3)} to {fmt(s.ps_max_comparison, 3)}",

@@ -28,6 +28,10 @@ DESIGNS = {
 NON_RANDOMISED = ("Non-randomised cluster comparison: allocation was NOT random; sites that delivered the "
                   "intervention are compared with sites that did not, weighted by a propensity score (key "
                   "propensity), and the arm of each site is read from the sites file.")
+NON_RANDOMISED_INDIVIDUAL = ("Non-randomised comparison of participants: allocation was NOT random; participants "
+                             "in the intervention group are compared with those in the comparison group, weighted "
+                             "by a propensity score (key propensity), and each participant's group is read from "
+                             "the participants file.")
 SECTION_TITLES = {
     "objectives": "Objectives", "seed": "Seed", "design": "Design", "data": "Time points and inputs analysed",
     "propensity": "Propensity-score weighting (non-randomised comparison)",
@@ -215,7 +219,8 @@ def context(lock: dict) -> dict:
     f = plan.get("feasibility") or {}
     return dict(
         lock=lock, plan=plan, objectives=objs, objectives_derived=derived,
-        design=(NON_RANDOMISED if d.get("allocation") == "non_randomised" else DESIGNS.get(d["type"], d["type"])),
+        design=((NON_RANDOMISED_INDIVIDUAL if d["type"] == "individual" else NON_RANDOMISED)
+                if d.get("allocation") == "non_randomised" else DESIGNS.get(d["type"], d["type"])),
         arms=None if d["type"] == "single_arm" else
         dict(intervention=d.get("intervention_arm"), control=d.get("control_arm")),
         waves=plan["data"]["waves"], data_rows=settings(plan, "data", schema),

