@@ -19,16 +19,10 @@ if config["value_for_money"]["enabled"]:
             linked=f"{PROC}/analysis.parquet",
             participants=f"{PROC}/participants.parquet",
         output:
-            buildup=report(
-                VALUE_OUTPUTS["vfm_buildup"], caption="../report/value.rst", category="Value for money"
-            ),
+            buildup=report(VALUE_OUTPUTS["vfm_buildup"], caption="../report/value.rst", category="Value for money"),
             per_participant=VALUE_OUTPUTS["vfm_per_participant"],
-            per_point=report(
-                VALUE_OUTPUTS["vfm_per_point"], caption="../report/value.rst", category="Value for money"
-            ),
-            wellby=report(
-                VALUE_OUTPUTS["vfm_wellby"], caption="../report/value.rst", category="Value for money"
-            ),
+            per_point=report(VALUE_OUTPUTS["vfm_per_point"], caption="../report/value.rst", category="Value for money"),
+            wellby=report(VALUE_OUTPUTS["vfm_wellby"], caption="../report/value.rst", category="Value for money"),
         log:
             f"{LOGS}/value.log",
         conda:
