@@ -272,3 +272,19 @@ def test_funder_report_suppresses_small_counts_and_the_costs_they_give(single_ru
     assert "£12,345.67" in stat and "£7,654.32" in stat
     assert "£12,345.67" not in funder and "£7,654.32" not in funder
     assert "&lt;5" in funder and funder.count(">suppressed<") >= 3  # one count, two costs per point
+
+
+def test_value_for_money_is_part_of_the_registered_plan_only_when_enabled():
+    """A changed cost after the SAP lock is a difference to declare; a plan without value for money
+    (every other design, and configs written before it existed) has no such key, so its lock still matches."""
+    from analysis.sap import differences, plan_of
+    cfg = load_config(ROOT / "config/single_arm.yaml")
+    planned = plan_of(cfg, ROOT)
+    assert planned["value_for_money"]["costs"][0]["amount_gbp"] == 78000
+    later = copy.deepcopy(cfg)
+    later["value_for_money"]["costs"][0]["amount_gbp"] = 70000
+    assert [d[0] for d in differences(planned, plan_of(later, ROOT))] == ["value_for_money.costs[0].amount_gbp"]
+    off = copy.deepcopy(cfg)
+    off["value_for_money"]["enabled"] = False
+    assert "value_for_money" not in plan_of(off, ROOT)
+    assert "value_for_money" not in plan_of(load_config(ROOT / "config/individual.yaml"), ROOT)
