@@ -237,6 +237,8 @@ def test_single_arm_reports_carry_the_value_for_money_section(single_run):
         assert "£13,000" in text and "2019 prices" in text and "SROI" in text
     from analysis.reporting import render_section
     assert render_section(single_run["cfg"], files["audience_report"][0], "ethics", "value") is None
+    methods = open(files["report"][1]["html"], encoding="utf-8").read()
+    assert "Value for money divides the intervention" in methods and "Supplementary Green Book Guidance" in methods
 
 
 def test_no_participant_identifier_reaches_the_funder_report(single_run):
