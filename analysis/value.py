@@ -98,8 +98,25 @@ def primary_change(effects: pd.DataFrame, outcome: str, timepoint: str) -> pd.Se
 
 
 def ratio_status(gain_low: float, gain_high: float) -> str:
-    """'ratio' when the gain's interval lies above zero; 'interval includes no change' or
-    'worsening' (no ratio) otherwise; 'not estimated' when the interval is missing.
+    """Whether a cost per point of change is a meaningful ratio.
+
+    Parameters
+    ----------
+    gain_low, gain_high : float
+        Ends of the confidence interval of the change turned towards improvement (the gain).
+
+    Returns
+    -------
+    str
+        'ratio' when the interval lies wholly above zero; 'interval includes no change' when it
+        includes zero (an end at exactly zero included); 'worsening' when it lies wholly below
+        zero; 'not estimated' when an end is missing.  Only 'ratio' gets a number.
+
+    References
+    ----------
+    Briggs A, Fenn P. Confidence intervals or surfaces? Uncertainty on the cost-effectiveness
+    plane. Health Econ 1998;7:723-740 (a ratio whose denominator's interval includes zero is
+    unbounded and changes meaning with its sign).
 
     Examples
     --------
@@ -142,6 +159,30 @@ def per_point(buildup: pd.DataFrame, effects: pd.DataFrame, outcomes: list[str],
         positive) and its interval, ``ratio_status`` (:func:`ratio_status`) and, only when that is
         'ratio', the cost per point (cost per participant / gain) with its values at the ends of
         the gain's interval.
+
+    References
+    ----------
+    HM Treasury. The Green Book: central government guidance on appraisal and evaluation. London,
+    2022 (values expressed in real terms, in the prices of one base year).
+
+    Examples
+    --------
+    Total cost GBP 1,550 over 10 participants enrolled and 5 completing; a mean change of 2 points
+    (95% CI 1 to 4) and one of 1 point (CI -0.5 to 2.5), which gets no ratio:
+
+    >>> import pandas as pd
+    >>> from analysis.value import per_point
+    >>> buildup = pd.DataFrame({"amount_gbp_analysis_year": [1000.0, 550.0], "analysis_price_year": "2023/24"})
+    >>> effects = pd.DataFrame({"outcome": ["wb", "ls"], "population": "all", "analysis": "primary",
+    ...                         "timepoint": "m12", "estimate": [2.0, 1.0], "ci_low": [1.0, -0.5],
+    ...                         "ci_high": [4.0, 2.5], "n_participants": [5, 5]})
+    >>> t = per_point(buildup, effects, ["wb", "ls"], "m12", {"enrolled": 10, "completing": 5}, {}, {})
+    >>> print(t[["outcome", "base", "ratio_status", "cost_per_point_gbp"]].to_string(index=False))
+    outcome       base                ratio_status  cost_per_point_gbp
+         wb   enrolled                       ratio                77.5
+         wb completing                       ratio               155.0
+         ls   enrolled interval includes no change                 NaN
+         ls completing interval includes no change                 NaN
     """
     total = float(buildup.amount_gbp_analysis_year.sum())
     year = buildup.analysis_price_year.iloc[0]
