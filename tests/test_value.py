@@ -290,3 +290,12 @@ def test_value_for_money_is_part_of_the_registered_plan_only_when_enabled():
     off["value_for_money"]["enabled"] = False
     assert "value_for_money" not in plan_of(off, ROOT)
     assert "value_for_money" not in plan_of(load_config(ROOT / "config/individual.yaml"), ROOT)
+
+
+def test_value_for_money_is_refused_in_a_programme_design():
+    cfg = yaml.safe_load((ROOT / "config/c2_programme.yaml").read_text())
+    cfg["data"]["raw_dir"] = str(ROOT / cfg["data"]["raw_dir"])
+    validate_config(copy.deepcopy(cfg))
+    cfg["value_for_money"] = {"enabled": True, "costs": COSTS}
+    with pytest.raises(ConfigError, match=r"value_for_money\.enabled: .*programme\.costs"):
+        validate_config(cfg)
