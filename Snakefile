@@ -33,6 +33,7 @@ else:
     include: "workflow/rules/feasibility.smk"
     include: "workflow/rules/outcome.smk"
     include: "workflow/rules/economics.smk"
+    include: "workflow/rules/value.smk"
     include: "workflow/rules/planning.smk"
     include: "workflow/rules/report.smk"
 

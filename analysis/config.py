@@ -300,6 +300,7 @@ def plan_problems(cfg: dict) -> list[str]:
     probs += _feasibility_problems(cfg, dirs, hint)
     probs += _wave_timing_problems(cfg)
     probs += _economics_problems(cfg, dirs, hint)
+    probs += _value_problems(cfg, dirs)
     probs += _planning_problems(cfg)
     return probs
 
@@ -527,6 +528,34 @@ def _economics_problems(cfg: dict, dirs: dict, hint: str) -> list[str]:
     if cfg["design"]["type"] == "single_arm":
         probs.append("config key economics.enabled: the trial-based economic evaluation compares arms; a "
                      "single-arm study has none")
+    return probs
+
+
+def _value_problems(cfg: dict, dirs: dict) -> list[str]:
+    """Value for money (single-arm): the design, the cost items, and outcomes that are analysed."""
+    v = cfg["value_for_money"]
+    if not v["enabled"]:
+        return []
+    probs: list[str] = []
+    if cfg["design"]["type"] != "single_arm":
+        probs.append("config key value_for_money.enabled: value for money is for a single-arm study; a "
+                     "randomised or non-randomised comparison uses economics, a programme programme.costs")
+    if not v["costs"]:
+        probs.append("config key value_for_money.costs: no cost item (each with amount_gbp, price_year and "
+                     "source) - there is nothing to divide")
+    analysed = [cfg["primary"]["outcome"], *cfg["outcomes"]["secondary"]]
+    for y in v["outcomes"]:
+        if y not in analysed:
+            probs.append(f"config key value_for_money.outcomes: {y!r} is not an analysed outcome "
+                         f"(primary.outcome or outcomes.secondary: {', '.join(analysed)})")
+    w = v["wellby"]["outcome"]
+    if w is not None and w in dirs and w not in analysed:
+        probs.append(f"config key value_for_money.wellby.outcome: {w!r} is collected but not analysed (add it "
+                     "to outcomes.secondary, or set it to null)")
+    tps = [x["timepoint"] for x in cfg["data"]["waves"]][1:]
+    if v["timepoint"] is not None and v["timepoint"] not in tps:
+        probs.append(f"config key value_for_money.timepoint: {v['timepoint']!r} is not a follow-up time point "
+                     f"({', '.join(tps)})")
     return probs
 
 

@@ -76,7 +76,7 @@ def programme_plan_problems(raw: dict, cfg: dict) -> list[str]:
            "no participant-level analysis (mixed model, feasibility, imputation) runs, so the key would do "
            "nothing: remove it (docs/designs.md, 'Community programme monitoring')")
     probs = [f"config key {k}: {why}" for k in PARTICIPANT_KEYS if k in raw]
-    for k in ("economics", "planning"):
+    for k in ("economics", "planning", "value_for_money"):
         if ((raw.get(k) or {}).get("enabled")):
             probs.append(f"config key {k}.enabled: {why}; costs and value for money of a programme are "
                          "programme.costs")

@@ -21,7 +21,8 @@ are analysed (``data.sites`` ... ``data.adverse_events``: ``given`` or null), ``
 definition's response codes, items, reverse items, subscales, scoring method and missing-item
 rule, whether built in or from a trial's ``instrument_definitions``), ``prescored``,
 ``covariates``, ``feasibility`` (progression criteria included), ``primary``, ``outcomes`` (not
-``labels``), ``economics`` (unit-cost and inflation files by their SHA-256) and ``planning`` (not
+``labels``), ``economics`` (unit-cost and inflation files by their SHA-256), ``value_for_money``
+(only when enabled: a plan without it is the same as before it existed) and ``planning`` (not
 ``simulation.batch_size``, which does not change any number).  Housekeeping, never compared:
 ``trial_id`` (it must match: a lock belongs to one trial), ``title``, ``blinded`` (the documented
 workflow locks blinded and then unblinds), ``pseudonymisation``, ``report``, file names and how
@@ -69,7 +70,7 @@ MAX_LOCK_BYTES = 5_000_000
 
 #: top-level config keys that are (or hold) analysis keys, in the SAP document's order
 PLAN_SECTIONS = ("objectives", "seed", "design", "data", "instruments", "scoring", "prescored", "covariates",
-                 "feasibility", "primary", "propensity", "outcomes", "economics",
+                 "feasibility", "primary", "propensity", "outcomes", "economics", "value_for_money",
                  "planning")
 #: keys inside those sections that are housekeeping (display, computing) and never compared
 HOUSEKEEPING = ("design.arm_labels", "outcomes.labels", "planning.simulation.batch_size")
@@ -177,6 +178,9 @@ def plan_of(cfg: dict, base: str | Path | None = None) -> dict:
     if (plan.get("design") or {}).get("allocation", "randomised") == "randomised":
         plan.get("design", {}).pop("allocation", None)
         plan.pop("propensity", None)
+    # likewise value for money (a single-arm study's) counts only when enabled
+    if not (plan.get("value_for_money") or {}).get("enabled"):
+        plan.pop("value_for_money", None)
     d = cfg.get("data") or {}
     plan["data"] = {
         "waves": [{k: w[k] for k in WAVE_KEYS if k in w} for w in d.get("waves") or []],

@@ -58,6 +58,12 @@ def stage_files(cfg: dict, work: Path) -> dict[str, tuple[dict, dict]]:
                        "participants": str(proc / "economics.parquet"), "ce_plane": str(fig / "ce_plane.png"),
                        "ceac_figure": str(fig / "ceac.png")}),
     }
+    files["value"] = (dict(effects=str(tab / "effects.csv"), linked=str(proc / "analysis.parquet"),
+                           participants=p["participants"]),
+                      {k: str(tab / f"vfm_{f}.csv") for k, f in (("buildup", "cost_buildup"),
+                                                                 ("per_participant", "cost_per_participant"),
+                                                                 ("per_point", "cost_per_point"),
+                                                                 ("wellby", "wellby"))})
     files["planning"] = (dict(linked=str(proc / "analysis.parquet"), participants=p["participants"], sites=p["sites"],
                               collected=str(proc / "collected.csv"),
                               **({"economics": files["economics"][1]["participants"]}
@@ -87,6 +93,8 @@ def stage_files(cfg: dict, work: Path) -> dict[str, tuple[dict, dict]]:
         e = files["economics"][1]
         report_inputs.update(cea=e["cea"], ceac=e["ceac"], cea_by_arm=e["by_arm"], unit_costs=e["unit_costs"],
                              ce_plane=e["ce_plane"], ceac_figure=e["ceac_figure"])
+    if cfg["value_for_money"]["enabled"]:  # as workflow/rules/value.smk registers them
+        report_inputs.update({f"vfm_{k}": v for k, v in files["value"][1].items()})
     if cfg["planning"]["enabled"]:  # as workflow/rules/planning.smk registers them
         pl = files["planning"][1]
         report_inputs.update(planning_inputs=pl["inputs"], sample_size=pl["sample_size"],
@@ -127,12 +135,12 @@ def run_stage(stage: str, full_cfg: dict, work: Path, key: bytes, cfg: dict | No
 
 
 def _run(stage, full_cfg, work, key, cfg, audience):
-    from analysis.stages import economics, feasibility, ingest, link, outcome, planning, power, report, score
+    from analysis.stages import economics, feasibility, ingest, link, outcome, planning, power, report, score, value
     i, o = stage_files(full_cfg, work)[stage]
     if stage == "ingest":
         ingest.run(cfg, i, o, raw_dir=full_cfg["data"]["raw_dir"], key=key)
-    elif stage in ("score", "feasibility", "outcome", "economics", "planning"):
-        {"score": score, "feasibility": feasibility, "outcome": outcome, "economics": economics,
+    elif stage in ("score", "feasibility", "outcome", "economics", "value", "planning"):
+        {"score": score, "feasibility": feasibility, "outcome": outcome, "economics": economics, "value": value,
          "planning": planning}[stage].run(cfg, i, o)
     elif stage == "link":
         link.run(cfg, i, o, key_fingerprint=key_fingerprint(key))
@@ -162,6 +170,8 @@ def run_all(full_cfg: dict, work: Path, key: bytes, notebooks: bool = True) -> d
     stages = ["ingest", "score", "link", "feasibility", "outcome"]
     if full_cfg["economics"]["enabled"] and not full_cfg.get("blinded"):
         stages.append("economics")
+    if full_cfg["value_for_money"]["enabled"]:
+        stages.append("value")
     if full_cfg["planning"]["enabled"]:
         stages.append("planning")
         if full_cfg["design"]["type"] != "single_arm" and full_cfg["planning"]["target_difference"] is not None:

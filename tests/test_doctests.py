@@ -29,6 +29,7 @@ STATISTICAL = {
     "analysis.scoring": ["score_responses", "reliability_table"],
     "analysis.lmm": ["fit_lmm"],
     "analysis.programme": ["against_targets", "survey_change", "wellby_table"],
+    "analysis.value": ["ratio_status", "per_point"],
 }
 SECTIONS = ("Parameters", "Returns", "References", "Examples")
 

@@ -36,7 +36,10 @@ def test_each_audience_gets_its_sections_and_no_other(rep):
         mine = {name for name, _ in sections}
         for name in ALL_SECTIONS:
             html = render_section(cfg, inputs, audience, name)
-            assert (html is not None) == (name in mine), (audience, name)
+            # value for money is a single-arm study's (tests/test_value.py); the demo is a cluster trial
+            expected = name in mine and (name != "value" or cfg["value_for_money"]["enabled"])
+            assert (html is not None) == expected, (audience, name)
+    assert not rep["cfg"]["value_for_money"]["enabled"]
 
 
 def test_outcomes_section_shows_the_primary_estimate_to_the_configured_decimals(rep):

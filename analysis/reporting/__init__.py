@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 import analysis
 from analysis.blinding import withheld
 from analysis.reporting import (appendix, economics, ethics, feasibility, front, funder, methods, outcomes,
-                                provenance, scoring)
+                                provenance, scoring, value)
 from analysis.reporting import deviations
 from analysis.reporting import planning, planning_summary
 
@@ -23,12 +23,13 @@ from analysis.reporting import planning, planning_summary
 # disclosure-controlled sections and never include the data-query appendix (it carries raw IDs).
 # A pilot's report leads with feasibility; effect estimates follow (CONSORT pilot extension).
 SECTIONS = [("front", front), ("deviations", deviations), ("feasibility", feasibility), ("outcomes", outcomes),
-            ("economics", economics), ("planning", planning), ("scoring", scoring),
+            ("economics", economics), ("value", value), ("planning", planning), ("scoring", scoring),
             ("methods", methods), ("appendix", appendix), ("provenance", provenance)]
 AUDIENCES = {
     "statistician": ("Statistician's report", SECTIONS),
     "funder": ("Funder report", [("front", front), ("funder", funder), ("planning_summary", planning_summary),
-                                 ("deviations", deviations), ("methods", methods), ("provenance", provenance)]),
+                                 ("deviations", deviations), ("value", value), ("methods", methods),
+                                 ("provenance", provenance)]),
     "ethics": ("Ethics committee report", [("front", front), ("ethics", ethics), ("provenance", provenance)]),
 }
 
@@ -36,7 +37,7 @@ AUDIENCES = {
 # Every section in the one order consistent with all three audiences: the report notebook
 # (workflow/notebooks/report.ipynb) has one cell per section in this order.
 ALL_SECTIONS = ["front", "funder", "planning_summary", "ethics", "deviations", "feasibility", "outcomes", "economics",
-                "planning",
+                "value", "planning",
                 "scoring", "methods", "appendix", "provenance"]
 
 

@@ -55,6 +55,11 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict:
         used.append(("Internal consistency of each scale is summarised by Cronbach's alpha.", ["alpha"]))
     if _exists(inputs, "cea"):
         used += _economics_methods(cfg)
+    if _exists(inputs, "vfm_wellby"):
+        used.append(("Value for money divides the intervention's cost (every item with its source, inflated to one "
+                     "price year) by the participants enrolled and completing and by the uncontrolled before-after "
+                     "change of the primary analysis (no ratio when the change's interval includes no change); a "
+                     "change in life satisfaction, when collected, is valued in WELLBYs.", ["wellby"]))
     return _numbered(used)
 
 

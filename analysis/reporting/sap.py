@@ -38,6 +38,7 @@ SECTION_TITLES = {
     "instruments": "Instruments and their options", "scoring": "Scoring rules", "prescored": "Pre-scored outcomes",
     "covariates": "Covariates", "feasibility": "Feasibility and progression", "primary": "Primary model",
     "outcomes": "Outcomes, sensitivity analyses and multiple imputation", "economics": "Economic evaluation",
+    "value_for_money": "Value for money (single-arm study)",
     "planning": "Planning the definitive trial"}
 SCORING_NOTE = "Scoring rule of the instrument definition (response codes, items, reverse items, scoring, missing items)."
 PLAN_NOTES = {

@@ -65,6 +65,10 @@ STAGE_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     # simulation-based power: the set-up, each batch and the gathered table (workflow/rules/planning.smk)
     "power": ("seed", "covariates", "data.waves", "design",
               "outcomes.confidence_level", "planning", "primary"),
+    # value for money of a single-arm study (workflow/rules/value.smk); labels and directions of outcomes
+    # (analysis.config.score_labels, score_directions) come from instruments, prescored and outcomes
+    "value": ("data.waves", "instruments", "instrument_definitions", "prescored", "primary.outcome",
+              "primary.timepoint", "outcomes.direction", "outcomes.labels", "value_for_money"),
     # community programme monitoring (design.type programme; workflow/rules/programme.smk)
     "programme_ingest": ("data", "programme.indicators", "programme.funding_sources", "programme.survey.design"),
     "programme": ("title", "data.funding", "data.survey", "programme"),
