@@ -89,6 +89,38 @@ def test_docs_config_is_current(root):
         "docs/config.md is stale: run `python -m analysis.config > docs/config.md`"
 
 
+_SCHEMA_WORDS = {"type", "description", "default", "properties", "items", "enum", "minimum", "maximum",
+                 "exclusiveMinimum", "exclusiveMaximum", "required", "additionalProperties", "oneOf", "anyOf",
+                 "allOf", "pattern", "minItems", "maxItems", "uniqueItems", "$ref", "const", "not", "if", "then",
+                 "else", "format", "minLength", "maxLength", "title", "examples", "patternProperties",
+                 "propertyNames", "minProperties", "definitions", "$defs", "$schema", "$id", "multipleOf"}
+
+
+def _stray_schema_keys(node, path=""):
+    """Keys of a schema node that are not JSON-schema words (outside property-name maps)."""
+    out = []
+    if isinstance(node, dict):
+        names = path.rsplit("/", 1)[-1] in ("properties", "patternProperties", "definitions", "$defs")
+        for k, v in node.items():
+            if not names and k not in _SCHEMA_WORDS:
+                out.append(f"{path}/{k}")
+            if names or k not in ("default", "examples", "const", "enum"):  # values, not schemas
+                out += _stray_schema_keys(v, f"{path}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _stray_schema_keys(v, f"{path}[{i}]")
+    return out
+
+
+def test_schema_has_no_stray_keys(root):
+    """An unquoted description with a comma in a YAML flow mapping ({description: a, b}) splits
+    into stray keys and truncates the description in docs/config.md: none may exist."""
+    schema = yaml.safe_load((root / "analysis/config.schema.yaml").read_text())
+    assert _stray_schema_keys(schema) == []
+    assert _stray_schema_keys({"properties": {"unit": yaml.safe_load("{description: a (b, c).}")}}) \
+        == ["/properties/unit/c)."]
+
+
 def test_plan_mistakes_are_found_from_the_config_alone(root):
     """Issue 13 item 6: mistakes a config reveals stop the run before anything is read or
     written, every one listed with its key."""
