@@ -670,6 +670,11 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
     Ng ES-W, Grieve R, Carpenter JR. Two-stage nonparametric bootstrap sampling with shrinkage
     correction for clustered data. Stata J 2013;13:141-164.
 
+    Hesterberg TC. What teachers should know about the bootstrap: resampling in the
+    undergraduate statistics curriculum. Am Stat 2015;69:371-386 (the expanded percentile
+    interval of the propensity-weighted analysis, whose replicates without overlap in the score
+    model are set aside: :func:`analysis.propensity.without_overlap`).
+
     Examples
     --------
     The committed demo trial, complete cases and 200 two-stage bootstrap replicates (the demo
@@ -848,7 +853,10 @@ def _weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, leve
     (:func:`analysis.propensity.ps_weights`, same estimand); in every bootstrap replicate the
     score model is refitted with the replicate's counts and the weights recomputed (Austin PC.
     Stat Med 2016;35:5642), the regression weights being counts x weights.  Participants with a
-    missing score covariate are left out, as in the outcome analysis."""
+    missing score covariate are left out, as in the outcome analysis.  Replicates without overlap
+    (a level of a categorical score covariate drawn from one group only, or a separated score)
+    are set aside and counted; the intervals are expanded percentile intervals (clusters - 2 df)
+    of the replicates kept (docs/methods.md, "Non-randomised comparison")."""
     covs = list(weighting["covariates"])
     absent = [c for c in covs if f"ps_{c}" not in t]
     if absent:
