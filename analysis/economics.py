@@ -548,19 +548,26 @@ def _clusters(t: pd.DataFrame, use: np.ndarray | None = None) -> int:
 
 
 class _Percentile:
-    """Complete cases: SE = SD of the replicates, percentile interval."""
+    """Complete cases: SE = SD of the replicates, percentile interval.  With ``dfs`` (one per
+    equation; the propensity-weighted analysis) the expanded percentile interval: the
+    percentiles at the tail probability whose normal quantile is the t quantile on ``dfs[k]``
+    degrees of freedom (Hesterberg 2015), a small-sample widening for few clusters."""
 
-    def __init__(self, reps: np.ndarray, level: float):
-        self.reps, self.a = reps, (1 - level) / 2
+    def __init__(self, reps: np.ndarray, level: float, dfs: list[float] | None = None):
+        self.reps = reps
+        a = (1 - level) / 2
+        self.a = ([a] * (reps.shape[1] // 2) if dfs is None
+                  else [float(stats.norm.sf(stats.t.isf(a, d))) for d in dfs])
 
     def __call__(self, f, k: int) -> dict:
         d = np.asarray(f(self.reps[:, 2 * k], self.reps[:, 2 * k + 1]), float)
         d = d[np.isfinite(d)]
-        return dict(se=float(np.std(d, ddof=1)), ci_low=float(np.quantile(d, self.a)),
-                    ci_high=float(np.quantile(d, 1 - self.a)))
+        return dict(se=float(np.std(d, ddof=1)), ci_low=float(np.quantile(d, self.a[k])),
+                    ci_high=float(np.quantile(d, 1 - self.a[k])))
 
-    def ceac_ci(self, rc, re, lam) -> tuple[float, float]:
-        return float(np.quantile(lam * re - rc, self.a)), float(np.quantile(lam * re - rc, 1 - self.a))
+    def ceac_ci(self, rc, re, lam, k: int = 0) -> tuple[float, float]:
+        a = self.a[k]
+        return float(np.quantile(lam * re - rc, a)), float(np.quantile(lam * re - rc, 1 - a))
 
 
 class _StudentT:
@@ -662,6 +669,11 @@ def cost_effectiveness(pdata: ParticipantData, econ: dict, *, seed: int, cluster
 
     Ng ES-W, Grieve R, Carpenter JR. Two-stage nonparametric bootstrap sampling with shrinkage
     correction for clustered data. Stata J 2013;13:141-164.
+
+    Hesterberg TC. What teachers should know about the bootstrap: resampling in the
+    undergraduate statistics curriculum. Am Stat 2015;69:371-386 (the expanded percentile
+    interval of the propensity-weighted analysis, whose replicates without overlap in the score
+    model are set aside: :func:`analysis.propensity.without_overlap`).
 
     Examples
     --------
@@ -769,13 +781,15 @@ class _Fit:
     m: int | None = None
     which: np.ndarray | None = None
     weight: np.ndarray | None = None  # propensity weights of the point estimate (0: left out)
+    aside: np.ndarray | None = None  # weighted: replicates set aside (no overlap), kept out of the intervals
 
     def pair(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Equation k's replicates of incremental cost and effect (weighted: the defined ones)."""
+        """Equation k's replicates of incremental cost and effect (weighted: the defined ones,
+        without those set aside)."""
         rc, re = self.reps[:, 2 * k], self.reps[:, 2 * k + 1]
         if self.weight is None:
             return rc, re
-        keep = np.isfinite(rc) & np.isfinite(re)
+        keep = np.isfinite(rc) & np.isfinite(re) & ~self.aside
         return rc[keep], re[keep]
 
 
@@ -839,7 +853,10 @@ def _weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, leve
     (:func:`analysis.propensity.ps_weights`, same estimand); in every bootstrap replicate the
     score model is refitted with the replicate's counts and the weights recomputed (Austin PC.
     Stat Med 2016;35:5642), the regression weights being counts x weights.  Participants with a
-    missing score covariate are left out, as in the outcome analysis."""
+    missing score covariate are left out, as in the outcome analysis.  Replicates without overlap
+    (a level of a categorical score covariate drawn from one group only, or a separated score)
+    are set aside and counted; the intervals are expanded percentile intervals (clusters - 2 df)
+    of the replicates kept (docs/methods.md, "Non-randomised comparison")."""
     covs = list(weighting["covariates"])
     absent = [c for c in covs if f"ps_{c}" not in t]
     if absent:
@@ -858,29 +875,62 @@ def _weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, leve
     X = np.zeros((len(t), Xok.shape[1]))
     X[ok] = Xok
     eqs = [{**e, "use": e["use"] & ok} for e in _equations(t, econ)]
-    stat, treat, failed = _statistic(t, eqs), t.treat.to_numpy(float), [0, 0]
+    stat, treat, levels = _statistic(t, eqs), t.treat.to_numpy(float), PS.level_indicators(data, covs)
+    flags = []  # per block: (no weight left in a group, no overlap in a level, separated score)
 
     def weighted(counts: np.ndarray) -> np.ndarray:
         counts = counts * ok
         w, converged = PS.bootstrap_weights(X, treat, counts, beta, est, stab, trim)
         valid = np.isfinite(w).all(axis=1)
-        failed[0] += int((~converged & valid).sum())
-        failed[1] += int((~valid).sum())
+        gap = PS.without_overlap(levels, treat, counts) & valid
+        flags.append(np.column_stack([~valid, gap, ~converged & valid & ~gap]))
         out = np.full((len(counts), 2 * len(eqs)), np.nan)
         out[valid] = stat(counts[valid] * w[valid])
         return out
 
     point = stat(weight[None, :])[0]
     reps = boot.bootstrap(weighted, len(t), t.arm.to_numpy(), t.site_id.to_numpy(), **draw)
+    flags = np.vstack(flags)
+    aside = flags[:, 1] | flags[:, 2]
+    if (aside | flags[:, 0]).all():
+        raise ValueError("economics: no bootstrap replicate of the propensity-weighted analysis has overlap "
+                         "(every replicate drew a level of a score covariate from one group only, or left a "
+                         "group without weight); merge sparse levels or add agencies")
     scheme = (_scheme(draw["two_stage"], False) + f"; propensity weighted ({est}"
               + (f", trimmed at {trim:g}" if trim else "") + "), the score model refitted in every replicate"
-              + (f" (in {failed[0]} of them the score model did not converge, typically because a covariate "
-                 "level had participants of one group only: no finite estimate, scores at the limit 0 or 1, as "
-                 "glm; such a replicate compares that level's participants with other levels, so the intervals "
-                 "are unreliable when this is common)" if failed[0] else "")
-              + (f"; {failed[1]} replicates with no weight left in one group are left out" if failed[1] else "")
-              + "; percentile intervals")
-    return _Fit(eqs, point, reps, _Percentile(reps, level), scheme, draw["replicates"], weight=weight)
+              + _set_aside_text(flags.sum(axis=0), draw["replicates"]))
+    dfs = [float(max(_clusters(t, e["use"]) - 2, 1)) for e in eqs]
+    scheme += ("; expanded percentile intervals of the replicates kept (Hesterberg 2015: the percentiles at the "
+               "tail probability whose normal quantile is the t quantile on clusters - 2 df, "
+               f"{', '.join(f'{d:g}' for d in dfs)})")
+    used = np.where(aside[:, None], np.nan, reps)
+    return _Fit(eqs, point, reps, _Percentile(used, level, dfs), scheme, draw["replicates"], weight=weight,
+                aside=aside)
+
+
+SET_ASIDE_WARNING = 0.5  # above this share of replicates set aside, the scheme carries a warning
+
+
+def _set_aside_text(n: np.ndarray, replicates: int) -> str:
+    """The ``bootstrap`` column's account of the weighted replicates left out: ``n`` counts those
+    with no weight left in a group, with no overlap in a level of a categorical score covariate,
+    and with a separated score model (fitted scores at 0 or 1) otherwise."""
+    no_weight, gap, separated = (int(x) for x in n)
+    aside = gap + separated
+    text = ("; rule: a replicate without overlap is set aside (a level of a categorical score covariate "
+            "drawn from one group only, or a score model without a finite fit, scores at 0 or 1), so the "
+            "interval comes from the resamples in which the estimand is defined, as in the full sample; "
+            f"set aside: {aside} of {replicates} replicates ({gap} without overlap in a level, {separated} "
+            "with a separated score)")
+    if no_weight:
+        text += f"; {no_weight} replicates with no weight left in one group are left out"
+    used = replicates - aside - no_weight
+    if aside + no_weight > SET_ASIDE_WARNING * replicates:
+        text += (f"; WARNING: more than half the replicates were set aside, so the interval rests on the "
+                 f"{used} that remain; some level has very few agencies in one group: a larger number of "
+                 "replicates steadies the interval, and merging that level or adding agencies makes the "
+                 "comparison less fragile")
+    return text
 
 
 class _ResultRows:
@@ -994,7 +1044,8 @@ def _with_sensitivity(cea: pd.DataFrame, pdata: ParticipantData, econ: dict, fit
 
 
 def _replicate_table(fit: _Fit) -> pd.DataFrame:
-    """The bootstrap replicates, two columns (cost, effect) per analysis."""
+    """The bootstrap replicates, two columns (cost, effect) per analysis; after propensity
+    weighting also ``set_aside`` (the replicates without overlap, left out of the intervals)."""
     names = []
     for e in fit.eqs:
         tag = e["analysis"].replace("cost_per_point:", "")
@@ -1003,6 +1054,8 @@ def _replicate_table(fit: _Fit) -> pd.DataFrame:
     rep_t.insert(0, "replicate", np.arange(1, fit.replicates + 1))
     if fit.m is not None:
         rep_t.insert(1, "imputation", fit.which + 1)
+    if fit.aside is not None:  # weighted: kept in the table, left out of the intervals and the plane
+        rep_t["set_aside"] = fit.aside
     return rep_t
 
 

@@ -53,7 +53,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 __all__ = ["ESTIMANDS", "covariate_matrix", "propensity_model", "propensity_scores", "ps_weights", "score_fit",
-           "logit_many", "bootstrap_weights",
+           "logit_many", "bootstrap_weights", "level_indicators", "without_overlap",
            "balance_table", "weighted_effect", "e_value_rr", "e_value", "love_plot_png", "REFERENCES"]
 
 ESTIMANDS = ("ATT", "ATE", "overlap")
@@ -260,6 +260,67 @@ def bootstrap_weights(X: np.ndarray, treated: np.ndarray, counts: np.ndarray, st
     empty = ((cw * t).sum(axis=1) <= 0) | ((cw * (1.0 - t)).sum(axis=1) <= 0) | ~np.isfinite(cw).all(axis=1)
     w[empty] = np.nan  # one group has no weight left (as ps_weights refuses): no estimate
     return w, ok
+
+
+def level_indicators(data: pd.DataFrame, covariates: Sequence[str]) -> np.ndarray:
+    """One 0/1 column per level (the first included) of every categorical covariate of the
+    score model, 1 where the participant has that level (0 where the covariate is missing);
+    an array with no columns when every covariate is numeric.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The participants, with the covariates as columns.
+    covariates : sequence of str
+        The score model's covariates; numeric ones are skipped.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n, number of levels), the input of :func:`without_overlap`.
+    """
+    cols = [(data[c] == lev).to_numpy(float) for c in covariates
+            if (levels := _levels(data, c)) is not None for lev in levels]
+    return np.column_stack(cols) if cols else np.zeros((len(data), 0))
+
+
+def without_overlap(levels: np.ndarray, treated: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Which bootstrap replicates have no overlap in a level of a categorical score covariate:
+    the level was drawn (positive count) in one group only.
+
+    In such a replicate the score model has no finite estimate (its scores in that level tend
+    to 0 or 1), so the weighted comparison it gives is not the estimand of the full sample but a
+    comparison of that level's participants with those of other levels.
+    :func:`analysis.economics.cost_effectiveness` sets these replicates aside.
+
+    Parameters
+    ----------
+    levels : numpy.ndarray
+        (n, L) level indicators (:func:`level_indicators`).
+    treated : numpy.ndarray
+        (n,) 1 for the intervention group, 0 for the comparison group.
+    counts : numpy.ndarray
+        (b, n) bootstrap counts (frequency weights) of the replicates.
+
+    Returns
+    -------
+    numpy.ndarray
+        (b,) True where some level has participants of one group only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> levels = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], float)   # two client groups
+    >>> treated = np.array([1, 0, 1, 0], float)
+    >>> counts = np.array([[1, 1, 1, 1], [2, 0, 1, 1], [0, 0, 2, 2]], float)
+    >>> without_overlap(levels, treated, counts).tolist()
+    [False, True, False]
+    """
+    t = np.asarray(treated, float)
+    counts = np.atleast_2d(np.asarray(counts, float))
+    in1 = (counts * t) @ levels > 0
+    in0 = (counts * (1.0 - t)) @ levels > 0
+    return (in1 != in0).any(axis=1)
 
 
 def effective_sample_size(w) -> float:

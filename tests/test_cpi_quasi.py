@@ -90,6 +90,12 @@ def test_economic_evaluation_is_weighted_with_the_unweighted_result_alongside(qu
     assert "propensity weighted (ATT)" in main.bootstrap["delta_cost"]
     assert "score model refitted in every replicate" in main.bootstrap["delta_cost"]
     assert "propensity weighted" not in un.bootstrap["delta_cost"]
+    # replicates without overlap set aside, counted, and left out of the plane's replicates only
+    reps = pd.read_parquet(quasi["rep"] / "tables" / "cea_bootstrap.parquet")
+    n_aside = int(reps.set_aside.sum())
+    assert 0 < n_aside < len(reps)
+    assert f"set aside: {n_aside} of {len(reps)} replicates" in main.bootstrap["delta_cost"]
+    assert "expanded percentile intervals" in main.bootstrap["delta_cost"]
     # the two differ (weights change the estimate) and each has its bootstrap interval
     assert abs(main.estimate["delta_cost"] - un.estimate["delta_cost"]) > 50
     for m in ("delta_cost", "delta_qaly"):

@@ -52,6 +52,12 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str]) -> None:
     write_parquet(res["replicates"], outputs["replicates"])
     thresholds = econ["thresholds"] or economics.DEFAULT_THRESHOLDS
     reps = res["replicates"]
+    if "set_aside" in reps:  # weighted: the replicates without overlap are not part of the uncertainty
+        n_all = len(reps)
+        reps = reps[~reps.set_aside]
+        if n_all - len(reps) > economics.SET_ASIDE_WARNING * n_all:
+            log.warning("economics: %d of %d bootstrap replicates set aside for lack of overlap in the score "
+                        "model (cea.csv, bootstrap column)", n_all - len(reps), n_all)
     write_bytes(economics.ce_plane_png(reps.delta_effect_cea_qaly.to_numpy(), reps.delta_cost_cea_qaly.to_numpy(),
                                        (main.estimate["delta_qaly"], main.estimate["delta_cost"]), thresholds),
                 outputs["ce_plane"])
