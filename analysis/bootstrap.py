@@ -34,7 +34,8 @@ import numpy as np
 
 from analysis import progress
 
-BLOCK = 500  # replicates per block; fixed so that results never depend on memory settings
+BLOCK = 500  # replicates per block at most; fixed so that results never depend on memory settings
+CELLS = 2**24  # counts per block at most (n > 33,554 participants: fewer replicates per block)
 
 
 def _groups(strata: np.ndarray, clusters: np.ndarray | None):
@@ -57,6 +58,12 @@ def count_blocks(n: int, strata, clusters=None, *, replicates: int, seed, two_st
     ``strata``: stratum label per participant (the arm).  ``clusters``: site label per
     participant, needed when ``two_stage``.  Row sums equal n for participant resampling and
     vary (the drawn sites' sizes) for the two-stage scheme.
+
+    A block holds at most ``block`` replicates and at most ``CELLS`` counts (b = max(1,
+    min(block, CELLS // n))), so each of its arrays stays under about 130 MB whatever the number
+    of participants (500 replicates x 200,000 participants would be 800 MB per array, several at
+    once).  The block size depends on n only, so the same data and seed give the same replicates
+    on any machine; it is 500 up to 33,554 participants.
     """
     strata = np.asarray(strata)
     if len(strata) != n:
@@ -64,6 +71,7 @@ def count_blocks(n: int, strata, clusters=None, *, replicates: int, seed, two_st
     if two_stage and clusters is None:
         raise ValueError("the two-stage bootstrap needs a cluster (site) label per participant")
     groups = _groups(strata, np.asarray(clusters) if two_stage else None)
+    block = max(1, min(int(block), CELLS // max(n, 1)))
     rng = np.random.default_rng(seed)
     done = 0
     while done < replicates:

@@ -90,6 +90,24 @@ def test_same_seed_same_replicates_and_strata_sizes_kept():
     assert a.min() >= 0 and a.max() <= 30
 
 
+def test_blocks_hold_at_most_cells_counts_for_large_trials():
+    """Above CELLS / 500 participants a block holds fewer replicates (memory bounded whatever n),
+    every replicate is still a valid two-stage draw, and the block size depends on n only."""
+    n = 35_000  # 35 sites of 1,000: 479 replicates per block
+    site = np.arange(n) // 1000
+    arm = site % 2
+    blocks = list(boot.count_blocks(n, arm, site, replicates=1000, seed=3, two_stage=True))
+    sizes = [len(b) for b in blocks]
+    assert sizes == [boot.CELLS // n, boot.CELLS // n, 1000 - 2 * (boot.CELLS // n)]
+    assert all(b.size <= boot.CELLS for b in blocks)
+    a = np.concatenate(blocks)
+    assert a.shape == (1000, n) and (a.sum(1) % 1000 == 0).all()  # whole sites of 1,000 drawn
+    again = np.concatenate(list(boot.count_blocks(n, arm, site, replicates=1000, seed=3, two_stage=True)))
+    assert np.array_equal(a, again)
+    small = list(boot.count_blocks(50, np.repeat([0, 1], 25), replicates=1200, seed=1, two_stage=False))
+    assert [len(b) for b in small] == [500, 500, 200]
+
+
 def test_weighted_ols_equals_statsmodels_on_resampled_rows():
     rng = np.random.default_rng(4)
     n = 60
