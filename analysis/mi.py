@@ -28,11 +28,12 @@ Imputation of Missing Data, 2nd ed., 2018, ch. 3-4) closely:
   predicted probabilities of each missing case;
 * categorical predictors enter as indicator columns, so site enters as fixed effects;
   columns that are linearly dependent on earlier columns among the observed cases (e.g. arm in
-  a cluster trial, which is a function of site) are dropped from that regression, as R's
-  ``lm`` drops aliased columns (:func:`_independent_gram`). The regressions work from the
-  cross-products of one design matrix holding every variable's columns, updated in place as
-  values are imputed, so no regression copies the design or factors it (cost O(n p^2) in one
-  BLAS product, not the O(n p^2) of a pivoted QR in slower LAPACK code plus copies).
+  a cluster trial, which is a function of site) are dropped from that regression, the later of
+  two aliased columns going as in R's ``lm`` (with a looser threshold than ``lm``'s, as the
+  check works on cross-products: :func:`_independent_gram`). The regressions work from the
+  cross-products of one block design holding every variable's columns, updated in place as
+  values are imputed, so no regression copies the design or factors it: O(n q^2) for the q
+  numeric columns plus O(p^3) for the aliasing check, not the O(n p^2) of a pivoted QR.
 
 Each imputation uses its own random stream spawned from one seed
 (``numpy.random.SeedSequence(seed).spawn(m)``), so results are reproducible and do not
@@ -178,10 +179,13 @@ def _independent_gram(G: np.ndarray, tol: float = 1e-10) -> np.ndarray:
     A column is kept when the part of it that the columns kept before it do not explain has a
     squared length above ``tol`` times its own (columns scaled to length 1, i.e. a residual norm
     above 1e-5 of the column's); otherwise it is linearly dependent on them and dropped, as R's
-    ``lm`` drops the later of two aliased columns.  Symmetric Gaussian elimination on the scaled
-    ``G``, one kept column at a time (each step leaves the later columns' residual
-    cross-products), so the cost is O(p^3) in the number of columns and none in the number of
-    rows.  (Rounding in ``G`` is of order p x 1e-16 on this scale, far below ``tol``.)
+    ``lm`` drops the later of two aliased columns (``lm``'s threshold is 1e-7 on the residual
+    norm; this one is looser because it works on cross-products).  Symmetric Gaussian
+    elimination on the scaled ``G``, one kept column at a time (each step leaves the later
+    columns' residual cross-products), so the cost is O(p^3) in the number of columns and none
+    in the number of rows.  Rounding: cross-products of indicators are exact integers; for other
+    columns the relative error per entry is about sqrt(n) x 1e-16, far below ``tol`` at any
+    trial size.
     """
     p = G.shape[0]
     d = np.sqrt(np.clip(np.diag(G), 0, None))
@@ -199,7 +203,8 @@ def _independent_gram(G: np.ndarray, tol: float = 1e-10) -> np.ndarray:
 
 def _bayes_draw(y: np.ndarray, ry: np.ndarray, Z: _Design, cols: np.ndarray, ycol: int,
                 rng: np.random.Generator):
-    """mice's ``.norm.draw``: least-squares fit to the observed cases (with mice's ridge),
+    """mice's ``.norm.draw`` with ``ls.meth = "ridge"``: least-squares fit to the observed
+    cases with mice's ridge (1e-5 x the diagonal),
     then sigma* and beta* drawn from the posterior under a flat prior.
 
     The design is the columns ``cols`` of ``Z`` and the response its column ``ycol``.  The
@@ -398,6 +403,9 @@ def _impute(data: pd.DataFrame, m: int, iterations: int, seed: int, donors: int,
             raise ValueError(f"Column {c!r} is categorical; impute it with 'logreg', not {meth!r}.")
         if meth and data[c].notna().sum() < 2:
             raise ValueError(f"Column {c!r} has fewer than 2 observed values; it cannot be imputed.")
+        if not meth and data[c].isna().any():
+            raise ValueError(f"Column {c!r} has missing values but no imputation method (''): impute it "
+                             "('pmm', 'norm' or 'logreg') or leave it out of the data.")
     targets = [c for c in data.columns if methods.get(c) and data[c].isna().any()]
     # visit incomplete variables from the least to the most incomplete (stable order)
     targets.sort(key=lambda c: (int(data[c].isna().sum()), list(data.columns).index(c)))

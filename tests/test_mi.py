@@ -390,10 +390,40 @@ def test_block_design_cross_products_and_predictions_equal_the_dense_design():
     coef = rng.normal(size=X.shape[1])
     np.testing.assert_allclose(Z.predict(~rows, coef), X[~rows] @ coef, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(Z.dense(np.arange(X.shape[1])), X)
-    d.loc[:9, "grp"] = "a"  # replaced in place, as imputed values are
-    Z.set("grp", d.grp.to_numpy())
+    d.loc[:9, "grp"] = "a"  # replaced in place, as imputed values are: both categoricals, a number
+    d.loc[:19, "site"] = "s03"
+    d.loc[:4, "x"] = 7.5
+    for c in ("grp", "site", "x"):
+        Z.set(c, d[c].to_numpy())
     X = _textbook_design(d, ["site", "grp"])
     np.testing.assert_allclose(Z.gram(rows), X[rows].T @ X[rows], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(Z.predict(rows, coef), X[rows] @ coef, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(Z.dense(np.arange(X.shape[1])), X)
+
+
+def test_block_design_with_a_one_level_categorical_and_a_boolean():
+    """A categorical with one level has no columns; a boolean is a two-level categorical."""
+    from analysis.mi import _Design
+    rng = np.random.default_rng(2)
+    n = 80
+    d = pd.DataFrame({"one": np.array(["only"] * n, dtype=object), "flag": rng.random(n) > 0.5,
+                      "x": rng.normal(size=n)})
+    levels = {"one": ["only"], "flag": [False, True], "x": None}
+    Z = _Design({c: d[c].to_numpy() for c in d}, levels, list(d.columns))
+    X = np.column_stack([np.ones(n), d.flag.astype(float), d.x])
+    assert Z.width == 3 and Z.span["one"] == (1, 1)
+    rows = rng.random(n) > 0.2
+    np.testing.assert_allclose(Z.gram(rows), X[rows].T @ X[rows], rtol=1e-12)
+    d.loc[:9, "flag"] = True
+    Z.set("flag", d.flag.to_numpy())
+    X[:, 1] = d.flag.astype(float)
+    np.testing.assert_allclose(Z.gram(rows), X[rows].T @ X[rows], rtol=1e-12)
+
+
+def test_incomplete_column_without_a_method_is_refused():
+    d = pd.DataFrame({"x": [1.0, 2, 3, 4], "g": ["a", None, "b", "a"], "y": [1.0, None, 2, 3]})
+    with pytest.raises(ValueError, match="'g' has missing values but no imputation method"):
+        impute(d, m=1, iterations=1, methods={"g": ""})
 
 
 def test_bayes_draw_equals_the_textbook_draw_on_the_kept_columns():
