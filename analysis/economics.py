@@ -857,6 +857,9 @@ def _weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, leve
     (a level of a categorical score covariate drawn from one group only, or a separated score)
     are set aside and counted; the intervals are expanded percentile intervals (clusters - 2 df)
     of the replicates kept (docs/methods.md, "Non-randomised comparison")."""
+    if not draw["two_stage"]:
+        raise ValueError("economics: the propensity-weighted economic evaluation is implemented for cluster designs "
+                         "(two-stage bootstrap of agencies) only")
     covs = list(weighting["covariates"])
     absent = [c for c in covs if f"ps_{c}" not in t]
     if absent:
@@ -900,15 +903,32 @@ def _weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, leve
               + (f", trimmed at {trim:g}" if trim else "") + "), the score model refitted in every replicate"
               + _set_aside_text(flags.sum(axis=0), draw["replicates"]))
     dfs = [float(max(_clusters(t, e["use"]) - 2, 1)) for e in eqs]
-    scheme += ("; expanded percentile intervals of the replicates kept (Hesterberg 2015: the percentiles at the "
-               "tail probability whose normal quantile is the t quantile on clusters - 2 df, "
-               f"{', '.join(f'{d:g}' for d in dfs)})")
+    scheme += ("; expanded percentile intervals of the replicates kept (a variant of Hesterberg 2015's expansion, "
+               "chosen by simulation: the percentiles at the tail probability whose normal quantile is the t "
+               f"quantile on clusters - 2 df, {', '.join(f'{d:g}' for d in dfs)})")
+    scheme += _few_kept_text(int((~aside & ~flags[:, 0]).sum()), dfs, level)
     used = np.where(aside[:, None], np.nan, reps)
     return _Fit(eqs, point, reps, _Percentile(used, level, dfs), scheme, draw["replicates"], weight=weight,
                 aside=aside)
 
 
 SET_ASIDE_WARNING = 0.5  # above this share of replicates set aside, the scheme carries a warning
+
+
+def _few_kept_text(kept: int, dfs: list[float], level: float) -> str:
+    """A warning when the replicates kept are too few for the expanded tails: about 10 replicates
+    are wanted beyond each end (fewer, and an end is one of the most extreme replicates, which
+    moves with the number of replicates); with very few clusters no number of replicates is
+    enough, because the tails become vanishingly small."""
+    tail = min(float(stats.norm.sf(stats.t.isf((1 - level) / 2, d))) for d in dfs)
+    need = int(np.ceil(10 / tail)) if tail > 0 else 0
+    if tail > 0 and kept >= need:
+        return ""
+    wanted = f"about {need:,}" if 0 < need <= 10**7 else "an impractical number of"
+    return (f"; WARNING: the expanded interval's tails ({100 * tail:.2g}% each) need {wanted} replicates kept, "
+            f"and {kept} were: its ends are among the most extreme replicates; increase "
+            "economics.bootstrap.replicates" + ("; with so few agencies the interval is not validated"
+                                                  if min(dfs) < 6 else ""))
 
 
 def _set_aside_text(n: np.ndarray, replicates: int) -> str:

@@ -77,6 +77,8 @@ REFERENCES = {
               "observational studies. Stat Med 2015;34:3661-79.",
     "austin_variance": "Austin PC. Variance estimation when using inverse probability of treatment weighting (IPTW) "
                        "with survival analysis. Stat Med 2016;35:5642-55.",
+    "hesterberg": "Hesterberg TC. What teachers should know about the bootstrap: resampling in the undergraduate "
+                  "statistics curriculum. Am Stat 2015;69:371-86 (the expanded percentile interval).",
     "lumley": "Lumley T. Analysis of complex survey samples. J Stat Softw 2004;9(8):1-19 (R package survey).",
     "evalue": "VanderWeele TJ, Ding P. Sensitivity analysis in observational research: introducing the "
               "E-value. Ann Intern Med 2017;167:268-74.",

@@ -301,7 +301,7 @@ LONG_COMPARISONS, LONG_REPLICATES = 1000, 400
 # (1) and 10% off on either side; the coverage within 3.5 Monte Carlo SEs of 95% (at 1,000
 # comparisons 92.6% to 97.4%): intervals 10% too narrow cover about 92.2%.  Overlap weights: the
 # interval is known to be 4-6% too wide (1.063 on 1,000 other comparisons, coverage 94.0%; 1.040
-# on these; docs/methods.md, open), so its upper bound only catches intervals 10% too wide.
+# on these; docs/methods.md, open), so an overlap interval exactly 10% too wide sits on its upper bound.
 WIDTH_BOUNDS = {"ATT": (0.95, 1.05), "ATE": (0.95, 1.05), "overlap": (0.95, 1.10)}
 
 
@@ -344,3 +344,23 @@ def test_simulation_weighted_long_with_coverage():
         # the same intervals 10% narrower or wider fail (overlap: only wider, its bounds being looser)
         for scale in ((0.9, 1.1) if est != "overlap" else (1.1,)):
             assert not _interval_ok(est, *_interval_summary(res, est, scale), n), (est, scale)
+
+
+def test_too_few_kept_replicates_for_the_expanded_tails_are_warned():
+    """About 10 kept replicates are wanted beyond each end of the expanded interval: at 12 df the
+    tails are pnorm(qt(0.025, 12)) = 1.467% (R), so 682 are needed; with 3 clusters (1 df) no
+    number is enough."""
+    from analysis.economics import _few_kept_text
+    assert _few_kept_text(682, [12.0], 0.95) == ""
+    text = _few_kept_text(681, [12.0], 0.95)
+    assert "WARNING" in text and "about 682" in text and "681 were" in text and "not validated" not in text
+    assert "impractical" in _few_kept_text(10_000, [1.0], 0.95)
+    assert "not validated" in _few_kept_text(100, [4.0], 0.95)
+
+
+def test_weighted_economics_needs_the_two_stage_bootstrap(example):
+    """The weighted bootstrap is checked for cluster designs only; a participant-level call is refused."""
+    from analysis.economics import _weighted_fit
+    with pytest.raises(ValueError, match="cluster designs"):
+        _weighted_fit(example[0].table, example[2], {"covariates": ["client_group"]},
+                      dict(replicates=10, seed=[1, 6], two_stage=False), 0.95)

@@ -177,7 +177,10 @@ def _economics_methods(cfg: dict) -> list[tuple[str, list[str]]]:
         used.append(("Because allocation was not random, the incremental costs and effects are estimated by "
                      "regressions weighted with the same propensity weights as the outcomes; in every bootstrap "
                      "replicate the propensity score model is re-estimated and the weights recomputed, so that "
-                     "the intervals allow for the estimation of the score.", ["ps_austin_variance"]))
+                     "the intervals allow for the estimation of the score. Replicates in which a level of a "
+                     "categorical score covariate was drawn from one group only, or the score model separated, "
+                     "are set aside and counted; the intervals are expanded percentile intervals (t on clusters "
+                     "- 2 degrees of freedom) of the replicates kept.", ["ps_austin_variance", "ps_hesterberg"]))
     if (cfg.get("economics") or {}).get("missing_data") == "multiple_imputation":
         used.append(("Missing costs and QALYs are multiply imputed by chained equations before the bootstrap; "
                      "estimates are combined by Rubin's rules.", ["mice", "brand"]))
