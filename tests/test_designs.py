@@ -161,6 +161,25 @@ def test_individual_trial_reports_what_was_not_collected(individual):
 
 # ---- a published trial end to end -----------------------------------------------------------------
 
+def test_published_non_randomised_comparison_runs_end_to_end(tmp_path_factory):
+    """NHEFS (causaldata::nhefs) through the whole workflow as a non-randomised individual design:
+    the primary weighted estimate in the written table equals R's svyglm (golden file), the
+    reports say allocation was not random, and no participant ID reaches the funder report."""
+    run = _run(tmp_path_factory, "nhefs", "config/examples/nhefs.yaml")
+    eff = pd.read_csv(run["rep"] / "tables/propensity_effects.csv")
+    r = eff[eff.primary.astype(bool)].iloc[0]
+    gold = pd.read_csv(ROOT / "tests/reference/golden/nhefs_effects.csv").set_index("analysis")
+    g = gold.loc["weighted_baseline"]
+    assert (r.estimate, r.se, r.ci_low, r.ci_high) == pytest.approx((g.estimate, g.se, g.ci_low, g.ci_high),
+                                                                    rel=1e-6)
+    report = (run["rep"] / "report.html").read_text()
+    assert "not random" in report
+    funder = "".join(p.read_text() for p in (run["rep"] / "funder").glob("*.html"))
+    assert funder
+    ids = pd.read_csv(ROOT / "data/raw/nhefs/participants.csv", dtype=str).participant_id
+    assert not [i for i in ids[:200] if i in funder]
+
+
 def test_published_trial_with_unknown_follow_up_time_runs_end_to_end(tmp_path_factory):
     """MASS::anorexia through the whole workflow: one follow-up whose timing was never published
     (month null), no dates, screening or withdrawals; the primary ANCOVA equals R's lm."""
