@@ -3,8 +3,9 @@
 The calculations are checked against arithmetic done here by hand from the inputs (the config's
 cost items, the shipped NHS Cost Inflation Index, the raw questionnaire files), never by calling
 the same code again; the single-arm example is then run through the real stages (ingest to the
-funder report, tests/stage_runner.py) and its tables and report sections are checked, including
-that no participant identifier reaches the funder's report."""
+funder report, tests/stage_runner.py) and every number of its vfm_* tables is compared with R's
+(tests/reference/value_golden.R, from the raw files and the config); its report sections are
+checked, including that no participant identifier reaches the funder's report."""
 
 from __future__ import annotations
 
@@ -218,6 +219,73 @@ def test_single_arm_run_writes_the_tables_from_its_inputs(single_run):
              & (eff.timepoint == "m12")].iloc[0].estimate
     assert w.loc["central"].social_value_gbp == pytest.approx(ls * enrolled * 1.0 * 13000)
     assert w.loc["low value"].social_value_gbp == pytest.approx(ls * enrolled * 10000)
+
+
+GOLDEN = ROOT / "tests/reference/golden"
+# keys of each value-for-money table, and its columns that are text and compared exactly
+GOLDEN_TABLES = {"buildup": ("vfm_cost_buildup", ["item"], ["price_year", "analysis_price_year"]),
+                 "per_participant": ("vfm_cost_per_participant", ["measure"], ["price_year"]),
+                 "per_point": ("vfm_cost_per_point", ["outcome", "base"],
+                               ["timepoint", "direction", "ratio_status", "price_year"]),
+                 "wellby": ("vfm_wellby", ["scenario"], [])}
+# relative tolerances: the costs and counts are arithmetic on the config and the index (the tables are
+# written to 12 significant digits); what rests on the mixed model differs from R's tightly converged
+# fit by up to 3e-9
+ARITHMETIC_TOL, MODEL_TOL = 1e-11, 1e-8
+FROM_THE_MODEL = {"change", "ci_low", "ci_high", "gain", "gain_ci_low", "gain_ci_high", "cost_per_point_gbp",
+                  "cost_per_point_at_gain_ci_high_gbp", "cost_per_point_at_gain_ci_low_gbp", "ls_change", "wellbys",
+                  "social_value_gbp"}
+
+
+def _compare_with_r(tables: dict[str, pd.DataFrame], case: str) -> None:
+    for name, (golden, keys, text) in GOLDEN_TABLES.items():
+        gold = pd.read_csv(GOLDEN / f"{golden}.csv", keep_default_na=False, na_values=[""])
+        if "case" in gold:
+            gold = gold[gold.case == case]
+        ours, gold = tables[name].set_index(keys), gold.set_index(keys)
+        assert len(ours) and sorted(ours.index) == sorted(gold.index), (case, name)
+        gold = gold.loc[ours.index]
+        numbers = [c for c in ours.columns if pd.api.types.is_numeric_dtype(ours[c])]
+        assert numbers and set(numbers) <= set(gold.columns), (name, set(numbers) - set(gold.columns))
+        for c in numbers:  # a number missing in R (no ratio) must be missing here too
+            tol = MODEL_TOL if c in FROM_THE_MODEL else ARITHMETIC_TOL
+            np.testing.assert_allclose(ours[c].to_numpy(float), gold[c].to_numpy(float), rtol=tol, atol=0,
+                                       err_msg=f"{case}: {golden}.{c}")
+        for c in text:
+            assert ours[c].astype(str).tolist() == gold[c].astype(str).tolist(), (case, golden, c)
+
+
+def test_single_arm_value_for_money_tables_match_r(single_run):
+    """Every number of the four vfm_* tables of the single-arm example equals R's, computed in
+    tests/reference/value_golden.R from the raw questionnaires, the config and the inflation index
+    (scores from the published scoring facts, lmerTest for the change, arithmetic for the rest):
+    the tables the stage wrote, then the stage's function on the same run's outputs with every
+    analysed outcome priced at 12 months (gains that are falls in loneliness and anxiety) and at
+    6 months (where those two intervals include no change: no ratio)."""
+    from analysis.stages._common import read_linked
+    from analysis.value import value_tables
+    files = single_run["files"]
+    out = files["value"][1]
+    _compare_with_r({k: pd.read_csv(out[k], keep_default_na=False, na_values=[""]) for k in GOLDEN_TABLES}, "example")
+    participants = pd.read_parquet(files["value"][0]["participants"])
+    linked = read_linked(files["value"][0]["linked"])
+    effects = pd.read_csv(files["outcome"][1]["effects"])
+    cfg = single_run["cfg"]
+    every = [cfg["primary"]["outcome"]] + list(cfg["outcomes"]["secondary"])
+    for tp in ("m12", "m6"):
+        c = copy.deepcopy(cfg)
+        c["value_for_money"].update(outcomes=every, timepoint=tp)
+        _compare_with_r(value_tables(c, participants, linked, effects), f"every_outcome_{tp}")
+    # the change behind the costs per point: R's fit has the same rows, standard error and df
+    eff = effects[(effects.analysis == "primary") & (effects.population == "all")].set_index(["outcome", "timepoint"])
+    gold = pd.read_csv(GOLDEN / "vfm_cost_per_point.csv").drop_duplicates(["outcome", "timepoint"])
+    gold = gold.set_index(["outcome", "timepoint"])
+    assert len(gold) == 8
+    np.testing.assert_allclose(eff.loc[gold.index, ["se", "df"]].to_numpy(float),
+                               gold[["se", "df"]].to_numpy(float), rtol=MODEL_TOL)
+    assert eff.loc[gold.index, "n_model"].tolist() == gold.n_model.tolist()
+    assert set(gold.ratio_status) == {"ratio", "interval includes no change"}
+    assert set(gold.direction) == {"higher", "lower"}
 
 
 def _section(html: str) -> str:

@@ -2,8 +2,8 @@
 # Regenerate the R reference ("golden") outputs used by tests/test_lmm.py,
 # tests/test_lmm_kr.py, tests/test_mi_pool.py, tests/test_outcomes.py, tests/test_mi_mice.py,
 # tests/test_examples_data.py, tests/test_feasibility_cluster.py, tests/test_planning.py,
-# tests/test_propensity.py, tests/test_programme.py, tests/test_economics_propensity.py and
-# tests/test_nhefs.py.
+# tests/test_propensity.py, tests/test_programme.py, tests/test_economics_propensity.py,
+# tests/test_nhefs.py and tests/test_value.py.
 # R is needed only here, never at test time.
 #
 #   tests/reference/make_golden.sh                 # fits + pooling on the committed datasets
@@ -20,7 +20,7 @@ GOLDEN="$HERE/golden"
 
 have_r_packages() {
   command -v Rscript >/dev/null 2>&1 &&
-    Rscript -e 'for (p in c("lme4","lmerTest","mice","pbkrtest","numDeriv","jsonlite","survey"))
+    Rscript -e 'for (p in c("lme4","lmerTest","mice","pbkrtest","numDeriv","jsonlite","survey","yaml"))
                   if (!requireNamespace(p, quietly = TRUE)) quit(status = 1)' >/dev/null 2>&1
 }
 
@@ -30,7 +30,7 @@ if ! have_r_packages; then
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends \
-    r-base-core r-cran-lme4 r-cran-lmertest r-cran-mice r-cran-pbkrtest r-cran-survey
+    r-base-core r-cran-lme4 r-cran-lmertest r-cran-mice r-cran-pbkrtest r-cran-survey r-cran-yaml
   have_r_packages || { echo "R packages still missing after apt-get install" >&2; exit 1; }
 fi
 
@@ -82,6 +82,9 @@ if [ "${1:-}" = "--new-datasets" ] || [ ! -f "$DATASETS/cpi_quasi_economics.csv"
   "$ROOT/.venv/bin/python" "$HERE/econ_propensity_dataset.py" "$DATASETS"
 fi
 Rscript "$HERE/econ_propensity_golden.R" "$DATASETS" "$GOLDEN"
+# value for money of the single-arm example (config/single_arm.yaml read with r-cran-yaml, the raw
+# questionnaires scored here, lmerTest for the change from baseline, the shipped inflation index)
+Rscript "$HERE/value_golden.R" "$ROOT" "$GOLDEN"
 # mice (pmm and norm) on 200 simulated MAR trials, written to a temporary folder
 MIMAR="$(mktemp -d)"
 "$ROOT/.venv/bin/python" "$HERE/mi_mar_datasets.py" "$MIMAR"
