@@ -8,7 +8,9 @@ datasets/cpi_quasi_economics.csv); three bootstrap replicates against R refittin
 with the replicate's counts as frequency weights (so a bootstrap that kept the full-sample weights
 fails); the batched score refit against statsmodels; and a simulation with known confounding of
 costs and QALYs in which the unweighted incremental cost and QALYs are biased and the weighted
-ones recover the truth.  Plus the refusals (multiple imputation, shrinkage correction).
+ones recover the truth.  The expanded interval's tail probabilities and the replicates wanted
+beyond each end come from R (tests/reference/expanded_tail_golden.R).  Plus the refusals
+(multiple imputation, shrinkage correction).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from scipy import stats
 
 from analysis import economics as E
 from analysis import propensity as P
@@ -139,8 +140,9 @@ def test_replicates_without_overlap_are_set_aside_and_counted(example):
     assert 0 < n_aside < len(reps)
     main = _main(res["cea"], "cea_qaly")
     kept = reps.delta_cost_cea_qaly[~reps.set_aside]
-    # expanded percentile interval of the replicates kept: tail probability P(Z > t_{0.975, clusters - 2})
-    tail = float(stats.norm.sf(stats.t.ppf(0.975, main.n_sites["delta_cost"] - 2)))
+    # expanded percentile interval of the replicates kept: tail probability P(Z > t_{0.975, clusters - 2}),
+    # R's (golden/expanded_tails.csv)
+    tail = _golden_tail(0.95, main.n_sites["delta_cost"] - 2)["tail"]
     assert 0.01 < tail < 0.025
     assert main.ci_low["delta_cost"] == pytest.approx(np.quantile(kept, tail), abs=1e-9)
     assert main.ci_high["delta_cost"] == pytest.approx(np.quantile(kept, 1 - tail), abs=1e-9)
@@ -346,16 +348,53 @@ def test_simulation_weighted_long_with_coverage():
             assert not _interval_ok(est, *_interval_summary(res, est, scale), n), (est, scale)
 
 
+def _expanded_tails() -> pd.DataFrame:
+    """R's tail probabilities of the expanded interval, pnorm(qt((1 - level) / 2, df)), and the
+    replicates needed, ceiling(10 / tail), for df 1-30, 40, 60, 100 at 90, 95 and 99%
+    (tests/reference/expanded_tail_golden.R)."""
+    return pd.read_csv(REF / "golden" / "expanded_tails.csv", dtype={"level": str})
+
+
+def _golden_tail(level: float, df: float):
+    g = _expanded_tails()
+    row = g[(g.level == f"{level:.2f}") & (g.df == df)]
+    assert len(row) == 1, (level, df)
+    return row.iloc[0]
+
+
+def test_expanded_interval_tails_match_r():
+    """The tail probability at which the expanded interval takes its percentiles equals R's
+    pnorm(qt((1 - level) / 2, df)) on every row of the golden grid (zero where R's is: 1 df at 99%)."""
+    g = _expanded_tails()
+    assert len(g) == 99 and (g["tail"] == 0).sum() == 1
+    for r in g.itertuples():
+        tail = E._Percentile(np.zeros((2, 2)), float(r.level), [float(r.df)]).a[0]
+        assert tail == pytest.approx(r.tail, rel=1e-12, abs=0), (r.level, r.df)
+
+
 def test_too_few_kept_replicates_for_the_expanded_tails_are_warned():
-    """About 10 kept replicates are wanted beyond each end of the expanded interval: at 12 df the
-    tails are pnorm(qt(0.025, 12)) = 1.467% (R), so 682 are needed; with 3 clusters (1 df) no
-    number is enough."""
+    """About 10 kept replicates are wanted beyond each end of the expanded interval: R's
+    ceiling(10 / tail) on every row of the golden grid is the boundary, that many kept passes and
+    one fewer warns with the number; beyond 10 million (or a zero tail) the number is called
+    impractical; under 6 df the interval is said not to be validated.  The equation with the
+    fewest df governs.  At 12 df (the example's 14 agencies) and 95%, 682 are needed."""
     from analysis.economics import _few_kept_text
-    assert _few_kept_text(682, [12.0], 0.95) == ""
-    text = _few_kept_text(681, [12.0], 0.95)
-    assert "WARNING" in text and "about 682" in text and "681 were" in text and "not validated" not in text
-    assert "impractical" in _few_kept_text(10_000, [1.0], 0.95)
-    assert "not validated" in _few_kept_text(100, [4.0], 0.95)
+    assert _golden_tail(0.95, 12)["need"] == 682
+    for r in _expanded_tails().itertuples():
+        level, df = float(r.level), float(r.df)
+        if np.isfinite(r.need) and r.need <= 10**7:
+            need = int(r.need)
+            assert _few_kept_text(need, [df], level) == "", (r.level, r.df)
+            text = _few_kept_text(need - 1, [df], level)
+            assert "WARNING" in text and f"need about {need:,} replicates kept" in text, (r.level, r.df, text)
+            assert f"and {need - 1} were" in text
+            if df < 100:
+                assert _few_kept_text(need, [100.0, df], level) == ""
+                assert "WARNING" in _few_kept_text(need - 1, [100.0, df], level)
+        else:
+            text = _few_kept_text(10**7, [df], level)
+            assert "need an impractical number of replicates kept" in text, (r.level, r.df)
+        assert ("not validated" in text) == (df < 6), (r.level, r.df)
 
 
 def test_weighted_economics_needs_the_two_stage_bootstrap(example):

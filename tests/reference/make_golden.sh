@@ -82,6 +82,9 @@ if [ "${1:-}" = "--new-datasets" ] || [ ! -f "$DATASETS/cpi_quasi_economics.csv"
   "$ROOT/.venv/bin/python" "$HERE/econ_propensity_dataset.py" "$DATASETS"
 fi
 Rscript "$HERE/econ_propensity_golden.R" "$DATASETS" "$GOLDEN"
+# tail probabilities of the expanded percentile interval, pnorm(qt((1 - level) / 2, df)), and the
+# replicates needed beyond each end, ceiling(10 / tail), on a grid of df and levels
+Rscript "$HERE/expanded_tail_golden.R" "$GOLDEN"
 # value for money of the single-arm example (config/single_arm.yaml read with r-cran-yaml, the raw
 # questionnaires scored here, lmerTest for the change from baseline, the shipped inflation index)
 Rscript "$HERE/value_golden.R" "$ROOT" "$GOLDEN"
