@@ -367,3 +367,43 @@ def test_value_for_money_is_refused_in_a_programme_design():
     cfg["value_for_money"] = {"enabled": True, "costs": COSTS}
     with pytest.raises(ConfigError, match=r"value_for_money\.enabled: .*programme\.costs"):
         validate_config(cfg)
+
+
+HOSTILE_ITEM = '=HYPERLINK("http://evil","x")'
+HOSTILE_SOURCE = "<script>alert(1)</script>"
+
+
+def test_hostile_cost_item_and_source_are_inert_in_the_tables_and_the_reports(tmp_path):
+    """A config is untrusted: a cost item named like a spreadsheet formula and a source holding a
+    script tag go through the real stages (ingest to the funder report).  The vfm CSVs write the
+    formula with its leading quote (a spreadsheet shows it as text) and the pipeline reads it back
+    unchanged; the statistician's report.html and the funder's report show both strings as text,
+    HTML-escaped, and never carry the raw script tag."""
+    import csv
+    import html as html_lib
+
+    from analysis.io import read_table
+    from stage_runner import run_all, stage_files
+    cfg = fast_analysis(load_config(ROOT / "config/single_arm.yaml"))
+    cfg["data"]["raw_dir"] = str(ROOT / cfg["data"]["raw_dir"])
+    cfg["value_for_money"]["costs"][0].update(item=HOSTILE_ITEM, source=HOSTILE_SOURCE)
+    validate_config(copy.deepcopy(cfg))  # the config itself is accepted: the strings are only text
+    run_all(cfg, tmp_path, STAGE_KEY, notebooks=True)
+    files = stage_files(cfg, tmp_path)
+    path = files["value"][1]["buildup"]
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["item"] == "'" + HOSTILE_ITEM and rows[0]["source"] == HOSTILE_SOURCE
+    cells = []  # every cell of every CSV the run wrote that holds the formula
+    for table in tmp_path.rglob("*.csv"):
+        with open(table, newline="", encoding="utf-8") as f:
+            cells += [c for row in csv.reader(f) for c in row if "HYPERLINK" in c]
+    assert cells and all(c.startswith("'") for c in cells), cells
+    back = read_table(path)
+    assert back.item.iloc[0] == HOSTILE_ITEM and back.source.iloc[0] == HOSTILE_SOURCE
+    for html_path in (files["report"][1]["html"], files["audience_report"][1]["funder"]):
+        text = open(html_path, encoding="utf-8").read()
+        assert HOSTILE_SOURCE not in text, html_path
+        assert "<script>alert" not in text.lower(), html_path
+        shown = html_lib.unescape(_section(text))
+        assert HOSTILE_SOURCE in shown and HOSTILE_ITEM in shown, html_path  # shown, as text
