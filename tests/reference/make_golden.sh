@@ -75,6 +75,9 @@ Rscript "$HERE/propensity_golden.R" "$DATASETS" "$GOLDEN"
 # community programme design: survey change (Welch on the example, paired on a survey simulated
 # in the script: datasets/programme_paired_survey.csv) and cumulative monitoring totals
 Rscript "$HERE/programme_golden.R" "$ROOT" "$DATASETS" "$GOLDEN"
+# the real-data programme-monitoring example (published prisoner numbers by state and quarter,
+# data/raw/prison_au): national figures by quarter and figures by state from the raw file
+Rscript "$HERE/prison_au_golden.R" "$ROOT/data/raw/prison_au" "$GOLDEN"
 # the propensity-weighted economic evaluation (glm score, weights by hand, lm(..., weights =), three
 # bootstrap replicates with the score refitted) on the cpi_quasi example's participant table
 # (datasets/cpi_quasi_economics.csv, written from data/raw/cpi_quasi through the pipeline)
