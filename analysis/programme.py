@@ -111,9 +111,13 @@ def programme_plan_problems(raw: dict, cfg: dict) -> list[str]:
         if t["indicator"] not in ids:
             probs.append(f"config key programme.targets[{n}].indicator: {t['indicator']!r} is not an id of "
                          f"programme.indicators ({ids})")
-        if (t["indicator"], t["period"]) in seen:
-            probs.append(f"config key programme.targets[{n}]: a second target for {t['indicator']} in {t['period']}")
-        seen.add((t["indicator"], t["period"]))
+        key = (t["indicator"], t["period"], t.get("neighbourhood"))
+        if key in seen:
+            where = f" for neighbourhood {key[2]}" if key[2] is not None else ""
+            probs.append(f"config key programme.targets[{n}]: a second target for {t['indicator']} in "
+                         f"{t['period']}{where}")
+        seen.add(key)
+    probs += _neighbourhood_problems(p)
     if p["rag"]["amber"] > p["rag"]["green"]:
         probs.append(f"config key programme.rag.amber: {p['rag']['amber']} must not exceed programme.rag.green "
                      f"({p['rag']['green']})")
@@ -142,6 +146,40 @@ def programme_plan_problems(raw: dict, cfg: dict) -> list[str]:
                 probs.append(f"config key programme.costs[{n}].price_year ({c['price_year']} to programme.price_year "
                              f"{p['price_year']}): {str(e).split(';')[0]}; costs are inflated with the NHS cost "
                              "inflation index (analysis/data/nhscii_pay_prices.csv)")
+    return probs
+
+
+ALL_NEIGHBOURHOODS = "all"
+
+
+def _neighbourhood_problems(p: dict) -> list[str]:
+    """programme.neighbourhoods: unique ids, 'all' reserved (the targets table's word for a
+    programme-wide target); a target naming a neighbourhood needs it declared, and may not fall
+    before the neighbourhood's declared start."""
+    probs = []
+    hoods = [h["id"] for h in p["neighbourhoods"]]
+    dup = sorted({h for h in hoods if hoods.count(h) > 1})
+    if dup:
+        probs.append(f"config key programme.neighbourhoods: neighbourhood ids must be unique, repeated: {dup}")
+    for n, h in enumerate(hoods):
+        if h.strip().lower() == ALL_NEIGHBOURHOODS:
+            probs.append(f"config key programme.neighbourhoods[{n}].id: {h!r} is reserved (the targets table lists "
+                         "programme-wide targets as 'all'); rename the neighbourhood")
+    start = {h["id"]: h.get("start") for h in p["neighbourhoods"]}
+    for n, t in enumerate(p["targets"]):
+        h = t.get("neighbourhood")
+        if h is None:
+            continue
+        if not hoods:
+            probs.append(f"config key programme.targets[{n}].neighbourhood: {h!r} names a neighbourhood, but "
+                         "programme.neighbourhoods is not given: declare the neighbourhoods (id, start) to set a "
+                         "target for one of them")
+        elif h not in start:
+            probs.append(f"config key programme.targets[{n}].neighbourhood: {h!r} is not an id of "
+                         f"programme.neighbourhoods ({hoods})")
+        elif start[h] and QUARTER_RE.match(t["period"]) and quarter_index(t["period"]) < quarter_index(start[h]):
+            probs.append(f"config key programme.targets[{n}].period: {t['period']} is before {h}'s start quarter "
+                         f"{start[h]} (programme.neighbourhoods): the neighbourhood was not yet in the programme")
     return probs
 
 
@@ -229,6 +267,8 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
             _check_quarters(mon, q)
             _duplicates(mon, typed, ["neighbourhood", "quarter"], q, "neighbourhood and quarter")
             typed["source_line"] = mon.rows
+            _check_declared_neighbourhoods(mon, typed, p["neighbourhoods"], q)
+            _before_start(mon, typed, p["neighbourhoods"], q)
             out["monitoring"] = typed
             neighbourhoods = set(typed.neighbourhood.dropna())
     if data.get("funding"):
@@ -253,6 +293,7 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
                     q.add_many(fun, off.to_numpy(), "quarter",
                                f"quarter not in the monitoring table ({data['monitoring']}): funding outside the "
                                "quarters monitored would be left out of every total")
+                _before_start(fun, typed, p["neighbourhoods"], q)
                 out["funding"] = typed
     if data.get("survey"):
         survey = _read_survey(cfg, raw_dir, q, neighbourhoods)
@@ -261,6 +302,40 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
     if q.errors:
         raise DataValidationError(q.errors)
     return out
+
+
+def _check_declared_neighbourhoods(mon, typed: pd.DataFrame, declared: list[dict], q: Collector) -> None:
+    """With programme.neighbourhoods given, the monitoring table's neighbourhoods and the declared
+    ones must be the same set: an undeclared one is an error on its rows, a declared one with no
+    row an error naming the file (a typo on either side would otherwise drop or invent a
+    neighbourhood)."""
+    if not declared:
+        return
+    ids = [h["id"] for h in declared]
+    off = typed.neighbourhood.notna() & ~typed.neighbourhood.isin(ids)
+    q.add_many(mon, off.to_numpy(), "neighbourhood",
+               f"neighbourhood not declared in programme.neighbourhoods ({', '.join(ids)})")
+    present = set(typed.neighbourhood.dropna())
+    for h in ids:
+        if h not in present:
+            q.add(mon.file, None, "", "neighbourhood", h, "neighbourhood declared in programme.neighbourhoods has no "
+                  "row in the monitoring table (check the spelling on both sides, or remove it from the list)")
+
+
+def _before_start(table, typed: pd.DataFrame, declared: list[dict], q: Collector) -> None:
+    """A row dated before its neighbourhood's declared start quarter is a data error: the
+    neighbourhood was not in the programme then, so the row cannot be counted."""
+    start = {h["id"]: h["start"] for h in declared if h.get("start")}
+    if not start:
+        return
+    qtr = typed.quarter.astype(object)
+    ok = qtr.notna() & qtr.astype(str).str.match(QUARTER_RE.pattern)
+    hood_start = typed.neighbourhood.map(start)
+    early = ok & hood_start.notna()
+    early[early] = [quarter_index(a) < quarter_index(b) for a, b in zip(qtr[early], hood_start[early])]
+    rules = [f"quarter before {h}'s start quarter {s} (programme.neighbourhoods): the neighbourhood was not yet in "
+             "the programme; correct the quarter or the declared start" for h, s in zip(typed.neighbourhood, hood_start)]
+    q.add_many(table, early.to_numpy(), "quarter", rules)
 
 
 def _respondents_in_both_waves(sur, typed: pd.DataFrame, q: Collector) -> None:
@@ -313,14 +388,29 @@ def _read_survey(cfg: dict, raw_dir: Path, q: Collector, neighbourhoods: set) ->
 
 # ---- cumulative totals against targets -----------------------------------------------------------
 
-def quarterly_grid(monitoring: pd.DataFrame, funding: pd.DataFrame | None, indicators: list[dict]) -> pd.DataFrame:
-    """One row per neighbourhood and quarter from the first to the last quarter monitored (a
-    missing row is a row of not-recorded counts), one column per indicator; funding_gbp is the
-    funding table's total (a neighbourhood-quarter without an award secured nothing: 0)."""
-    qi = monitoring.quarter.map(quarter_index)
-    quarters = [quarter_label(i) for i in range(qi.min(), qi.max() + 1)]
-    hoods = sorted(monitoring.neighbourhood.unique())
-    grid = pd.MultiIndex.from_product([hoods, quarters], names=["neighbourhood", "quarter"]).to_frame(index=False)
+def neighbourhood_starts(monitoring: pd.DataFrame, declared: list[dict] | None = None) -> dict[str, str]:
+    """Each monitored neighbourhood's first quarter in the programme: its declared start
+    (``programme.neighbourhoods``), else the grid's first quarter (the earliest quarter monitored
+    or declared)."""
+    declared = {h["id"]: h.get("start") for h in (declared or [])}
+    first = min([quarter_index(x) for x in monitoring.quarter] +
+                [quarter_index(x) for x in declared.values() if x])
+    hoods = sorted(set(monitoring.neighbourhood.unique()) | set(declared))
+    return {h: declared.get(h) or quarter_label(first) for h in hoods}
+
+
+def quarterly_grid(monitoring: pd.DataFrame, funding: pd.DataFrame | None, indicators: list[dict],
+                   neighbourhoods: list[dict] | None = None) -> pd.DataFrame:
+    """One row per neighbourhood and quarter from its start (``neighbourhoods``: the declared
+    ``programme.neighbourhoods``; without them every neighbourhood starts at the first quarter
+    monitored) to the last quarter monitored (a missing row is a row of not-recorded counts),
+    one column per indicator; funding_gbp is the funding table's total (a neighbourhood-quarter
+    without an award secured nothing: 0).  Quarters before a neighbourhood's start have no row:
+    they are outside the programme, neither missing nor zero."""
+    starts = neighbourhood_starts(monitoring, neighbourhoods)
+    last = max(quarter_index(x) for x in monitoring.quarter)
+    grid = pd.DataFrame([(h, quarter_label(i)) for h, s in starts.items() for i in range(quarter_index(s), last + 1)],
+                        columns=["neighbourhood", "quarter"])
     counts = [i["id"] for i in indicators if i["id"] != FUNDING_INDICATOR]
     grid = grid.merge(monitoring[["neighbourhood", "quarter", *counts]], how="left", on=["neighbourhood", "quarter"])
     if any(i["id"] == FUNDING_INDICATOR for i in indicators):
@@ -336,12 +426,15 @@ def quarterly_grid(monitoring: pd.DataFrame, funding: pd.DataFrame | None, indic
 def cumulative(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
     """Programme-wide cumulative figure of every indicator at the end of every quarter:
     indicator, label, unit, aggregation, quarter, value (the quarter's own total), cumulative,
-    missing_cells (neighbourhood-quarters up to then whose count was not recorded)."""
+    missing_cells (neighbourhood-quarters up to then whose count was not recorded),
+    neighbourhoods_in_programme.  A neighbourhood before its start has no row in ``grid``: it
+    adds nothing and is not missing."""
     quarters = sorted(grid.quarter.unique(), key=quarter_index)
+    inside = grid.assign(_in=1).pivot(index="quarter", columns="neighbourhood", values="_in").reindex(quarters).notna()
     rows = []
     for ind in indicators:
         x = grid.pivot(index="quarter", columns="neighbourhood", values=ind["id"]).reindex(quarters).astype(float)
-        miss = x.isna().sum(axis=1)
+        miss = (x.isna() & inside).sum(axis=1)
         per_q = x.sum(axis=1, min_count=1)
         cum = per_q.fillna(0).cumsum() if ind["aggregation"] == "sum" else per_q
         cum_miss = miss.cumsum() if ind["aggregation"] == "sum" else miss
@@ -349,16 +442,25 @@ def cumulative(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
             rows.append(dict(indicator=ind["id"], label=ind["label"], unit=ind.get("unit", ""),
                              aggregation=ind["aggregation"], quarter=qq, value=per_q[qq],
                              cumulative=cum[qq] if pd.notna(per_q[qq]) or ind["aggregation"] == "sum" else np.nan,
-                             missing_cells=int(cum_miss[qq])))
+                             missing_cells=int(cum_miss[qq]), neighbourhoods_in_programme=int(inside.loc[qq].sum())))
     return pd.DataFrame(rows)
+
+
+def cumulative_by_neighbourhood(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
+    """:func:`cumulative` of each neighbourhood on its own (from its start), with a
+    neighbourhood column: the figures neighbourhood-level targets are compared with."""
+    parts = [cumulative(d, indicators).assign(neighbourhood=h) for h, d in grid.groupby("neighbourhood", sort=True)]
+    return pd.concat(parts, ignore_index=True)
 
 
 def by_neighbourhood(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
     """Each neighbourhood's figure at the last quarter monitored (sum indicators: the total over
-    all quarters; latest: the last quarter's), with its neighbourhood-quarters not recorded."""
+    its quarters in the programme; latest: the last quarter's), with its first quarter in the
+    programme (start) and its neighbourhood-quarters not recorded (none before its start)."""
     last = max(grid.quarter, key=quarter_index)
     rows = []
     for hood, d in grid.groupby("neighbourhood", sort=True):
+        start = min(d.quarter, key=quarter_index)
         for ind in indicators:
             x = d[ind["id"]].astype(float)
             if ind["aggregation"] == "sum":
@@ -366,8 +468,9 @@ def by_neighbourhood(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame
             else:
                 value = x[d.quarter == last].iloc[0]
                 miss = int(pd.isna(value))
-            rows.append(dict(neighbourhood=hood, indicator=ind["id"], label=ind["label"], unit=ind.get("unit", ""),
-                             aggregation=ind["aggregation"], to_quarter=last, figure=value, missing_cells=miss))
+            rows.append(dict(neighbourhood=hood, start=start, indicator=ind["id"], label=ind["label"],
+                             unit=ind.get("unit", ""), aggregation=ind["aggregation"], to_quarter=last, figure=value,
+                             missing_cells=miss))
     return pd.DataFrame(rows)
 
 
@@ -380,7 +483,8 @@ def rag_rating(ratio: float, green: float, amber: float) -> str:
     return "green" if ratio >= green else ("amber" if ratio >= amber else "red")
 
 
-def against_targets(cum: pd.DataFrame, targets: list[dict], rag: dict) -> pd.DataFrame:
+def against_targets(cum: pd.DataFrame, targets: list[dict], rag: dict,
+                    hood_cum: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each target with the cumulative figure at its quarter, the share achieved and its RAG rating.
 
     Parameters
@@ -388,16 +492,22 @@ def against_targets(cum: pd.DataFrame, targets: list[dict], rag: dict) -> pd.Dat
     cum : pandas.DataFrame
         Cumulative figures by indicator and quarter (:func:`cumulative`).
     targets : list of dict
-        ``programme.targets``: indicator, period (YYYYQn), cumulative target.
+        ``programme.targets``: indicator, period (YYYYQn), cumulative target and, optionally,
+        neighbourhood (None or absent: programme-wide).
     rag : dict
         ``programme.rag``: the lowest shares of target rated green and amber.
+    hood_cum : pandas.DataFrame, optional
+        Cumulative figures of each neighbourhood (:func:`cumulative_by_neighbourhood`); needed
+        when a target names a neighbourhood.
 
     Returns
     -------
     pandas.DataFrame
-        indicator, label, unit, period, target, achieved, percent_of_target, rag, missing_cells,
-        note.  A target after the last quarter monitored is 'not yet due'; one whose figure has
-        unrecorded neighbourhood-quarters is 'incomplete' (never rated as if they were zero).
+        indicator, neighbourhood ('all' for a programme-wide target), label, unit, period,
+        target, achieved, percent_of_target, rag, missing_cells, note.  A target after the last
+        quarter monitored is 'not yet due'; one whose figure has unrecorded
+        neighbourhood-quarters is 'incomplete' (never rated as if they were zero); one before
+        the first quarter monitored (for a neighbourhood: before it joined) is 'not assessed'.
 
     References
     ----------
@@ -407,49 +517,72 @@ def against_targets(cum: pd.DataFrame, targets: list[dict], rag: dict) -> pd.Dat
     Examples
     --------
     >>> import pandas as pd
-    >>> from analysis.programme import against_targets, cumulative, quarterly_grid
+    >>> from analysis.programme import against_targets, cumulative, cumulative_by_neighbourhood, quarterly_grid
     >>> mon = pd.DataFrame({"neighbourhood": ["A", "B", "A", "B"],
     ...                     "quarter": ["2024Q1", "2024Q1", "2024Q2", "2024Q2"],
     ...                     "engaged": pd.array([30, 25, None, 40], dtype="Int64")})
     >>> inds = [{"id": "engaged", "label": "Residents engaged", "unit": "residents", "aggregation": "sum"}]
-    >>> cum = cumulative(quarterly_grid(mon, None, inds), inds)
-    >>> t = against_targets(cum, [{"indicator": "engaged", "period": "2024Q1", "target": 50},
-    ...                           {"indicator": "engaged", "period": "2024Q2", "target": 100},
-    ...                           {"indicator": "engaged", "period": "2024Q4", "target": 150}],
-    ...                     {"green": 1.0, "amber": 0.8})
-    >>> print(t[["period", "target", "achieved", "rag", "missing_cells"]].to_string(index=False))
-    period  target  achieved         rag  missing_cells
-    2024Q1    50.0      55.0       green              0
-    2024Q2   100.0      95.0  incomplete              1
-    2024Q4   150.0       NaN not yet due              0
+    >>> grid = quarterly_grid(mon, None, inds)
+    >>> t = against_targets(cumulative(grid, inds),
+    ...                     [{"indicator": "engaged", "period": "2024Q1", "target": 50},
+    ...                      {"indicator": "engaged", "period": "2024Q2", "target": 100},
+    ...                      {"indicator": "engaged", "period": "2024Q4", "target": 150},
+    ...                      {"indicator": "engaged", "period": "2024Q2", "target": 60, "neighbourhood": "B"}],
+    ...                     {"green": 1.0, "amber": 0.8}, cumulative_by_neighbourhood(grid, inds))
+    >>> print(t[["neighbourhood", "period", "target", "achieved", "rag", "missing_cells"]].to_string(index=False))
+    neighbourhood period  target  achieved         rag  missing_cells
+              all 2024Q1    50.0      55.0       green              0
+              all 2024Q2   100.0      95.0  incomplete              1
+              all 2024Q4   150.0       NaN not yet due              0
+                B 2024Q2    60.0      65.0       green              0
     """
     last = max(cum.quarter, key=quarter_index)
-    cols = ["indicator", "label", "unit", "period", "target", "achieved", "percent_of_target", "rag",
-            "missing_cells", "note"]
     rows = []
-    for t in sorted(targets, key=lambda t: (t["indicator"], quarter_index(t["period"]))):
-        sub = cum[cum.indicator == t["indicator"]]
-        label, unit = sub.label.iloc[0], sub.unit.iloc[0]
-        r = dict(indicator=t["indicator"], label=label, unit=unit, period=t["period"], target=float(t["target"]),
-                 achieved=np.nan, percent_of_target=np.nan, rag="", missing_cells=0, note="")
-        if quarter_index(t["period"]) > quarter_index(last):
-            r.update(rag="not yet due", note=f"monitoring runs to {last}")
-        elif quarter_index(t["period"]) < quarter_index(cum.quarter.min()):
-            r.update(rag="not assessed", note="before the first quarter monitored")
+    for t in sorted(targets, key=lambda t: (t["indicator"], t.get("neighbourhood") is not None,
+                                            t.get("neighbourhood") or "", quarter_index(t["period"]))):
+        hood = t.get("neighbourhood")
+        if hood is None:
+            sub = cum[cum.indicator == t["indicator"]]
         else:
-            row = sub[sub.quarter == t["period"]].iloc[0]
-            r.update(achieved=row.cumulative, missing_cells=int(row.missing_cells))
-            if pd.isna(row.cumulative):
-                r.update(rag="incomplete", note="no count recorded in that quarter")
+            if hood_cum is None:
+                raise ValueError(f"a target names neighbourhood {hood!r}: pass the neighbourhoods' cumulative figures")
+            sub = hood_cum[(hood_cum.indicator == t["indicator"]) & (hood_cum.neighbourhood == hood)]
+            if sub.empty:
+                raise ValueError(f"a target names neighbourhood {hood!r}, which has no monitoring figures")
+        rows.append(_rate_target(t, sub, last, rag))
+    return pd.DataFrame(rows, columns=TARGET_COLUMNS)
+
+
+TARGET_COLUMNS = ["indicator", "neighbourhood", "label", "unit", "period", "target", "achieved", "percent_of_target",
+                  "rag", "missing_cells", "note"]
+
+
+def _rate_target(t: dict, sub: pd.DataFrame, last: str, rag: dict) -> dict:
+    """One target's row of :func:`against_targets`; ``sub``: the cumulative figures it is
+    compared with (programme-wide or one neighbourhood's, from its first quarter)."""
+    hood = t.get("neighbourhood")
+    r = dict(indicator=t["indicator"], neighbourhood=ALL_NEIGHBOURHOODS if hood is None else hood,
+             label=sub.label.iloc[0], unit=sub.unit.iloc[0], period=t["period"], target=float(t["target"]),
+             achieved=np.nan, percent_of_target=np.nan, rag="", missing_cells=0, note="")
+    first = min(sub.quarter, key=quarter_index)
+    if quarter_index(t["period"]) > quarter_index(last):
+        r.update(rag="not yet due", note=f"monitoring runs to {last}")
+    elif quarter_index(t["period"]) < quarter_index(first):
+        r.update(rag="not assessed", note="before the first quarter monitored" if hood is None
+                 else f"before {hood} joined the programme ({first})")
+    else:
+        row = sub[sub.quarter == t["period"]].iloc[0]
+        r.update(achieved=row.cumulative, missing_cells=int(row.missing_cells))
+        if pd.isna(row.cumulative):
+            r.update(rag="incomplete", note="no count recorded in that quarter")
+        else:
+            r["percent_of_target"] = 100.0 * row.cumulative / t["target"]
+            if row.missing_cells:
+                r.update(rag="incomplete", note=f"{int(row.missing_cells)} neighbourhood-quarter(s) not recorded; "
+                         "the figure counts only what was recorded")
             else:
-                r["percent_of_target"] = 100.0 * row.cumulative / t["target"]
-                if row.missing_cells:
-                    r.update(rag="incomplete", note=f"{int(row.missing_cells)} neighbourhood-quarter(s) not recorded; "
-                             "the figure counts only what was recorded")
-                else:
-                    r["rag"] = rag_rating(row.cumulative / t["target"], rag["green"], rag["amber"])
-        rows.append(r)
-    return pd.DataFrame(rows, columns=cols)
+                r["rag"] = rag_rating(row.cumulative / t["target"], rag["green"], rag["amber"])
+    return r
 
 
 def funding_by_source(funding: pd.DataFrame | None) -> pd.DataFrame:
@@ -463,7 +596,8 @@ def funding_by_source(funding: pd.DataFrame | None) -> pd.DataFrame:
 
 def trend_figure(grid: pd.DataFrame, indicators: list[dict], fmt: str = "png") -> bytes:
     """Small multiples: one panel per indicator, the quarterly value of each neighbourhood (a
-    gap where it was not recorded)."""
+    gap where it was not recorded; a neighbourhood that joined later than the first quarter
+    starts at its start quarter, named in the legend)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -478,7 +612,9 @@ def trend_figure(grid: pd.DataFrame, indicators: list[dict], fmt: str = "png") -
     for ax, ind in zip(axes.ravel(), indicators):
         for hood, d in grid.groupby("neighbourhood", sort=True):
             y = d.set_index("quarter")[ind["id"]].reindex(quarters).astype(float)
-            ax.plot(range(len(quarters)), y.to_numpy(), marker="o", ms=3, lw=1.2, label=str(hood))
+            start = min(d.quarter, key=quarter_index)
+            name = str(hood) if start == quarters[0] else f"{hood} (from {start})"
+            ax.plot(range(len(quarters)), y.to_numpy(), marker="o", ms=3, lw=1.2, label=name)
         ax.set_title(ind["label"], fontsize=9)
         ax.set_ylabel(f"{ind.get('unit', '')} per quarter", fontsize=8)
         ax.set_xticks(range(len(quarters)))

@@ -306,6 +306,170 @@ def test_rag_bands_follow_the_config_at_their_boundaries():
     assert list(t.rag) == ["green", "red", "amber"]
 
 
+# ---- neighbourhood start quarters and neighbourhood targets ---------------------------------------
+# A small programme written as raw files: A monitored from 2024Q1, B joins in 2024Q2 (no row
+# before).  Expected figures are worked out by hand from these few cells.
+
+STAGGERED_MONITORING = """neighbourhood,quarter,n,v
+A,2024Q1,10,3
+A,2024Q2,20,4
+A,2024Q3,,5
+B,2024Q2,7,2
+B,2024Q3,8,6
+"""
+STAGGERED_FUNDING = """neighbourhood,quarter,source,amount_gbp
+A,2024Q1,Grant,100
+B,2024Q2,Grant,50
+"""
+
+
+def _staggered(tmp_path: Path, declare=True, edit=None) -> dict:
+    raw = tmp_path / "staggered"
+    raw.mkdir(exist_ok=True)
+    (raw / "monitoring.csv").write_text(STAGGERED_MONITORING)
+    (raw / "funding.csv").write_text(STAGGERED_FUNDING)
+    c = {"trial_id": "staggered", "title": "Staggered", "design": {"type": "programme"},
+         "data": {"raw_dir": str(raw), "monitoring": "monitoring.csv", "funding": "funding.csv", "survey": None},
+         "programme": {"indicators": [{"id": "n", "label": "N", "unit": "x"},
+                                      {"id": "v", "label": "V", "unit": "x", "aggregation": "latest"},
+                                      {"id": "funding_gbp", "label": "Funding", "unit": "GBP"}],
+                       "targets": [{"indicator": "n", "period": "2024Q2", "target": 37},
+                                   {"indicator": "v", "period": "2024Q1", "target": 3}],
+                       "funding_sources": ["Grant"]}}
+    if declare:
+        c["programme"]["neighbourhoods"] = [{"id": "A", "start": "2024Q1"}, {"id": "B", "start": "2024Q2"}]
+    if edit:
+        edit(c)
+    return validate_config(c)
+
+
+def _staggered_results(c: dict) -> dict:
+    t = pg.read_programme(c)
+    p = c["programme"]
+    grid = pg.quarterly_grid(t["monitoring"], t["funding"], p["indicators"], p["neighbourhoods"])
+    cum = pg.cumulative(grid, p["indicators"])
+    hood_cum = pg.cumulative_by_neighbourhood(grid, p["indicators"])
+    return dict(grid=grid, cum=cum.set_index(["indicator", "quarter"]),
+                targets=pg.against_targets(cum, p["targets"], p["rag"], hood_cum),
+                hoods=pg.by_neighbourhood(grid, p["indicators"]).set_index(["neighbourhood", "indicator"]))
+
+
+def test_quarters_before_a_declared_start_are_outside_the_grid_not_missing(tmp_path):
+    res = _staggered_results(_staggered(tmp_path))
+    assert sorted(map(tuple, res["grid"][["neighbourhood", "quarter"]].to_numpy())) == [
+        ("A", "2024Q1"), ("A", "2024Q2"), ("A", "2024Q3"), ("B", "2024Q2"), ("B", "2024Q3")]
+    cum = res["cum"]
+    # sum: 10 | 10+20+7 = 37 | 37+8 = 45 (A's blank 2024Q3 is the only cell not recorded)
+    assert list(cum.loc["n"].cumulative) == [10, 37, 45] and list(cum.loc["n"].missing_cells) == [0, 0, 1]
+    # latest: each quarter's own figure over the neighbourhoods in the programme then; B adds nothing in 2024Q1
+    assert list(cum.loc["v"].cumulative) == [3, 6, 11] and list(cum.loc["v"].missing_cells) == [0, 0, 0]
+    assert list(cum.loc["funding_gbp"].cumulative) == [100, 150, 150]
+    assert list(cum.loc["n"].neighbourhoods_in_programme) == [1, 2, 2]
+    t = res["targets"].set_index(["indicator", "period"])
+    assert (t.loc[("n", "2024Q2"), "rag"], t.loc[("n", "2024Q2"), "achieved"]) == ("green", 37)
+    assert (t.loc[("v", "2024Q1"), "rag"], t.loc[("v", "2024Q1"), "achieved"]) == ("green", 3)
+    h = res["hoods"]
+    assert (h.loc[("B", "n"), "figure"], h.loc[("B", "n"), "missing_cells"], h.loc[("B", "n"), "start"]) == \
+        (15, 0, "2024Q2")
+    assert (h.loc[("A", "n"), "figure"], h.loc[("A", "n"), "missing_cells"], h.loc[("A", "n"), "start"]) == \
+        (30, 1, "2024Q1")
+    assert h.loc[("B", "v"), "figure"] == 6 and h.missing_cells.sum() == 1
+
+
+def test_without_the_declaration_a_late_neighbourhood_is_still_counted_as_not_recorded(tmp_path):
+    """The behaviour the declaration changes, unchanged when it is absent: B's 2024Q1 is a
+    neighbourhood-quarter not recorded (counted in every later sum), so both targets are incomplete."""
+    res = _staggered_results(_staggered(tmp_path, declare=False))
+    assert list(res["cum"].loc["n"].missing_cells) == [1, 1, 2]
+    assert list(res["cum"].loc["v"].missing_cells) == [1, 0, 0]
+    assert list(res["targets"].rag) == ["incomplete", "incomplete"]
+    assert res["hoods"].loc[("B", "n"), "start"] == "2024Q1" and res["hoods"].loc[("B", "n"), "missing_cells"] == 1
+
+
+def test_a_declared_start_before_the_first_row_leaves_those_quarters_not_recorded(tmp_path):
+    """Declaring A from 2023Q4 (one quarter before any row) puts 2023Q4 on the grid: A was in
+    the programme and nothing was recorded."""
+    res = _staggered_results(_staggered(tmp_path, edit=lambda c: c["programme"]["neighbourhoods"][0].update(
+        start="2023Q4")))
+    assert list(res["cum"].loc["n"].index) == ["2023Q4", "2024Q1", "2024Q2", "2024Q3"]
+    assert list(res["cum"].loc["n"].missing_cells) == [1, 1, 1, 2]
+    assert np.isnan(res["cum"].loc[("v", "2023Q4"), "cumulative"])
+
+
+def test_neighbourhood_targets_use_that_neighbourhoods_figure(tmp_path):
+    targets = [{"indicator": "n", "period": "2024Q3", "target": 20, "neighbourhood": "B"},   # 15 / 20 = 75%: red
+               {"indicator": "n", "period": "2024Q3", "target": 30, "neighbourhood": "A"},   # 30, A's 2024Q3 blank
+               {"indicator": "v", "period": "2024Q2", "target": 2.4, "neighbourhood": "B"},  # 2 / 2.4 = 83%: amber
+               {"indicator": "n", "period": "2024Q4", "target": 40, "neighbourhood": "B"},
+               {"indicator": "n", "period": "2024Q3", "target": 45}]                          # programme-wide
+    res = _staggered_results(_staggered(tmp_path, edit=lambda c: c["programme"].update(targets=targets)))
+    t = res["targets"]
+    assert list(t.columns[:2]) == ["indicator", "neighbourhood"]
+    got = t[["indicator", "neighbourhood", "period", "achieved", "rag", "missing_cells"]].astype(object).fillna("-").astype(str)
+    assert got.values.tolist() == [
+        ["n", "all", "2024Q3", "45.0", "incomplete", "1"],
+        ["n", "A", "2024Q3", "30.0", "incomplete", "1"],
+        ["n", "B", "2024Q3", "15.0", "red", "0"],
+        ["n", "B", "2024Q4", "-", "not yet due", "0"],
+        ["v", "B", "2024Q2", "2.0", "amber", "0"]]
+    assert t.percent_of_target.iloc[2] == pytest.approx(75.0)
+
+
+def test_a_neighbourhood_target_without_a_declared_start_before_its_first_row_is_incomplete(tmp_path):
+    """B declared without a start joins at the grid's first quarter (2024Q1), where it has no
+    row: that quarter is not recorded, so its 2024Q1 target is incomplete, not zero."""
+    def edit(c):
+        c["programme"]["neighbourhoods"][1]["start"] = None
+        c["programme"]["targets"] = [{"indicator": "n", "period": "2024Q1", "target": 1, "neighbourhood": "B"}]
+    t = _staggered_results(_staggered(tmp_path, edit=edit))["targets"]
+    assert (t.rag.iloc[0], t.missing_cells.iloc[0], t.achieved.iloc[0]) == ("incomplete", 1, 0)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p["targets"].append({"indicator": "n", "period": "2024Q3", "target": 5, "neighbourhood": "C"}),
+     r"config key programme.targets\[2\].neighbourhood: 'C' is not an id of programme.neighbourhoods \(\['A', 'B'\]\)"),
+    (lambda p: p["targets"].append({"indicator": "n", "period": "2024Q1", "target": 5, "neighbourhood": "B"}),
+     r"config key programme.targets\[2\].period: 2024Q1 is before B's start quarter 2024Q2"),
+    (lambda p: p.update(neighbourhoods=[]) or p["targets"].append(
+        {"indicator": "n", "period": "2024Q3", "target": 5, "neighbourhood": "B"}),
+     r"programme.targets\[2\].neighbourhood: 'B' names a neighbourhood, but programme.neighbourhoods is not given"),
+    (lambda p: p["targets"].extend([{"indicator": "n", "period": "2024Q3", "target": 5, "neighbourhood": "B"}] * 2),
+     r"programme.targets\[3\]: a second target for n in 2024Q3 for neighbourhood B"),
+    (lambda p: p["neighbourhoods"].append({"id": "A"}), r"programme.neighbourhoods: neighbourhood ids must be unique"),
+    (lambda p: p["neighbourhoods"].append({"id": "All"}), r"programme.neighbourhoods\[2\].id: 'All' is reserved"),
+    (lambda p: p["neighbourhoods"][0].update(start="2024-Q1"), r"programme.neighbourhoods\[0\].start"),
+])
+def test_a_bad_neighbourhood_declaration_or_target_is_a_config_error(tmp_path, edit, message):
+    with pytest.raises(ConfigError, match=message):
+        _staggered(tmp_path, edit=lambda c: edit(c["programme"]))
+
+
+@pytest.mark.parametrize("file, line, message", [
+    ("monitoring.csv", "B,2024Q1,1,1", "monitoring.csv, line 7, column 'quarter', value '2024Q1': quarter before B's "
+     "start quarter 2024Q2 (programme.neighbourhoods)"),
+    ("funding.csv", "B,2024Q1,Grant,5", "funding.csv, line 4, column 'quarter', value '2024Q1': quarter before B's "
+     "start quarter 2024Q2 (programme.neighbourhoods)"),
+    ("monitoring.csv", "C,2024Q3,1,1", "monitoring.csv, line 7, column 'neighbourhood', value 'C': neighbourhood not "
+     "declared in programme.neighbourhoods (A, B)"),
+])
+def test_a_row_before_its_start_or_of_an_undeclared_neighbourhood_is_a_data_error(tmp_path, file, line, message):
+    c = _staggered(tmp_path)
+    raw = Path(c["data"]["raw_dir"])
+    (raw / file).write_text((raw / file).read_text() + line + "\n")
+    with pytest.raises(DataValidationError) as err:
+        pg.read_programme(c)
+    assert message in str(err.value), str(err.value)
+    assert len(err.value.queries) == 1  # only the added row is wrong
+
+
+def test_a_declared_neighbourhood_without_monitoring_rows_is_a_data_error(tmp_path):
+    c = _staggered(tmp_path, edit=lambda c: c["programme"]["neighbourhoods"].append({"id": "Bentilee"}))
+    with pytest.raises(DataValidationError) as err:
+        pg.read_programme(c)
+    assert ("monitoring.csv, column 'neighbourhood', value 'Bentilee': neighbourhood declared in "
+            "programme.neighbourhoods has no row in the monitoring table") in str(err.value)
+
+
 # ---- the survey ---------------------------------------------------------------------------------
 
 COLUMNS = ["n_before", "n_after", "mean_before", "mean_after", "change", "ci_low", "ci_high", "df", "p_value"]

@@ -20,9 +20,11 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str], output_label
     mon = pd.read_parquet(inputs["monitoring"])
     fun = pd.read_parquet(inputs["funding"]) if cfg["data"].get("funding") else None
     sur = pd.read_parquet(inputs["survey"]) if cfg["data"].get("survey") else None
-    grid = pg.quarterly_grid(mon, fun, p["indicators"])
+    grid = pg.quarterly_grid(mon, fun, p["indicators"], p["neighbourhoods"])
     cum = pg.cumulative(grid, p["indicators"])
-    targets = pg.against_targets(cum, p["targets"], p["rag"])
+    hood_cum = pg.cumulative_by_neighbourhood(grid, p["indicators"]) if any(
+        t.get("neighbourhood") is not None for t in p["targets"]) else None
+    targets = pg.against_targets(cum, p["targets"], p["rag"], hood_cum)
     by_source = pg.funding_by_source(fun)
     hoods = pg.by_neighbourhood(grid, p["indicators"])
     write_table(hoods, outputs["by_neighbourhood"])
