@@ -876,3 +876,50 @@ def test_a_programme_without_survey_or_funding_reports_them_not_collected(tmp_pa
     assert vfm.note.str.contains("resident survey: not collected").sum() == 2
     html = Path(outs["summary"]).read_text()
     assert "Resident survey: not collected" in html and "Funding levered: not collected" in html
+
+
+# ---- the summary page: template, escaping, neutralised tables ------------------------------------
+
+def test_summary_cells_are_plain_text_formatted_for_reading():
+    from analysis.reporting.programme_summary import text
+    assert [text(None), text(float("nan")), text(pd.NA), text(1234.5, 1), text(-2.0, 0, True), text(-0.004, 2),
+            text(1500.0, 0, True), text("<b>")] == ["—", "—", "—", "1,234.5", "−£2", "0.00", "£1,500", "<b>"]
+
+
+def test_hostile_labels_and_sources_are_escaped_on_the_page_and_neutralised_in_the_tables(raw, tmp_path):
+    """Text from the config (title, an indicator's label, a funding category) and the data (the
+    funding table's source) reaches the page only escaped by the template, and the CSV tables
+    only with a formula neutralised."""
+    from analysis.stages import programme, programme_ingest
+    script, formula = "<script>alert(1)</script>", '=HYPERLINK("http://x","y")'
+    fun = pd.read_csv(raw / "funding.csv", dtype=str, keep_default_na=False)
+    fun["source"] = fun.source.replace("National Lottery Community Fund", formula)
+    fun.to_csv(raw / "funding.csv", index=False, lineterminator="\n")
+    assert (fun.source == formula).any()
+
+    def edit(c):
+        c["title"] = "<i>Programme</i> & co"
+        c["programme"]["indicators"][0]["label"] = script
+        c["programme"]["funding_sources"] = [formula if s == "National Lottery Community Fund" else s
+                                             for s in c["programme"]["funding_sources"]]
+    c = _cfg_at(raw, edit)
+    ing, ing_out, outs = _stage_files(tmp_path)
+    programme_ingest.run(config_keys.stage_config("programme_ingest", c), {}, ing_out)
+    programme.run(config_keys.stage_config("programme", c), ing, outs)
+    page = Path(outs["summary"]).read_text()
+    assert "<script" not in page and "<i>" not in page and "HYPERLINK(\"" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;i&gt;Programme&lt;/i&gt; &amp; co" in page
+    assert "=HYPERLINK(&#34;http://x&#34;,&#34;y&#34;)" in page
+    src = pd.read_csv(outs["funding"], dtype=str).source
+    assert "'" + formula in set(src) and formula not in set(src)
+    assert (pd.read_csv(outs["targets"], dtype=str).label == script).sum() == 2  # CSV: text, not a formula
+
+
+def test_the_summary_page_is_rendered_from_its_template():
+    """The page's markup lives in the template; analysis/programme.py keeps the computations."""
+    import ast
+    src = (ROOT / "analysis/programme.py").read_text()
+    names = {n.name for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef)}
+    assert not names & {"summary_html", "_table", "_fmt"} and "<table" not in src and "<h2>" not in src
+    assert "{{ table(targets.table) }}" in (ROOT / "analysis/templates/programme_summary.html.j2").read_text()
+
