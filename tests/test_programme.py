@@ -832,6 +832,55 @@ def test_a_programme_config_asking_for_a_mixed_model_stops_before_anything_runs(
     assert not (work / "reports").exists()
 
 
+@pytest.mark.e2e
+def test_a_neighbourhood_joining_late_runs_end_to_end_with_its_own_target(e2e, tmp_path):
+    """The example with Meir North joining in 2024Q1 (its 2023 rows and awards removed from the
+    raw files, its start declared) and a target of its own, run by Snakemake.  Expected figures
+    come from the edited raw files (pandas)."""
+    hood = "Meir North"
+    raw = tmp_path / "raw"
+    shutil.copytree(EXAMPLE, raw)
+    for f in ("monitoring.csv", "funding.csv"):
+        d = pd.read_csv(raw / f, dtype=str, keep_default_na=False)
+        d[~((d.neighbourhood == hood) & d.quarter.str.startswith("2023"))].to_csv(raw / f, index=False,
+                                                                                   lineterminator="\n")
+    mon = pd.read_csv(raw / "monitoring.csv")
+    engaged = float(mon[mon.neighbourhood == hood].residents_engaged.sum())
+    assert (mon.neighbourhood == hood).sum() == 4 and mon[mon.neighbourhood == hood].residents_engaged.notna().all()
+    c = yaml.safe_load(e2e["cfgfile"].read_text())
+    c["data"]["raw_dir"] = str(raw)
+    c["programme"]["neighbourhoods"] = [{"id": h, "start": "2024Q1" if h == hood else None}
+                                        for h in sorted(mon.neighbourhood.unique())]
+    c["programme"]["targets"].append({"indicator": "residents_engaged", "period": "2024Q4", "target": engaged / 0.9,
+                                      "neighbourhood": hood})
+    cfgfile = tmp_path / "late.yaml"
+    cfgfile.write_text(yaml.safe_dump(c))
+    work = tmp_path / "run"
+    work.mkdir()
+    res = e2e["run"](work, cfgfile)
+    assert res.returncode == 0, res.stderr[-4000:]
+    rep = work / "reports/c2_programme"
+    t = pd.read_csv(rep / "tables/monitoring_targets.csv", keep_default_na=False).set_index(
+        ["indicator", "neighbourhood", "period"])
+    own = t.loc[("residents_engaged", hood, "2024Q4")]
+    assert float(own.achieved) == engaged and own.rag == "amber" and float(own.percent_of_target) == pytest.approx(90)
+    # programme-wide: Meir North's 2023 is outside the grid, not missing; 2023Q4 adds the other five only
+    cum = pd.read_csv(rep / "tables/monitoring_cumulative.csv").set_index(["indicator", "quarter"])
+    assert cum.loc[("residents_reached", "2023Q4"), "missing_cells"] == 0
+    assert cum.loc[("residents_reached", "2023Q4"), "cumulative"] == mon[mon.quarter <= "2023Q4"].residents_reached.sum()
+    assert list(cum.loc["residents_reached"].neighbourhoods_in_programme) == [5] * 4 + [6] * 4
+    assert t.loc[("residents_reached", "all", "2023Q4"), "rag"] in ("green", "amber", "red")
+    hoods = pd.read_csv(rep / "tables/monitoring_by_neighbourhood.csv").set_index(["neighbourhood", "indicator"])
+    assert hoods.loc[(hood, "residents_engaged"), "start"] == "2024Q1"
+    assert hoods.loc[(hood, "residents_engaged"), "missing_cells"] == 0
+    trend = pd.read_csv(rep / "figures/monitoring_trend_data.csv")
+    assert len(trend) == 6 * 8 - 4 and not ((trend.neighbourhood == hood) & (trend.quarter < "2024Q1")).any()
+    page = (rep / "summary.html").read_text()
+    assert "<th>Neighbourhood</th>" in page and "In the programme from" in page and "before it" in page
+    from analysis.render import layout_problems
+    assert layout_problems(page) == []  # the extra column and row still fit an A4 page
+
+
 def test_plan_locking_and_verify_say_they_do_not_apply_to_a_programme(tmp_path, capsys):
     from analysis import verify
     from analysis.sap import SAPError, make_lock

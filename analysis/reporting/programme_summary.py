@@ -51,12 +51,15 @@ def table(df: pd.DataFrame, cols: dict[str, tuple], cls: str = "") -> dict:
 def _targets(cfg: dict, targets: pd.DataFrame) -> dict:
     """Progress against targets: the neighbourhood column only when a target names one."""
     cols = {"label": ("Indicator", text)}
-    if (targets.get("neighbourhood", pd.Series(dtype=object)) != "all").any():
+    by_hood = bool((targets.get("neighbourhood", pd.Series(dtype=object)) != "all").any())
+    if by_hood:
         cols["neighbourhood"] = ("Neighbourhood", text)
     cols.update({"period": ("By end of", text), "target": ("Target", text), "achieved": ("Achieved", text),
                  "percent_of_target": ("% of target", _fmt(0)), "rag": ("RAG", text), "note": ("Note", text)})
     rg = cfg["programme"]["rag"]
-    return dict(green=f"{100 * rg['green']:.0f}", amber=f"{100 * rg['amber']:.0f}", table=table(targets, cols))
+    # the extra column would push the table past an A4 page at the normal size
+    return dict(green=f"{100 * rg['green']:.0f}", amber=f"{100 * rg['amber']:.0f}",
+                table=table(targets, cols, "small" if by_hood else ""))
 
 
 def _neighbourhoods(hoods: pd.DataFrame | None) -> dict | None:
