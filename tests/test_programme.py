@@ -60,9 +60,10 @@ def _cfg_at(raw_dir: Path, edit=None) -> dict:
 def _analyse(cfg: dict, raw_dir=None) -> dict:
     t = pg.read_programme(cfg, raw_dir)
     p = cfg["programme"]
-    grid = pg.quarterly_grid(t["monitoring"], t.get("funding"), p["indicators"])
+    grid = pg.quarterly_grid(t["monitoring"], t.get("funding"), p["indicators"], p["neighbourhoods"])
     cum = pg.cumulative(grid, p["indicators"])
-    out = dict(tables=t, grid=grid, cum=cum, targets=pg.against_targets(cum, p["targets"], p["rag"]))
+    out = dict(tables=t, grid=grid, cum=cum, targets=pg.against_targets(
+        cum, p["targets"], p["rag"], pg.cumulative_by_neighbourhood(grid, p["indicators"])))
     if "survey" in t:
         out["scores"] = pg.score_survey(t["survey"])
         out["change"] = pg.survey_change(out["scores"], ["ons4_life_satisfaction", "ons4_worthwhile",
@@ -95,7 +96,7 @@ def test_example_config_is_valid_and_reads_no_participant_files(cfg):
     (lambda c: c["data"].update(monitoring=None), r"config key data.monitoring: a programme design needs"),
     (lambda c: c["programme"]["targets"].append({"indicator": "residents_engagd", "period": "2024Q4",
                                                  "target": 5}),
-     r"programme.targets\[11\].indicator: 'residents_engagd' is not an id"),
+     r"programme.targets\[13\].indicator: 'residents_engagd' is not an id"),
     (lambda c: c["programme"]["targets"].append({"indicator": "residents_engaged", "period": "2024Q4",
                                                  "target": 5}), r"a second target for residents_engaged in 2024Q4"),
     (lambda c: c["programme"].update(rag={"green": 0.9, "amber": 0.95}), r"programme.rag.amber: 0.95 must not exceed"),
@@ -243,7 +244,7 @@ def test_an_absent_monitoring_row_is_not_recorded_never_zero(raw):
     del lines[gone[0]]
     (raw / "monitoring.csv").write_text("\n".join(lines))
     left = pd.read_csv(raw / "monitoring.csv")
-    assert len(left) == 6 * 8 - 1 and not ((left.neighbourhood == hood) & (left.quarter == quarter)).any()
+    assert len(left) == 6 * 8 - 2 - 1 and not ((left.neighbourhood == hood) & (left.quarter == quarter)).any()
     assert left[["residents_reached", "volunteers_regular"]].notna().all().all()  # no blank cell in these
     c = _cfg_at(raw)
     res = _analyse(c)
@@ -267,6 +268,38 @@ def test_an_absent_monitoring_row_is_not_recorded_never_zero(raw):
     hoods = pg.by_neighbourhood(res["grid"], c["programme"]["indicators"])
     h = hoods.set_index(["neighbourhood", "indicator"]).loc[(hood, "residents_reached")]
     assert h.missing_cells == 1 and h.figure == left[left.neighbourhood == hood].residents_reached.sum()
+
+
+def test_the_examples_late_neighbourhood_is_declared_and_outside_the_grid_before_it_joined(cfg):
+    """Chell Heath joins in 2023Q3 (truth.json): the config declares it, the raw files have no row
+    or award before then, and its earlier quarters are neither counted nor missing.  Without
+    the declaration they would be missing cells, which the R golden file (no row: not in the
+    programme) would not match."""
+    late = json.loads((EXAMPLE / "truth.json").read_text())["late_start"]
+    assert {h["id"]: h["start"] for h in cfg["programme"]["neighbourhoods"]}[late["neighbourhood"]] == late["start"]
+    raw = pd.read_csv(EXAMPLE / "monitoring.csv")
+    own = raw[raw.neighbourhood == late["neighbourhood"]]
+    assert own.quarter.min() == late["start"] and len(own) == 6
+    res = _analyse(cfg)
+    assert res["cum"].groupby("indicator").missing_cells.max().to_dict() == {
+        i["id"]: int(i["id"] == "volunteer_hours") for i in cfg["programme"]["indicators"]}
+    t = res["targets"].set_index(["indicator", "neighbourhood", "period"])
+    r = t.loc[("residents_engaged", late["neighbourhood"], "2024Q4")]
+    assert r.achieved == own.residents_engaged.sum() and r.rag == rag_of(r.achieved / 180)
+    b = t.loc[("residents_engaged", "Bentilee", "2024Q4")]
+    assert b.achieved == raw[raw.neighbourhood == "Bentilee"].residents_engaged.sum() and b.rag == rag_of(b.achieved / 240)
+
+    def undeclared(c):
+        c["programme"]["neighbourhoods"] = []
+        c["programme"]["targets"] = [t for t in c["programme"]["targets"] if "neighbourhood" not in t]
+    cum = _analyse(_cfg_at(EXAMPLE, undeclared))["cum"].set_index(["indicator", "quarter"])
+    assert cum.loc[("residents_reached", "2023Q1"), "missing_cells"] == 1  # the golden file says 0
+    assert pd.read_csv(GOLDEN / "programme_cumulative.csv").set_index(["indicator", "quarter"]).loc[
+        ("residents_reached", "2023Q1"), "missing_cells"] == 0
+
+
+def rag_of(ratio: float) -> str:
+    return "green" if ratio >= 1.0 else "amber" if ratio >= 0.8 else "red"
 
 
 def test_neighbourhood_figures_add_up_from_the_raw_file(cfg):
@@ -834,8 +867,9 @@ def test_a_programme_config_asking_for_a_mixed_model_stops_before_anything_runs(
 
 @pytest.mark.e2e
 def test_a_neighbourhood_joining_late_runs_end_to_end_with_its_own_target(e2e, tmp_path):
-    """The example with Meir North joining in 2024Q1 (its 2023 rows and awards removed from the
-    raw files, its start declared) and a target of its own, run by Snakemake.  Expected figures
+    """The example (Chell Heath joins in 2023Q3) with Meir North also joining late, in 2024Q1
+    (its 2023 rows and awards removed from the raw files, its start declared), and a target of
+    its own, run by Snakemake.  Expected figures
     come from the edited raw files (pandas)."""
     hood = "Meir North"
     raw = tmp_path / "raw"
@@ -849,8 +883,11 @@ def test_a_neighbourhood_joining_late_runs_end_to_end_with_its_own_target(e2e, t
     assert (mon.neighbourhood == hood).sum() == 4 and mon[mon.neighbourhood == hood].residents_engaged.notna().all()
     c = yaml.safe_load(e2e["cfgfile"].read_text())
     c["data"]["raw_dir"] = str(raw)
-    c["programme"]["neighbourhoods"] = [{"id": h, "start": "2024Q1" if h == hood else None}
-                                        for h in sorted(mon.neighbourhood.unique())]
+    for h in c["programme"]["neighbourhoods"]:
+        if h["id"] == hood:
+            h["start"] = "2024Q1"
+    starts = {h["id"]: h.get("start") or "2023Q1" for h in c["programme"]["neighbourhoods"]}
+    assert starts["Chell Heath"] == "2023Q3"  # the example's own late neighbourhood
     c["programme"]["targets"].append({"indicator": "residents_engaged", "period": "2024Q4", "target": engaged / 0.9,
                                       "neighbourhood": hood})
     cfgfile = tmp_path / "late.yaml"
@@ -868,13 +905,15 @@ def test_a_neighbourhood_joining_late_runs_end_to_end_with_its_own_target(e2e, t
     cum = pd.read_csv(rep / "tables/monitoring_cumulative.csv").set_index(["indicator", "quarter"])
     assert cum.loc[("residents_reached", "2023Q4"), "missing_cells"] == 0
     assert cum.loc[("residents_reached", "2023Q4"), "cumulative"] == mon[mon.quarter <= "2023Q4"].residents_reached.sum()
-    assert list(cum.loc["residents_reached"].neighbourhoods_in_programme) == [5] * 4 + [6] * 4
+    assert list(cum.loc["residents_reached"].neighbourhoods_in_programme) == [4, 4, 5, 5, 6, 6, 6, 6]
+    assert (cum.loc["residents_reached"].missing_cells == 0).all()
     assert t.loc[("residents_reached", "all", "2023Q4"), "rag"] in ("green", "amber", "red")
     hoods = pd.read_csv(rep / "tables/monitoring_by_neighbourhood.csv").set_index(["neighbourhood", "indicator"])
     assert hoods.loc[(hood, "residents_engaged"), "start"] == "2024Q1"
     assert hoods.loc[(hood, "residents_engaged"), "missing_cells"] == 0
     trend = pd.read_csv(rep / "figures/monitoring_trend_data.csv")
-    assert len(trend) == 6 * 8 - 4 and not ((trend.neighbourhood == hood) & (trend.quarter < "2024Q1")).any()
+    assert len(trend) == 6 * 8 - 2 - 4 == len(mon)
+    assert not ((trend.neighbourhood == hood) & (trend.quarter < "2024Q1")).any()
     page = (rep / "summary.html").read_text()
     assert "<th>Neighbourhood</th>" in page and "In the programme from" in page and "before it" in page
     from analysis.render import layout_problems
