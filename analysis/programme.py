@@ -13,7 +13,10 @@ individual-level model is fitted: the counts are what was collected and are repo
   q); ``latest`` counts what is current (volunteers active: the figure at q is q's value summed
   over neighbourhoods).  A neighbourhood-quarter whose count was not recorded (blank cell or
   absent row) is never read as zero: the figure is the sum of what was recorded and the row
-  says how many neighbourhood-quarters are missing; its RAG rating is then "incomplete".
+  says how many neighbourhood-quarters are missing; its RAG rating is then "incomplete".  A
+  quarter before a neighbourhood's declared start (``programme.neighbourhoods``) is outside the
+  grid: neither counted nor missing.  A target may name a neighbourhood: it is then rated on
+  that neighbourhood's own figure.
 * **RAG.**  achieved / target >= ``rag.green`` is green, >= ``rag.amber`` amber, else red.
 * **Survey change.**  The design is declared (``programme.survey.design``), never guessed
   from the data: ``independent`` cross-sections (Welch's t interval; a respondent_id in both
