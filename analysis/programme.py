@@ -13,7 +13,10 @@ individual-level model is fitted: the counts are what was collected and are repo
   q); ``latest`` counts what is current (volunteers active: the figure at q is q's value summed
   over neighbourhoods).  A neighbourhood-quarter whose count was not recorded (blank cell or
   absent row) is never read as zero: the figure is the sum of what was recorded and the row
-  says how many neighbourhood-quarters are missing; its RAG rating is then "incomplete".
+  says how many neighbourhood-quarters are missing; its RAG rating is then "incomplete".  A
+  quarter before a neighbourhood's declared start (``programme.neighbourhoods``) is outside the
+  grid: neither counted nor missing.  A target may name a neighbourhood: it is then rated on
+  that neighbourhood's own figure.
 * **RAG.**  achieved / target >= ``rag.green`` is green, >= ``rag.amber`` amber, else red.
 * **Survey change.**  The design is declared (``programme.survey.design``), never guessed
   from the data: ``independent`` cross-sections (Welch's t interval; a respondent_id in both
@@ -31,8 +34,6 @@ individual-level model is fitted: the counts are what was collected and are repo
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import re
 from pathlib import Path
@@ -111,9 +112,13 @@ def programme_plan_problems(raw: dict, cfg: dict) -> list[str]:
         if t["indicator"] not in ids:
             probs.append(f"config key programme.targets[{n}].indicator: {t['indicator']!r} is not an id of "
                          f"programme.indicators ({ids})")
-        if (t["indicator"], t["period"]) in seen:
-            probs.append(f"config key programme.targets[{n}]: a second target for {t['indicator']} in {t['period']}")
-        seen.add((t["indicator"], t["period"]))
+        key = (t["indicator"], t["period"], t.get("neighbourhood"))
+        if key in seen:
+            where = f" for neighbourhood {key[2]}" if key[2] is not None else ""
+            probs.append(f"config key programme.targets[{n}]: a second target for {t['indicator']} in "
+                         f"{t['period']}{where}")
+        seen.add(key)
+    probs += _neighbourhood_problems(p)
     if p["rag"]["amber"] > p["rag"]["green"]:
         probs.append(f"config key programme.rag.amber: {p['rag']['amber']} must not exceed programme.rag.green "
                      f"({p['rag']['green']})")
@@ -142,6 +147,40 @@ def programme_plan_problems(raw: dict, cfg: dict) -> list[str]:
                 probs.append(f"config key programme.costs[{n}].price_year ({c['price_year']} to programme.price_year "
                              f"{p['price_year']}): {str(e).split(';')[0]}; costs are inflated with the NHS cost "
                              "inflation index (analysis/data/nhscii_pay_prices.csv)")
+    return probs
+
+
+ALL_NEIGHBOURHOODS = "all"
+
+
+def _neighbourhood_problems(p: dict) -> list[str]:
+    """programme.neighbourhoods: unique ids, 'all' reserved (the targets table's word for a
+    programme-wide target); a target naming a neighbourhood needs it declared, and may not fall
+    before the neighbourhood's declared start."""
+    probs = []
+    hoods = [h["id"] for h in p["neighbourhoods"]]
+    dup = sorted({h for h in hoods if hoods.count(h) > 1})
+    if dup:
+        probs.append(f"config key programme.neighbourhoods: neighbourhood ids must be unique, repeated: {dup}")
+    for n, h in enumerate(hoods):
+        if h.strip().lower() == ALL_NEIGHBOURHOODS:
+            probs.append(f"config key programme.neighbourhoods[{n}].id: {h!r} is reserved (the targets table lists "
+                         "programme-wide targets as 'all'); rename the neighbourhood")
+    start = {h["id"]: h.get("start") for h in p["neighbourhoods"]}
+    for n, t in enumerate(p["targets"]):
+        h = t.get("neighbourhood")
+        if h is None:
+            continue
+        if not hoods:
+            probs.append(f"config key programme.targets[{n}].neighbourhood: {h!r} names a neighbourhood, but "
+                         "programme.neighbourhoods is not given: declare the neighbourhoods (id, start) to set a "
+                         "target for one of them")
+        elif h not in start:
+            probs.append(f"config key programme.targets[{n}].neighbourhood: {h!r} is not an id of "
+                         f"programme.neighbourhoods ({hoods})")
+        elif start[h] and QUARTER_RE.match(t["period"]) and quarter_index(t["period"]) < quarter_index(start[h]):
+            probs.append(f"config key programme.targets[{n}].period: {t['period']} is before {h}'s start quarter "
+                         f"{start[h]} (programme.neighbourhoods): the neighbourhood was not yet in the programme")
     return probs
 
 
@@ -229,6 +268,8 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
             _check_quarters(mon, q)
             _duplicates(mon, typed, ["neighbourhood", "quarter"], q, "neighbourhood and quarter")
             typed["source_line"] = mon.rows
+            _check_declared_neighbourhoods(mon, typed, p["neighbourhoods"], q)
+            _before_start(mon, typed, p["neighbourhoods"], q)
             out["monitoring"] = typed
             neighbourhoods = set(typed.neighbourhood.dropna())
     if data.get("funding"):
@@ -253,6 +294,7 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
                     q.add_many(fun, off.to_numpy(), "quarter",
                                f"quarter not in the monitoring table ({data['monitoring']}): funding outside the "
                                "quarters monitored would be left out of every total")
+                _before_start(fun, typed, p["neighbourhoods"], q)
                 out["funding"] = typed
     if data.get("survey"):
         survey = _read_survey(cfg, raw_dir, q, neighbourhoods)
@@ -261,6 +303,40 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
     if q.errors:
         raise DataValidationError(q.errors)
     return out
+
+
+def _check_declared_neighbourhoods(mon, typed: pd.DataFrame, declared: list[dict], q: Collector) -> None:
+    """With programme.neighbourhoods given, the monitoring table's neighbourhoods and the declared
+    ones must be the same set: an undeclared one is an error on its rows, a declared one with no
+    row an error naming the file (a typo on either side would otherwise drop or invent a
+    neighbourhood)."""
+    if not declared:
+        return
+    ids = [h["id"] for h in declared]
+    off = typed.neighbourhood.notna() & ~typed.neighbourhood.isin(ids)
+    q.add_many(mon, off.to_numpy(), "neighbourhood",
+               f"neighbourhood not declared in programme.neighbourhoods ({', '.join(ids)})")
+    present = set(typed.neighbourhood.dropna())
+    for h in ids:
+        if h not in present:
+            q.add(mon.file, None, "", "neighbourhood", h, "neighbourhood declared in programme.neighbourhoods has no "
+                  "row in the monitoring table (check the spelling on both sides, or remove it from the list)")
+
+
+def _before_start(table, typed: pd.DataFrame, declared: list[dict], q: Collector) -> None:
+    """A row dated before its neighbourhood's declared start quarter is a data error: the
+    neighbourhood was not in the programme then, so the row cannot be counted."""
+    start = {h["id"]: h["start"] for h in declared if h.get("start")}
+    if not start:
+        return
+    qtr = typed.quarter.astype(object)
+    ok = qtr.notna() & qtr.astype(str).str.match(QUARTER_RE.pattern)
+    hood_start = typed.neighbourhood.map(start)
+    early = ok & hood_start.notna()
+    early[early] = [quarter_index(a) < quarter_index(b) for a, b in zip(qtr[early], hood_start[early])]
+    rules = [f"quarter before {h}'s start quarter {s} (programme.neighbourhoods): the neighbourhood was not yet in "
+             "the programme; correct the quarter or the declared start" for h, s in zip(typed.neighbourhood, hood_start)]
+    q.add_many(table, early.to_numpy(), "quarter", rules)
 
 
 def _respondents_in_both_waves(sur, typed: pd.DataFrame, q: Collector) -> None:
@@ -313,14 +389,29 @@ def _read_survey(cfg: dict, raw_dir: Path, q: Collector, neighbourhoods: set) ->
 
 # ---- cumulative totals against targets -----------------------------------------------------------
 
-def quarterly_grid(monitoring: pd.DataFrame, funding: pd.DataFrame | None, indicators: list[dict]) -> pd.DataFrame:
-    """One row per neighbourhood and quarter from the first to the last quarter monitored (a
-    missing row is a row of not-recorded counts), one column per indicator; funding_gbp is the
-    funding table's total (a neighbourhood-quarter without an award secured nothing: 0)."""
-    qi = monitoring.quarter.map(quarter_index)
-    quarters = [quarter_label(i) for i in range(qi.min(), qi.max() + 1)]
-    hoods = sorted(monitoring.neighbourhood.unique())
-    grid = pd.MultiIndex.from_product([hoods, quarters], names=["neighbourhood", "quarter"]).to_frame(index=False)
+def neighbourhood_starts(monitoring: pd.DataFrame, declared: list[dict] | None = None) -> dict[str, str]:
+    """Each monitored neighbourhood's first quarter in the programme: its declared start
+    (``programme.neighbourhoods``), else the grid's first quarter (the earliest quarter monitored
+    or declared)."""
+    declared = {h["id"]: h.get("start") for h in (declared or [])}
+    first = min([quarter_index(x) for x in monitoring.quarter] +
+                [quarter_index(x) for x in declared.values() if x])
+    hoods = sorted(set(monitoring.neighbourhood.unique()) | set(declared))
+    return {h: declared.get(h) or quarter_label(first) for h in hoods}
+
+
+def quarterly_grid(monitoring: pd.DataFrame, funding: pd.DataFrame | None, indicators: list[dict],
+                   neighbourhoods: list[dict] | None = None) -> pd.DataFrame:
+    """One row per neighbourhood and quarter from its start (``neighbourhoods``: the declared
+    ``programme.neighbourhoods``; without them every neighbourhood starts at the first quarter
+    monitored) to the last quarter monitored (a missing row is a row of not-recorded counts),
+    one column per indicator; funding_gbp is the funding table's total (a neighbourhood-quarter
+    without an award secured nothing: 0).  Quarters before a neighbourhood's start have no row:
+    they are outside the programme, neither missing nor zero."""
+    starts = neighbourhood_starts(monitoring, neighbourhoods)
+    last = max(quarter_index(x) for x in monitoring.quarter)
+    grid = pd.DataFrame([(h, quarter_label(i)) for h, s in starts.items() for i in range(quarter_index(s), last + 1)],
+                        columns=["neighbourhood", "quarter"])
     counts = [i["id"] for i in indicators if i["id"] != FUNDING_INDICATOR]
     grid = grid.merge(monitoring[["neighbourhood", "quarter", *counts]], how="left", on=["neighbourhood", "quarter"])
     if any(i["id"] == FUNDING_INDICATOR for i in indicators):
@@ -336,12 +427,15 @@ def quarterly_grid(monitoring: pd.DataFrame, funding: pd.DataFrame | None, indic
 def cumulative(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
     """Programme-wide cumulative figure of every indicator at the end of every quarter:
     indicator, label, unit, aggregation, quarter, value (the quarter's own total), cumulative,
-    missing_cells (neighbourhood-quarters up to then whose count was not recorded)."""
+    missing_cells (neighbourhood-quarters up to then whose count was not recorded),
+    neighbourhoods_in_programme.  A neighbourhood before its start has no row in ``grid``: it
+    adds nothing and is not missing."""
     quarters = sorted(grid.quarter.unique(), key=quarter_index)
+    inside = grid.assign(_in=1).pivot(index="quarter", columns="neighbourhood", values="_in").reindex(quarters).notna()
     rows = []
     for ind in indicators:
         x = grid.pivot(index="quarter", columns="neighbourhood", values=ind["id"]).reindex(quarters).astype(float)
-        miss = x.isna().sum(axis=1)
+        miss = (x.isna() & inside).sum(axis=1)
         per_q = x.sum(axis=1, min_count=1)
         cum = per_q.fillna(0).cumsum() if ind["aggregation"] == "sum" else per_q
         cum_miss = miss.cumsum() if ind["aggregation"] == "sum" else miss
@@ -349,16 +443,25 @@ def cumulative(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
             rows.append(dict(indicator=ind["id"], label=ind["label"], unit=ind.get("unit", ""),
                              aggregation=ind["aggregation"], quarter=qq, value=per_q[qq],
                              cumulative=cum[qq] if pd.notna(per_q[qq]) or ind["aggregation"] == "sum" else np.nan,
-                             missing_cells=int(cum_miss[qq])))
+                             missing_cells=int(cum_miss[qq]), neighbourhoods_in_programme=int(inside.loc[qq].sum())))
     return pd.DataFrame(rows)
+
+
+def cumulative_by_neighbourhood(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
+    """:func:`cumulative` of each neighbourhood on its own (from its start), with a
+    neighbourhood column: the figures neighbourhood-level targets are compared with."""
+    parts = [cumulative(d, indicators).assign(neighbourhood=h) for h, d in grid.groupby("neighbourhood", sort=True)]
+    return pd.concat(parts, ignore_index=True)
 
 
 def by_neighbourhood(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
     """Each neighbourhood's figure at the last quarter monitored (sum indicators: the total over
-    all quarters; latest: the last quarter's), with its neighbourhood-quarters not recorded."""
+    its quarters in the programme; latest: the last quarter's), with its first quarter in the
+    programme (start) and its neighbourhood-quarters not recorded (none before its start)."""
     last = max(grid.quarter, key=quarter_index)
     rows = []
     for hood, d in grid.groupby("neighbourhood", sort=True):
+        start = min(d.quarter, key=quarter_index)
         for ind in indicators:
             x = d[ind["id"]].astype(float)
             if ind["aggregation"] == "sum":
@@ -366,8 +469,9 @@ def by_neighbourhood(grid: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame
             else:
                 value = x[d.quarter == last].iloc[0]
                 miss = int(pd.isna(value))
-            rows.append(dict(neighbourhood=hood, indicator=ind["id"], label=ind["label"], unit=ind.get("unit", ""),
-                             aggregation=ind["aggregation"], to_quarter=last, figure=value, missing_cells=miss))
+            rows.append(dict(neighbourhood=hood, start=start, indicator=ind["id"], label=ind["label"],
+                             unit=ind.get("unit", ""), aggregation=ind["aggregation"], to_quarter=last, figure=value,
+                             missing_cells=miss))
     return pd.DataFrame(rows)
 
 
@@ -380,7 +484,8 @@ def rag_rating(ratio: float, green: float, amber: float) -> str:
     return "green" if ratio >= green else ("amber" if ratio >= amber else "red")
 
 
-def against_targets(cum: pd.DataFrame, targets: list[dict], rag: dict) -> pd.DataFrame:
+def against_targets(cum: pd.DataFrame, targets: list[dict], rag: dict,
+                    hood_cum: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each target with the cumulative figure at its quarter, the share achieved and its RAG rating.
 
     Parameters
@@ -388,16 +493,22 @@ def against_targets(cum: pd.DataFrame, targets: list[dict], rag: dict) -> pd.Dat
     cum : pandas.DataFrame
         Cumulative figures by indicator and quarter (:func:`cumulative`).
     targets : list of dict
-        ``programme.targets``: indicator, period (YYYYQn), cumulative target.
+        ``programme.targets``: indicator, period (YYYYQn), cumulative target and, optionally,
+        neighbourhood (None or absent: programme-wide).
     rag : dict
         ``programme.rag``: the lowest shares of target rated green and amber.
+    hood_cum : pandas.DataFrame, optional
+        Cumulative figures of each neighbourhood (:func:`cumulative_by_neighbourhood`); needed
+        when a target names a neighbourhood.
 
     Returns
     -------
     pandas.DataFrame
-        indicator, label, unit, period, target, achieved, percent_of_target, rag, missing_cells,
-        note.  A target after the last quarter monitored is 'not yet due'; one whose figure has
-        unrecorded neighbourhood-quarters is 'incomplete' (never rated as if they were zero).
+        indicator, neighbourhood ('all' for a programme-wide target), label, unit, period,
+        target, achieved, percent_of_target, rag, missing_cells, note.  A target after the last
+        quarter monitored is 'not yet due'; one whose figure has unrecorded
+        neighbourhood-quarters is 'incomplete' (never rated as if they were zero); one before
+        the first quarter monitored (for a neighbourhood: before it joined) is 'not assessed'.
 
     References
     ----------
@@ -407,49 +518,72 @@ def against_targets(cum: pd.DataFrame, targets: list[dict], rag: dict) -> pd.Dat
     Examples
     --------
     >>> import pandas as pd
-    >>> from analysis.programme import against_targets, cumulative, quarterly_grid
+    >>> from analysis.programme import against_targets, cumulative, cumulative_by_neighbourhood, quarterly_grid
     >>> mon = pd.DataFrame({"neighbourhood": ["A", "B", "A", "B"],
     ...                     "quarter": ["2024Q1", "2024Q1", "2024Q2", "2024Q2"],
     ...                     "engaged": pd.array([30, 25, None, 40], dtype="Int64")})
     >>> inds = [{"id": "engaged", "label": "Residents engaged", "unit": "residents", "aggregation": "sum"}]
-    >>> cum = cumulative(quarterly_grid(mon, None, inds), inds)
-    >>> t = against_targets(cum, [{"indicator": "engaged", "period": "2024Q1", "target": 50},
-    ...                           {"indicator": "engaged", "period": "2024Q2", "target": 100},
-    ...                           {"indicator": "engaged", "period": "2024Q4", "target": 150}],
-    ...                     {"green": 1.0, "amber": 0.8})
-    >>> print(t[["period", "target", "achieved", "rag", "missing_cells"]].to_string(index=False))
-    period  target  achieved         rag  missing_cells
-    2024Q1    50.0      55.0       green              0
-    2024Q2   100.0      95.0  incomplete              1
-    2024Q4   150.0       NaN not yet due              0
+    >>> grid = quarterly_grid(mon, None, inds)
+    >>> t = against_targets(cumulative(grid, inds),
+    ...                     [{"indicator": "engaged", "period": "2024Q1", "target": 50},
+    ...                      {"indicator": "engaged", "period": "2024Q2", "target": 100},
+    ...                      {"indicator": "engaged", "period": "2024Q4", "target": 150},
+    ...                      {"indicator": "engaged", "period": "2024Q2", "target": 60, "neighbourhood": "B"}],
+    ...                     {"green": 1.0, "amber": 0.8}, cumulative_by_neighbourhood(grid, inds))
+    >>> print(t[["neighbourhood", "period", "target", "achieved", "rag", "missing_cells"]].to_string(index=False))
+    neighbourhood period  target  achieved         rag  missing_cells
+              all 2024Q1    50.0      55.0       green              0
+              all 2024Q2   100.0      95.0  incomplete              1
+              all 2024Q4   150.0       NaN not yet due              0
+                B 2024Q2    60.0      65.0       green              0
     """
     last = max(cum.quarter, key=quarter_index)
-    cols = ["indicator", "label", "unit", "period", "target", "achieved", "percent_of_target", "rag",
-            "missing_cells", "note"]
     rows = []
-    for t in sorted(targets, key=lambda t: (t["indicator"], quarter_index(t["period"]))):
-        sub = cum[cum.indicator == t["indicator"]]
-        label, unit = sub.label.iloc[0], sub.unit.iloc[0]
-        r = dict(indicator=t["indicator"], label=label, unit=unit, period=t["period"], target=float(t["target"]),
-                 achieved=np.nan, percent_of_target=np.nan, rag="", missing_cells=0, note="")
-        if quarter_index(t["period"]) > quarter_index(last):
-            r.update(rag="not yet due", note=f"monitoring runs to {last}")
-        elif quarter_index(t["period"]) < quarter_index(cum.quarter.min()):
-            r.update(rag="not assessed", note="before the first quarter monitored")
+    for t in sorted(targets, key=lambda t: (t["indicator"], t.get("neighbourhood") is not None,
+                                            t.get("neighbourhood") or "", quarter_index(t["period"]))):
+        hood = t.get("neighbourhood")
+        if hood is None:
+            sub = cum[cum.indicator == t["indicator"]]
         else:
-            row = sub[sub.quarter == t["period"]].iloc[0]
-            r.update(achieved=row.cumulative, missing_cells=int(row.missing_cells))
-            if pd.isna(row.cumulative):
-                r.update(rag="incomplete", note="no count recorded in that quarter")
+            if hood_cum is None:
+                raise ValueError(f"a target names neighbourhood {hood!r}: pass the neighbourhoods' cumulative figures")
+            sub = hood_cum[(hood_cum.indicator == t["indicator"]) & (hood_cum.neighbourhood == hood)]
+            if sub.empty:
+                raise ValueError(f"a target names neighbourhood {hood!r}, which has no monitoring figures")
+        rows.append(_rate_target(t, sub, last, rag))
+    return pd.DataFrame(rows, columns=TARGET_COLUMNS)
+
+
+TARGET_COLUMNS = ["indicator", "neighbourhood", "label", "unit", "period", "target", "achieved", "percent_of_target",
+                  "rag", "missing_cells", "note"]
+
+
+def _rate_target(t: dict, sub: pd.DataFrame, last: str, rag: dict) -> dict:
+    """One target's row of :func:`against_targets`; ``sub``: the cumulative figures it is
+    compared with (programme-wide or one neighbourhood's, from its first quarter)."""
+    hood = t.get("neighbourhood")
+    r = dict(indicator=t["indicator"], neighbourhood=ALL_NEIGHBOURHOODS if hood is None else hood,
+             label=sub.label.iloc[0], unit=sub.unit.iloc[0], period=t["period"], target=float(t["target"]),
+             achieved=np.nan, percent_of_target=np.nan, rag="", missing_cells=0, note="")
+    first = min(sub.quarter, key=quarter_index)
+    if quarter_index(t["period"]) > quarter_index(last):
+        r.update(rag="not yet due", note=f"monitoring runs to {last}")
+    elif quarter_index(t["period"]) < quarter_index(first):
+        r.update(rag="not assessed", note="before the first quarter monitored" if hood is None
+                 else f"before {hood} joined the programme ({first})")
+    else:
+        row = sub[sub.quarter == t["period"]].iloc[0]
+        r.update(achieved=row.cumulative, missing_cells=int(row.missing_cells))
+        if pd.isna(row.cumulative):
+            r.update(rag="incomplete", note="no count recorded in that quarter")
+        else:
+            r["percent_of_target"] = 100.0 * row.cumulative / t["target"]
+            if row.missing_cells:
+                r.update(rag="incomplete", note=f"{int(row.missing_cells)} neighbourhood-quarter(s) not recorded; "
+                         "the figure counts only what was recorded")
             else:
-                r["percent_of_target"] = 100.0 * row.cumulative / t["target"]
-                if row.missing_cells:
-                    r.update(rag="incomplete", note=f"{int(row.missing_cells)} neighbourhood-quarter(s) not recorded; "
-                             "the figure counts only what was recorded")
-                else:
-                    r["rag"] = rag_rating(row.cumulative / t["target"], rag["green"], rag["amber"])
-        rows.append(r)
-    return pd.DataFrame(rows, columns=cols)
+                r["rag"] = rag_rating(row.cumulative / t["target"], rag["green"], rag["amber"])
+    return r
 
 
 def funding_by_source(funding: pd.DataFrame | None) -> pd.DataFrame:
@@ -489,7 +623,8 @@ def _trend_axis_label(ind: dict) -> str:
 
 def trend_figure(grid: pd.DataFrame, indicators: list[dict], fmt: str = "png") -> bytes:
     """Small multiples: one panel per indicator, the quarterly value of each neighbourhood (a
-    gap where it was not recorded)."""
+    gap where it was not recorded; a neighbourhood that joined later than the first quarter
+    starts at its start quarter, named in the legend)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -504,7 +639,9 @@ def trend_figure(grid: pd.DataFrame, indicators: list[dict], fmt: str = "png") -
     for ax, ind in zip(axes.ravel(), indicators):
         for hood, d in grid.groupby("neighbourhood", sort=True):
             y = d.set_index("quarter")[ind["id"]].reindex(quarters).astype(float)
-            ax.plot(range(len(quarters)), y.to_numpy(), marker="o", ms=3, lw=1.2, label=str(hood))
+            start = min(d.quarter, key=quarter_index)
+            name = str(hood) if start == quarters[0] else f"{hood} (from {start})"
+            ax.plot(range(len(quarters)), y.to_numpy(), marker="o", ms=3, lw=1.2, label=name)
         ax.set_title(ind["label"], fontsize=9)
         ax.set_ylabel(_trend_axis_label(ind), fontsize=8)
         ticks = quarter_ticks(len(quarters))
@@ -802,160 +939,3 @@ def value_for_money(buildup: pd.DataFrame, engaged: float | None, volunteer_hour
                 note if ch > 0 else "mean change is not a gain: cost per point not defined")
     return pd.DataFrame(rows, columns=["measure", "total_cost_gbp", "units", "cost_per_unit_gbp", "unit",
                                        "price_year", "note"])
-
-
-# ---- the funder-ready summary page ---------------------------------------------------------------
-
-def _fmt(v, nd=0, money=False) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)) or (not isinstance(v, str) and pd.isna(v)):
-        return "—"
-    if isinstance(v, str):
-        return html.escape(v)
-    s = f"{abs(float(v)):,.{nd}f}"
-    sign = "−" if float(v) < 0 and float(s.replace(",", "")) != 0 else ""
-    return f"{sign}£{s}" if money else f"{sign}{s}"
-
-
-def _table(df: pd.DataFrame, cols: dict[str, tuple], cls: str = "") -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cols.values())
-    body = []
-    for _, r in df.iterrows():
-        cells = []
-        for c, (_, fmt) in cols.items():
-            v = r[c]
-            text = fmt(v) if callable(fmt) else _fmt(v)
-            klass = f' class="rag-{html.escape(str(v)).replace(" ", "-")}"' if c == "rag" else ""
-            cells.append(f"<td{klass}>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-
-
-def _summary_targets(cfg: dict, targets: pd.DataFrame, figure_png: bytes, hoods: pd.DataFrame | None,
-                     last_quarter: str) -> list[str]:
-    """Summary page: cumulative figures against targets (RAG), the trend figure, figures by neighbourhood."""
-    e = html.escape
-    parts = []
-    parts.append("<h2>Progress against targets</h2>")
-    rg = cfg["programme"]["rag"]
-    parts.append(f"<p>Cumulative figures at the end of each target quarter. Green: at least "
-                 f"{100 * rg['green']:.0f}% of target; amber: at least {100 * rg['amber']:.0f}%; red: below. "
-                 "'incomplete': some neighbourhood-quarters were not recorded (never counted as zero).</p>")
-    parts.append(_table(targets, {"label": ("Indicator", _fmt), "period": ("By end of", _fmt),
-                                  "target": ("Target", _fmt), "achieved": ("Achieved", _fmt),
-                                  "percent_of_target": ("% of target", lambda v: _fmt(v, 0)),
-                                  "rag": ("RAG", _fmt), "note": ("Note", _fmt)}))
-    b64 = base64.b64encode(figure_png).decode()
-    parts.append(f"<h2>Trend by neighbourhood</h2><img alt='Quarterly monitoring by neighbourhood' "
-                 f"style='max-width:100%' src='data:image/png;base64,{b64}'>")
-    if hoods is not None and len(hoods):
-        wide = hoods.pivot(index="label", columns="neighbourhood", values="figure")
-        wide = wide.loc[list(dict.fromkeys(hoods.label))].reset_index()
-        cols = {"label": ("Indicator", _fmt)}
-        cols.update({h: (str(h), _fmt) for h in wide.columns[1:]})
-        parts.append(f"<p>Figures by neighbourhood to {e(last_quarter)} (counts of new things added up over the "
-                     "quarters; volunteers active: the last quarter's count):</p>")
-        parts.append(_table(wide, cols, "small"))
-        gaps = hoods[hoods.missing_cells > 0]
-        if len(gaps):
-            parts.append("<p>Not recorded (the figure counts only what was recorded): " + "; ".join(
-                f"{e(str(r.neighbourhood))}, {e(r.label)} ({int(r.missing_cells)} quarter(s))"
-                for r in gaps.itertuples()) + ".</p>")
-    return parts
-
-
-def _summary_funding(cfg: dict, by_source: pd.DataFrame) -> list[str]:
-    """Summary page: funding levered by source."""
-    parts = []
-    parts.append("<h2>Funding levered</h2>")
-    if cfg["data"].get("funding"):
-        parts.append(_table(by_source, {"source": ("Source", _fmt), "awards": ("Awards", _fmt),
-                                        "amount_gbp": ("Amount", lambda v: _fmt(v, 0, True)),
-                                        "percent": ("% of total", lambda v: _fmt(v, 1))}))
-    else:
-        parts.append(f"<p>Funding levered: {NOT_COLLECTED}.</p>")
-    return parts
-
-
-def _summary_survey(cfg: dict, change: pd.DataFrame | None, design: str) -> list[str]:
-    """Summary page: the resident survey's change before to after."""
-    parts = []
-    parts.append("<h2>Resident wellbeing (survey before and after)</h2>")
-    if change is None:
-        parts.append(f"<p>Resident survey: {NOT_COLLECTED}.</p>")
-    else:
-        how = ("the same residents surveyed twice, as declared in the plan (programme.survey.design: paired; paired "
-               "t interval on the residents matched, i.e. scored in both waves; questionnaires without a partner in "
-               "the other wave are left out: the numbers matched and left out are in the table)"
-               if design == "paired" else "different residents before and after (independent cross-sections, "
-               "Welch's t interval)")
-        parts.append(f"<p>Compared as {how}. Change is after minus before; a before/after change is not an "
-                     "effect of the programme (there is no comparison group).</p>")
-        ls = change[change.outcome == "ons4_life_satisfaction"]
-        if len(ls) and ls.iloc[0].ci_low <= 0 <= ls.iloc[0].ci_high:
-            parts.append("<p><strong>The interval for life satisfaction includes no change</strong>: the survey does "
-                         "not show a change with confidence, and the social value below could be nil or negative "
-                         "(its last two rows).</p>")
-        level = 100 * cfg["programme"]["survey"]["confidence_level"]
-        counts = ({"n_before": ("Residents matched", _fmt), "n_unpaired_excluded": ("Left out (no partner)", _fmt)}
-                  if design == "paired" else {"n_before": ("n before", _fmt), "n_after": ("n after", _fmt)})
-        parts.append(_table(change, {"label": ("Score", _fmt), **counts,
-                                     "mean_before": ("Mean before", lambda v: _fmt(v, 2)),
-                                     "mean_after": ("Mean after", lambda v: _fmt(v, 2)),
-                                     "change": ("Change", lambda v: _fmt(v, 2)),
-                                     "ci_low": (f"{level:g}% CI low", lambda v: _fmt(v, 2)),
-                                     "ci_high": (f"{level:g}% CI high", lambda v: _fmt(v, 2))}))
-    return parts
-
-
-def _summary_value(cfg: dict, wellby: pd.DataFrame, buildup: pd.DataFrame, vfm: pd.DataFrame) -> list[str]:
-    """Summary page: the WELLBY-based social value, the cost build-up and the value for money."""
-    e = html.escape
-    parts = []
-    parts.append("<h2>Social value estimate (WELLBY-based, illustrative)</h2>")
-    parts.append(_table(wellby, {"scenario": ("Scenario", _fmt), "ls_change": ("LS change", lambda v: _fmt(v, 2)),
-                                 "residents": ("Residents", _fmt), "duration_years": ("Years", lambda v: _fmt(v, 1)),
-                                 "wellbys": ("WELLBYs", lambda v: _fmt(v, 1)),
-                                 "value_per_wellby": ("£ per WELLBY", lambda v: _fmt(v, 0, True)),
-                                 "social_value_gbp": ("Social value", lambda v: _fmt(v, 0, True)),
-                                 "note": ("Note", _fmt)}))
-    parts.append(f"<p>Prices: {e(cfg['programme']['wellby']['price_basis'])}. Assumptions:</p><ul>"
-                 + "".join(f"<li>{e(a)}</li>" for a in WELLBY_ASSUMPTIONS) + "</ul>")
-    parts.append("<h2>Value for money</h2>")
-    if len(buildup):
-        parts.append(f"<p>Cost build-up ({e(cfg['programme']['price_year'])} prices):</p>")
-        parts.append(_table(buildup, {"item": ("Item", _fmt), "category": ("Category", _fmt),
-                                      "amount_gbp": ("Amount", lambda v: _fmt(v, 0, True)),
-                                      "price_year": ("Price year", _fmt),
-                                      "amount_gbp_analysis_year": ("In analysis prices", lambda v: _fmt(v, 0, True)),
-                                      "source": ("Source", _fmt)}))
-    parts.append(_table(vfm, {"measure": ("Measure", _fmt), "total_cost_gbp": ("Total cost", lambda v: _fmt(v, 0, True)),
-                              "units": ("Units", lambda v: _fmt(v, 1)),
-                              "cost_per_unit_gbp": ("Cost per unit", lambda v: _fmt(v, 2, True)),
-                              "note": ("Note", _fmt)}))
-    parts.append("<p>No social return on investment (SROI) ratio is given: the social value above rests on one "
-                 "sourced value (the WELLBY) and on the assumptions listed, and costs and value are in different "
-                 "price years unless stated.</p></body></html>")
-    return parts
-
-def summary_html(cfg: dict, targets: pd.DataFrame, by_source: pd.DataFrame, change: pd.DataFrame | None,
-                 design: str, wellby: pd.DataFrame, buildup: pd.DataFrame, vfm: pd.DataFrame, figure_png: bytes,
-                 last_quarter: str, n_neighbourhoods: int, label: str = "",
-                 hoods: pd.DataFrame | None = None) -> str:
-    """The funder-ready one-page summary (self-contained HTML: the figure is embedded)."""
-    e = html.escape
-    rag_css = ("td.rag-green{background:#c8e6c9}td.rag-amber{background:#ffe0b2}td.rag-red{background:#ffcdd2}"
-               "td.rag-incomplete,td.rag-not-yet-due{color:#555;font-style:italic}")
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(cfg['title'])}</title>",
-             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;font-size:14px}"
-             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:3px 6px;"
-             "text-align:right}td:first-child,th:first-child{text-align:left}table.small{font-size:11px}" + rag_css + "</style></head><body>"]
-    if label:
-        parts.append(f"<p><strong>{e(label)}</strong></p>")
-    parts.append(f"<h1>{e(cfg['title'])}</h1><p>Programme monitoring summary for funders: {n_neighbourhoods} "
-                 f"neighbourhoods, quarters to {e(last_quarter)}. Aggregate counts only; no individual is "
-                 "identified.</p>")
-    parts += _summary_targets(cfg, targets, figure_png, hoods, last_quarter)
-    parts += _summary_funding(cfg, by_source)
-    parts += _summary_survey(cfg, change, design)
-    parts += _summary_value(cfg, wellby, buildup, vfm)
-    return "\n".join(parts)

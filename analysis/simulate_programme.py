@@ -11,6 +11,10 @@ Generating model (every parameter is in :class:`ProgrammeParameters`, stored in 
   ramp-up over the quarters; volunteers (regular, occasional) are the counts active in a
   quarter; volunteer hours are Poisson around hours per regular and occasional volunteer.  One
   cell (volunteer hours) is left blank: not recorded, never zero.
+* One neighbourhood joins late (``late_start``): its rows and funding awards before its start
+  quarter are drawn like the others' and then left out, so the random stream (and the survey)
+  is the same as with every neighbourhood from the first quarter.  The config declares the
+  start (``programme.neighbourhoods``).
 * Funding awards: a Poisson number per neighbourhood-quarter, each from a source with given
   probabilities and a log-normal amount rounded to GBP 10.
 * Survey: residents' latent wellbeing is normal; the "after" cross-section's is shifted by
@@ -57,6 +61,7 @@ class ProgrammeParameters:
     award_log_mean: float = 8.3  # log GBP
     award_log_sd: float = 0.8
     blank_cell: tuple[str, str, str] = ("Blurton", "2024Q2", "volunteer_hours")
+    late_start: tuple[str, str] = ("Chell Heath", "2023Q3")  # neighbourhood, first quarter in the programme
     n_survey_before: int = 320
     n_survey_after: int = 300
     wellbeing_mean: float = 2.95  # latent, on the 1..5 item scale
@@ -150,9 +155,13 @@ def simulate_programme(params: ProgrammeParameters | None = None) -> dict[str, p
     hood, q, col = p.blank_cell
     monitoring.loc[(monitoring.neighbourhood == hood) & (monitoring.quarter == q), col] = pd.NA
     funding = pd.DataFrame(awards, columns=["neighbourhood", "quarter", "source", "amount_gbp"])
+    late, start = p.late_start
+    monitoring, funding = (t[~((t.neighbourhood == late) & (t.quarter < start))].reset_index(drop=True)
+                           for t in (monitoring, funding))
     survey = _survey(rng, p)
     truth = {"parameters": _json_dict(p), "quarters": quarters,
              "not_recorded": {"neighbourhood": hood, "quarter": q, "indicator": col},
+             "late_start": {"neighbourhood": late, "start": start},
              "true_mean_change": true_mean_change(p),
              "survey_design": "independent cross-sections (no respondent answers both waves)"}
     return {"monitoring": monitoring, "funding": funding, "survey": survey, "truth": truth}

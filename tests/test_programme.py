@@ -60,9 +60,10 @@ def _cfg_at(raw_dir: Path, edit=None) -> dict:
 def _analyse(cfg: dict, raw_dir=None) -> dict:
     t = pg.read_programme(cfg, raw_dir)
     p = cfg["programme"]
-    grid = pg.quarterly_grid(t["monitoring"], t.get("funding"), p["indicators"])
+    grid = pg.quarterly_grid(t["monitoring"], t.get("funding"), p["indicators"], p["neighbourhoods"])
     cum = pg.cumulative(grid, p["indicators"])
-    out = dict(tables=t, grid=grid, cum=cum, targets=pg.against_targets(cum, p["targets"], p["rag"]))
+    out = dict(tables=t, grid=grid, cum=cum, targets=pg.against_targets(
+        cum, p["targets"], p["rag"], pg.cumulative_by_neighbourhood(grid, p["indicators"])))
     if "survey" in t:
         out["scores"] = pg.score_survey(t["survey"])
         out["change"] = pg.survey_change(out["scores"], ["ons4_life_satisfaction", "ons4_worthwhile",
@@ -95,7 +96,7 @@ def test_example_config_is_valid_and_reads_no_participant_files(cfg):
     (lambda c: c["data"].update(monitoring=None), r"config key data.monitoring: a programme design needs"),
     (lambda c: c["programme"]["targets"].append({"indicator": "residents_engagd", "period": "2024Q4",
                                                  "target": 5}),
-     r"programme.targets\[11\].indicator: 'residents_engagd' is not an id"),
+     r"programme.targets\[13\].indicator: 'residents_engagd' is not an id"),
     (lambda c: c["programme"]["targets"].append({"indicator": "residents_engaged", "period": "2024Q4",
                                                  "target": 5}), r"a second target for residents_engaged in 2024Q4"),
     (lambda c: c["programme"].update(rag={"green": 0.9, "amber": 0.95}), r"programme.rag.amber: 0.95 must not exceed"),
@@ -243,7 +244,7 @@ def test_an_absent_monitoring_row_is_not_recorded_never_zero(raw):
     del lines[gone[0]]
     (raw / "monitoring.csv").write_text("\n".join(lines))
     left = pd.read_csv(raw / "monitoring.csv")
-    assert len(left) == 6 * 8 - 1 and not ((left.neighbourhood == hood) & (left.quarter == quarter)).any()
+    assert len(left) == 6 * 8 - 2 - 1 and not ((left.neighbourhood == hood) & (left.quarter == quarter)).any()
     assert left[["residents_reached", "volunteers_regular"]].notna().all().all()  # no blank cell in these
     c = _cfg_at(raw)
     res = _analyse(c)
@@ -267,6 +268,38 @@ def test_an_absent_monitoring_row_is_not_recorded_never_zero(raw):
     hoods = pg.by_neighbourhood(res["grid"], c["programme"]["indicators"])
     h = hoods.set_index(["neighbourhood", "indicator"]).loc[(hood, "residents_reached")]
     assert h.missing_cells == 1 and h.figure == left[left.neighbourhood == hood].residents_reached.sum()
+
+
+def test_the_examples_late_neighbourhood_is_declared_and_outside_the_grid_before_it_joined(cfg):
+    """Chell Heath joins in 2023Q3 (truth.json): the config declares it, the raw files have no row
+    or award before then, and its earlier quarters are neither counted nor missing.  Without
+    the declaration they would be missing cells, which the R golden file (no row: not in the
+    programme) would not match."""
+    late = json.loads((EXAMPLE / "truth.json").read_text())["late_start"]
+    assert {h["id"]: h["start"] for h in cfg["programme"]["neighbourhoods"]}[late["neighbourhood"]] == late["start"]
+    raw = pd.read_csv(EXAMPLE / "monitoring.csv")
+    own = raw[raw.neighbourhood == late["neighbourhood"]]
+    assert own.quarter.min() == late["start"] and len(own) == 6
+    res = _analyse(cfg)
+    assert res["cum"].groupby("indicator").missing_cells.max().to_dict() == {
+        i["id"]: int(i["id"] == "volunteer_hours") for i in cfg["programme"]["indicators"]}
+    t = res["targets"].set_index(["indicator", "neighbourhood", "period"])
+    r = t.loc[("residents_engaged", late["neighbourhood"], "2024Q4")]
+    assert r.achieved == own.residents_engaged.sum() and r.rag == rag_of(r.achieved / 180)
+    b = t.loc[("residents_engaged", "Bentilee", "2024Q4")]
+    assert b.achieved == raw[raw.neighbourhood == "Bentilee"].residents_engaged.sum() and b.rag == rag_of(b.achieved / 240)
+
+    def undeclared(c):
+        c["programme"]["neighbourhoods"] = []
+        c["programme"]["targets"] = [t for t in c["programme"]["targets"] if "neighbourhood" not in t]
+    cum = _analyse(_cfg_at(EXAMPLE, undeclared))["cum"].set_index(["indicator", "quarter"])
+    assert cum.loc[("residents_reached", "2023Q1"), "missing_cells"] == 1  # the golden file says 0
+    assert pd.read_csv(GOLDEN / "programme_cumulative.csv").set_index(["indicator", "quarter"]).loc[
+        ("residents_reached", "2023Q1"), "missing_cells"] == 0
+
+
+def rag_of(ratio: float) -> str:
+    return "green" if ratio >= 1.0 else "amber" if ratio >= 0.8 else "red"
 
 
 def test_neighbourhood_figures_add_up_from_the_raw_file(cfg):
@@ -304,6 +337,170 @@ def test_rag_bands_follow_the_config_at_their_boundaries():
     assert t.loc[("n", "2024Q2"), "achieved"] == n_end
     assert t.loc[("v", "2024Q2"), "achieved"] == v_end  # latest: the quarter's own figure, not a sum
     assert list(t.rag) == ["green", "red", "amber"]
+
+
+# ---- neighbourhood start quarters and neighbourhood targets ---------------------------------------
+# A small programme written as raw files: A monitored from 2024Q1, B joins in 2024Q2 (no row
+# before).  Expected figures are worked out by hand from these few cells.
+
+STAGGERED_MONITORING = """neighbourhood,quarter,n,v
+A,2024Q1,10,3
+A,2024Q2,20,4
+A,2024Q3,,5
+B,2024Q2,7,2
+B,2024Q3,8,6
+"""
+STAGGERED_FUNDING = """neighbourhood,quarter,source,amount_gbp
+A,2024Q1,Grant,100
+B,2024Q2,Grant,50
+"""
+
+
+def _staggered(tmp_path: Path, declare=True, edit=None) -> dict:
+    raw = tmp_path / "staggered"
+    raw.mkdir(exist_ok=True)
+    (raw / "monitoring.csv").write_text(STAGGERED_MONITORING)
+    (raw / "funding.csv").write_text(STAGGERED_FUNDING)
+    c = {"trial_id": "staggered", "title": "Staggered", "design": {"type": "programme"},
+         "data": {"raw_dir": str(raw), "monitoring": "monitoring.csv", "funding": "funding.csv", "survey": None},
+         "programme": {"indicators": [{"id": "n", "label": "N", "unit": "x"},
+                                      {"id": "v", "label": "V", "unit": "x", "aggregation": "latest"},
+                                      {"id": "funding_gbp", "label": "Funding", "unit": "GBP"}],
+                       "targets": [{"indicator": "n", "period": "2024Q2", "target": 37},
+                                   {"indicator": "v", "period": "2024Q1", "target": 3}],
+                       "funding_sources": ["Grant"]}}
+    if declare:
+        c["programme"]["neighbourhoods"] = [{"id": "A", "start": "2024Q1"}, {"id": "B", "start": "2024Q2"}]
+    if edit:
+        edit(c)
+    return validate_config(c)
+
+
+def _staggered_results(c: dict) -> dict:
+    t = pg.read_programme(c)
+    p = c["programme"]
+    grid = pg.quarterly_grid(t["monitoring"], t["funding"], p["indicators"], p["neighbourhoods"])
+    cum = pg.cumulative(grid, p["indicators"])
+    hood_cum = pg.cumulative_by_neighbourhood(grid, p["indicators"])
+    return dict(grid=grid, cum=cum.set_index(["indicator", "quarter"]),
+                targets=pg.against_targets(cum, p["targets"], p["rag"], hood_cum),
+                hoods=pg.by_neighbourhood(grid, p["indicators"]).set_index(["neighbourhood", "indicator"]))
+
+
+def test_quarters_before_a_declared_start_are_outside_the_grid_not_missing(tmp_path):
+    res = _staggered_results(_staggered(tmp_path))
+    assert sorted(map(tuple, res["grid"][["neighbourhood", "quarter"]].to_numpy())) == [
+        ("A", "2024Q1"), ("A", "2024Q2"), ("A", "2024Q3"), ("B", "2024Q2"), ("B", "2024Q3")]
+    cum = res["cum"]
+    # sum: 10 | 10+20+7 = 37 | 37+8 = 45 (A's blank 2024Q3 is the only cell not recorded)
+    assert list(cum.loc["n"].cumulative) == [10, 37, 45] and list(cum.loc["n"].missing_cells) == [0, 0, 1]
+    # latest: each quarter's own figure over the neighbourhoods in the programme then; B adds nothing in 2024Q1
+    assert list(cum.loc["v"].cumulative) == [3, 6, 11] and list(cum.loc["v"].missing_cells) == [0, 0, 0]
+    assert list(cum.loc["funding_gbp"].cumulative) == [100, 150, 150]
+    assert list(cum.loc["n"].neighbourhoods_in_programme) == [1, 2, 2]
+    t = res["targets"].set_index(["indicator", "period"])
+    assert (t.loc[("n", "2024Q2"), "rag"], t.loc[("n", "2024Q2"), "achieved"]) == ("green", 37)
+    assert (t.loc[("v", "2024Q1"), "rag"], t.loc[("v", "2024Q1"), "achieved"]) == ("green", 3)
+    h = res["hoods"]
+    assert (h.loc[("B", "n"), "figure"], h.loc[("B", "n"), "missing_cells"], h.loc[("B", "n"), "start"]) == \
+        (15, 0, "2024Q2")
+    assert (h.loc[("A", "n"), "figure"], h.loc[("A", "n"), "missing_cells"], h.loc[("A", "n"), "start"]) == \
+        (30, 1, "2024Q1")
+    assert h.loc[("B", "v"), "figure"] == 6 and h.missing_cells.sum() == 1
+
+
+def test_without_the_declaration_a_late_neighbourhood_is_still_counted_as_not_recorded(tmp_path):
+    """The behaviour the declaration changes, unchanged when it is absent: B's 2024Q1 is a
+    neighbourhood-quarter not recorded (counted in every later sum), so both targets are incomplete."""
+    res = _staggered_results(_staggered(tmp_path, declare=False))
+    assert list(res["cum"].loc["n"].missing_cells) == [1, 1, 2]
+    assert list(res["cum"].loc["v"].missing_cells) == [1, 0, 0]
+    assert list(res["targets"].rag) == ["incomplete", "incomplete"]
+    assert res["hoods"].loc[("B", "n"), "start"] == "2024Q1" and res["hoods"].loc[("B", "n"), "missing_cells"] == 1
+
+
+def test_a_declared_start_before_the_first_row_leaves_those_quarters_not_recorded(tmp_path):
+    """Declaring A from 2023Q4 (one quarter before any row) puts 2023Q4 on the grid: A was in
+    the programme and nothing was recorded."""
+    res = _staggered_results(_staggered(tmp_path, edit=lambda c: c["programme"]["neighbourhoods"][0].update(
+        start="2023Q4")))
+    assert list(res["cum"].loc["n"].index) == ["2023Q4", "2024Q1", "2024Q2", "2024Q3"]
+    assert list(res["cum"].loc["n"].missing_cells) == [1, 1, 1, 2]
+    assert np.isnan(res["cum"].loc[("v", "2023Q4"), "cumulative"])
+
+
+def test_neighbourhood_targets_use_that_neighbourhoods_figure(tmp_path):
+    targets = [{"indicator": "n", "period": "2024Q3", "target": 20, "neighbourhood": "B"},   # 15 / 20 = 75%: red
+               {"indicator": "n", "period": "2024Q3", "target": 30, "neighbourhood": "A"},   # 30, A's 2024Q3 blank
+               {"indicator": "v", "period": "2024Q2", "target": 2.4, "neighbourhood": "B"},  # 2 / 2.4 = 83%: amber
+               {"indicator": "n", "period": "2024Q4", "target": 40, "neighbourhood": "B"},
+               {"indicator": "n", "period": "2024Q3", "target": 45}]                          # programme-wide
+    res = _staggered_results(_staggered(tmp_path, edit=lambda c: c["programme"].update(targets=targets)))
+    t = res["targets"]
+    assert list(t.columns[:2]) == ["indicator", "neighbourhood"]
+    got = t[["indicator", "neighbourhood", "period", "achieved", "rag", "missing_cells"]].astype(object).fillna("-").astype(str)
+    assert got.values.tolist() == [
+        ["n", "all", "2024Q3", "45.0", "incomplete", "1"],
+        ["n", "A", "2024Q3", "30.0", "incomplete", "1"],
+        ["n", "B", "2024Q3", "15.0", "red", "0"],
+        ["n", "B", "2024Q4", "-", "not yet due", "0"],
+        ["v", "B", "2024Q2", "2.0", "amber", "0"]]
+    assert t.percent_of_target.iloc[2] == pytest.approx(75.0)
+
+
+def test_a_neighbourhood_target_without_a_declared_start_before_its_first_row_is_incomplete(tmp_path):
+    """B declared without a start joins at the grid's first quarter (2024Q1), where it has no
+    row: that quarter is not recorded, so its 2024Q1 target is incomplete, not zero."""
+    def edit(c):
+        c["programme"]["neighbourhoods"][1]["start"] = None
+        c["programme"]["targets"] = [{"indicator": "n", "period": "2024Q1", "target": 1, "neighbourhood": "B"}]
+    t = _staggered_results(_staggered(tmp_path, edit=edit))["targets"]
+    assert (t.rag.iloc[0], t.missing_cells.iloc[0], t.achieved.iloc[0]) == ("incomplete", 1, 0)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p["targets"].append({"indicator": "n", "period": "2024Q3", "target": 5, "neighbourhood": "C"}),
+     r"config key programme.targets\[2\].neighbourhood: 'C' is not an id of programme.neighbourhoods \(\['A', 'B'\]\)"),
+    (lambda p: p["targets"].append({"indicator": "n", "period": "2024Q1", "target": 5, "neighbourhood": "B"}),
+     r"config key programme.targets\[2\].period: 2024Q1 is before B's start quarter 2024Q2"),
+    (lambda p: p.update(neighbourhoods=[]) or p["targets"].append(
+        {"indicator": "n", "period": "2024Q3", "target": 5, "neighbourhood": "B"}),
+     r"programme.targets\[2\].neighbourhood: 'B' names a neighbourhood, but programme.neighbourhoods is not given"),
+    (lambda p: p["targets"].extend([{"indicator": "n", "period": "2024Q3", "target": 5, "neighbourhood": "B"}] * 2),
+     r"programme.targets\[3\]: a second target for n in 2024Q3 for neighbourhood B"),
+    (lambda p: p["neighbourhoods"].append({"id": "A"}), r"programme.neighbourhoods: neighbourhood ids must be unique"),
+    (lambda p: p["neighbourhoods"].append({"id": "All"}), r"programme.neighbourhoods\[2\].id: 'All' is reserved"),
+    (lambda p: p["neighbourhoods"][0].update(start="2024-Q1"), r"programme.neighbourhoods\[0\].start"),
+])
+def test_a_bad_neighbourhood_declaration_or_target_is_a_config_error(tmp_path, edit, message):
+    with pytest.raises(ConfigError, match=message):
+        _staggered(tmp_path, edit=lambda c: edit(c["programme"]))
+
+
+@pytest.mark.parametrize("file, line, message", [
+    ("monitoring.csv", "B,2024Q1,1,1", "monitoring.csv, line 7, column 'quarter', value '2024Q1': quarter before B's "
+     "start quarter 2024Q2 (programme.neighbourhoods)"),
+    ("funding.csv", "B,2024Q1,Grant,5", "funding.csv, line 4, column 'quarter', value '2024Q1': quarter before B's "
+     "start quarter 2024Q2 (programme.neighbourhoods)"),
+    ("monitoring.csv", "C,2024Q3,1,1", "monitoring.csv, line 7, column 'neighbourhood', value 'C': neighbourhood not "
+     "declared in programme.neighbourhoods (A, B)"),
+])
+def test_a_row_before_its_start_or_of_an_undeclared_neighbourhood_is_a_data_error(tmp_path, file, line, message):
+    c = _staggered(tmp_path)
+    raw = Path(c["data"]["raw_dir"])
+    (raw / file).write_text((raw / file).read_text() + line + "\n")
+    with pytest.raises(DataValidationError) as err:
+        pg.read_programme(c)
+    assert message in str(err.value), str(err.value)
+    assert len(err.value.queries) == 1  # only the added row is wrong
+
+
+def test_a_declared_neighbourhood_without_monitoring_rows_is_a_data_error(tmp_path):
+    c = _staggered(tmp_path, edit=lambda c: c["programme"]["neighbourhoods"].append({"id": "Bentilee"}))
+    with pytest.raises(DataValidationError) as err:
+        pg.read_programme(c)
+    assert ("monitoring.csv, column 'neighbourhood', value 'Bentilee': neighbourhood declared in "
+            "programme.neighbourhoods has no row in the monitoring table") in str(err.value)
 
 
 # ---- the survey ---------------------------------------------------------------------------------
@@ -668,6 +865,61 @@ def test_a_programme_config_asking_for_a_mixed_model_stops_before_anything_runs(
     assert not (work / "reports").exists()
 
 
+@pytest.mark.e2e
+def test_a_neighbourhood_joining_late_runs_end_to_end_with_its_own_target(e2e, tmp_path):
+    """The example (Chell Heath joins in 2023Q3) with Meir North also joining late, in 2024Q1
+    (its 2023 rows and awards removed from the raw files, its start declared), and a target of
+    its own, run by Snakemake.  Expected figures
+    come from the edited raw files (pandas)."""
+    hood = "Meir North"
+    raw = tmp_path / "raw"
+    shutil.copytree(EXAMPLE, raw)
+    for f in ("monitoring.csv", "funding.csv"):
+        d = pd.read_csv(raw / f, dtype=str, keep_default_na=False)
+        d[~((d.neighbourhood == hood) & d.quarter.str.startswith("2023"))].to_csv(raw / f, index=False,
+                                                                                   lineterminator="\n")
+    mon = pd.read_csv(raw / "monitoring.csv")
+    engaged = float(mon[mon.neighbourhood == hood].residents_engaged.sum())
+    assert (mon.neighbourhood == hood).sum() == 4 and mon[mon.neighbourhood == hood].residents_engaged.notna().all()
+    c = yaml.safe_load(e2e["cfgfile"].read_text())
+    c["data"]["raw_dir"] = str(raw)
+    for h in c["programme"]["neighbourhoods"]:
+        if h["id"] == hood:
+            h["start"] = "2024Q1"
+    starts = {h["id"]: h.get("start") or "2023Q1" for h in c["programme"]["neighbourhoods"]}
+    assert starts["Chell Heath"] == "2023Q3"  # the example's own late neighbourhood
+    c["programme"]["targets"].append({"indicator": "residents_engaged", "period": "2024Q4", "target": engaged / 0.9,
+                                      "neighbourhood": hood})
+    cfgfile = tmp_path / "late.yaml"
+    cfgfile.write_text(yaml.safe_dump(c))
+    work = tmp_path / "run"
+    work.mkdir()
+    res = e2e["run"](work, cfgfile)
+    assert res.returncode == 0, res.stderr[-4000:]
+    rep = work / "reports/c2_programme"
+    t = pd.read_csv(rep / "tables/monitoring_targets.csv", keep_default_na=False).set_index(
+        ["indicator", "neighbourhood", "period"])
+    own = t.loc[("residents_engaged", hood, "2024Q4")]
+    assert float(own.achieved) == engaged and own.rag == "amber" and float(own.percent_of_target) == pytest.approx(90)
+    # programme-wide: Meir North's 2023 is outside the grid, not missing; 2023Q4 adds the other five only
+    cum = pd.read_csv(rep / "tables/monitoring_cumulative.csv").set_index(["indicator", "quarter"])
+    assert cum.loc[("residents_reached", "2023Q4"), "missing_cells"] == 0
+    assert cum.loc[("residents_reached", "2023Q4"), "cumulative"] == mon[mon.quarter <= "2023Q4"].residents_reached.sum()
+    assert list(cum.loc["residents_reached"].neighbourhoods_in_programme) == [4, 4, 5, 5, 6, 6, 6, 6]
+    assert (cum.loc["residents_reached"].missing_cells == 0).all()
+    assert t.loc[("residents_reached", "all", "2023Q4"), "rag"] in ("green", "amber", "red")
+    hoods = pd.read_csv(rep / "tables/monitoring_by_neighbourhood.csv").set_index(["neighbourhood", "indicator"])
+    assert hoods.loc[(hood, "residents_engaged"), "start"] == "2024Q1"
+    assert hoods.loc[(hood, "residents_engaged"), "missing_cells"] == 0
+    trend = pd.read_csv(rep / "figures/monitoring_trend_data.csv")
+    assert len(trend) == 6 * 8 - 2 - 4 == len(mon)
+    assert not ((trend.neighbourhood == hood) & (trend.quarter < "2024Q1")).any()
+    page = (rep / "summary.html").read_text()
+    assert "<th>Neighbourhood</th>" in page and "In the programme from" in page and "before it" in page
+    from analysis.render import layout_problems
+    assert layout_problems(page) == []  # the extra column and row still fit an A4 page
+
+
 def test_plan_locking_and_verify_say_they_do_not_apply_to_a_programme(tmp_path, capsys):
     from analysis import verify
     from analysis.sap import SAPError, make_lock
@@ -712,3 +964,50 @@ def test_a_programme_without_survey_or_funding_reports_them_not_collected(tmp_pa
     assert vfm.note.str.contains("resident survey: not collected").sum() == 2
     html = Path(outs["summary"]).read_text()
     assert "Resident survey: not collected" in html and "Funding levered: not collected" in html
+
+
+# ---- the summary page: template, escaping, neutralised tables ------------------------------------
+
+def test_summary_cells_are_plain_text_formatted_for_reading():
+    from analysis.reporting.programme_summary import text
+    assert [text(None), text(float("nan")), text(pd.NA), text(1234.5, 1), text(-2.0, 0, True), text(-0.004, 2),
+            text(1500.0, 0, True), text("<b>")] == ["—", "—", "—", "1,234.5", "−£2", "0.00", "£1,500", "<b>"]
+
+
+def test_hostile_labels_and_sources_are_escaped_on_the_page_and_neutralised_in_the_tables(raw, tmp_path):
+    """Text from the config (title, an indicator's label, a funding category) and the data (the
+    funding table's source) reaches the page only escaped by the template, and the CSV tables
+    only with a formula neutralised."""
+    from analysis.stages import programme, programme_ingest
+    script, formula = "<script>alert(1)</script>", '=HYPERLINK("http://x","y")'
+    fun = pd.read_csv(raw / "funding.csv", dtype=str, keep_default_na=False)
+    fun["source"] = fun.source.replace("National Lottery Community Fund", formula)
+    fun.to_csv(raw / "funding.csv", index=False, lineterminator="\n")
+    assert (fun.source == formula).any()
+
+    def edit(c):
+        c["title"] = "<i>Programme</i> & co"
+        c["programme"]["indicators"][0]["label"] = script
+        c["programme"]["funding_sources"] = [formula if s == "National Lottery Community Fund" else s
+                                             for s in c["programme"]["funding_sources"]]
+    c = _cfg_at(raw, edit)
+    ing, ing_out, outs = _stage_files(tmp_path)
+    programme_ingest.run(config_keys.stage_config("programme_ingest", c), {}, ing_out)
+    programme.run(config_keys.stage_config("programme", c), ing, outs)
+    page = Path(outs["summary"]).read_text()
+    assert "<script" not in page and "<i>" not in page and "HYPERLINK(\"" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;i&gt;Programme&lt;/i&gt; &amp; co" in page
+    assert "=HYPERLINK(&#34;http://x&#34;,&#34;y&#34;)" in page
+    src = pd.read_csv(outs["funding"], dtype=str).source
+    assert "'" + formula in set(src) and formula not in set(src)
+    assert (pd.read_csv(outs["targets"], dtype=str).label == script).sum() == 2  # CSV: text, not a formula
+
+
+def test_the_summary_page_is_rendered_from_its_template():
+    """The page's markup lives in the template; analysis/programme.py keeps the computations."""
+    import ast
+    src = (ROOT / "analysis/programme.py").read_text()
+    names = {n.name for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef)}
+    assert not names & {"summary_html", "_table", "_fmt"} and "<table" not in src and "<h2>" not in src
+    assert "{{ table(targets.table) }}" in (ROOT / "analysis/templates/programme_summary.html.j2").read_text()
+

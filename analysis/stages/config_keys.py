@@ -70,7 +70,8 @@ STAGE_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "value": ("data.waves", "instruments", "instrument_definitions", "prescored", "primary.outcome",
               "primary.timepoint", "outcomes.direction", "outcomes.labels", "value_for_money"),
     # community programme monitoring (design.type programme; workflow/rules/programme.smk)
-    "programme_ingest": ("data", "programme.indicators", "programme.funding_sources", "programme.survey.design"),
+    "programme_ingest": ("data", "programme.indicators", "programme.neighbourhoods", "programme.funding_sources",
+                         "programme.survey.design"),
     "programme": ("title", "data.funding", "data.survey", "programme"),
 }
 

@@ -1,7 +1,8 @@
 """Programme analysis stage (design.type programme): cumulative totals against targets with RAG
 ratings, the trend figure (and the data behind it), funding by source, the resident survey's
 change and its WELLBY value, the cost build-up, value for money and the funder-ready summary
-page (analysis/programme.py)."""
+page (computations: analysis/programme.py; the page: analysis/reporting/programme_summary.py and its
+template analysis/templates/programme_summary.html.j2)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 
 from analysis import programme as pg
 from analysis.io import write_bytes, write_table, write_text
+from analysis.reporting.programme_summary import summary_html
 from analysis.stages._common import log
 
 
@@ -20,9 +22,11 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str], output_label
     mon = pd.read_parquet(inputs["monitoring"])
     fun = pd.read_parquet(inputs["funding"]) if cfg["data"].get("funding") else None
     sur = pd.read_parquet(inputs["survey"]) if cfg["data"].get("survey") else None
-    grid = pg.quarterly_grid(mon, fun, p["indicators"])
+    grid = pg.quarterly_grid(mon, fun, p["indicators"], p["neighbourhoods"])
     cum = pg.cumulative(grid, p["indicators"])
-    targets = pg.against_targets(cum, p["targets"], p["rag"])
+    hood_cum = pg.cumulative_by_neighbourhood(grid, p["indicators"]) if any(
+        t.get("neighbourhood") is not None for t in p["targets"]) else None
+    targets = pg.against_targets(cum, p["targets"], p["rag"], hood_cum)
     by_source = pg.funding_by_source(fun)
     hoods = pg.by_neighbourhood(grid, p["indicators"])
     write_table(hoods, outputs["by_neighbourhood"])
@@ -56,7 +60,7 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str], output_label
                              {"engaged": engaged_missing, "volunteer_hours": hours_missing})
     write_table(vfm, outputs["vfm"])
     last = max(grid.quarter, key=pg.quarter_index)
-    write_text(pg.summary_html(cfg, targets, by_source, change, design, wellby, buildup, vfm, png, last,
-                               grid.neighbourhood.nunique(), hoods=hoods), outputs["summary"])
+    write_text(summary_html(cfg, targets, by_source, change, design, wellby, buildup, vfm, png, last,
+                            grid.neighbourhood.nunique(), hoods=hoods), outputs["summary"])
     log.info("programme: %d indicators, %d targets (%s)", len(p["indicators"]), len(targets),
              targets.rag.value_counts().to_dict())

@@ -9,8 +9,11 @@
 #    questionnaires;
 #  * cumulative monitoring totals by quarter (all neighbourhoods): sum indicators add the
 #    quarters, latest indicators take the quarter's own total; the number of neighbourhood-
-#    quarters not recorded is counted (never read as zero); funding_gbp is the funding table's
-#    total.
+#    quarters not recorded (blank cells) is counted (never read as zero); funding_gbp is the
+#    funding table's total.  One neighbourhood joins late (truth.json late_start, declared in
+#    config/c2_programme.yaml): its quarters before the start have no row and are outside the
+#    programme, neither added nor counted as not recorded.  The script checks that these are
+#    the only absent neighbourhood-quarters.
 # Usage: Rscript programme_golden.R <repo root> <datasets dir> <golden dir>
 args <- commandArgs(trailingOnly = TRUE)
 root <- args[1]; datasets <- args[2]; golden <- args[3]
@@ -77,6 +80,12 @@ write.csv(do.call(rbind, out), file.path(golden, "programme_survey.csv"), row.na
 mon <- read.csv(file.path(raw, "monitoring.csv"), stringsAsFactors = FALSE)
 fun <- read.csv(file.path(raw, "funding.csv"), stringsAsFactors = FALSE)
 quarters <- sort(unique(mon$quarter))
+late <- jsonlite::fromJSON(file.path(raw, "truth.json"))$late_start
+grid <- expand.grid(neighbourhood = sort(unique(mon$neighbourhood)), quarter = quarters, stringsAsFactors = FALSE)
+absent <- grid[!paste(grid$neighbourhood, grid$quarter) %in% paste(mon$neighbourhood, mon$quarter), ]
+stopifnot(all(absent$neighbourhood == late$neighbourhood), all(absent$quarter < late$start),
+          nrow(absent) == sum(quarters < late$start))
+stopifnot(!any(fun$neighbourhood == late$neighbourhood & fun$quarter < late$start))
 latest <- c("volunteers_regular", "volunteers_occasional")
 rows <- list()
 for (ind in c(setdiff(names(mon), c("neighbourhood", "quarter")), "funding_gbp")) {
