@@ -62,6 +62,22 @@ def _targets(cfg: dict, targets: pd.DataFrame) -> dict:
                 table=table(targets, cols, "small" if by_hood else ""))
 
 
+READING = {"sum": "indicators counting new things each quarter: the total over the quarters",
+           "latest": "indicators counting what is current at a quarter: the last quarter's count"}
+
+
+def figure_reading(aggregations: set[str]) -> str:
+    """How to read the figures by neighbourhood, for the aggregations the indicators use (the
+    page describes the indicators declared, not the embedded example's).
+
+    >>> figure_reading({"latest"})
+    "indicators counting what is current at a quarter: the last quarter's count"
+    >>> figure_reading({"latest", "sum"}).split("; ")[0]
+    'indicators counting new things each quarter: the total over the quarters'
+    """
+    return "; ".join(READING[a] for a in ("sum", "latest") if a in aggregations)
+
+
 def _neighbourhoods(hoods: pd.DataFrame | None) -> dict | None:
     """Figures by neighbourhood (one row per indicator, one column per neighbourhood), the
     quarter each joined when they did not all start together, and the cells not recorded."""
@@ -79,7 +95,7 @@ def _neighbourhoods(hoods: pd.DataFrame | None) -> dict | None:
     for label in dict.fromkeys(hoods.label):
         rows.append([dict(text=label, cls="")] + [dict(text=text(fig.get((label, h))), cls="") for h in names])
     gaps = hoods[hoods.missing_cells > 0]
-    return dict(staggered=staggered, table=dict(head=["Indicator", *map(str, names)], rows=rows, cls="small"),
+    return dict(staggered=staggered, reading=figure_reading(set(hoods.aggregation)), table=dict(head=["Indicator", *map(str, names)], rows=rows, cls="small"),
                 gaps=[dict(neighbourhood=str(r.neighbourhood), label=r.label, n=int(r.missing_cells))
                       for r in gaps.itertuples()])
 
