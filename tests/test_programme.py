@@ -791,16 +791,10 @@ def test_stages_read_only_the_keys_their_rules_pass_and_rerun_byte_identically(c
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory):
-    from test_e2e import run_snakemake
-    base = tmp_path_factory.mktemp("c2")
+    from test_e2e import run_config, run_snakemake
     c = yaml.safe_load((ROOT / "config/c2_programme.yaml").read_text())
     c["data"]["raw_dir"] = str(EXAMPLE)
-    cfgfile = base / "c2.yaml"
-    cfgfile.write_text(yaml.safe_dump(c))
-    work = base / "run"
-    work.mkdir()
-    res = run_snakemake(work, cfgfile)
-    assert res.returncode == 0, res.stderr[-4000:]
+    work, cfgfile = run_config(tmp_path_factory.mktemp("c2"), c, "c2.yaml")
     return dict(work=work, cfgfile=cfgfile, rep=work / "reports/c2_programme", run=run_snakemake)
 
 
