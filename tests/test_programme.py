@@ -165,7 +165,7 @@ BAD_INPUTS = [
     ("funding.csv", lambda p: _set_cell(p, 4, "neighbourhood", "Hanley"),
      "funding.csv, line 4, column 'neighbourhood', value 'Hanley': neighbourhood not in the monitoring table"),
     ("funding.csv", lambda p: _set_cell(p, 6, "quarter", "2025Q1"),
-     "funding.csv, line 6, column 'quarter', value '2025Q1': quarter not in the monitoring table"),
+     "funding.csv, line 6, column 'quarter', value '2025Q1': quarter outside the quarters monitored"),
     ("funding.csv", lambda p: _set_cell(p, 5, "source", ""),
      "funding.csv, line 5, column 'source': required value is missing"),
     # free text (a donor's name) is refused: only the plan's categories reach the funder summary
@@ -470,6 +470,8 @@ def test_a_neighbourhood_target_without_a_declared_start_before_its_first_row_is
      r"programme.targets\[3\]: a second target for n in 2024Q3 for neighbourhood B"),
     (lambda p: p["neighbourhoods"].append({"id": "A"}), r"programme.neighbourhoods: neighbourhood ids must be unique"),
     (lambda p: p["neighbourhoods"].append({"id": "All"}), r"programme.neighbourhoods\[2\].id: 'All' is reserved"),
+    (lambda p: p["targets"].append({"indicator": "n", "period": "2024Q3", "target": 5, "neighbourhood": "all"}),
+     r"programme.targets\[2\].neighbourhood: 'all': a programme-wide target has no neighbourhood key"),
     (lambda p: p["neighbourhoods"][0].update(start="2024-Q1"), r"programme.neighbourhoods\[0\].start"),
 ])
 def test_a_bad_neighbourhood_declaration_or_target_is_a_config_error(tmp_path, edit, message):
@@ -974,6 +976,9 @@ def test_hostile_labels_and_sources_are_escaped_on_the_page_and_neutralised_in_t
     only with a formula neutralised."""
     from analysis.stages import programme, programme_ingest
     script, formula = "<script>alert(1)</script>", '=HYPERLINK("http://x","y")'
+    hood = "<img src=x onerror=alert(2)>"  # a neighbourhood name from the data, declared and targeted in the config
+    for name in ("monitoring.csv", "funding.csv", "survey.csv"):
+        (raw / name).write_text((raw / name).read_text().replace("Bentilee", hood))
     fun = pd.read_csv(raw / "funding.csv", dtype=str, keep_default_na=False)
     fun["source"] = fun.source.replace("National Lottery Community Fund", formula)
     fun.to_csv(raw / "funding.csv", index=False, lineterminator="\n")
@@ -984,12 +989,19 @@ def test_hostile_labels_and_sources_are_escaped_on_the_page_and_neutralised_in_t
         c["programme"]["indicators"][0]["label"] = script
         c["programme"]["funding_sources"] = [formula if s == "National Lottery Community Fund" else s
                                              for s in c["programme"]["funding_sources"]]
+        for x in c["programme"]["neighbourhoods"] + c["programme"]["targets"]:
+            for k in ("id", "neighbourhood"):
+                if x.get(k) == "Bentilee":
+                    x[k] = hood
+        assert any(t.get("neighbourhood") == hood for t in c["programme"]["targets"])
     c = _cfg_at(raw, edit)
     ing, ing_out, outs = _stage_files(tmp_path)
     programme_ingest.run(config_keys.stage_config("programme_ingest", c), {}, ing_out)
     programme.run(config_keys.stage_config("programme", c), ing, outs)
     page = Path(outs["summary"]).read_text()
-    assert "<script" not in page and "<i>" not in page and "HYPERLINK(\"" not in page
+    assert "<script" not in page and "<i>" not in page and "HYPERLINK(\"" not in page and "<img src=x" not in page
+    # the neighbourhood's name: in the figures table's header and the targets table's Neighbourhood column
+    assert page.count("&lt;img src=x onerror=alert(2)&gt;") >= 2
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;i&gt;Programme&lt;/i&gt; &amp; co" in page
     assert "=HYPERLINK(&#34;http://x&#34;,&#34;y&#34;)" in page
     src = pd.read_csv(outs["funding"], dtype=str).source
@@ -1005,3 +1017,42 @@ def test_the_summary_page_is_rendered_from_its_template():
     assert not names & {"summary_html", "_table", "_fmt"} and "<table" not in src and "<h2>" not in src
     assert "{{ table(targets.table) }}" in (ROOT / "analysis/templates/programme_summary.html.j2").read_text()
 
+
+
+def test_funding_in_a_declared_quarter_before_the_first_row_is_accepted_and_counted(tmp_path):
+    """A declared start earlier than a neighbourhood's first monitoring row puts the quarters
+    between on the grid (not recorded), so an award in one of them is inside the quarters
+    monitored: read, and counted in the funding total (review finding: it used to be refused as
+    'not in the monitoring table')."""
+    c = _staggered(tmp_path, edit=lambda c: c["programme"]["neighbourhoods"][0].update(start="2023Q4"))
+    with open(Path(c["data"]["raw_dir"]) / "funding.csv", "a") as f:
+        f.write("A,2023Q4,Grant,30\n")
+    res = _staggered_results(c)
+    cum = res["cum"]
+    assert list(cum.loc["funding_gbp"].index) == ["2023Q4", "2024Q1", "2024Q2", "2024Q3"]
+    assert list(cum.loc["funding_gbp"].cumulative) == [30, 130, 180, 180]
+    assert list(cum.loc["n"].missing_cells) == [1, 1, 1, 2]  # A's 2023Q4 was in the programme, not recorded
+    # a quarter before every declared start and every row is still refused
+    with open(Path(c["data"]["raw_dir"]) / "funding.csv", "a") as f:
+        f.write("A,2023Q3,Grant,5\n")
+    with pytest.raises(DataValidationError, match="value '2023Q3': quarter outside the quarters monitored"):
+        pg.read_programme(c)
+
+
+def test_summary_prints_targets_at_their_precision_and_never_rounds_up_to_the_target(tmp_path):
+    """A target of 11.05 with 11 achieved is 99.5% (amber): the page must not print '11 of 11,
+    100%, amber' (review finding), and a target of 2.4 is not printed as 2."""
+    from analysis.reporting import programme_summary as ps
+
+    def edit(c):
+        c["programme"]["targets"] = [{"indicator": "v", "period": "2024Q3", "target": 11.05},
+                                     {"indicator": "n", "period": "2024Q3", "target": 2.4, "neighbourhood": "B"}]
+    c = _staggered(tmp_path, edit=edit)
+    res = _staggered_results(c)
+    t = ps._targets(c, res["targets"])["table"]
+    cells = [[x["text"] for x in row] for row in t["rows"]]
+    head = t["head"]
+    rows = {r[head.index("Neighbourhood")]: dict(zip(head, r)) for r in cells}
+    assert (rows["all"]["Target"], rows["all"]["Achieved"], rows["all"]["% of target"], rows["all"]["RAG"]) == \
+        ("11.05", "11", "99.5", "amber")
+    assert rows["B"]["Target"] == "2.4" and rows["B"]["RAG"] == "green"

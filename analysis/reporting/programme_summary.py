@@ -33,6 +33,30 @@ def text(v, nd: int = 0, money: bool = False) -> str:
     return f"{sign}£{s}" if money else f"{sign}{s}"
 
 
+def figure(v) -> str:
+    """A target or an achieved figure at its own precision: whole numbers without decimals,
+    others to two decimals at most (a target of 2.4 is not printed as 2).
+
+    >>> figure(1700.0), figure(2.4), figure(11.05), figure(float("nan"))
+    ('1,700', '2.4', '11.05', '—')
+    """
+    if isinstance(v, (int, float, np.number)) and np.isfinite(v) and float(v) != round(float(v)):
+        return text(v, 2).rstrip("0").rstrip(".")
+    return text(v)
+
+
+def percent_of_target(v) -> str:
+    """% of target to one decimal, rounded DOWN, so a figure short of its target never prints as
+    the 100% (or the amber threshold) it did not reach: 99.96% is '99.9', not '100'.
+
+    >>> percent_of_target(99.96), percent_of_target(105.04), percent_of_target(80.0)
+    ('99.9', '105.0', '80.0')
+    """
+    if v is None or not np.isfinite(v):
+        return text(v)
+    return text(np.floor(float(v) * 10 + 1e-9) / 10, 1)
+
+
 def _fmt(nd: int = 0, money: bool = False):
     return lambda v: text(v, nd, money)
 
@@ -54,8 +78,9 @@ def _targets(cfg: dict, targets: pd.DataFrame) -> dict:
     by_hood = bool((targets.get("neighbourhood", pd.Series(dtype=object)) != "all").any())
     if by_hood:
         cols["neighbourhood"] = ("Neighbourhood", text)
-    cols.update({"period": ("By end of", text), "target": ("Target", text), "achieved": ("Achieved", text),
-                 "percent_of_target": ("% of target", _fmt(0)), "rag": ("RAG", text), "note": ("Note", text)})
+    cols.update({"period": ("By end of", text), "target": ("Target", figure), "achieved": ("Achieved", figure),
+                 "percent_of_target": ("% of target", percent_of_target), "rag": ("RAG", text),
+                 "note": ("Note", text)})
     rg = cfg["programme"]["rag"]
     # the extra column would push the table past an A4 page at the normal size
     return dict(green=f"{100 * rg['green']:.0f}", amber=f"{100 * rg['amber']:.0f}",

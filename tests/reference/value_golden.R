@@ -1,5 +1,5 @@
 # Reference numbers for the value for money of a single-arm study (analysis/value.py; checked by
-# tests/test_value_golden.py), computed in R from the raw files of the embedded example and its
+# tests/test_value.py, test_single_arm_value_for_money_tables_match_r), computed in R from the raw files of the embedded example and its
 # config, without any Pathways code:
 #  * config/single_arm.yaml read with the yaml package: the cost items, price year, value-for-money
 #    outcomes and time point, the WELLBY settings, the primary outcome and time point, the waves;
