@@ -907,6 +907,7 @@ def _weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, leve
                "chosen by simulation: the percentiles at the tail probability whose normal quantile is the t "
                f"quantile on clusters - 2 df, {', '.join(f'{d:g}' for d in dfs)})")
     scheme += _few_kept_text(int((~aside & ~flags[:, 0]).sum()), dfs, level)
+    scheme += _agency_level_text(data[ok], covs, t.site_id.to_numpy()[ok])
     used = np.where(aside[:, None], np.nan, reps)
     return _Fit(eqs, point, reps, _Percentile(used, level, dfs), scheme, draw["replicates"], weight=weight,
                 aside=aside)
@@ -929,6 +930,23 @@ def _few_kept_text(kept: int, dfs: list[float], level: float) -> str:
             f"and {kept} were: its ends are among the most extreme replicates; increase "
             "economics.bootstrap.replicates" + ("; with so few agencies the interval is not validated"
                                                   if min(dfs) < 6 else ""))
+
+
+def _agency_level_text(data: pd.DataFrame, covs: list[str], sites: np.ndarray) -> str:
+    """A note when a categorical score covariate is a characteristic of the agency (one level in
+    every agency, e.g. the client group an agency serves): redrawing agencies then redraws each
+    arm's mix of that covariate's levels, and with an effect that differs between its levels the
+    interval includes that variation, which a comparison of these very agencies does not have
+    (docs/methods.md: intervals 14-20% wider than the estimates' spread over comparisons with the
+    mix held fixed, in simulation)."""
+    agency = [c for c in covs if not _is_numeric(data[c])
+              and (pd.DataFrame({"s": sites, "x": data[c].to_numpy()}).groupby("s").x.nunique() <= 1).all()]
+    if not agency:
+        return ""
+    return (f"; note: {', '.join(agency)} is a characteristic of the agency, so the bootstrap redraws each arm's "
+            "mix of agencies by it; if the effect differs between its levels, the interval also covers "
+            "other mixes of agencies and is wider than for this mix (in simulation 14-20% wider for costs "
+            "and QALYs, 25-35% for net benefit; docs/methods.md)")
 
 
 def _set_aside_text(n: np.ndarray, replicates: int) -> str:

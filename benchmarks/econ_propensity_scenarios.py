@@ -206,11 +206,34 @@ def one(rng: np.random.Generator, sc: Scenario, replicates: int) -> dict:
     return out
 
 
-def run(sc: Scenario, comparisons: int, replicates: int, seed: int, progress: bool = True) -> pd.DataFrame:
+def composition_term(rng: np.random.Generator, sc: Scenario, replicates: int) -> dict:
+    """Why an effect that differs by client group widens the interval: the comparison of
+    :func:`one` with its outcomes replaced by the effect's departure from the constant 400 alone
+    (cost = (effect_g - 400) x intervention, QALYs likewise from 0.03).  Its weighted estimate is
+    the part of the estimate that the effect modification adds (the regressions are linear in
+    the outcome; the rest is the default scenario's estimate on the same random numbers); its
+    spread over comparisons is what the agencies' fixed client-group mix leaves of it, its
+    bootstrap SD what redrawing the agencies (and so their client-group mix) makes of it."""
+    pdata = sim_table(rng, sc)
+    t = pdata.table.copy()
+    gi = np.array([CPI_QUASI_GROUPS.index(g) for g in t.ps_client_group], dtype=int)
+    t["cost"] = (np.asarray(sc.cost_effect)[gi] - 400.0) * t.treat
+    t["qaly"] = (np.asarray(sc.qaly_effect)[gi] - 0.03) * t.treat
+    out = {}
+    for est in ESTIMANDS:
+        fit = E._fit(E.ParticipantData(t, pdata.unit_costs, pdata.categories, pdata.notes), _econ(replicates),
+                     "complete_case", seed=1, clustered=True, level=0.95,
+                     weighting={"covariates": ["client_group", "age", "sex"], "estimand": est,
+                                "stabilise": True, "trim": 0})
+        out[f"{est}_dc"], out[f"{est}_dc_bootsd"] = fit.point[0], fit.unc(lambda c, q: c, 0)["se"]
+    return out
+
+
+def run(sc: Scenario, comparisons: int, replicates: int, seed: int, progress: bool = True, fn=None) -> pd.DataFrame:
     rows = []
     t0 = time.time()
     for i, q in enumerate(np.random.SeedSequence(seed).spawn(comparisons)):
-        rows.append(one(np.random.default_rng(q), sc, replicates))
+        rows.append((fn or one)(np.random.default_rng(q), sc, replicates))
         if progress and (i + 1) % 50 == 0:
             print(f"  {i + 1} comparisons, {time.time() - t0:.0f} s", flush=True)
     return pd.DataFrame(rows)
@@ -254,6 +277,9 @@ def main() -> None:
     ap.add_argument("--out", help="per-comparison results as CSV")
     ap.add_argument("--summarise", help="re-tabulate an earlier --out file (with the scenario)")
     ap.add_argument("--truth", action="store_true", help="print every scenario's true values")
+    ap.add_argument("--composition", action="store_true",
+                    help="the effect modification's part of the cost estimate: its SD over comparisons and "
+                         "mean bootstrap SD (composition_term)")
     a = ap.parse_args()
     pd.set_option("display.width", 200)
     if a.truth:
@@ -265,6 +291,12 @@ def main() -> None:
             print(f"  {k}: {m:.4f} ({se:.4f}), truth {tr[k]:.4f}")
         return
     sc = SCENARIOS[a.scenario]
+    if a.composition:
+        res = run(sc, a.comparisons, a.replicates, a.seed, fn=composition_term)
+        for est in ESTIMANDS:
+            print(f"{est}: SD over comparisons {res[f'{est}_dc'].std(ddof=1):.1f}, mean bootstrap SD "
+                  f"{res[f'{est}_dc_bootsd'].mean():.1f} ({len(res)} comparisons)")
+        return
     if a.summarise:
         res = pd.read_csv(a.summarise)
     else:

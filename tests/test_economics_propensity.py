@@ -155,6 +155,7 @@ def test_replicates_without_overlap_are_set_aside_and_counted(example):
     scheme = res["cea"].bootstrap.iloc[0]
     assert f"set aside: {n_aside} of {len(reps)} replicates" in scheme
     assert ("WARNING: more than half" in scheme) == (n_aside > len(reps) / 2)
+    assert "note: client_group is a characteristic of the agency" in scheme
 
 
 def test_unweighted_sensitivity_uses_the_weighted_analysis_participants(example):
@@ -407,3 +408,22 @@ def test_effect_modification_truth_per_estimand():
     for est in SCEN.ESTIMANDS:
         assert big[f"{est}_dc"][0] == pytest.approx(tr[f"{est}_dc"], abs=6), est
         assert big[f"{est}_dq"][0] == pytest.approx(tr[f"{est}_dq"], abs=6e-4), est
+
+
+def test_an_agency_level_score_covariate_is_noted():
+    """The example's client group is one per agency: the scheme notes that the bootstrap redraws
+    each arm's mix of agencies by it (age and sex, which vary within agencies, are not named);
+    once one agency serves two client groups the note goes."""
+    from analysis.economics import _agency_level_text
+    t = DS.table()[0].table
+    covs = ["client_group", "age", "sex"]
+    data = pd.DataFrame({c: t[f"ps_{c}"] for c in covs})
+    sites = t.site_id.to_numpy()
+    text = _agency_level_text(data, covs, sites)
+    assert text.startswith("; note: client_group is a characteristic of the agency") and "sex" not in text
+    mixed = data.copy()
+    first = np.flatnonzero(sites == sites[0])
+    other = next(g for g in mixed.client_group.unique() if g != mixed.client_group.iloc[first[0]])
+    mixed.loc[first[0], "client_group"] = other
+    assert _agency_level_text(mixed, covs, sites) == ""
+    assert _agency_level_text(data, ["age", "sex"], sites) == ""
