@@ -62,6 +62,8 @@ class Scenario:
     recruited_per_site: float = 15.0
     cost_effect: tuple[float, float, float] = (400.0, 400.0, 400.0)
     qaly_effect: tuple[float, float, float] = (0.03, 0.03, 0.03)
+    qaly_agency_sd: float = 0.0  # agency effects on QALYs (SD; 0.05 within)
+    cost_agency_sd: float = 150.0  # agency effects on the cost (SD; 500 within)
 
     def parameters(self) -> CpiQuasiParameters:
         return CpiQuasiParameters(sites_per_group=dict(zip(CPI_QUASI_GROUPS, self.sites_per_group)),
@@ -76,6 +78,11 @@ SCENARIOS = {
     "agencies_10": Scenario(sites_per_group=(4, 3, 3), intervention_sites=(3, 1, 1)),
     "agencies_8": Scenario(sites_per_group=(3, 2, 3), intervention_sites=(2, 1, 1)),
     "small_agencies_8": Scenario(recruited_per_site=8.0),
+    # the default with agency effects on QALYs in the cost's proportion (0.015 against 0.05):
+    # whether the QALY interval's excess width comes from the QALYs' lack of agency variation
+    "qaly_agency_effects": Scenario(qaly_agency_sd=0.015),
+    # larger agency effects (intra-agency correlation about 0.26 for both outcomes, 0.08 above)
+    "large_agency_effects": Scenario(cost_agency_sd=300.0, qaly_agency_sd=0.03),
 }
 
 
@@ -92,13 +99,15 @@ def sim_table(rng: np.random.Generator, sc: Scenario) -> E.ParticipantData:
     treat = d.treated.to_numpy(float)
     sites = d.site_id.to_numpy()
     uniq, site_idx = np.unique(sites, return_inverse=True)
-    site_c = rng.normal(0, 150, len(uniq))[site_idx]
+    site_c = rng.normal(0, sc.cost_agency_sd, len(uniq))[site_idx]
     gi = np.array([CPI_QUASI_GROUPS.index(g) for g in group], dtype=int)
     dc, dq = np.asarray(sc.cost_effect)[gi], np.asarray(sc.qaly_effect)[gi]
     u0 = np.clip(0.75 - 0.003 * age - 0.05 * mh + rng.normal(0, 0.12, n), -0.2, 1.0)
     c0 = np.maximum(0, 300 + 6 * age + 100 * older + rng.normal(0, 150, n))
     cost = (1200 + 0.8 * c0 + 900 * older - 300 * mh + 25 * age + dc * treat + site_c + rng.normal(0, 500, n))
     qaly = 0.2 + 0.6 * u0 - 0.04 * older - 0.0015 * age + dq * treat + rng.normal(0, 0.05, n)
+    if sc.qaly_agency_sd:  # drawn last, so the other scenarios' random numbers are unchanged
+        qaly = qaly + rng.normal(0, sc.qaly_agency_sd, len(uniq))[site_idx]
     t = pd.DataFrame(dict(participant_id=[f"P{i:04d}" for i in range(n)], site_id=sites,
                           arm=np.where(treat == 1, "intervention", "comparison"), treat=treat,
                           cost_bl=c0, cost_intervention=0.0, cost=cost, utility_bl=u0, qaly=qaly,
