@@ -432,8 +432,8 @@ def test_simulation_weighted_ten_agencies_with_coverage():
     and 3 by client group, of which 3, 1 and 1 intervention agencies; about 150 participants;
     8 df, tails of 1.06%): the interval is widened for fewer agencies by its df, and this checks
     that the widening is still right.  400 comparisons, 400 replicates each (about 100 kept:
-    fewer than the 945 the few-kept warning asks for, as in the long test; about 3 minutes on 2
-    idle cores): the long test's two-sided check of the incremental cost's interval for every
+    fewer than the 945 the few-kept warning asks for, as in the long test; 189 s measured on the
+    2 shared cores under load): the long test's two-sided check of the incremental cost's interval for every
     estimand (coverage within 3.5 Monte Carlo SEs, 1.1 points at 400, of 95%; width within
     WIDTH_BOUNDS, ratio's Monte Carlo SE about 0.04), and the same intervals scaled by 0.9 and
     1.1 fail it (overlap: 1.1 only).  The same comparisons as docs/methods.md's figures
