@@ -1,0 +1,136 @@
+"""Analytic alternatives to the propensity-weighted economic evaluation's bootstrap interval,
+measured on the scenarios of ``econ_propensity_scenarios.py`` (docs/methods.md, "Non-randomised
+comparison": the interval's dependence on the intra-agency correlation, and what was tried).
+
+    .venv/bin/python benchmarks/econ_propensity_alternatives.py METHOD SCENARIO [--comparisons 400] [--seed 7101]
+
+METHOD:
+
+* ``fixed`` -- the cluster-robust sandwich of the weighted regression with the full-sample
+  weights held fixed (``survey::svyglm`` with ids = agency, as the outcome analysis uses), t on
+  agencies - p df;
+* ``mest`` -- the M-estimation sandwich that stacks the score model's estimating equations
+  (logistic regression), the treated proportion (for stabilised ATE weights) and the weighted
+  regression, so that the score's estimation enters the variance: V = J^-1 (sum over agencies
+  of U_g U_g') J^-T x G/(G - 1), with J the Jacobian of the summed estimating functions (central
+  differences), t on agencies - p df (Lunceford JK, Davidian M. Stat Med 2004;23:2937; Stefanski
+  LA, Boos DD. Am Stat 2002;56:29).
+
+The comparisons and true values are those of ``econ_propensity_scenarios.py`` (same seeds), so
+the rows compare directly with its table; no bootstrap is run (seconds per 100 comparisons).
+Neither method is used by the pipeline: both are recorded because they were tried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import econ_propensity_scenarios as S  # noqa: E402
+
+from analysis import economics as E  # noqa: E402
+from analysis import propensity as PS  # noqa: E402
+
+
+def _weights(e: np.ndarray, t: np.ndarray, estimand: str, pbar: float) -> np.ndarray:
+    if estimand == "ATT":
+        return t + (1 - t) * e / (1 - e)
+    if estimand == "ATE":  # stabilised
+        return t * pbar / e + (1 - t) * (1 - pbar) / (1 - e)
+    return t * (1 - e) + (1 - t) * e  # overlap
+
+
+def _logit(Z: np.ndarray, t: np.ndarray) -> np.ndarray:
+    gam = np.zeros(Z.shape[1])
+    for _ in range(100):
+        e = 1 / (1 + np.exp(-(Z @ gam)))
+        step = np.linalg.solve(Z.T @ (Z * (e * (1 - e))[:, None]), Z.T @ (t - e))
+        gam += step
+        if np.abs(step).max() < 1e-12:
+            break
+    return gam
+
+
+def _psi(theta, Z, t, X, y, estimand):
+    """Per-participant estimating functions: score model, treated proportion, weighted regression."""
+    q = Z.shape[1]
+    gam, pbar, beta = theta[:q], theta[q], theta[q + 1:]
+    e = 1 / (1 + np.exp(-(Z @ gam)))
+    w = _weights(e, t, estimand, pbar)
+    return np.column_stack([Z * (t - e)[:, None], (t - pbar)[:, None], X * (w * (y - X @ beta))[:, None]])
+
+
+def _cluster_v(U: np.ndarray, g: np.ndarray, bread: np.ndarray) -> np.ndarray:
+    G = len(set(g))
+    S_ = pd.DataFrame(U).groupby(g).sum().to_numpy()
+    return G / (G - 1.0) * bread @ (S_.T @ S_) @ bread.T
+
+
+def estimate(method: str, Z, t, X, y, g, estimand) -> tuple[float, float, float]:
+    """Estimate, SE and df of the arm coefficient (column 1 of X)."""
+    gam = _logit(Z, t)
+    pbar = float(t.mean())
+    w = _weights(1 / (1 + np.exp(-(Z @ gam))), t, estimand, pbar)
+    A = X.T @ (w[:, None] * X)
+    beta = np.linalg.solve(A, X.T @ (w * y))
+    df = float(len(set(g)) - X.shape[1])
+    if method == "fixed":
+        V = _cluster_v(X * (w * (y - X @ beta))[:, None], g, np.linalg.inv(A))
+        return float(beta[1]), float(np.sqrt(V[1, 1])), df
+    theta = np.concatenate([gam, [pbar], beta])
+    J = np.zeros((len(theta), len(theta)))
+    for j in range(len(theta)):
+        h = 1e-6 * max(1.0, abs(theta[j]))
+        up, dn = theta.copy(), theta.copy()
+        up[j] += h
+        dn[j] -= h
+        J[:, j] = (_psi(up, Z, t, X, y, estimand).sum(0) - _psi(dn, Z, t, X, y, estimand).sum(0)) / (2 * h)
+    V = _cluster_v(_psi(theta, Z, t, X, y, estimand), g, np.linalg.inv(J))
+    k = Z.shape[1] + 2  # the arm coefficient's position in theta
+    return float(beta[1]), float(np.sqrt(V[k, k])), df
+
+
+def one(rng: np.random.Generator, sc: S.Scenario, method: str) -> dict:
+    tab = S.sim_table(rng, sc).table
+    covs = ["client_group", "age", "sex"]
+    data = pd.DataFrame({c: tab[f"ps_{c}"] for c in covs}).assign(treated=tab.treat.astype(int))
+    eq = E._equations(tab, S._econ(10))[0]  # cea_qaly: cost and QALYs on arm, baseline utility and cost
+    use = eq["use"]
+    _, Z = PS.score_fit(data, "treated", covs)
+    Z, t, X = Z[use], tab.treat.to_numpy(float)[use], eq["X"][use]
+    g = tab.site_id.astype(str).to_numpy()[use]
+    cost, qaly = tab.cost.to_numpy(float)[use], tab.qaly.to_numpy(float)[use]
+    out = {}
+    for est in S.ESTIMANDS:
+        for name, y in (("dc", cost), ("dq", qaly), ("nmb", S.LAMBDA * qaly - cost)):
+            b, se, df = estimate(method, Z, t, X, y, g, est)
+            half = float(stats.t.ppf(0.975, df)) * se
+            out[f"{est}_{name}"], out[f"{est}_{name}_lo"], out[f"{est}_{name}_hi"] = b, b - half, b + half
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("method", choices=["fixed", "mest"])
+    ap.add_argument("scenario", choices=sorted(S.SCENARIOS))
+    ap.add_argument("--comparisons", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=7101)
+    a = ap.parse_args()
+    sc = S.SCENARIOS[a.scenario]
+    rows = [one(np.random.default_rng(q), sc, a.method) for q in np.random.SeedSequence(a.seed).spawn(a.comparisons)]
+    print(f"{a.method} {a.scenario}: {a.comparisons} comparisons")
+    print(S.summarise(pd.DataFrame(rows), S.truth(sc)).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
