@@ -15,6 +15,11 @@ METHOD:
   of U_g U_g') J^-T x G/(G - 1), with J the Jacobian of the summed estimating functions (central
   differences), t on agencies - p df (Lunceford JK, Davidian M. Stat Med 2004;23:2937; Stefanski
   LA, Boos DD. Am Stat 2002;56:29);
+* ``mest_cr2``, ``mest_cr3`` -- the same M-estimation sandwich with each agency's summed
+  estimating function corrected for its leverage H_g = D_g J^-1 (D_g the agency's own Jacobian):
+  (I - H_g)^-1/2 U_g (Kauermann G, Carroll RJ. JASA 2001;96:1387; the CR2 analogue) or
+  (I - H_g)^-1 U_g (Mancl LA, DeRouen TA. Biometrics 2001;57:126; CR3), without the G/(G - 1)
+  factor;
 * ``jack`` -- the leave-one-agency-out jackknife of the whole estimate (score refitted without
   the agency, columns of levels left empty dropped), V = (G - 1)/G x sum (theta_(g) - mean)^2,
   t on agencies - p df.
@@ -124,9 +129,38 @@ def estimate(method: str, Z, t, X, y, g, estimand) -> tuple[float, float, float]
         up[j] += h
         dn[j] -= h
         J[:, j] = (_psi(up, Z, t, X, y, estimand).sum(0) - _psi(dn, Z, t, X, y, estimand).sum(0)) / (2 * h)
-    V = _cluster_v(_psi(theta, Z, t, X, y, estimand), g, np.linalg.inv(J))
     k = Z.shape[1] + 2  # the arm coefficient's position in theta
+    if method == "mest":
+        V = _cluster_v(_psi(theta, Z, t, X, y, estimand), g, np.linalg.inv(J))
+        return float(beta[1]), float(np.sqrt(V[k, k])), df
+    V = _leverage_corrected(theta, Z, t, X, y, g, estimand, J, power=0.5 if method == "mest_cr2" else 1.0)
     return float(beta[1]), float(np.sqrt(V[k, k])), df
+
+
+def _leverage_corrected(theta, Z, t, X, y, g, estimand, J, power: float) -> np.ndarray:
+    """J^-1 [sum_g (I - H_g)^-power U_g U_g' (I - H_g)^-power'] J^-T with H_g = D_g J^-1."""
+    m = len(theta)
+    labels, gi = np.unique(g, return_inverse=True)
+    G = len(labels)
+    D = np.zeros((G, m, m))
+    for j in range(m):
+        h = 1e-6 * max(1.0, abs(theta[j]))
+        up, dn = theta.copy(), theta.copy()
+        up[j] += h
+        dn[j] -= h
+        d = (_psi(up, Z, t, X, y, estimand) - _psi(dn, Z, t, X, y, estimand)) / (2 * h)
+        for r in range(m):
+            D[:, r, j] = np.bincount(gi, weights=d[:, r], minlength=G)
+    Ji = np.linalg.inv(J)
+    P = _psi(theta, Z, t, X, y, estimand)
+    U = np.stack([np.bincount(gi, weights=P[:, r], minlength=G) for r in range(m)], axis=1)
+    meat = np.zeros((m, m))
+    for c in range(G):
+        vals, vecs = np.linalg.eig(np.eye(m) - D[c] @ Ji)
+        R = (vecs @ np.diag(vals.astype(complex) ** -power) @ np.linalg.inv(vecs)).real
+        u = R @ U[c]
+        meat += np.outer(u, u)
+    return Ji @ meat @ Ji.T
 
 
 def one(rng: np.random.Generator, sc: S.Scenario, method: str) -> dict:
@@ -150,7 +184,7 @@ def one(rng: np.random.Generator, sc: S.Scenario, method: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("method", choices=["fixed", "mest", "jack"])
+    ap.add_argument("method", choices=["fixed", "mest", "mest_cr2", "mest_cr3", "jack"])
     ap.add_argument("scenario", choices=sorted(S.SCENARIOS))
     ap.add_argument("--comparisons", type=int, default=400)
     ap.add_argument("--seed", type=int, default=7101)
