@@ -1056,3 +1056,21 @@ def test_summary_prints_targets_at_their_precision_and_never_rounds_up_to_the_ta
     assert (rows["all"]["Target"], rows["all"]["Achieved"], rows["all"]["% of target"], rows["all"]["RAG"]) == \
         ("11.05", "11", "99.5", "amber")
     assert rows["B"]["Target"] == "2.4" and rows["B"]["RAG"] == "green"
+
+
+def test_neighbourhood_targets_of_the_example_match_r(cfg):
+    """Each neighbourhood-level target of the example (its own running total from its declared
+    start, % of target, RAG, cells not recorded) against R computed from the raw monitoring file
+    and the config (tests/reference/programme_golden.R, section 4)."""
+    p = cfg["programme"]
+    t = pg.read_programme(cfg)
+    grid = pg.quarterly_grid(t["monitoring"], t.get("funding"), p["indicators"], p["neighbourhoods"])
+    got = pg.against_targets(pg.cumulative(grid, p["indicators"]), p["targets"], p["rag"],
+                             pg.cumulative_by_neighbourhood(grid, p["indicators"]))
+    got = got[got.neighbourhood != "all"]
+    ref = pd.read_csv(GOLDEN / "programme_neighbourhood_targets.csv")
+    m = got.merge(ref, on=["indicator", "neighbourhood", "period"], suffixes=("", "_r"), validate="1:1")
+    assert len(m) == len(ref) == len(got) >= 2
+    for c in ("target", "achieved", "percent_of_target", "missing_cells"):
+        np.testing.assert_allclose(m[c].astype(float), m[f"{c}_r"].astype(float), rtol=1e-12, err_msg=c)
+    assert (m.rag == m.rag_r).all(), m[["neighbourhood", "rag", "rag_r"]]

@@ -73,7 +73,8 @@ if [ "${1:-}" = "--new-datasets" ] || [ ! -f "$DATASETS/propensity_pilot.csv" ];
 fi
 Rscript "$HERE/propensity_golden.R" "$DATASETS" "$GOLDEN"
 # community programme design: survey change (Welch on the example, paired on a survey simulated
-# in the script: datasets/programme_paired_survey.csv) and cumulative monitoring totals
+# in the script: datasets/programme_paired_survey.csv), cumulative monitoring totals and the
+# example's neighbourhood-level targets
 Rscript "$HERE/programme_golden.R" "$ROOT" "$DATASETS" "$GOLDEN"
 # the real-data programme-monitoring example (published prisoner numbers by state and quarter,
 # data/raw/prison_au): national figures by quarter and figures by state from the raw file
