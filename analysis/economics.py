@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis import agency_variance as AV
 from analysis import bootstrap as boot
 from analysis import costs as C
 from analysis import mi as MI
@@ -752,6 +753,8 @@ def _fit(pdata: ParticipantData, econ: dict, method: str, *, seed: int, clustere
     shrink = econ["bootstrap"].get("cluster_correction", "none") == "shrinkage_t"
     draw = dict(replicates=int(econ["bootstrap"]["replicates"]), seed=[seed, 6], two_stage=clustered)
     if weighting is not None:
+        if econ.get("weighted_interval", "model") == "model":
+            return _model_weighted_fit(pdata.table, econ, weighting, draw, level)
         return _weighted_fit(pdata.table, econ, weighting, draw, level)
     if method == "complete_case":
         return _complete_case_fit(pdata.table, econ, shrink, draw, level)
@@ -914,6 +917,158 @@ def _weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, leve
                 aside=aside)
 
 
+def _score_inputs(t: pd.DataFrame, weighting: dict):
+    """The score covariates' data, the rows with all of them, the point-estimate weights (0 for
+    those left out or trimmed), the score model's coefficients and design (rows left out: 0)."""
+    covs = list(weighting["covariates"])
+    absent = [c for c in covs if f"ps_{c}" not in t]
+    if absent:
+        raise KeyError(f"economics: propensity covariates {absent} are not in the participant table "
+                       "(participant_table(..., ps_covariates=...))")
+    data = pd.DataFrame({c: t[f"ps_{c}"] for c in covs}).assign(treated=t.treat.astype(int))
+    ok = data[covs].notna().all(axis=1).to_numpy()
+    if not ok.any():
+        raise ValueError("economics: no participant has every propensity covariate")
+    est, stab, trim = weighting.get("estimand", "ATT"), bool(weighting.get("stabilise", True)), \
+        float(weighting.get("trim", 0))
+    w0 = PS.ps_weights(PS.propensity_scores(data[ok], "treated", covs), data.treated[ok], est, stab, trim)
+    weight = np.zeros(len(t))
+    weight[ok] = w0.weight.to_numpy()
+    beta, Xok = PS.score_fit(data[ok], "treated", covs)
+    X = np.zeros((len(t), Xok.shape[1]))
+    X[ok] = Xok
+    return covs, data, ok, weight, beta, X, (est, stab, trim)
+
+
+def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, level: float) -> _Fit:
+    """Propensity-weighted analysis with model-based intervals (``economics.weighted_interval:
+    model``, the default; docs/methods.md, "Non-randomised comparison"): each equation's weighted
+    least-squares regression also adjusts for the score covariates (weighting plus regression, as
+    the outcome analysis's default), and every linear contrast of the incremental cost and effect
+    gets the variance a'Va of :mod:`analysis.agency_variance` (a random agency intercept fitted by
+    REML to that contrast's outcome, e.g. the net benefit at a threshold) with an interval on
+    Satterthwaite's degrees of freedom.  The cost-effectiveness plane and quadrant shares use
+    seeded draws from the bivariate t with that covariance (``economics.bootstrap.replicates``
+    draws, df the smaller of the two); the acceptability curve and the probabilities are
+    P(contrast > 0) from the same t distribution as the contrast's interval."""
+    if not draw["two_stage"]:
+        raise ValueError("economics: the propensity-weighted economic evaluation is implemented for cluster designs "
+                         "(agencies) only")
+    covs, data, ok, weight, _, X, (est, _, trim) = _score_inputs(t, weighting)
+    eqs = []
+    for e in _equations(t, econ):
+        use = e["use"] & (weight > 0)
+        Xa = np.column_stack([e["X"], X[:, 1:]])
+        if np.linalg.matrix_rank(Xa[use]) < Xa.shape[1]:
+            raise ValueError(f"economics: in {e['analysis']} the score covariates ({', '.join(covs)}) are collinear "
+                             "with the arm or the baseline values among the participants analysed, so the weighted "
+                             "regression adjusted for them has no unique estimate; drop or merge the covariate "
+                             "that is constant within an arm or duplicates a baseline value")
+        eqs.append({**e, "X": Xa, "use": use})
+    point = _statistic(t, eqs)(weight[None, :])[0]
+    unc = _ModelBased(t, eqs, weight, point, level)
+    B = draw["replicates"]
+    rng = np.random.default_rng(draw["seed"])
+    reps = np.empty((B, 2 * len(eqs)))
+    for k in range(len(eqs)):
+        cov, df = unc.covariance(k)
+        z = rng.multivariate_normal(np.zeros(2), cov, size=B, method="cholesky" if np.all(np.linalg.eigvalsh(cov) > 0)
+                                    else "eigh")
+        scale = np.sqrt(df / rng.chisquare(df, size=B)) if np.isfinite(df) else np.ones(B)
+        reps[:, 2 * k:2 * k + 2] = point[2 * k:2 * k + 2] + z * scale[:, None]
+    scheme = (f"propensity weighted ({est}" + (f", trimmed at {trim:g}" if trim else "")
+              + "); weighted regressions adjusted for the baseline values and the score covariates "
+              f"({', '.join(covs)}); model-based intervals: variance a'Va with a random agency intercept fitted "
+              "by REML to each contrast's outcome (between-agency variance pooled over all agencies), "
+              "t on Satterthwaite's degrees of freedom (" + unc.describe() + "); cost-effectiveness plane "
+              f"and quadrant shares from {B} seeded draws of the bivariate t with that covariance; acceptability "
+              "curve and probabilities from the t distribution of each contrast; not a bootstrap")
+    scheme += _agency_level_text_model(data[ok], covs, t.site_id.to_numpy()[ok])
+    return _Fit(eqs, point, reps, unc, scheme, B, weight=weight, aside=np.zeros(B, dtype=bool))
+
+
+def _agency_level_text_model(data: pd.DataFrame, covs: list[str], sites: np.ndarray) -> str:
+    """A note when a categorical score covariate is an agency characteristic: the interval is
+    for a comparison of agencies with this mix of its levels (conditional on the covariates)."""
+    agency = [c for c in covs if not _is_numeric(data[c])
+              and (pd.DataFrame({"s": sites, "x": data[c].to_numpy()}).groupby("s").x.nunique() <= 1).all()]
+    if not agency:
+        return ""
+    return (f"; note: {', '.join(agency)} is a characteristic of the agency; the intervals are for agencies with "
+            "this mix of its levels, and the variance between agencies is assumed the same at every level")
+
+
+class _ModelBased:
+    """Model-based intervals of the weighted analysis (:func:`_model_weighted_fit`): for a linear
+    function f of (incremental cost, incremental effect) of equation k, the REML random-intercept
+    variance of the weighted contrast of f(cost, effect) and Satterthwaite's df."""
+
+    def __init__(self, t: pd.DataFrame, eqs: list[dict], weight: np.ndarray, point: np.ndarray, level: float):
+        self.level, self.point, self.parts, self._cache = level, point, [], {}
+        sites, cost = t.site_id.to_numpy(), t.cost.to_numpy(float)
+        for e in eqs:
+            use = e["use"]
+            X = e["X"][use]
+            self.parts.append(dict(X=X, g=sites[use], c=cost[use], e=t[e["effect"]].to_numpy(float)[use],
+                                   a=AV.contrast_row(X, weight[use]), effect=e["effect"]))
+
+    def _fit(self, k: int, alpha: float, beta: float) -> tuple[float, float, float]:
+        key = (k, alpha, beta)
+        if key not in self._cache:
+            p = self.parts[k]
+            fit = AV.fit_random_intercept(alpha * p["c"] + beta * p["e"], p["X"], p["g"])
+            v, df = AV.contrast_variance(p["a"], p["g"], fit)
+            self._cache[key] = (v, df, fit.icc)
+        return self._cache[key]
+
+    @staticmethod
+    def _coef(f) -> tuple[float, float]:
+        alpha, beta = float(f(1.0, 0.0)), float(f(0.0, 1.0))
+        if abs(float(f(0.0, 0.0))) > 0 or abs(float(f(2.0, 3.0)) - (2 * alpha + 3 * beta)) > 1e-9 * (1 + abs(alpha) + abs(beta)):
+            raise ValueError("model-based intervals are for linear functions of the incremental cost and effect")
+        return alpha, beta
+
+    def __call__(self, f, k: int) -> dict:
+        alpha, beta = self._coef(f)
+        v, df, _ = self._fit(k, alpha, beta)
+        est = alpha * self.point[2 * k] + beta * self.point[2 * k + 1]
+        se = float(np.sqrt(v))
+        q = float(stats.t.ppf(0.5 + self.level / 2, df))
+        return dict(se=se, ci_low=est - q * se, ci_high=est + q * se)
+
+    def prob(self, f, k: int) -> float:
+        """P(f > 0) from the contrast's t distribution (the parametric acceptability curve)."""
+        alpha, beta = self._coef(f)
+        v, df, _ = self._fit(k, alpha, beta)
+        est = alpha * self.point[2 * k] + beta * self.point[2 * k + 1]
+        return float(stats.t.cdf(est / np.sqrt(v), df)) if v > 0 else float(est > 0)
+
+    def ceac_ci(self, rc, re, lam, k: int = 0) -> tuple[float, float]:
+        r = self(lambda c, e, lam=lam: lam * e - c, k)
+        return r["ci_low"], r["ci_high"]
+
+    def covariance(self, k: int) -> tuple[np.ndarray, float]:
+        """Covariance of (incremental cost, effect) of equation k: the cross term from the variance
+        of cost + s x effect (s = SD ratio), and the smaller of the two dfs."""
+        vc, dfc, _ = self._fit(k, 1.0, 0.0)
+        ve, dfe, _ = self._fit(k, 0.0, 1.0)
+        s = float(np.sqrt(vc / ve)) if ve > 0 else 1.0
+        vs, _, _ = self._fit(k, 1.0, s)
+        cce = (vs - vc - s * s * ve) / (2 * s)
+        lim = np.sqrt(vc * ve)
+        cce = float(np.clip(cce, -lim, lim))
+        return np.array([[vc, cce], [cce, ve]]), float(min(dfc, dfe))
+
+    def describe(self) -> str:
+        out = []
+        for k, p in enumerate(self.parts):
+            vc, dfc, ic = self._fit(k, 1.0, 0.0)
+            ve, dfe, ie = self._fit(k, 0.0, 1.0)
+            out.append(f"cost df {dfc:.1f}, intra-agency correlation {ic:.2f}; {p['effect']} df {dfe:.1f}, "
+                       f"intra-agency correlation {ie:.2f}")
+        return "; ".join(dict.fromkeys(out))
+
+
 SET_ASIDE_WARNING = 0.5  # above this share of replicates set aside, the scheme carries a warning
 
 
@@ -1071,7 +1226,8 @@ class _ResultRows:
         fit, an = self.fit, self.fit.eqs[k]["analysis"]
         dc, de = fit.point[2 * k], fit.point[2 * k + 1]
         rc, re = fit.pair(k)
-        prob = ceac(rc, re, lambdas)
+        prob = (ceac(rc, re, lambdas) if not hasattr(fit.unc, "prob")
+                else np.array([fit.unc.prob(lambda c, e_, lam=lam: lam * e_ - c, k) for lam in lambdas]))
         if fit.m is None:
             cis = [fit.unc.ceac_ci(rc, re, lam) for lam in lambdas]  # cea_qaly is equation 0
         else:
@@ -1083,9 +1239,18 @@ class _ResultRows:
         for th in thresholds:
             lam = float(th["value"])
             self.add(an, "inmb", lam * de - dc, k, lambda c, e_, lam=lam: lam * e_ - c, **{"lambda": lam},
-                     threshold=th["label"], probability=float(ceac(rc, re, [lam])[0]), **common)
-        self.add(an, "prob_cost_saving", np.mean(rc < 0), **common)
-        self.add(an, "prob_more_effective", np.mean(re > 0), **common)
+                     threshold=th["label"], probability=self._prob(k, lambda c, e_, lam=lam: lam * e_ - c),
+                     **common)
+        self.add(an, "prob_cost_saving", self._prob(k, lambda c, e_: -c), **common)
+        self.add(an, "prob_more_effective", self._prob(k, lambda c, e_: e_), **common)
+
+    def _prob(self, k: int, f) -> float:
+        """P(f(incremental cost, effect) > 0): the share of replicates, or under model-based
+        intervals the contrast's t distribution."""
+        if hasattr(self.fit.unc, "prob"):
+            return self.fit.unc.prob(f, k)
+        rc, re = self.fit.pair(k)
+        return float(np.mean(f(rc, re) > 0))
 
     def _wellby_rows(self, k: int, w: dict, common: dict) -> None:
         """WELLBY values (central, low, high) and the net value (central value minus cost)."""
@@ -1099,7 +1264,7 @@ class _ResultRows:
                      note=f"£{val:,.0f} per WELLBY, {w['price_basis']}", **common)
         val = float(w["value"]) * float(w["uprating_factor"])
         self.add(an, "wellby_net_value", de * val - dc, k, lambda c, e_, val=val: e_ * val - c,
-                 **{"lambda": val}, probability=float(np.mean(re * val - rc > 0)),
+                 **{"lambda": val}, probability=self._prob(k, lambda c, e_, val=val: e_ * val - c),
                  note="WELLBY value (central) minus incremental cost; price years may differ", **common)
 
 

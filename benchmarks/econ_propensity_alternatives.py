@@ -108,6 +108,66 @@ def _jackknife(Z, t, X, y, g, estimand) -> tuple[float, float, float]:
     return _point(Z, t, X, y, estimand), se, float(G - X.shape[1])
 
 
+def reml_intercept(y: np.ndarray, F: np.ndarray, g: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """REML fit of y = F b + u_agency + e (random agency intercept, homoscedastic errors):
+    (sigma_b^2, sigma_w^2, covariance of the two from the inverse expected REML information)."""
+    from scipy import optimize
+    labels, gi = np.unique(g, return_inverse=True)
+    nj = np.bincount(gi).astype(float)
+    n, p = F.shape
+
+    def parts(rho):  # gamma = sigma_b^2 / sigma_w^2 = rho / (1 - rho)
+        gam = rho / (1 - rho)
+        c = gam / (1 + nj * gam)
+        def hinv(M):  # H^-1 M with H = I + gamma J per agency
+            s = np.zeros((len(nj),) + M.shape[1:])
+            np.add.at(s, gi, M)
+            return M - (c[:, None] * s)[gi] if M.ndim == 2 else M - (c * s)[gi]
+        HF = hinv(F)
+        A = F.T @ HF
+        b = np.linalg.solve(A, HF.T @ y)
+        r = y - F @ b
+        rss = float(r @ hinv(r))
+        s2 = rss / (n - p)
+        ll = (n - p) * np.log(s2) + np.log1p(nj * gam).sum() + np.linalg.slogdet(A)[1]
+        return ll, gam, s2
+
+    res = optimize.minimize_scalar(lambda r: parts(r)[0], bounds=(0.0, 0.995), method="bounded",
+                                   options={"xatol": 1e-10})
+    rho = res.x if parts(res.x)[0] < parts(0.0)[0] else 0.0
+    _, gam, s2 = parts(rho)
+    sb2, sw2 = gam * s2, s2
+    Zc = (gi[:, None] == np.arange(len(nj))[None, :]).astype(float)
+    V = sb2 * Zc @ Zc.T + sw2 * np.eye(n)
+    Vi = np.linalg.inv(V)
+    ViF = Vi @ F
+    P = Vi - ViF @ np.linalg.solve(F.T @ ViF, ViF.T)
+    PVb, PVw = P @ (Zc @ Zc.T), P
+    info = 0.5 * np.array([[np.sum(PVb * PVb.T), np.sum(PVb * PVw.T)],
+                           [np.sum(PVw * PVb.T), np.sum(PVw * PVw.T)]])
+    return sb2, sw2, np.linalg.inv(info)
+
+
+def _model_based(Z, t, X, y, g, w, beta, satterthwaite: bool) -> tuple[float, float, float]:
+    """Var(a'y | covariates, arms) = a' V a: a the WLS coefficient row (weights fixed given the
+    covariates and arms, which is all the score depends on), V the random-intercept covariance
+    estimated by REML from the outcome on the regression's and the score model's covariates."""
+    A = X.T @ (w[:, None] * X)
+    a = np.linalg.solve(A, (X * w[:, None]).T)[1]
+    F = X if X.shape[1] > 4 else np.column_stack([X, Z[:, 1:]])
+    assert np.linalg.matrix_rank(F) == F.shape[1]
+    sb2, sw2, cov = reml_intercept(y, F, g)
+    labels, gi = np.unique(g, return_inverse=True)
+    cb, cw = float((np.bincount(gi, weights=a) ** 2).sum()), float((a ** 2).sum())
+    v = cb * sb2 + cw * sw2
+    c = np.array([cb, cw])
+    if satterthwaite:
+        df = float(2 * v ** 2 / (c @ cov @ c))
+    else:
+        df = float(len(labels) - 2)
+    return float(beta[1]), float(np.sqrt(v)), df
+
+
 def estimate(method: str, Z, t, X, y, g, estimand) -> tuple[float, float, float]:
     """Estimate, SE and df of the arm coefficient (column 1 of X)."""
     if method == "jack":
@@ -118,6 +178,9 @@ def estimate(method: str, Z, t, X, y, g, estimand) -> tuple[float, float, float]
     A = X.T @ (w[:, None] * X)
     beta = np.linalg.solve(A, X.T @ (w * y))
     df = float(len(set(g)) - X.shape[1])
+    if method in ("model", "model_satt", "model_normal"):
+        b, se, dfm = _model_based(Z, t, X, y, g, w, beta, method == "model_satt")
+        return b, se, (1e9 if method == "model_normal" else dfm)
     if method == "fixed":
         V = _cluster_v(X * (w * (y - X @ beta))[:, None], g, np.linalg.inv(A))
         return float(beta[1]), float(np.sqrt(V[1, 1])), df
@@ -163,7 +226,7 @@ def _leverage_corrected(theta, Z, t, X, y, g, estimand, J, power: float) -> np.n
     return Ji @ meat @ Ji.T
 
 
-def one(rng: np.random.Generator, sc: S.Scenario, method: str) -> dict:
+def one(rng: np.random.Generator, sc: S.Scenario, method: str, adjust: bool = False) -> dict:
     tab = S.sim_table(rng, sc).table
     covs = ["client_group", "age", "sex"]
     data = pd.DataFrame({c: tab[f"ps_{c}"] for c in covs}).assign(treated=tab.treat.astype(int))
@@ -172,6 +235,8 @@ def one(rng: np.random.Generator, sc: S.Scenario, method: str) -> dict:
     _, Z = PS.score_fit(data, "treated", covs)
     Z, t, X = Z[use], tab.treat.to_numpy(float)[use], eq["X"][use]
     g = tab.site_id.astype(str).to_numpy()[use]
+    if adjust:  # the weighted regression also adjusts for the score covariates
+        X = np.column_stack([X, Z[:, 1:]])
     cost, qaly = tab.cost.to_numpy(float)[use], tab.qaly.to_numpy(float)[use]
     out = {}
     for est in S.ESTIMANDS:
@@ -184,14 +249,15 @@ def one(rng: np.random.Generator, sc: S.Scenario, method: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("method", choices=["fixed", "mest", "mest_cr2", "mest_cr3", "jack"])
+    ap.add_argument("method", choices=["fixed", "mest", "mest_cr2", "mest_cr3", "jack", "model", "model_satt", "model_normal"])
     ap.add_argument("scenario", choices=sorted(S.SCENARIOS))
     ap.add_argument("--comparisons", type=int, default=400)
     ap.add_argument("--seed", type=int, default=7101)
+    ap.add_argument("--adjust", action="store_true", help="regression also on the score covariates")
     a = ap.parse_args()
     sc = S.SCENARIOS[a.scenario]
-    rows = [one(np.random.default_rng(q), sc, a.method) for q in np.random.SeedSequence(a.seed).spawn(a.comparisons)]
-    print(f"{a.method} {a.scenario}: {a.comparisons} comparisons")
+    rows = [one(np.random.default_rng(q), sc, a.method, a.adjust) for q in np.random.SeedSequence(a.seed).spawn(a.comparisons)]
+    print(f"{a.method} {a.scenario}{' adjusted' if a.adjust else ''}: {a.comparisons} comparisons")
     print(S.summarise(pd.DataFrame(rows), S.truth(sc)).to_string(index=False))
 
 

@@ -188,7 +188,7 @@ def _econ(replicates: int) -> dict:
     econ = {"enabled": True, "missing_data": "complete_case", "other_outcomes": [], "wellby": {"outcome": None},
             "bootstrap": {"replicates": 100}}
     econ = validate_config({"trial_id": "t", "economics": econ}, check_plan=False)["economics"]
-    return dict(econ, bootstrap=dict(econ["bootstrap"], replicates=replicates))
+    return dict(econ, bootstrap=dict(econ["bootstrap"], replicates=replicates), weighted_interval="bootstrap")
 
 
 def one(rng: np.random.Generator, sc: Scenario, replicates: int) -> dict:

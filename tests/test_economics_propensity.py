@@ -51,7 +51,10 @@ CASES = {"ATT": ("ATT", 0.0), "ATE": ("ATE", 0.0), "overlap": ("overlap", 0.0), 
 @pytest.fixture(scope="module")
 def example():
     pdata, cfg = DS.table()
-    econ = dict(cfg["economics"], bootstrap=dict(cfg["economics"]["bootstrap"], replicates=DS.REPLICATES))
+    # this file checks the bootstrap option (weighted_interval: bootstrap); the model-based default
+    # is checked in tests/test_agency_variance.py
+    econ = dict(cfg["economics"], bootstrap=dict(cfg["economics"]["bootstrap"], replicates=DS.REPLICATES),
+                weighted_interval="bootstrap")
     return pdata, cfg, econ
 
 
@@ -265,7 +268,8 @@ def _econ_defaults() -> dict:
 
 def _econ(replicates: int) -> dict:
     econ = _econ_defaults()
-    return dict(econ, bootstrap=dict(econ["bootstrap"], replicates=replicates))  # below the config minimum
+    return dict(econ, bootstrap=dict(econ["bootstrap"], replicates=replicates),  # below the config minimum
+                weighted_interval="bootstrap")
 
 
 def _one(rng, replicates: int = 40) -> dict:
