@@ -946,8 +946,9 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
     least-squares regression also adjusts for the score covariates (weighting plus regression, as
     the outcome analysis's default), and every linear contrast of the incremental cost and effect
     gets the variance a'Va of :mod:`analysis.agency_variance` (a random agency intercept fitted by
-    REML to that contrast's outcome, e.g. the net benefit at a threshold) with an interval on
-    Satterthwaite's degrees of freedom.  The cost-effectiveness plane and quadrant shares use
+    REML to that contrast's outcome, e.g. the net benefit at a threshold, on the regression's
+    terms and the arm x score covariate terms) with an interval on Satterthwaite's degrees of
+    freedom.  The cost-effectiveness plane and quadrant shares use
     seeded draws from the bivariate t with that covariance (``economics.bootstrap.replicates``
     draws, df the smaller of the two); the acceptability curve and the probabilities are
     P(contrast > 0) from the same t distribution as the contrast's interval."""
@@ -964,7 +965,11 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
                              "with the arm or the baseline values among the participants analysed, so the weighted "
                              "regression adjusted for them has no unique estimate; drop or merge the covariate "
                              "that is constant within an arm or duplicates a baseline value")
-        eqs.append({**e, "X": Xa, "use": use})
+        # the variance model also has the arm x score covariate terms, so that an effect differing
+        # by a covariate (e.g. client group, an agency characteristic) is not taken for variation
+        # between agencies
+        Fa = np.column_stack([Xa, X[:, 1:] * t.treat.to_numpy(float)[:, None]])
+        eqs.append({**e, "X": Xa, "use": use, "F": Fa[:, _independent_columns(Fa[use])]})
     point = _statistic(t, eqs)(weight[None, :])[0]
     unc = _ModelBased(t, eqs, weight, point, level)
     B = draw["replicates"]
@@ -979,12 +984,25 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
     scheme = (f"propensity weighted ({est}" + (f", trimmed at {trim:g}" if trim else "")
               + "); weighted regressions adjusted for the baseline values and the score covariates "
               f"({', '.join(covs)}); model-based intervals: variance a'Va with a random agency intercept fitted "
-              "by REML to each contrast's outcome (between-agency variance pooled over all agencies), "
+              "by REML to each contrast's outcome on those terms and the arm x score covariate terms "
+              "(between-agency variance pooled over all agencies), "
               "t on Satterthwaite's degrees of freedom (" + unc.describe() + "); cost-effectiveness plane "
               f"and quadrant shares from {B} seeded draws of the bivariate t with that covariance; acceptability "
               "curve and probabilities from the t distribution of each contrast; not a bootstrap")
     scheme += _agency_level_text_model(data[ok], covs, t.site_id.to_numpy()[ok])
     return _Fit(eqs, point, reps, unc, scheme, B, weight=weight, aside=np.zeros(B, dtype=bool))
+
+
+def _independent_columns(F: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """Indices of the columns of F kept, left to right, each not a linear combination of those
+    before it (a level of a score covariate seen in one arm only has no arm x level term)."""
+    keep: list[int] = []
+    for j in range(F.shape[1]):
+        cand = keep + [j]
+        sub = F[:, cand] / np.maximum(np.abs(F[:, cand]).max(axis=0), 1e-300)
+        if np.linalg.matrix_rank(sub, tol=tol * np.sqrt(len(F))) == len(cand):
+            keep = cand
+    return np.array(keep, dtype=int)
 
 
 def _agency_level_text_model(data: pd.DataFrame, covs: list[str], sites: np.ndarray) -> str:
@@ -1009,14 +1027,16 @@ class _ModelBased:
         for e in eqs:
             use = e["use"]
             X = e["X"][use]
-            self.parts.append(dict(X=X, g=sites[use], c=cost[use], e=t[e["effect"]].to_numpy(float)[use],
-                                   a=AV.contrast_row(X, weight[use]), effect=e["effect"]))
+            self.parts.append(dict(X=X, F=e["F"][use], g=sites[use], c=cost[use],
+                                   e=t[e["effect"]].to_numpy(float)[use],
+                                   a=AV.contrast_row(X, weight[use]), effect=e["effect"],
+                                   analysis=e["analysis"]))
 
     def _fit(self, k: int, alpha: float, beta: float) -> tuple[float, float, float]:
         key = (k, alpha, beta)
         if key not in self._cache:
             p = self.parts[k]
-            fit = AV.fit_random_intercept(alpha * p["c"] + beta * p["e"], p["X"], p["g"])
+            fit = AV.fit_random_intercept(alpha * p["c"] + beta * p["e"], p["F"], p["g"])
             v, df = AV.contrast_variance(p["a"], p["g"], fit)
             self._cache[key] = (v, df, fit.icc)
         return self._cache[key]
@@ -1064,9 +1084,9 @@ class _ModelBased:
         for k, p in enumerate(self.parts):
             vc, dfc, ic = self._fit(k, 1.0, 0.0)
             ve, dfe, ie = self._fit(k, 0.0, 1.0)
-            out.append(f"cost df {dfc:.1f}, intra-agency correlation {ic:.2f}; {p['effect']} df {dfe:.1f}, "
-                       f"intra-agency correlation {ie:.2f}")
-        return "; ".join(dict.fromkeys(out))
+            out.append(f"{p['analysis']}: cost df {dfc:.1f}, intra-agency correlation {ic:.2f}, {p['effect']} "
+                       f"df {dfe:.1f}, intra-agency correlation {ie:.2f}")
+        return "; ".join(out)
 
 
 SET_ASIDE_WARNING = 0.5  # above this share of replicates set aside, the scheme carries a warning

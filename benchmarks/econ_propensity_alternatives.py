@@ -155,6 +155,8 @@ def _model_based(Z, t, X, y, g, w, beta, satterthwaite: bool) -> tuple[float, fl
     A = X.T @ (w[:, None] * X)
     a = np.linalg.solve(A, (X * w[:, None]).T)[1]
     F = X if X.shape[1] > 4 else np.column_stack([X, Z[:, 1:]])
+    if os.environ.get("PW_INTERACT"):  # variance model also with arm x score covariates
+        F = np.column_stack([F, t[:, None] * Z[:, 1:]])
     assert np.linalg.matrix_rank(F) == F.shape[1]
     sb2, sw2, cov = reml_intercept(y, F, g)
     labels, gi = np.unique(g, return_inverse=True)
