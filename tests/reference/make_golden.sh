@@ -3,6 +3,7 @@
 # tests/test_lmm_kr.py, tests/test_mi_pool.py, tests/test_outcomes.py, tests/test_mi_mice.py,
 # tests/test_examples_data.py, tests/test_feasibility_cluster.py, tests/test_planning.py,
 # tests/test_propensity.py, tests/test_programme.py, tests/test_economics_propensity.py,
+# tests/test_agency_variance.py,
 # tests/test_nhefs.py and tests/test_value.py.
 # R is needed only here, never at test time.
 #
@@ -86,6 +87,10 @@ if [ "${1:-}" = "--new-datasets" ] || [ ! -f "$DATASETS/cpi_quasi_economics.csv"
   "$ROOT/.venv/bin/python" "$HERE/econ_propensity_dataset.py" "$DATASETS"
 fi
 Rscript "$HERE/econ_propensity_golden.R" "$DATASETS" "$GOLDEN"
+# its model-based intervals (economics.weighted_interval: model): lm(..., weights =) adjusted for the score
+# covariates, lme4 REML random agency intercept of each contrast, a'Va, Satterthwaite df from the dense
+# expected REML information; and two simulated random-intercept data sets (one singular) written there
+Rscript "$HERE/agency_variance_golden.R" "$DATASETS" "$GOLDEN"
 # tail probabilities of the expanded percentile interval, pnorm(qt((1 - level) / 2, df)), and the
 # replicates needed beyond each end, ceiling(10 / tail), on a grid of df and levels
 Rscript "$HERE/expanded_tail_golden.R" "$GOLDEN"
