@@ -11,11 +11,14 @@
 # age, sex]:
 #   estimate   the treated coefficient of lm(f ~ design, weights = w);
 #   a          the treated row of (X'WX)^-1 X'W;  c_b = sum over agencies (sum a_i)^2, c_w = sum a_i^2;
-#   sigma's    lme4::lmer(f ~ design + (1 | site_id), REML = TRUE) (tight optimiser tolerance);
+#   sigma's    lme4::lmer(f ~ design + treated:(client_group + age + sex) + (1 | site_id),
+#              REML = TRUE) (tight optimiser tolerance): the variance model adds the arm x score
+#              covariate terms to the regression's design;
 #   variance   v = c_b sigma_b^2 + c_w sigma_w^2;
 #   df         Satterthwaite 2 v^2 / (c' I^-1 c), I the expected REML information of
 #              (sigma_b^2, sigma_w^2), I_rs = tr(P V_r P V_s) / 2 with dense n x n matrices
-#              (P = V^-1 - V^-1 X (X'V^-1 X)^-1 X'V^-1, V_b = ZZ', V_w = I);
+#              (P = V^-1 - V^-1 F (F'V^-1 F)^-1 F'V^-1, F the variance model's design, V_b = ZZ',
+#              V_w = I);
 #   interval   estimate -/+ qt(0.975, df) sqrt(v); probability pt(estimate / sqrt(v), df).
 # -> golden/econ_propensity_model.csv.  Also two simulated random-intercept data sets written here
 # (datasets/agency_variance_sim.csv, seeded; 16 agencies, arm by agency, one covariate, weights
@@ -60,18 +63,18 @@ inverse_information <- function(X, g, sb2, sw2) {
 }
 
 # Everything for the weighted contrast of y: WLS estimate, a, REML, v, Satterthwaite df, interval
-contrast <- function(y, X, w, g, arm = "treated") {
+contrast <- function(y, X, w, g, arm = "treated", F = X) {
   fit <- lm(y ~ 0 + X, weights = w)
   est <- unname(coef(fit)[paste0("X", arm)])
   k <- which(colnames(X) == arm)
   a <- (solve(t(X) %*% (w * X)) %*% t(w * X))[k, ]
   cb <- sum(tapply(a, g, sum)^2)
   cw <- sum(a^2)
-  rc <- reml_components(y, X, g, tight)
-  rd <- reml_components(y, X, g, lmerControl())
+  rc <- reml_components(y, F, g, tight)
+  rd <- reml_components(y, F, g, lmerControl())
   v <- cb * rc[["sb2"]] + cw * rc[["sw2"]]
   cc <- c(cb, cw)
-  df <- 2 * v^2 / drop(t(cc) %*% inverse_information(X, g, rc[["sb2"]], rc[["sw2"]]) %*% cc)
+  df <- 2 * v^2 / drop(t(cc) %*% inverse_information(F, g, rc[["sb2"]], rc[["sw2"]]) %*% cc)
   se <- sqrt(v)
   q <- qt(0.975, df)
   data.frame(estimate = est, se = se, df = df, ci_low = est - q * se, ci_high = est + q * se,
@@ -119,11 +122,15 @@ for (nm in names(cases)) {
     X <- model.matrix(as.formula(paste("~ treated +", eq$bl, "+ cost_bl_i + client_group + age + sex")), dd)
     colnames(X)[1] <- "intercept"
     stopifnot(qr(X)$rank == ncol(X))
+    # the variance model: the same terms and arm x score covariate terms
+    F <- model.matrix(as.formula(paste("~ treated +", eq$bl, "+ cost_bl_i + client_group + age + sex",
+                                       "+ treated:client_group + treated:age + treated:sex")), dd)
+    stopifnot(qr(F)$rank == ncol(F))
     contrasts <- list(delta_cost = list(dd$cost, NA), delta_effect = list(dd[[eq$effect]], NA))
     if (eqn == "cea_qaly")
       for (lam in lambdas) contrasts[[paste0("inmb_", lam)]] <- list(lam * dd$qaly - dd$cost, lam)
     for (ms in names(contrasts)) {
-      r <- contrast(contrasts[[ms]][[1]], X, w[cc], dd$site_id)
+      r <- contrast(contrasts[[ms]][[1]], X, w[cc], dd$site_id, F = F)
       out <- rbind(out, cbind(weighting = nm, equation = eqn,
                               measure = if (startsWith(ms, "inmb")) "inmb" else ms,
                               lambda = contrasts[[ms]][[2]], r,
