@@ -1364,12 +1364,13 @@ def summarise_by_arm(pdata: ParticipantData, use: np.ndarray) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------
 
 def ce_plane_png(d_effect: np.ndarray, d_cost: np.ndarray, point: tuple[float, float],
-                 thresholds: list[dict], effect_label: str = "QALYs") -> bytes:
-    """Bootstrap replicates on the cost-effectiveness plane with threshold lines."""
+                 thresholds: list[dict], effect_label: str = "QALYs",
+                 replicate_label: str = "bootstrap replicates") -> bytes:
+    """Bootstrap replicates (or, model-based, draws) on the cost-effectiveness plane with threshold lines."""
     from analysis.figures import ARM_COLOURS, _png, plt
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     ax.scatter(d_effect, d_cost, s=2, alpha=0.15, color=ARM_COLOURS[0], rasterized=True,
-               label="bootstrap replicates")
+               label=replicate_label)
     ax.axhline(0, color="black", lw=0.8)
     ax.axvline(0, color="black", lw=0.8)
     xmax = float(np.nanmax(np.abs(d_effect))) * 1.05 or 1.0

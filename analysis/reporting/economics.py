@@ -15,7 +15,8 @@ def _weighted(cfg: dict, cea) -> dict | None:
         return None
     un = cea[cea.analysis == "cea_qaly_unweighted"].set_index("measure")
     ps = cfg["propensity"]
-    out = dict(estimand=ESTIMAND_WORDS[ps["estimand"]], covariates=", ".join(ps["covariates"]), unweighted=None)
+    out = dict(estimand=ESTIMAND_WORDS[ps["estimand"]], covariates=", ".join(ps["covariates"]), unweighted=None,
+               model=cfg["economics"].get("weighted_interval", "model") == "model")
     if len(un):
         dc, dq = un.loc["delta_cost"], un.loc["delta_qaly"]
         out["unweighted"] = dict(d_cost=money(dc.estimate), d_cost_ci=f"{money(dc.ci_low)} to {money(dc.ci_high)}",
@@ -47,14 +48,16 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
     arms, arm_rows, n_arm = _by_arm(inputs)
     unit_costs = _unit_costs(inputs)
     unverified = sorted({u["verification"] for u in unit_costs} - {"PUB"})
+    weighted = _weighted(cfg, cea)
     return dict(
+        model_based=bool(weighted and weighted["model"]),
         level=level_label(cfg["outcomes"]["confidence_level"]),
         price_year=econ["price_year"], d_cost=money(dc.estimate),
         d_cost_ci=f"{money(dc.ci_low)} to {money(dc.ci_high)}",
         d_qaly=fmt(de.estimate, 4), d_qaly_ci=f"{fmt(de.ci_low, 4)} to {fmt(de.ci_high, 4)}",
         icer=money(icer.estimate), quadrant=icer.note, n=int(dc.n), n_int=int(dc.n_intervention),
         n_ctl=int(dc.n_control), n_sites=int(dc.n_sites), bootstrap=dc.bootstrap,
-        few_sites=(cfg["design"]["type"] == "cluster" and int(dc.n_sites) <= 6
+        few_sites=(cfg["design"]["type"] == "cluster" and int(dc.n_sites) <= 6 and not (weighted and weighted["model"])
                    and econ["bootstrap"].get("cluster_correction", "none") == "none"),
         replicates=int(dc.replicates), thresholds=thresholds, shares=shares,
         p_saving=fmt(main.loc["prob_cost_saving"].estimate, 3),
@@ -64,7 +67,7 @@ def context(cfg: dict, inputs: dict[str, str]) -> dict | None:
         unverified=", ".join(unverified), utility=names.get(econ["utility"], econ["utility"]),
         discount=dict(c=econ["discount_rate_costs"], e=econ["discount_rate_effects"]),
         time_basis=econ["time_basis"], missing_data=method, missing_method=missing, sensitivity=sensitivity,
-        weighted=_weighted(cfg, cea),
+        weighted=weighted,
         ce_plane=png_data_uri(inputs["ce_plane"]), ceac=png_data_uri(inputs["ceac_figure"]))
 
 

@@ -23,6 +23,7 @@ REFS = {
     "lewis": "Lewis M, Bromley K, Sutton CJ, et al. Determining sample size for progression criteria for pragmatic pilot RCTs: the hypothesis test strikes back! Pilot Feasibility Stud 2021;7:40.",
     "lme4": "Bates D, Mächler M, Bolker B, Walker S. Fitting linear mixed-effects models using lme4. J Stat Softw 2015;67(1):1-48.",
     "satterthwaite": "Kuznetsova A, Brockhoff PB, Christensen RHB. lmerTest package: tests in linear mixed effects models. J Stat Softw 2017;82(13):1-26.",
+    "satterthwaite_1946": "Satterthwaite FE. An approximate distribution of estimates of variance components. Biometrics Bulletin 1946;2:110-4.",
     "kenward_roger": "Kenward MG, Roger JH. Small sample inference for fixed effects from restricted maximum likelihood. Biometrics 1997;53:983-97.",
     "mice": "van Buuren S. Flexible Imputation of Missing Data. 2nd ed. Chapman & Hall/CRC; 2018.",
     "barnard_rubin": "Barnard J, Rubin DB. Small-sample degrees of freedom with multiple imputation. Biometrika 1999;86:948-55.",
@@ -173,7 +174,15 @@ def _economics_methods(cfg: dict) -> list[tuple[str, list[str]]]:
                  + boot_text + " for uncertainty; wellbeing changes are valued in WELLBYs.",
                  (["manca", "cluster_boot"] + (["davison_hinkley"] if shrunk else []) + ["wellby"]
                   if cluster else ["manca", "wellby"])))
-    if cfg["design"].get("allocation") == "non_randomised":
+    if cfg["design"].get("allocation") == "non_randomised" and \
+            (cfg.get("economics") or {}).get("weighted_interval", "model") == "model":
+        used.append(("Because allocation was not random, the incremental costs and effects are estimated by "
+                     "regressions weighted with the same propensity weights as the outcomes and adjusted for the "
+                     "score covariates. Their variances are model-based: the variance of each weighted estimate "
+                     "under a random agency intercept fitted by restricted maximum likelihood to all agencies, "
+                     "with t intervals on Satterthwaite degrees of freedom; the acceptability curve comes from "
+                     "the same t distributions.", ["satterthwaite_1946", "satterthwaite"]))
+    elif cfg["design"].get("allocation") == "non_randomised":
         used.append(("Because allocation was not random, the incremental costs and effects are estimated by "
                      "regressions weighted with the same propensity weights as the outcomes; in every bootstrap "
                      "replicate the propensity score model is re-estimated and the weights recomputed, so that "

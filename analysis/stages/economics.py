@@ -39,7 +39,7 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str]) -> None:
         res = economics.cost_effectiveness(pdata, econ, seed=cfg["seed"], clustered=clustered,
                                            level=cfg["outcomes"]["confidence_level"], weighting=weighting)
     main = res["cea"][res["cea"].analysis == "cea_qaly"].set_index("measure")
-    log.info("economics: missing data by %s; delta cost %.2f, delta QALY %.5f, n = %d, %s bootstrap x %d",
+    log.info("economics: missing data by %s; delta cost %.2f, delta QALY %.5f, n = %d, %s; %d replicates",
              econ["missing_data"], main.estimate["delta_cost"], main.estimate["delta_qaly"],
              main.n["delta_cost"], res["cea"].bootstrap.iloc[0], econ["bootstrap"]["replicates"])
     for an, (f_cost, f_effect) in res.get("fmi", {}).items():
@@ -59,6 +59,8 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str]) -> None:
             log.warning("economics: %d of %d bootstrap replicates set aside for lack of overlap in the score "
                         "model (cea.csv, bootstrap column)", n_all - len(reps), n_all)
     write_bytes(economics.ce_plane_png(reps.delta_effect_cea_qaly.to_numpy(), reps.delta_cost_cea_qaly.to_numpy(),
-                                       (main.estimate["delta_qaly"], main.estimate["delta_cost"]), thresholds),
+                                       (main.estimate["delta_qaly"], main.estimate["delta_cost"]), thresholds,
+                                       replicate_label=("draws (model-based)" if "not a bootstrap" in
+                                                        main.bootstrap["delta_cost"] else "bootstrap replicates")),
                 outputs["ce_plane"])
     write_bytes(economics.ceac_png(res["ceac"], thresholds), outputs["ceac_figure"])
