@@ -553,6 +553,7 @@ def against_targets(cum: pd.DataFrame, targets: list[dict], rag: dict,
                 B 2024Q2    60.0      65.0       green              0
     """
     last = max(cum.quarter, key=quarter_index)
+    began = min(cum.quarter, key=quarter_index)  # the programme's first quarter monitored
     rows = []
     for t in sorted(targets, key=lambda t: (t["indicator"], t.get("neighbourhood") is not None,
                                             t.get("neighbourhood") or "", quarter_index(t["period"]))):
@@ -565,7 +566,7 @@ def against_targets(cum: pd.DataFrame, targets: list[dict], rag: dict,
             sub = hood_cum[(hood_cum.indicator == t["indicator"]) & (hood_cum.neighbourhood == hood)]
             if sub.empty:
                 raise ValueError(f"a target names neighbourhood {hood!r}, which has no monitoring figures")
-        rows.append(_rate_target(t, sub, last, rag))
+        rows.append(_rate_target(t, sub, last, rag, began))
     return pd.DataFrame(rows, columns=TARGET_COLUMNS)
 
 
@@ -573,9 +574,10 @@ TARGET_COLUMNS = ["indicator", "neighbourhood", "label", "unit", "period", "targ
                   "rag", "missing_cells", "note"]
 
 
-def _rate_target(t: dict, sub: pd.DataFrame, last: str, rag: dict) -> dict:
+def _rate_target(t: dict, sub: pd.DataFrame, last: str, rag: dict, began: str | None = None) -> dict:
     """One target's row of :func:`against_targets`; ``sub``: the cumulative figures it is
-    compared with (programme-wide or one neighbourhood's, from its first quarter)."""
+    compared with (programme-wide or one neighbourhood's, from its first quarter); ``began``:
+    the programme's first quarter monitored (a neighbourhood starting then did not join late)."""
     hood = t.get("neighbourhood")
     r = dict(indicator=t["indicator"], neighbourhood=ALL_NEIGHBOURHOODS if hood is None else hood,
              label=sub.label.iloc[0], unit=sub.unit.iloc[0], period=t["period"], target=float(t["target"]),
@@ -584,8 +586,9 @@ def _rate_target(t: dict, sub: pd.DataFrame, last: str, rag: dict) -> dict:
     if quarter_index(t["period"]) > quarter_index(last):
         r.update(rag="not yet due", note=f"monitoring runs to {last}")
     elif quarter_index(t["period"]) < quarter_index(first):
-        r.update(rag="not assessed", note="before the first quarter monitored" if hood is None
-                 else f"before {hood} joined the programme ({first})")
+        joined_late = hood is not None and began is not None and quarter_index(first) > quarter_index(began)
+        r.update(rag="not assessed", note=f"before {hood} joined the programme ({first})" if joined_late
+                 else "before the first quarter monitored")
     else:
         row = sub[sub.quarter == t["period"]].iloc[0]
         r.update(achieved=row.cumulative, missing_cells=int(row.missing_cells))

@@ -1074,3 +1074,26 @@ def test_neighbourhood_targets_of_the_example_match_r(cfg):
     for c in ("target", "achieved", "percent_of_target", "missing_cells"):
         np.testing.assert_allclose(m[c].astype(float), m[f"{c}_r"].astype(float), rtol=1e-12, err_msg=c)
     assert (m.rag == m.rag_r).all(), m[["neighbourhood", "rag", "rag_r"]]
+
+
+def test_target_before_monitoring_began_is_not_called_a_late_join():
+    """A target dated before the first quarter monitored is 'not assessed'.  The note says a
+    neighbourhood joined late only when it did: B is declared without a start quarter, so it is
+    in the programme from the first quarter monitored (2024Q1), and a target of B's for 2023Q4
+    is before monitoring began, not before B joined; A, declared to start in 2024Q2, did join late."""
+    from analysis.programme import against_targets, cumulative, cumulative_by_neighbourhood, quarterly_grid
+    mon = pd.DataFrame({"neighbourhood": ["B", "A", "B"], "quarter": ["2024Q1", "2024Q2", "2024Q2"],
+                        "engaged": pd.array([10, 5, 20], dtype="Int64")})
+    inds = [{"id": "engaged", "label": "Residents engaged", "unit": "residents", "aggregation": "sum"}]
+    hoods = [{"id": "A", "start": "2024Q2"}, {"id": "B", "start": None}]
+    grid = quarterly_grid(mon, None, inds, hoods)
+    t = against_targets(cumulative(grid, inds),
+                        [{"indicator": "engaged", "period": "2023Q4", "target": 5, "neighbourhood": "B"},
+                         {"indicator": "engaged", "period": "2024Q1", "target": 5, "neighbourhood": "A"},
+                         {"indicator": "engaged", "period": "2023Q4", "target": 5}],
+                        {"green": 1.0, "amber": 0.8}, cumulative_by_neighbourhood(grid, inds)).set_index(
+                            ["neighbourhood", "period"])
+    assert (t.rag == "not assessed").all()
+    assert t.note[("B", "2023Q4")] == "before the first quarter monitored"
+    assert t.note[("A", "2024Q1")] == "before A joined the programme (2024Q2)"
+    assert t.note[("all", "2023Q4")] == "before the first quarter monitored"
