@@ -950,8 +950,9 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
     terms and the arm x score covariate terms) with an interval on Satterthwaite's degrees of
     freedom.  The cost-effectiveness plane and quadrant shares use
     seeded draws from the bivariate t with that covariance (``economics.bootstrap.replicates``
-    draws, df the smaller of the two); the acceptability curve and the probabilities are
-    P(contrast > 0) from the same t distribution as the contrast's interval."""
+    draws in antithetic pairs, df the smaller of the two); the acceptability curve and the
+    probabilities are P(contrast > 0) from the same t distribution as the contrast's interval.
+    Satterthwaite's df are capped at the agencies minus the agency-level terms."""
     if not draw["two_stage"]:
         raise ValueError("economics: the propensity-weighted economic evaluation is implemented for cluster designs "
                          "(agencies) only")
@@ -977,17 +978,21 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
     reps = np.empty((B, 2 * len(eqs)))
     for k in range(len(eqs)):
         cov, df = unc.covariance(k)
-        z = rng.multivariate_normal(np.zeros(2), cov, size=B, method="cholesky" if np.all(np.linalg.eigvalsh(cov) > 0)
-                                    else "eigh")
-        scale = np.sqrt(df / rng.chisquare(df, size=B)) if np.isfinite(df) else np.ones(B)
+        half = (B + 1) // 2  # antithetic pairs: the draws are symmetric about the estimates
+        z = rng.multivariate_normal(np.zeros(2), cov, size=half,
+                                    method="cholesky" if np.all(np.linalg.eigvalsh(cov) > 0) else "eigh")
+        s = np.sqrt(df / rng.chisquare(df, size=half)) if np.isfinite(df) else np.ones(half)
+        z, scale = np.vstack([z, -z])[:B], np.concatenate([s, s])[:B]
         reps[:, 2 * k:2 * k + 2] = point[2 * k:2 * k + 2] + z * scale[:, None]
     scheme = (f"propensity weighted ({est}" + (f", trimmed at {trim:g}" if trim else "")
               + "); weighted regressions adjusted for the baseline values and the score covariates "
               f"({', '.join(covs)}); model-based intervals: variance a'Va with a random agency intercept fitted "
               "by REML to each contrast's outcome on those terms and the arm x score covariate terms "
-              "(between-agency variance pooled over all agencies), "
-              "t on Satterthwaite's degrees of freedom (" + unc.describe() + "); cost-effectiveness plane "
-              f"and quadrant shares from {B} seeded draws of the bivariate t with that covariance; acceptability "
+              "(between-agency variance pooled over all agencies), conditional on the covariates and arms, "
+              "t on Satterthwaite's degrees of freedom at most agencies - agency-level terms (" + unc.describe()
+              + "); cost-effectiveness plane "
+              f"and quadrant shares from {B} seeded draws (antithetic pairs) of the bivariate t with that "
+              "covariance (df the smaller of the cost's and the effect's); acceptability "
               "curve and probabilities from the t distribution of each contrast; not a bootstrap")
     scheme += _agency_level_text_model(data[ok], covs, t.site_id.to_numpy()[ok])
     return _Fit(eqs, point, reps, unc, scheme, B, weight=weight, aside=np.zeros(B, dtype=bool))
@@ -995,14 +1000,16 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
 
 def _independent_columns(F: np.ndarray, tol: float = 1e-9) -> np.ndarray:
     """Indices of the columns of F kept, left to right, each not a linear combination of those
-    before it (a level of a score covariate seen in one arm only has no arm x level term)."""
-    keep: list[int] = []
-    for j in range(F.shape[1]):
-        cand = keep + [j]
-        sub = F[:, cand] / np.maximum(np.abs(F[:, cand]).max(axis=0), 1e-300)
-        if np.linalg.matrix_rank(sub, tol=tol * np.sqrt(len(F))) == len(cand):
-            keep = cand
-    return np.array(keep, dtype=int)
+    before it (a level of a score covariate seen in one arm only has no arm x level term): the
+    columns whose diagonal element of R in the QR decomposition of the max-scaled F is not ~0.
+
+    >>> x = np.arange(6.0)
+    >>> _independent_columns(np.column_stack([np.ones(6), x, 2 * x, x**2])).tolist()
+    [0, 1, 3]
+    """
+    sub = F / np.maximum(np.abs(F).max(axis=0), 1e-300)
+    r = np.abs(np.diag(np.linalg.qr(sub, mode="r")))
+    return np.flatnonzero(r > tol * np.sqrt(len(F)))
 
 
 def _agency_level_text_model(data: pd.DataFrame, covs: list[str], sites: np.ndarray) -> str:
@@ -1016,6 +1023,9 @@ def _agency_level_text_model(data: pd.DataFrame, covs: list[str], sites: np.ndar
             "this mix of its levels, and the variance between agencies is assumed the same at every level")
 
 
+CAP_DF = True  # Satterthwaite's df capped at agencies - agency-level terms (False: measured in benchmarks only)
+
+
 class _ModelBased:
     """Model-based intervals of the weighted analysis (:func:`_model_weighted_fit`): for a linear
     function f of (incremental cost, incremental effect) of equation k, the REML random-intercept
@@ -1027,19 +1037,31 @@ class _ModelBased:
         for e in eqs:
             use = e["use"]
             X = e["X"][use]
-            self.parts.append(dict(X=X, F=e["F"][use], g=sites[use], c=cost[use],
+            df_max = AV.agency_level_df(e["F"][use], sites[use])
+            if df_max < 1:
+                raise ValueError(f"economics: in {e['analysis']} the {len(set(sites[use]))} agencies analysed leave no "
+                                 "degrees of freedom for the variation between them once the agency-level terms "
+                                 "(arm, agency-level score covariates and their arm interactions) are fitted; the "
+                                 "model-based interval needs more agencies")
+            self.parts.append(dict(X=X, F=e["F"][use], g=sites[use], c=cost[use], df_max=df_max,
                                    e=t[e["effect"]].to_numpy(float)[use],
                                    a=AV.contrast_row(X, weight[use]), effect=e["effect"],
                                    analysis=e["analysis"]))
 
     def _fit(self, k: int, alpha: float, beta: float) -> tuple[float, float, float]:
-        key = (k, alpha, beta)
+        """Variance, df and intra-agency correlation of the contrast of alpha x cost + beta x effect
+        (fitted once per direction: a multiple of a contrast has the multiple squared as variance,
+        the same df and correlation)."""
+        norm = float(np.hypot(alpha, beta))
+        sign = 1.0 if (alpha > 0 or (alpha == 0 and beta > 0)) else -1.0
+        key = (k, round(sign * alpha / norm, 12), round(sign * beta / norm, 12))
         if key not in self._cache:
             p = self.parts[k]
-            fit = AV.fit_random_intercept(alpha * p["c"] + beta * p["e"], p["F"], p["g"])
-            v, df = AV.contrast_variance(p["a"], p["g"], fit)
+            fit = AV.fit_random_intercept(key[1] * p["c"] + key[2] * p["e"], p["F"], p["g"])
+            v, df = AV.contrast_variance(p["a"], p["g"], fit, p["df_max"] if CAP_DF else np.inf)
             self._cache[key] = (v, df, fit.icc)
-        return self._cache[key]
+        v, df, icc = self._cache[key]
+        return v * norm**2, df, icc
 
     @staticmethod
     def _coef(f) -> tuple[float, float]:

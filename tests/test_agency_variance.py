@@ -29,6 +29,7 @@ from scipy import stats
 
 from analysis import agency_variance as AV
 from analysis import economics as E
+from analysis.config import validate_config
 
 REF = Path(__file__).parent / "reference"
 sys.path.insert(0, str(REF))
@@ -138,7 +139,10 @@ def test_fit_random_intercept_and_contrast_variance_match_lme4(example, gold, ca
             assert float((p["a"] ** 2).sum()) == pytest.approx(g.c_w, rel=1e-10), where
             v, df = AV.contrast_variance(p["a"], p["g"], fit)
             assert np.sqrt(v) == pytest.approx(g.se, rel=REL_TOL), where
-            assert df == pytest.approx(g.df, rel=REL_TOL), where
+            assert df == pytest.approx(g.df_satterthwaite, rel=REL_TOL), where
+            # the cap: agencies minus the rank of the agency-level columns (R: tapply over agencies)
+            assert AV.agency_level_df(p["F"], p["g"]) == g.df_max == p["df_max"], where
+            assert AV.contrast_variance(p["a"], p["g"], fit, p["df_max"])[1] == pytest.approx(g.df, rel=REL_TOL), where
 
 def test_the_example_has_boundary_fits(gold):
     """The QALY fits are the boundary case on the example (lme4 singular, sigma_b^2 = 0) in most
@@ -207,3 +211,42 @@ def test_golden_file_discriminates_the_mutations(gold):
     share = gold.c_b * gold.sigma_b2 / gold.se**2
     assert moved[share > 1e-4].all() and not moved[gold.sigma_b2 == 0].any()
     assert (share > 1e-4).sum() >= 20
+
+
+def test_agency_level_df_and_the_refusals():
+    """The df cap counts the agencies left after the agency-level columns (constant within every
+    agency), and designs the model cannot separate are refused with a message, not a number."""
+    g = np.repeat(np.arange(6), [3, 4, 5, 3, 4, 5])
+    arm = (g % 2).astype(float)
+    x = np.arange(len(g), dtype=float) % 7  # varies within agencies
+    kind = (g >= 4).astype(float)  # an agency characteristic
+    F = np.column_stack([np.ones(len(g)), arm, x, kind, arm * kind, arm * x])
+    assert AV.agency_level_df(F, g) == 6 - 4  # intercept, arm, kind, arm x kind
+    assert AV.agency_level_df(F[:, [0, 2]], g) == 5
+    assert AV.agency_level_df(np.column_stack([F[:, :2], 2 * F[:, 1]]), g) == 4  # rank, not count
+    with pytest.raises(ValueError, match="every agency has one participant"):
+        AV.fit_random_intercept(np.arange(6.0), np.column_stack([np.ones(6), np.arange(6.0) % 2]), np.arange(6))
+    with pytest.raises(ValueError, match="3 observations for 3 fixed effects"):
+        AV.fit_random_intercept(np.arange(3.0), np.eye(3), np.array([0, 0, 1]))
+
+
+def test_too_few_agencies_for_the_agency_level_terms_is_refused():
+    """Four agencies, one per client group and arm: the intercept, arm, client group and arm x
+    client group use up every agency, so nothing is left to estimate the variation between
+    agencies; the weighted evaluation stops with a message rather than print an interval."""
+    rng = np.random.default_rng(4)
+    site = np.repeat(["A", "B", "C", "D"], 12)
+    treat = np.isin(site, ["A", "C"]).astype(float)
+    group = np.where(np.isin(site, ["A", "B"]), "mental_health", "older_adults")
+    n = len(site)
+    t = pd.DataFrame(dict(participant_id=[f"P{i:03d}" for i in range(n)], site_id=site,
+                          arm=np.where(treat == 1, "intervention", "comparison"), treat=treat,
+                          cost_bl=rng.normal(300, 50, n), cost_intervention=0.0, cost=rng.normal(1500, 300, n),
+                          utility_bl=rng.uniform(0.4, 0.9, n), qaly=rng.uniform(0.3, 0.9, n),
+                          ps_client_group=group, ps_age=rng.integers(20, 80, n)))
+    econ = validate_config({"trial_id": "t", "economics": {"enabled": True, "other_outcomes": [],
+                                                          "wellby": {"outcome": None}}}, check_plan=False)["economics"]
+    with pytest.raises(ValueError, match="4 agencies analysed leave no degrees of freedom"):
+        E.cost_effectiveness(E.ParticipantData(t, pd.DataFrame(), [], []), dict(econ, bootstrap={"replicates": 100}),
+                             seed=1, clustered=True,
+                             weighting={"covariates": ["client_group", "age"], "estimand": "ATT", "trim": 0})

@@ -60,7 +60,8 @@ def run(cfg: dict, inputs: dict[str, str], outputs: dict[str, str]) -> None:
                         "model (cea.csv, bootstrap column)", n_all - len(reps), n_all)
     write_bytes(economics.ce_plane_png(reps.delta_effect_cea_qaly.to_numpy(), reps.delta_cost_cea_qaly.to_numpy(),
                                        (main.estimate["delta_qaly"], main.estimate["delta_cost"]), thresholds,
-                                       replicate_label=("draws (model-based)" if "not a bootstrap" in
-                                                        main.bootstrap["delta_cost"] else "bootstrap replicates")),
+                                       replicate_label=("draws (model-based)" if weighting is not None and
+                                                        econ.get("weighted_interval", "model") == "model"
+                                                        else "bootstrap replicates")),
                 outputs["ce_plane"])
     write_bytes(economics.ceac_png(res["ceac"], thresholds), outputs["ceac_figure"])
