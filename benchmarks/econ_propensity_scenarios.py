@@ -30,8 +30,9 @@ monetary benefit at £20,000 per QALY are recorded with their intervals and SEs.
 gives, per estimand and measure, the bias, coverage of the true value with its Monte Carlo SE,
 the width ratio = mean interval width / (2 x 1.96 x empirical SD of the estimates) (the long
 test's ratio), with a delta-method Monte Carlo SE, and the SE ratio = sqrt(mean SE^2) /
-empirical SD (for a t interval the right criterion with the coverage: its width ratio exceeds 1).  One process (BLAS at one
-thread); every comparison has its own seed (``SeedSequence(seed).spawn``).  The numbers in
+empirical SD (for a t interval the right criterion with the coverage: its width ratio exceeds
+1).  One process (BLAS at one thread); every comparison has its own seed
+(``SeedSequence(seed).spawn``).  The numbers in
 docs/methods.md come from the commands listed there.
 """
 
