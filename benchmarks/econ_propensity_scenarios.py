@@ -1,8 +1,9 @@
-"""Coverage and width of the propensity-weighted economic evaluation's bootstrap interval in
-scenarios beyond the one it was chosen on (docs/methods.md, "Non-randomised comparison").
+"""Coverage and width of the propensity-weighted economic evaluation's intervals (model-based,
+the default, or the bootstrap) in scenarios beyond the one the bootstrap was chosen on
+(docs/methods.md, "Non-randomised comparison").
 
     .venv/bin/python benchmarks/econ_propensity_scenarios.py SCENARIO [--comparisons 400]
-        [--replicates 400] [--seed 7101] [--out FILE.csv]
+        [--replicates 400] [--seed 7101] [--interval model|bootstrap] [--out FILE.csv]
     .venv/bin/python benchmarks/econ_propensity_scenarios.py --truth  # each scenario's true values
 
 Each simulated comparison follows the example's confounding (``cpi_quasi_people``: intervention
@@ -16,16 +17,22 @@ tests/test_economics_propensity.py does, with three things that can change:
   (:func:`truth`) from the distribution of client group, arm and (rounded, clipped) age that
   generates the participants;
 * the number of agencies per client group and of intervention agencies among them;
-* the mean number of participants per agency (Poisson).
+* the mean number of participants per agency (Poisson);
+* the agency effects' SDs, and (``skewed_costs``) a skewed, heteroscedastic individual cost error.
 
 For every comparison and estimand the weighted analysis is run as the pipeline runs it
-(``analysis.economics._fit`` with the propensity weighting: two-stage bootstrap, score refitted
-in every replicate, replicates without overlap set aside, expanded percentile interval), and the
-incremental cost, QALYs and net monetary benefit at £20,000 per QALY are recorded with their
-intervals.  The summary gives, per estimand and measure, coverage of the true value with its
-Monte Carlo SE, and the width ratio = mean interval width / (2 x 1.96 x empirical SD of the
-estimates) (the long test's ratio), with a delta-method Monte Carlo SE.  One process (BLAS at one
-thread); every comparison has its own seed (``SeedSequence(seed).spawn``).  The numbers in
+(``analysis.economics._fit`` with the propensity weighting and ``--interval``: ``model``, the
+default, regressions adjusted for the score covariates with REML random-agency-intercept
+variances and Satterthwaite t intervals, the replicates being only the plane's draws;
+``bootstrap``, two-stage bootstrap, score refitted in every replicate, replicates without
+overlap set aside, expanded percentile interval), and the incremental cost, QALYs and net
+monetary benefit at £20,000 per QALY are recorded with their intervals and SEs.  The summary
+gives, per estimand and measure, the bias, coverage of the true value with its Monte Carlo SE,
+the width ratio = mean interval width / (2 x 1.96 x empirical SD of the estimates) (the long
+test's ratio), with a delta-method Monte Carlo SE, and the SE ratio = sqrt(mean SE^2) /
+empirical SD (for a t interval the right criterion with the coverage: its width ratio exceeds
+1).  One process (BLAS at one thread); every comparison has its own seed
+(``SeedSequence(seed).spawn``).  The numbers in
 docs/methods.md come from the commands listed there.
 """
 
@@ -64,6 +71,9 @@ class Scenario:
     qaly_effect: tuple[float, float, float] = (0.03, 0.03, 0.03)
     qaly_agency_sd: float = 0.0  # agency effects on QALYs (SD; 0.05 within)
     cost_agency_sd: float = 150.0  # agency effects on the cost (SD; 500 within)
+    # the cost's individual error: None, normal with SD 500; else a centred gamma of shape 1
+    # (skewness 2) with these SDs for mental health, learning disability, older adults
+    skewed_cost_sd: tuple[float, float, float] | None = None
 
     def parameters(self) -> CpiQuasiParameters:
         return CpiQuasiParameters(sites_per_group=dict(zip(CPI_QUASI_GROUPS, self.sites_per_group)),
@@ -83,6 +93,12 @@ SCENARIOS = {
     "qaly_agency_effects": Scenario(qaly_agency_sd=0.015),
     # larger agency effects (intra-agency correlation about 0.26 for both outcomes, 0.08 above)
     "large_agency_effects": Scenario(cost_agency_sd=300.0, qaly_agency_sd=0.03),
+    # the default with a skewed, heteroscedastic individual cost error, as real costs are: a
+    # centred gamma of shape 1 (skewness 2, an exponential minus its mean) with SD 300, 500 and
+    # 800 for mental health, learning disability and older adults, drawn in place of the normal
+    # error (the other scenarios' random numbers are unchanged); a constant effect, so the true
+    # values are the default's
+    "skewed_costs": Scenario(skewed_cost_sd=(300.0, 500.0, 800.0)),
 }
 
 
@@ -104,7 +120,11 @@ def sim_table(rng: np.random.Generator, sc: Scenario) -> E.ParticipantData:
     dc, dq = np.asarray(sc.cost_effect)[gi], np.asarray(sc.qaly_effect)[gi]
     u0 = np.clip(0.75 - 0.003 * age - 0.05 * mh + rng.normal(0, 0.12, n), -0.2, 1.0)
     c0 = np.maximum(0, 300 + 6 * age + 100 * older + rng.normal(0, 150, n))
-    cost = (1200 + 0.8 * c0 + 900 * older - 300 * mh + 25 * age + dc * treat + site_c + rng.normal(0, 500, n))
+    if sc.skewed_cost_sd is None:
+        err = rng.normal(0, 500, n)
+    else:  # centred gamma (shape 1: mean = SD = scale), SD by client group
+        err = np.asarray(sc.skewed_cost_sd)[gi] * (rng.gamma(1.0, 1.0, n) - 1.0)
+    cost = (1200 + 0.8 * c0 + 900 * older - 300 * mh + 25 * age + dc * treat + site_c + err)
     qaly = 0.2 + 0.6 * u0 - 0.04 * older - 0.0015 * age + dq * treat + rng.normal(0, 0.05, n)
     if sc.qaly_agency_sd:  # drawn last, so the other scenarios' random numbers are unchanged
         qaly = qaly + rng.normal(0, sc.qaly_agency_sd, len(uniq))[site_idx]
@@ -184,18 +204,21 @@ def large_sample_check(sc: Scenario, mult: int = 1000, seeds: int = 5) -> dict[s
             for k, v in got.items()}
 
 
-def _econ(replicates: int) -> dict:
+def _econ(replicates: int, interval: str = "model") -> dict:
+    """The economics settings; ``interval`` the weighted interval (``economics.weighted_interval``):
+    for ``model`` the replicates are only the cost-effectiveness plane's draws."""
     econ = {"enabled": True, "missing_data": "complete_case", "other_outcomes": [], "wellby": {"outcome": None},
             "bootstrap": {"replicates": 100}}
     econ = validate_config({"trial_id": "t", "economics": econ}, check_plan=False)["economics"]
-    return dict(econ, bootstrap=dict(econ["bootstrap"], replicates=replicates), weighted_interval="bootstrap")
+    return dict(econ, bootstrap=dict(econ["bootstrap"], replicates=replicates), weighted_interval=interval)
 
 
-def one(rng: np.random.Generator, sc: Scenario, replicates: int) -> dict:
-    """One comparison: every estimand's estimates and intervals (cea_qaly equation), the
-    replicates kept and the warning; NaN for an estimand whose analysis refused the data."""
+def one(rng: np.random.Generator, sc: Scenario, replicates: int, interval: str = "model") -> dict:
+    """One comparison: every estimand's estimates, intervals and SEs (cea_qaly equation; for the
+    model interval also the df), the replicates kept and the warning; NaN for an estimand whose
+    analysis refused the data."""
     pdata = sim_table(rng, sc)
-    econ = _econ(replicates)
+    econ = _econ(replicates, interval)
     out = {"n": len(pdata.table), "agencies": pdata.table.site_id.nunique()}
     for est in ESTIMANDS:
         try:
@@ -210,6 +233,9 @@ def one(rng: np.random.Generator, sc: Scenario, replicates: int) -> dict:
                                ("nmb", lambda c, q: LAMBDA * q - c, LAMBDA * pq - pc)):
             ci = fit.unc(f, 0)
             out[f"{est}_{name}"], out[f"{est}_{name}_lo"], out[f"{est}_{name}_hi"] = point, ci["ci_low"], ci["ci_high"]
+            out[f"{est}_{name}_se"] = ci["se"]
+            if isinstance(fit.unc, E._ModelBased):
+                out[f"{est}_{name}_df"] = fit.unc._fit(0, *E._ModelBased._coef(f))[1]
         out[f"{est}_kept"] = int(np.isfinite(fit.pair(0)[0]).sum())
         out[f"{est}_warned"] = "WARNING: the expanded" in fit.scheme
     return out
@@ -230,7 +256,8 @@ def composition_term(rng: np.random.Generator, sc: Scenario, replicates: int) ->
     t["qaly"] = (np.asarray(sc.qaly_effect)[gi] - 0.03) * t.treat
     out = {}
     for est in ESTIMANDS:
-        fit = E._fit(E.ParticipantData(t, pdata.unit_costs, pdata.categories, pdata.notes), _econ(replicates),
+        fit = E._fit(E.ParticipantData(t, pdata.unit_costs, pdata.categories, pdata.notes),
+                     _econ(replicates, "bootstrap"),
                      "complete_case", seed=1, clustered=True, level=0.95,
                      weighting={"covariates": ["client_group", "age", "sex"], "estimand": est,
                                 "stabilise": True, "trim": 0})
@@ -238,11 +265,13 @@ def composition_term(rng: np.random.Generator, sc: Scenario, replicates: int) ->
     return out
 
 
-def run(sc: Scenario, comparisons: int, replicates: int, seed: int, progress: bool = True, fn=None) -> pd.DataFrame:
+def run(sc: Scenario, comparisons: int, replicates: int, seed: int, progress: bool = True, fn=None,
+        interval: str = "model") -> pd.DataFrame:
     rows = []
     t0 = time.time()
     for i, q in enumerate(np.random.SeedSequence(seed).spawn(comparisons)):
-        rows.append((fn or one)(np.random.default_rng(q), sc, replicates))
+        rng = np.random.default_rng(q)
+        rows.append(fn(rng, sc, replicates) if fn else one(rng, sc, replicates, interval))
         if progress and (i + 1) % 50 == 0:
             print(f"  {i + 1} comparisons, {time.time() - t0:.0f} s", flush=True)
     return pd.DataFrame(rows)
@@ -250,7 +279,11 @@ def run(sc: Scenario, comparisons: int, replicates: int, seed: int, progress: bo
 
 def summarise(res: pd.DataFrame, truth_: dict, scale: float = 1.0) -> pd.DataFrame:
     """Coverage (MC SE) and width ratio (delta-method MC SE) per estimand and measure; ``scale``
-    widens or narrows every interval about its estimate (the self-check of a two-sided test)."""
+    widens or narrows every interval about its estimate (the self-check of a two-sided test).
+    When the per-comparison SEs were recorded, also the SE ratio sqrt(mean(se^2)) / empirical SD
+    (delta-method MC SE; the SEs scaled by ``scale`` too): for a t interval the width ratio of a
+    right interval exceeds 1 (t quantile above 1.96, SEs that vary), the SE ratio does not; and
+    the mean df when recorded (model interval)."""
     rows = []
     for est in ESTIMANDS:
         for m in MEASURES:
@@ -270,10 +303,21 @@ def summarise(res: pd.DataFrame, truth_: dict, scale: float = 1.0) -> pd.DataFra
             cov_ws = float(np.cov(w, (e - e.mean()) ** 2)[0, 1])
             var_ratio = (w.var(ddof=1) / n) / sd**2 + ratio**2 * (kurt - 1) / (4 * n) \
                 - ratio * cov_ws / (n * sd**3)
-            rows.append(dict(estimand=est, measure=m, comparisons=n, truth=truth_[col],
-                             bias=float(e.mean() - truth_[col]), bias_se=sd / np.sqrt(n),
-                             coverage=cover, coverage_se=float(np.sqrt(cover * (1 - cover) / n)),
-                             width_ratio=ratio, width_ratio_se=float(np.sqrt(max(var_ratio, 0.0)))))
+            row = dict(estimand=est, measure=m, comparisons=n, truth=truth_[col],
+                       bias=float(e.mean() - truth_[col]), bias_se=sd / np.sqrt(n),
+                       coverage=cover, coverage_se=float(np.sqrt(cover * (1 - cover) / n)),
+                       width_ratio=ratio, width_ratio_se=float(np.sqrt(max(var_ratio, 0.0))))
+            if f"{col}_se" in res:
+                s2 = (scale * res.loc[d.index, f"{col}_se"].to_numpy(float)) ** 2
+                m2 = s2.mean()
+                se_ratio = float(np.sqrt(m2) / sd)
+                # delta method on log(ratio) = log(m2) / 2 - log(sd^2) / 2
+                cov_s = float(np.cov(s2, (e - e.mean()) ** 2)[0, 1])
+                var_log = s2.var(ddof=1) / (4 * n * m2**2) + (kurt - 1) / (4 * n) - cov_s / (2 * n * m2 * sd**2)
+                row.update(se_ratio=se_ratio, se_ratio_se=float(se_ratio * np.sqrt(max(var_log, 0.0))))
+            if f"{col}_df" in res:
+                row["mean_df"] = float(res.loc[d.index, f"{col}_df"].mean())
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -283,6 +327,8 @@ def main() -> None:
     ap.add_argument("--comparisons", type=int, default=400)
     ap.add_argument("--replicates", type=int, default=400)
     ap.add_argument("--seed", type=int, default=7101)
+    ap.add_argument("--interval", choices=("model", "bootstrap"), default="model",
+                    help="economics.weighted_interval (model: the replicates are the plane's draws only)")
     ap.add_argument("--out", help="per-comparison results as CSV")
     ap.add_argument("--summarise", help="re-tabulate an earlier --out file (with the scenario)")
     ap.add_argument("--truth", action="store_true", help="print every scenario's true values")
@@ -310,16 +356,19 @@ def main() -> None:
         res = pd.read_csv(a.summarise)
     else:
         t0 = time.time()
-        res = run(sc, a.comparisons, a.replicates, a.seed)
-        print(f"{a.scenario}: {a.comparisons} comparisons x {a.replicates} replicates, {time.time() - t0:.0f} s")
+        res = run(sc, a.comparisons, a.replicates, a.seed, interval=a.interval)
+        print(f"{a.scenario}: {a.interval} interval, {a.comparisons} comparisons x {a.replicates} replicates, "
+              f"{time.time() - t0:.0f} s")
         if a.out:
             res.to_csv(a.out, index=False)
     for est in ESTIMANDS:
-        if f"{est}_kept" in res:
+        if f"{est}_kept" in res and f"{est}_dc_df" not in res:
             print(f"{est}: replicates kept median {res[f'{est}_kept'].median():.0f} "
                   f"(range {res[f'{est}_kept'].min():.0f}-{res[f'{est}_kept'].max():.0f}), "
                   f"few-kept warning in {100 * res[f'{est}_warned'].mean():.0f}%, "
                   f"refused {int(res[f'{est}_dc'].isna().sum())}")
+        elif f"{est}_dc" in res:
+            print(f"{est}: refused {int(res[f'{est}_dc'].isna().sum())}")
     print(f"participants per comparison: mean {res.n.mean():.0f}, agencies {res.agencies.min()}-{res.agencies.max()}")
     print(summarise(res, truth(sc)).round(4).to_string(index=False))
 
