@@ -99,6 +99,8 @@ SCENARIOS = {
     # error (the other scenarios' random numbers are unchanged); a constant effect, so the true
     # values are the default's
     "skewed_costs": Scenario(skewed_cost_sd=(300.0, 500.0, 800.0)),
+    # the reverse: the intervention agencies' main client group (mental health) has the most variable costs
+    "skewed_costs_reverse": Scenario(skewed_cost_sd=(800.0, 500.0, 300.0)),
 }
 
 
