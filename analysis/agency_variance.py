@@ -178,10 +178,9 @@ def contrast_variance(a: np.ndarray, groups: np.ndarray, fit: RandomIntercept,
 
 def interval(estimate: float, a: np.ndarray, y: np.ndarray, F: np.ndarray, groups: np.ndarray,
              level: float = 0.95) -> dict:
-    """Estimate, SE, Satterthwaite df (at most :func:`agency_level_df`) and the t interval of the
-    contrast ``a'y`` (module docstring)."""
+    """Estimate, SE, Satterthwaite df and the t interval of the contrast ``a'y`` (module docstring)."""
     fit = fit_random_intercept(y, F, groups)
-    v, df = contrast_variance(a, groups, fit, agency_level_df(F, groups))
+    v, df = contrast_variance(a, groups, fit)
     se = float(np.sqrt(v))
     q = float(stats.t.ppf(0.5 + level / 2, df))
     return dict(se=se, df=df, ci_low=estimate - q * se, ci_high=estimate + q * se, icc=fit.icc)

@@ -952,7 +952,7 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
     seeded draws from the bivariate t with that covariance (``economics.bootstrap.replicates``
     draws in antithetic pairs, df the smaller of the two); the acceptability curve and the
     probabilities are P(contrast > 0) from the same t distribution as the contrast's interval.
-    Satterthwaite's df are capped at the agencies minus the agency-level terms."""
+    Refused when the agency-level terms leave no agency to estimate the variation between them."""
     if not draw["two_stage"]:
         raise ValueError("economics: the propensity-weighted economic evaluation is implemented for cluster designs "
                          "(agencies) only")
@@ -989,7 +989,7 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
               f"({', '.join(covs)}); model-based intervals: variance a'Va with a random agency intercept fitted "
               "by REML to each contrast's outcome on those terms and the arm x score covariate terms "
               "(between-agency variance pooled over all agencies), conditional on the covariates and arms, "
-              "t on Satterthwaite's degrees of freedom at most agencies - agency-level terms (" + unc.describe()
+              "t on Satterthwaite's degrees of freedom (" + unc.describe()
               + "); cost-effectiveness plane "
               f"and quadrant shares from {B} seeded draws (antithetic pairs) of the bivariate t with that "
               "covariance (df the smaller of the cost's and the effect's); acceptability "
@@ -1023,7 +1023,11 @@ def _agency_level_text_model(data: pd.DataFrame, covs: list[str], sites: np.ndar
             "this mix of its levels, and the variance between agencies is assumed the same at every level")
 
 
-CAP_DF = True  # Satterthwaite's df capped at agencies - agency-level terms (False: measured in benchmarks only)
+# Satterthwaite's df are not capped at the agencies minus the agency-level terms: measured in
+# simulation, the cap made the default scenario's intervals conservative (cost coverage 96.6-97.3%
+# against 95.4-96.3%) for little gain with large agency effects (docs/methods.md); True only to
+# measure it (benchmarks/econ_propensity_scenarios.py --df-cap)
+CAP_DF = False
 
 
 class _ModelBased:

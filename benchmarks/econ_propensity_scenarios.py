@@ -337,12 +337,12 @@ def main() -> None:
     ap.add_argument("--composition", action="store_true",
                     help="the effect modification's part of the cost estimate: its SD over comparisons and "
                          "mean bootstrap SD (composition_term)")
-    ap.add_argument("--no-df-cap", action="store_true",
-                    help="model interval: Satterthwaite's df without the cap at agencies - agency-level terms "
-                         "(analysis.economics.CAP_DF = False; measured for docs/methods.md)")
+    ap.add_argument("--df-cap", action="store_true",
+                    help="model interval: Satterthwaite's df capped at agencies - agency-level terms "
+                         "(analysis.economics.CAP_DF = True; measured for docs/methods.md, not used)")
     a = ap.parse_args()
-    if a.no_df_cap:
-        E.CAP_DF = False
+    if a.df_cap:
+        E.CAP_DF = True
     pd.set_option("display.width", 200)
     if a.truth:
         print(pd.DataFrame({k: truth(s) for k, s in SCENARIOS.items()}).T.round(4).to_string())

@@ -19,8 +19,9 @@
 #              (sigma_b^2, sigma_w^2), I_rs = tr(P V_r P V_s) / 2 with dense n x n matrices
 #              (P = V^-1 - V^-1 F (F'V^-1 F)^-1 F'V^-1, F the variance model's design, V_b = ZZ',
 #              V_w = I);
-#              capped at the agencies minus the rank of the design's agency-level columns (those
-#              constant within every agency: intercept, arm, client group and their interactions);
+#              not capped; df_max = the agencies minus the rank of the design's agency-level columns
+#              (those constant within every agency: intercept, arm, client group and their
+#              interactions), which the pipeline requires to be at least 1;
 #   interval   estimate -/+ qt(0.975, df) sqrt(v); probability pt(estimate / sqrt(v), df).
 # -> golden/econ_propensity_model.csv.  Also two simulated random-intercept data sets written here
 # (datasets/agency_variance_sim.csv, seeded; 16 agencies, arm by agency, one covariate, weights
@@ -81,7 +82,7 @@ contrast <- function(y, X, w, g, arm = "treated", F = X) {
   const <- apply(F, 2, function(x) all(tapply(x, g, function(z) max(z) - min(z)) <= 1e-9 * max(1, abs(x))))
   agency_means <- apply(F[, const, drop = FALSE], 2, function(x) tapply(x, g, mean))
   df_max <- length(unique(g)) - if (any(const)) qr(agency_means)$rank else 0
-  df <- min(df_satt, df_max)
+  df <- df_satt  # not capped (the cap was measured and not adopted); df_max is the refusal check's
   se <- sqrt(v)
   q <- qt(0.975, df)
   data.frame(estimate = est, se = se, df = df, df_satterthwaite = df_satt, df_max = df_max, ci_low = est - q * se, ci_high = est + q * se,
