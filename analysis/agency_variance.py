@@ -158,9 +158,9 @@ def _inverse_information(F: np.ndarray, gi: np.ndarray, nj: np.ndarray, sb2: flo
 
 
 def _fit_cells(y: np.ndarray, F: np.ndarray, gi: np.ndarray, nj: np.ndarray, cells: np.ndarray) -> RandomIntercept:
-    """REML fit with a within-agency variance per cell: Fisher scoring over (sigma_b^2 >= 0,
-    sigma_1^2..sigma_K^2) with the analytic gradient tr(P V_r) - y'P V_r P y and the expected
-    information of :class:`_CellModel`, from the one-variance fit's between variance and its
+    """REML fit with a within-agency variance per cell: average-information (AI-REML) Newton steps
+    over (sigma_b^2 >= 0, sigma_1^2..sigma_K^2) with the analytic gradient tr(P V_r) - y'P V_r P y
+    (:class:`_CellModel`), from the one-variance fit's between variance and its
     within variance shared among the cells as their residual variances are; the fit with
     sigma_b^2 = 0 is also computed and kept when its criterion is not larger (the boundary, as
     the one-variance fit)."""
@@ -176,13 +176,11 @@ def _fit_cells(y: np.ndarray, F: np.ndarray, gi: np.ndarray, nj: np.ndarray, cel
     ratio = np.bincount(ci, weights=r**2) / nk
     ratio = np.where(ratio > 0, ratio, ratio[ratio > 0].mean() if (ratio > 0).any() else 1.0)
     s2_0 = start.within * ratio / (ratio @ nk / nk.sum())
-    best = None
-    for sb2_0, free in ((start.between, True), (0.0, False)):
-        sb2, s2 = m.optimise(sb2_0, s2_0, free)
-        val = m.criterion(sb2, s2)
-        if best is None or val <= best[0]:
-            best = (val, sb2, s2)
-    _, sb2, s2 = best
+    sb2, s2 = m.optimise(start.between, s2_0, True)
+    if sb2 > 0:  # the boundary: the fit with sigma_b^2 = 0, kept when its criterion is not larger
+        sb0, s20 = m.optimise(0.0, s2, False)
+        if m.criterion(sb0, s20) <= m.criterion(sb2, s2):
+            sb2, s2 = sb0, s20
     within = float(s2 @ nk / nk.sum())
     return RandomIntercept(float(sb2), within, np.linalg.inv(m.information(sb2, s2)), len(nj),
                            cells=s2, cell_of=ci, cell_labels=labels)
@@ -242,6 +240,17 @@ class _CellModel:
         zr = self.ZT @ Pr
         return np.concatenate([[tr0 - float(zr @ zr)], trk - np.bincount(self.ci, weights=Pr**2, minlength=self.K)])
 
+    def average_information(self, sb2, s2, core=None):
+        """The average information (AI-REML; Gilmour, Thompson & Cullis, Biometrics 1995;51:1440)
+        of (sigma_b^2, sigma_1^2..sigma_K^2), (V_r P y)' P (V_s P y) / 2: the Newton step's matrix
+        near the optimum, from K + 1 vectors."""
+        dinv, g, w, M, A, Kinv, r, Pr = core or self._core(sb2, s2)
+        U = np.empty((self.n, self.K + 1))
+        U[:, 0] = (self.ZT @ Pr)[self.gi]
+        U[:, 1:] = (self.ci[:, None] == np.arange(self.K)) * Pr[:, None]
+        PU = self._vinv(U, dinv, w) - M @ (Kinv @ (M.T @ U))
+        return 0.5 * (U.T @ PU)
+
     def information(self, sb2, s2, core=None):
         """Expected REML information of (sigma_b^2, sigma_1^2..sigma_K^2), I_rs = tr(P V_r P V_s) / 2,
         V_0 = ZZ', V_k = diag(1{cell = k}).  With P = D^-1 - L C L', L = [U, M] (U: column j is
@@ -267,24 +276,20 @@ class _CellModel:
             Sk[G:, :G] = Sk[:G, G:].T
             Sk[G:, G:] = Mk.T @ Mk
             S.append(Sk)
-        CS = [C @ Sk for Sk in S]
+        S = np.array(S)
+        CS = C @ S  # (K, m, m)
         info = np.zeros((K + 1, K + 1))
         ZPZ = np.diag(g) - Q.T @ CQ
         info[0, 0] = float((ZPZ**2).sum())
-        for k in range(K):
-            Tk = S[k][:G, :]
-            info[0, k + 1] = info[k + 1, 0] = (self.nk[k] * dinv_k[k] ** 2 - 2 * float(np.sum(Tk.T * CQ))
-                                               + float(np.sum(CQ * (S[k] @ CQ))))
-            for l in range(k, K):
-                v = float(np.sum(CS[k] * CS[l].T))
-                if l == k:
-                    v += self.nk[k] * dinv_k[k] ** 2 - 2 * dinv_k[k] * float(np.trace(CS[k]))
-                info[k + 1, l + 1] = info[l + 1, k + 1] = v
+        info[0, 1:] = info[1:, 0] = (self.nk * dinv_k**2 - 2 * np.einsum("kga,ag->k", S[:, :G, :], CQ)
+                                     + np.einsum("ag,kab,bg->k", CQ, S, CQ))
+        info[1:, 1:] = np.einsum("kab,lba->kl", CS, CS)
+        info[1:, 1:] += np.diag(self.nk * dinv_k**2 - 2 * dinv_k * np.einsum("kaa->k", CS))
         return 0.5 * info
 
     def optimise(self, sb2_0: float, s2_0: np.ndarray, free: bool, steps: int = 200) -> tuple[float, np.ndarray]:
-        """Minimise the criterion from (sb2_0, s2_0), sigma_b^2 free (>= 0) or fixed at 0, by Fisher
-        scoring: a step taken only when the criterion does not increase (halved up to 40 times);
+        """Minimise the criterion from (sb2_0, s2_0), sigma_b^2 free (>= 0) or fixed at 0, by
+        average-information (AI-REML) steps: a step taken only when the criterion does not increase (halved up to 40 times);
         sigma_b^2 held at 0 for a step that would make it negative; stopped when no parameter moves
         by more than 1e-11 relative (sigma_b^2: of the total variance)."""
         sb2, s2 = (max(float(sb2_0), 0.0) if free else 0.0), np.asarray(s2_0, float).copy()
@@ -292,7 +297,7 @@ class _CellModel:
         for _ in range(steps):
             theta = np.concatenate([[sb2], s2])
             core = self._core(sb2, s2)
-            gr, info = self.gradient(sb2, s2, core), self.information(sb2, s2, core)
+            gr, info = self.gradient(sb2, s2, core), self.average_information(sb2, s2, core)
             idx = np.arange(len(theta)) if free and sb2 > 0 else np.arange(1, len(theta))
             step = -0.5 * np.linalg.solve(info[np.ix_(idx, idx)], gr[idx])
             if free and sb2 == 0 and gr[0] < 0:  # leave the boundary when the criterion falls into the interior
