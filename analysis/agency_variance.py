@@ -23,9 +23,20 @@ the two variances (lmerTest, Kuznetsova A, Brockhoff PB, Christensen RHB. J Stat
 2017;82(13), uses the observed information in its own parameterisation; the R reference here
 computes the expected one).
 
-Everything is computed with agency sums: no n x n or n x agencies matrix (memory O(n p + G^2)).
+With ``cells`` (``fit_random_intercept(..., cells=)``; the pipeline's default,
+``economics.WITHIN_BY_CELL``: arm x the categorical score covariates' levels) the within-agency
+variance differs by cell, V_j = sigma_b^2 11' + diag(sigma^2_cell(i)) (nlme's ``varIdent``), so
+that the variance where the weights put their mass is not replaced by the pooled one:
+
+    Var(delta) = c_b sigma_b^2 + sum_k c_k sigma_k^2,  c_k = sum_{i in cell k} a_i^2,
+
+with the expected REML information of (sigma_b^2, sigma_1^2..sigma_K^2) for Satterthwaite's df.
+
+Everything is computed with agency (and agency x cell) sums: no n x n or n x agencies matrix
+(memory O(n p + G^2), with cells O(n p + K (G + p)^2)).
 Checked against lme4's REML and a dense R implementation of the information
-(``tests/reference/agency_variance_golden.R``) and by simulation (docs/methods.md).
+and nlme's varIdent REML (``tests/reference/agency_variance_golden.R``) and by simulation
+(docs/methods.md).
 """
 
 from __future__ import annotations
