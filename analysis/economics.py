@@ -947,8 +947,11 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
     the outcome analysis's default), and every linear contrast of the incremental cost and effect
     gets the variance a'Va of :mod:`analysis.agency_variance` (a random agency intercept fitted by
     REML to that contrast's outcome, e.g. the net benefit at a threshold, on the regression's
-    terms and the arm x score covariate terms) with an interval on Satterthwaite's degrees of
-    freedom.  The cost-effectiveness plane and quadrant shares use
+    terms and the arm x score covariate terms; with ``WITHIN_BY_CELL``, the default, a
+    within-agency variance per cell of arm x the categorical score covariates' levels, cells of
+    fewer than ``CELL_MIN`` participants merged by :func:`merge_small_cells`, so that the
+    variance where the weights put their mass is not the pooled one) with an interval on
+    Satterthwaite's degrees of freedom.  The cost-effectiveness plane and quadrant shares use
     seeded draws from the bivariate t with that covariance (``economics.bootstrap.replicates``
     draws in antithetic pairs, df the smaller of the two); the acceptability curve and the
     probabilities are P(contrast > 0) from the same t distribution as the contrast's interval.
