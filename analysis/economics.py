@@ -982,8 +982,10 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
     for k in range(len(eqs)):
         cov, df = unc.covariance(k)
         half = (B + 1) // 2  # antithetic pairs: the draws are symmetric about the estimates
-        z = rng.multivariate_normal(np.zeros(2), cov, size=half,
-                                    method="cholesky" if np.all(np.linalg.eigvalsh(cov) > 0) else "eigh")
+        # eigh when the covariance is (numerically) singular, e.g. the correlation clipped at +/-1:
+        # there Cholesky can fail although every eigenvalue computed is positive
+        definite = np.linalg.eigvalsh(cov).min() > 1e-10 * np.trace(cov)
+        z = rng.multivariate_normal(np.zeros(2), cov, size=half, method="cholesky" if definite else "eigh")
         s = np.sqrt(df / rng.chisquare(df, size=half)) if np.isfinite(df) else np.ones(half)
         z, scale = np.vstack([z, -z])[:B], np.concatenate([s, s])[:B]
         reps[:, 2 * k:2 * k + 2] = point[2 * k:2 * k + 2] + z * scale[:, None]
