@@ -947,8 +947,11 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
     the outcome analysis's default), and every linear contrast of the incremental cost and effect
     gets the variance a'Va of :mod:`analysis.agency_variance` (a random agency intercept fitted by
     REML to that contrast's outcome, e.g. the net benefit at a threshold, on the regression's
-    terms and the arm x score covariate terms) with an interval on Satterthwaite's degrees of
-    freedom.  The cost-effectiveness plane and quadrant shares use
+    terms and the arm x score covariate terms; with ``WITHIN_BY_CELL``, the default, a
+    within-agency variance per cell of arm x the categorical score covariates' levels, cells of
+    fewer than ``CELL_MIN`` participants merged by :func:`merge_small_cells`, so that the
+    variance where the weights put their mass is not the pooled one) with an interval on
+    Satterthwaite's degrees of freedom.  The cost-effectiveness plane and quadrant shares use
     seeded draws from the bivariate t with that covariance (``economics.bootstrap.replicates``
     draws in antithetic pairs, df the smaller of the two); the acceptability curve and the
     probabilities are P(contrast > 0) from the same t distribution as the contrast's interval.
@@ -972,15 +975,17 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
         Fa = np.column_stack([Xa, X[:, 1:] * t.treat.to_numpy(float)[:, None]])
         eqs.append({**e, "X": Xa, "use": use, "F": Fa[:, _independent_columns(Fa[use])]})
     point = _statistic(t, eqs)(weight[None, :])[0]
-    unc = _ModelBased(t, eqs, weight, point, level)
+    unc = _ModelBased(t, eqs, weight, point, level, _variance_cells(t, data, covs) if WITHIN_BY_CELL else None)
     B = draw["replicates"]
     rng = np.random.default_rng(draw["seed"])
     reps = np.empty((B, 2 * len(eqs)))
     for k in range(len(eqs)):
         cov, df = unc.covariance(k)
         half = (B + 1) // 2  # antithetic pairs: the draws are symmetric about the estimates
-        z = rng.multivariate_normal(np.zeros(2), cov, size=half,
-                                    method="cholesky" if np.all(np.linalg.eigvalsh(cov) > 0) else "eigh")
+        # eigh when the covariance is (numerically) singular, e.g. the correlation clipped at +/-1:
+        # there Cholesky can fail although every eigenvalue computed is positive
+        definite = np.linalg.eigvalsh(cov).min() > 1e-10 * np.trace(cov)
+        z = rng.multivariate_normal(np.zeros(2), cov, size=half, method="cholesky" if definite else "eigh")
         s = np.sqrt(df / rng.chisquare(df, size=half)) if np.isfinite(df) else np.ones(half)
         z, scale = np.vstack([z, -z])[:B], np.concatenate([s, s])[:B]
         reps[:, 2 * k:2 * k + 2] = point[2 * k:2 * k + 2] + z * scale[:, None]
@@ -988,7 +993,10 @@ def _model_weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict
               + "); weighted regressions adjusted for the baseline values and the score covariates "
               f"({', '.join(covs)}); model-based intervals: variance a'Va with a random agency intercept fitted "
               "by REML to each contrast's outcome on those terms and the arm x score covariate terms "
-              "(between-agency variance pooled over all agencies), conditional on the covariates and arms, "
+              "(between-agency variance pooled over all agencies" + (
+                  "; a within-agency variance per cell of arm x the categorical score covariates' levels, "
+                  f"cells of fewer than {CELL_MIN} participants merged with the nearest other cell of their arm (the most leading levels shared, then the smallest): "
+                  + unc.cells_text() if WITHIN_BY_CELL else "") + "), conditional on the covariates and arms, "
               "t on Satterthwaite's degrees of freedom (" + unc.describe()
               + "); cost-effectiveness plane "
               f"and quadrant shares from {B} seeded draws (antithetic pairs) of the bivariate t with that "
@@ -1028,6 +1036,57 @@ def _agency_level_text_model(data: pd.DataFrame, covs: list[str], sites: np.ndar
 # against 95.4-96.3%) for little gain with large agency effects (docs/methods.md); True only to
 # measure it (benchmarks/econ_propensity_scenarios.py --df-cap)
 CAP_DF = False
+WITHIN_BY_CELL = True  # a within-agency variance per cell of arm x categorical score covariates (False: one)
+CELL_MIN = 10  # cells with fewer participants analysed are merged with the nearest other cell of their arm
+
+
+def _variance_cells(t: pd.DataFrame, data: pd.DataFrame, covs: list[str]) -> np.ndarray:
+    """Each participant's cell for the within-agency variances: the arm and the levels of the
+    categorical score covariates (numeric covariates define no cells), as a label such as
+    ``intervention|mental_health|female``; rows without every covariate get their arm's label
+    with ``?`` (they are not analysed)."""
+    arm = np.where(t.treat.to_numpy(float) == 1, "intervention", "comparison").astype(object)
+    out = arm.copy()
+    for c in covs:
+        if not _is_numeric(data[c]):
+            out = out + "|" + data[c].astype(object).where(data[c].notna(), "?").astype(str).to_numpy()
+    return out
+
+
+def _shared_levels(a: str, b: str) -> int:
+    """The most leading ``|``-separated levels a part of cell a shares with a part of cell b."""
+    def lead(x, y):
+        n = 0
+        for u, v in zip(x.split("|"), y.split("|")):
+            if u != v:
+                break
+            n += 1
+        return n
+    return max(lead(x, y) for x in a.split("+") for y in b.split("+"))
+
+
+def merge_small_cells(cells: np.ndarray, arm: np.ndarray, minimum: int = CELL_MIN) -> np.ndarray:
+    """Cells of fewer than ``minimum`` rows merged, smallest first, with the other cell of the same
+    arm that shares the most leading levels with it (e.g. the same client group, the other sex),
+    the smallest of those (labels joined by ``+``), until every cell of an arm has ``minimum``
+    rows or the arm is one cell.
+
+    >>> merge_small_cells(np.array(["a"] * 3 + ["b"] * 12 + ["c"] * 20), np.zeros(35), 10).tolist()[:4]
+    ['a+b', 'a+b', 'a+b', 'a+b']
+    """
+    cells = np.asarray(cells, dtype=object).copy()
+    for a in pd.unique(arm):
+        rows = np.asarray(arm == a)
+        while True:
+            labels, counts = np.unique(cells[rows].astype(str), return_counts=True)
+            if len(labels) < 2 or counts.min() >= minimum:
+                break
+            small = labels[np.argsort(counts, kind="stable")[0]]
+            # the other cell sharing the most leading levels with it (arm, first covariate, ...), then the smallest
+            others = [(-_shared_levels(small, lab), c, lab) for lab, c in zip(labels, counts) if lab != small]
+            other = min(others)[2]
+            cells[rows & ((cells == small) | (cells == other))] = "+".join(sorted([small, other]))
+    return cells
 
 
 class _ModelBased:
@@ -1035,9 +1094,11 @@ class _ModelBased:
     function f of (incremental cost, incremental effect) of equation k, the REML random-intercept
     variance of the weighted contrast of f(cost, effect) and Satterthwaite's df."""
 
-    def __init__(self, t: pd.DataFrame, eqs: list[dict], weight: np.ndarray, point: np.ndarray, level: float):
+    def __init__(self, t: pd.DataFrame, eqs: list[dict], weight: np.ndarray, point: np.ndarray, level: float,
+                 cells: np.ndarray | None = None):
         self.level, self.point, self.parts, self._cache = level, point, [], {}
         sites, cost = t.site_id.to_numpy(), t.cost.to_numpy(float)
+        arm = t.treat.to_numpy(float)
         for e in eqs:
             use = e["use"]
             X = e["X"][use]
@@ -1050,7 +1111,8 @@ class _ModelBased:
             self.parts.append(dict(X=X, F=e["F"][use], g=sites[use], c=cost[use], df_max=df_max,
                                    e=t[e["effect"]].to_numpy(float)[use],
                                    a=AV.contrast_row(X, weight[use]), effect=e["effect"],
-                                   analysis=e["analysis"]))
+                                   analysis=e["analysis"],
+                                   cells=None if cells is None else merge_small_cells(cells[use], arm[use])))
 
     def _fit(self, k: int, alpha: float, beta: float) -> tuple[float, float, float]:
         """Variance, df and intra-agency correlation of the contrast of alpha x cost + beta x effect
@@ -1061,7 +1123,7 @@ class _ModelBased:
         key = (k, round(sign * alpha / norm, 12), round(sign * beta / norm, 12))
         if key not in self._cache:
             p = self.parts[k]
-            fit = AV.fit_random_intercept(key[1] * p["c"] + key[2] * p["e"], p["F"], p["g"])
+            fit = AV.fit_random_intercept(key[1] * p["c"] + key[2] * p["e"], p["F"], p["g"], p["cells"])
             v, df = AV.contrast_variance(p["a"], p["g"], fit, p["df_max"] if CAP_DF else np.inf)
             self._cache[key] = (v, df, fit.icc)
         v, df, icc = self._cache[key]
@@ -1104,6 +1166,14 @@ class _ModelBased:
         lim = np.sqrt(vc * ve)
         cce = float(np.clip(cce, -lim, lim))
         return np.array([[vc, cce], [cce, ve]]), float(min(dfc, dfe))
+
+    def cells_text(self) -> str:
+        """The cells of each equation with their participants analysed."""
+        out = []
+        for p in self.parts:
+            labels, counts = np.unique(p["cells"].astype(str), return_counts=True)
+            out.append(f"{p['analysis']}: " + ", ".join(f"{lab} {c}" for lab, c in zip(labels, counts)))
+        return "; ".join(out)
 
     def describe(self) -> str:
         out = []

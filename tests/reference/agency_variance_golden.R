@@ -148,6 +148,116 @@ for (nm in names(cases)) {
 }
 write.csv(out, file.path(gdir, "econ_propensity_model.csv"), row.names = FALSE)
 
+# ---------------------------------------------------------------- within-agency variance per cell
+# (economics.WITHIN_BY_CELL): the same contrasts with V_j = sigma_b^2 11' + diag(sigma^2_cell(i)),
+# nlme::lme(f ~ F, random = ~ 1 | site_id, weights = varIdent(form = ~ 1 | cell), REML), the cell
+# being arm x client_group x sex (labels "intervention|mental_health|female"), cells of fewer than
+# 10 participants analysed merged, smallest first, with the other cell of the same arm sharing
+# the most leading levels with it, the smallest of those (labels joined by "+", sorted);
+# v = c' (sigma_b^2, sigma_1^2..sigma_K^2) with c = (sum_j (sum a_i)^2, sum_{cell k} a_i^2 ...);
+# Satterthwaite 2 v^2 / (c' I^-1 c), I the expected REML information with dense matrices
+# (V_0 = ZZ', V_k = diag(1{cell = k})); capped as above.
+# -> golden/econ_propensity_model_cells.csv and the cell variances in
+# golden/econ_propensity_model_cells_components.csv.
+suppressPackageStartupMessages(library(nlme))
+shared_levels <- function(a, b) {
+  lead <- function(x, y) {
+    x <- strsplit(x, "|", fixed = TRUE)[[1]]; y <- strsplit(y, "|", fixed = TRUE)[[1]]
+    k <- 0
+    for (i in seq_len(min(length(x), length(y)))) { if (x[i] != y[i]) break; k <- k + 1 }
+    k
+  }
+  max(outer(strsplit(a, "+", fixed = TRUE)[[1]], strsplit(b, "+", fixed = TRUE)[[1]], Vectorize(lead)))
+}
+merge_cells <- function(cell, arm, minimum = 10) {
+  for (a in unique(arm)) {
+    repeat {
+      tab <- table(cell[arm == a])
+      tab <- tab[order(names(tab), method = "radix")]
+      if (length(tab) < 2 || min(tab) >= minimum) break
+      small <- names(tab)[which.min(tab)]  # the first of the smallest in sorted order
+      others <- setdiff(names(tab), small)
+      sh <- sapply(others, function(o) shared_levels(small, o))
+      cand <- others[sh == max(sh)]
+      other <- cand[order(as.numeric(tab[cand]), cand, method = "radix")][1]
+      cell[arm == a & cell %in% c(small, other)] <- paste(sort(c(small, other), method = "radix"), collapse = "+")
+    }
+  }
+  cell
+}
+inverse_information_cells <- function(X, g, cell, sb2, s2) {
+  Z <- model.matrix(~ 0 + factor(g))
+  levs <- sort(unique(cell), method = "radix")
+  Vs <- c(list(Z %*% t(Z)), lapply(levs, function(k) diag(as.numeric(cell == k))))
+  V <- sb2 * Vs[[1]] + diag(s2[match(cell, levs)])
+  Vi <- solve(V)
+  P <- Vi - Vi %*% X %*% solve(t(X) %*% Vi %*% X) %*% t(X) %*% Vi
+  PV <- lapply(Vs, function(M) P %*% M)
+  K <- length(Vs)
+  I <- matrix(0, K, K)
+  for (r in 1:K) for (s in 1:K) I[r, s] <- sum(PV[[r]] * t(PV[[s]])) / 2
+  solve(I)
+}
+contrast_cells <- function(y, X, w, g, cell, arm = "treated", F = X) {
+  fit <- lm(y ~ 0 + X, weights = w)
+  est <- unname(coef(fit)[paste0("X", arm)])
+  k <- which(colnames(X) == arm)
+  a <- (solve(t(X) %*% (w * X)) %*% t(w * X))[k, ]
+  levs <- sort(unique(cell), method = "radix")
+  dd <- data.frame(y_ = y, g_ = factor(g), cell_ = factor(cell, levels = levs))
+  dd$F_ <- F
+  m <- lme(y_ ~ 0 + F_, random = ~ 1 | g_, weights = varIdent(form = ~ 1 | cell_), data = dd, method = "REML",
+           control = lmeControl(maxIter = 500, msMaxIter = 500, niterEM = 100, tolerance = 1e-12,
+                                msTol = 1e-14, msMaxEval = 5000, returnObject = TRUE))
+  sb2 <- as.numeric(getVarCov(m))
+  ratio <- coef(m$modelStruct$varStruct, unconstrained = FALSE, allCoef = TRUE)[levs]
+  s2 <- m$sigma^2 * ratio^2
+  cb <- sum(tapply(a, g, sum)^2)
+  ck <- sapply(levs, function(l) sum(a[cell == l]^2))
+  cc <- c(cb, ck)
+  v <- sum(cc * c(sb2, s2))
+  df_satt <- 2 * v^2 / drop(t(cc) %*% inverse_information_cells(F, g, cell, sb2, s2) %*% cc)
+  const <- apply(F, 2, function(x) all(tapply(x, g, function(z) max(z) - min(z)) <= 1e-9 * max(1, abs(x))))
+  agency_means <- apply(F[, const, drop = FALSE], 2, function(x) tapply(x, g, mean))
+  df_max <- length(unique(g)) - if (any(const)) qr(agency_means)$rank else 0
+  df <- df_satt  # not capped, as the pipeline
+  se <- sqrt(v)
+  q <- qt(0.975, df)
+  list(row = data.frame(estimate = est, se = se, df = df, df_satterthwaite = df_satt, df_max = df_max,
+                        ci_low = est - q * se, ci_high = est + q * se, probability = pt(est / se, df),
+                        sigma_b2 = sb2, within = sum(s2 * table(cell)[levs]) / length(y), n = length(y),
+                        reml_loglik = as.numeric(logLik(m))),
+       cells = data.frame(cell = levs, n = as.integer(table(cell)[levs]), sigma2 = unname(s2), c = unname(ck)))
+}
+out <- NULL
+comps <- NULL
+for (nm in names(cases)) {
+  w <- weights_for(e, t, cases[[nm]][[1]], cases[[nm]][[2]])
+  for (eqn in names(equations)) {
+    eq <- equations[[eqn]]
+    cc <- !is.na(d$cost) & !is.na(d[[eq$effect]]) & w > 0
+    dd <- d[cc, ]
+    X <- model.matrix(as.formula(paste("~ treated +", eq$bl, "+ cost_bl_i + client_group + age + sex")), dd)
+    colnames(X)[1] <- "intercept"
+    F <- model.matrix(as.formula(paste("~ treated +", eq$bl, "+ cost_bl_i + client_group + age + sex",
+                                       "+ treated:client_group + treated:age + treated:sex")), dd)
+    arm <- ifelse(dd$treated == 1, "intervention", "comparison")
+    cell <- merge_cells(paste(arm, dd$client_group, dd$sex, sep = "|"), arm)
+    contrasts <- list(delta_cost = list(dd$cost, NA), delta_effect = list(dd[[eq$effect]], NA))
+    if (eqn == "cea_qaly")
+      for (lam in lambdas) contrasts[[paste0("inmb_", lam)]] <- list(lam * dd$qaly - dd$cost, lam)
+    for (ms in names(contrasts)) {
+      r <- contrast_cells(contrasts[[ms]][[1]], X, w[cc], dd$site_id, cell, F = F)
+      key <- data.frame(weighting = nm, equation = eqn, measure = if (startsWith(ms, "inmb")) "inmb" else ms,
+                        lambda = contrasts[[ms]][[2]])
+      out <- rbind(out, cbind(key, r$row, n_intervention = sum(dd$treated)))
+      comps <- rbind(comps, cbind(key, r$cells))
+    }
+  }
+}
+write.csv(out, file.path(gdir, "econ_propensity_model_cells.csv"), row.names = FALSE)
+write.csv(comps, file.path(gdir, "econ_propensity_model_cells_components.csv"), row.names = FALSE)
+
 # ---------------------------------------------------------------- simulated random-intercept data
 simulate <- function(seed, sb) {
   set.seed(seed)
@@ -181,4 +291,5 @@ r0 <- sim_fit(s[s$case == "boundary", ])
 stopifnot(r0$singular, r0$sigma_b2 == 0, !r1$singular)
 sims <- rbind(cbind(case = "agency_variance", seed = 20261205, r1), cbind(case = "boundary", seed = seed, r0))
 write.csv(sims, file.path(gdir, "agency_variance_sim.csv"), row.names = FALSE)
-cat("R", as.character(getRversion()), "lme4", as.character(packageVersion("lme4")), "\n")
+cat("R", as.character(getRversion()), "lme4", as.character(packageVersion("lme4")), "nlme",
+    as.character(packageVersion("nlme")), "\n")

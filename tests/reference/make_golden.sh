@@ -89,7 +89,8 @@ fi
 Rscript "$HERE/econ_propensity_golden.R" "$DATASETS" "$GOLDEN"
 # its model-based intervals (economics.weighted_interval: model): lm(..., weights =) adjusted for the score
 # covariates, lme4 REML random agency intercept of each contrast, a'Va, Satterthwaite df from the dense
-# expected REML information; and two simulated random-intercept data sets (one singular) written there
+# expected REML information; the same with a within-agency variance per cell (nlme varIdent); and two
+# simulated random-intercept data sets (one singular) written there
 Rscript "$HERE/agency_variance_golden.R" "$DATASETS" "$GOLDEN"
 # tail probabilities of the expanded percentile interval, pnorm(qt((1 - level) / 2, df)), and the
 # replicates needed beyond each end, ceiling(10 / tail), on a grid of df and levels
