@@ -18,10 +18,9 @@ own variation no resampling of agencies can show, gets the variance the others s
 
 and the interval is delta +/- t_nu SE with Satterthwaite's degrees of freedom
 nu = 2 v^2 / Var(v_hat), Var(v_hat) = c' I^-1 c with I the expected REML information of
-(sigma_b^2, sigma_w^2) (Satterthwaite FE. Biometrics Bulletin 1946;2:110), with the expected REML information of
-the two variances (lmerTest, Kuznetsova A, Brockhoff PB, Christensen RHB. J Stat Softw
-2017;82(13), uses the observed information in its own parameterisation; the R reference here
-computes the expected one).
+(sigma_b^2, sigma_w^2) (Satterthwaite FE. Biometrics Bulletin 1946;2:110; lmerTest, Kuznetsova A,
+Brockhoff PB, Christensen RHB. J Stat Softw 2017;82(13), uses the observed information in its own
+parameterisation instead; the R reference here computes the expected one).
 
 With ``cells`` (``fit_random_intercept(..., cells=)``; the pipeline's default,
 ``economics.WITHIN_BY_CELL``: arm x the categorical score covariates' levels) the within-agency

@@ -178,10 +178,11 @@ def _economics_methods(cfg: dict) -> list[tuple[str, list[str]]]:
             (cfg.get("economics") or {}).get("weighted_interval", "model") == "model":
         used.append(("Because allocation was not random, the incremental costs and effects are estimated by "
                      "regressions weighted with the same propensity weights as the outcomes and adjusted for the "
-                     "score covariates. Their variances are model-based: the variance of each weighted estimate "
-                     "under a random agency intercept fitted by restricted maximum likelihood to all agencies, "
-                     "with t intervals on Satterthwaite degrees of freedom; the acceptability curve comes from "
-                     "the same t distributions.", ["satterthwaite_1946", "satterthwaite"]))
+                     "score covariates. Their variances are model-based and conditional on the covariates and "
+                     "arms: the variance of each weighted estimate under a random agency intercept fitted by "
+                     "restricted maximum likelihood to all agencies, with a within-agency variance for each arm "
+                     "and level of the categorical score covariates, and t intervals on Satterthwaite degrees of "
+                     "freedom; the acceptability curve comes from the same t distributions.", ["satterthwaite_1946", "satterthwaite"]))
     elif cfg["design"].get("allocation") == "non_randomised":
         used.append(("Because allocation was not random, the incremental costs and effects are estimated by "
                      "regressions weighted with the same propensity weights as the outcomes; in every bootstrap "
