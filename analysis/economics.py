@@ -863,23 +863,7 @@ def _weighted_fit(t: pd.DataFrame, econ: dict, weighting: dict, draw: dict, leve
     if not draw["two_stage"]:
         raise ValueError("economics: the propensity-weighted economic evaluation is implemented for cluster designs "
                          "(two-stage bootstrap of agencies) only")
-    covs = list(weighting["covariates"])
-    absent = [c for c in covs if f"ps_{c}" not in t]
-    if absent:
-        raise KeyError(f"economics: propensity covariates {absent} are not in the participant table "
-                       "(participant_table(..., ps_covariates=...))")
-    data = pd.DataFrame({c: t[f"ps_{c}"] for c in covs}).assign(treated=t.treat.astype(int))
-    ok = data[covs].notna().all(axis=1).to_numpy()
-    if not ok.any():
-        raise ValueError("economics: no participant has every propensity covariate")
-    est, stab, trim = weighting.get("estimand", "ATT"), bool(weighting.get("stabilise", True)), \
-        float(weighting.get("trim", 0))
-    w0 = PS.ps_weights(PS.propensity_scores(data[ok], "treated", covs), data.treated[ok], est, stab, trim)
-    weight = np.zeros(len(t))
-    weight[ok] = w0.weight.to_numpy()
-    beta, Xok = PS.score_fit(data[ok], "treated", covs)
-    X = np.zeros((len(t), Xok.shape[1]))
-    X[ok] = Xok
+    covs, data, ok, weight, beta, X, (est, stab, trim) = _score_inputs(t, weighting)
     eqs = [{**e, "use": e["use"] & ok} for e in _equations(t, econ)]
     stat, treat, levels = _statistic(t, eqs), t.treat.to_numpy(float), PS.level_indicators(data, covs)
     flags = []  # per block: (no weight left in a group, no overlap in a level, separated score)

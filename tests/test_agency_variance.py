@@ -50,10 +50,7 @@ CELL_REL_TOL = 2e-5  # relative, the per-cell model against nlme: SE, interval e
 
 @pytest.fixture(scope="module")
 def example():
-    pdata, cfg = DS.table()
-    econ = dict(cfg["economics"], bootstrap=dict(cfg["economics"]["bootstrap"], replicates=DS.REPLICATES),
-                weighted_interval="model")
-    return pdata, cfg, econ
+    return DS.example("model")
 
 
 @pytest.fixture(scope="module")

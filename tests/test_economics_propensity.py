@@ -52,12 +52,9 @@ CASES = {"ATT": ("ATT", 0.0), "ATE": ("ATE", 0.0), "overlap": ("overlap", 0.0), 
 
 @pytest.fixture(scope="module")
 def example():
-    pdata, cfg = DS.table()
     # this file checks the bootstrap option (weighted_interval: bootstrap); the model-based default
     # is checked in tests/test_agency_variance.py
-    econ = dict(cfg["economics"], bootstrap=dict(cfg["economics"]["bootstrap"], replicates=DS.REPLICATES),
-                weighted_interval="bootstrap")
-    return pdata, cfg, econ
+    return DS.example("bootstrap")
 
 
 def _weighting(cfg, estimand, trim):

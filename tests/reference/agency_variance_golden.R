@@ -120,23 +120,30 @@ equations <- list(cea_qaly = list(effect = "qaly", bl = "utility_bl_i"),
                   swemwbs_total = list(effect = "swemwbs", bl = "swemwbs_bl_i"))
 lambdas <- c(20000, 25000, 30000, 35000)
 
+# One weighting and equation: the rows analysed (complete, weight > 0), the regression's design X,
+# the variance model's design F (the same terms and arm x score covariate terms) and the contrasts
+analysed <- function(w, eqn) {
+  eq <- equations[[eqn]]
+  cc <- !is.na(d$cost) & !is.na(d[[eq$effect]]) & w > 0
+  dd <- d[cc, ]
+  X <- model.matrix(as.formula(paste("~ treated +", eq$bl, "+ cost_bl_i + client_group + age + sex")), dd)
+  colnames(X)[1] <- "intercept"
+  stopifnot(qr(X)$rank == ncol(X))
+  F <- model.matrix(as.formula(paste("~ treated +", eq$bl, "+ cost_bl_i + client_group + age + sex",
+                                     "+ treated:client_group + treated:age + treated:sex")), dd)
+  stopifnot(qr(F)$rank == ncol(F))
+  contrasts <- list(delta_cost = list(dd$cost, NA), delta_effect = list(dd[[eq$effect]], NA))
+  if (eqn == "cea_qaly")
+    for (lam in lambdas) contrasts[[paste0("inmb_", lam)]] <- list(lam * dd$qaly - dd$cost, lam)
+  list(cc = cc, dd = dd, X = X, F = F, contrasts = contrasts)
+}
+
 out <- NULL
 for (nm in names(cases)) {
   w <- weights_for(e, t, cases[[nm]][[1]], cases[[nm]][[2]])
   for (eqn in names(equations)) {
-    eq <- equations[[eqn]]
-    cc <- !is.na(d$cost) & !is.na(d[[eq$effect]]) & w > 0
-    dd <- d[cc, ]
-    X <- model.matrix(as.formula(paste("~ treated +", eq$bl, "+ cost_bl_i + client_group + age + sex")), dd)
-    colnames(X)[1] <- "intercept"
-    stopifnot(qr(X)$rank == ncol(X))
-    # the variance model: the same terms and arm x score covariate terms
-    F <- model.matrix(as.formula(paste("~ treated +", eq$bl, "+ cost_bl_i + client_group + age + sex",
-                                       "+ treated:client_group + treated:age + treated:sex")), dd)
-    stopifnot(qr(F)$rank == ncol(F))
-    contrasts <- list(delta_cost = list(dd$cost, NA), delta_effect = list(dd[[eq$effect]], NA))
-    if (eqn == "cea_qaly")
-      for (lam in lambdas) contrasts[[paste0("inmb_", lam)]] <- list(lam * dd$qaly - dd$cost, lam)
+    a <- analysed(w, eqn)
+    cc <- a$cc; dd <- a$dd; X <- a$X; F <- a$F; contrasts <- a$contrasts
     for (ms in names(contrasts)) {
       r <- contrast(contrasts[[ms]][[1]], X, w[cc], dd$site_id, F = F)
       out <- rbind(out, cbind(weighting = nm, equation = eqn,
@@ -234,18 +241,10 @@ comps <- NULL
 for (nm in names(cases)) {
   w <- weights_for(e, t, cases[[nm]][[1]], cases[[nm]][[2]])
   for (eqn in names(equations)) {
-    eq <- equations[[eqn]]
-    cc <- !is.na(d$cost) & !is.na(d[[eq$effect]]) & w > 0
-    dd <- d[cc, ]
-    X <- model.matrix(as.formula(paste("~ treated +", eq$bl, "+ cost_bl_i + client_group + age + sex")), dd)
-    colnames(X)[1] <- "intercept"
-    F <- model.matrix(as.formula(paste("~ treated +", eq$bl, "+ cost_bl_i + client_group + age + sex",
-                                       "+ treated:client_group + treated:age + treated:sex")), dd)
+    a <- analysed(w, eqn)
+    cc <- a$cc; dd <- a$dd; X <- a$X; F <- a$F; contrasts <- a$contrasts
     arm <- ifelse(dd$treated == 1, "intervention", "comparison")
     cell <- merge_cells(paste(arm, dd$client_group, dd$sex, sep = "|"), arm)
-    contrasts <- list(delta_cost = list(dd$cost, NA), delta_effect = list(dd[[eq$effect]], NA))
-    if (eqn == "cea_qaly")
-      for (lam in lambdas) contrasts[[paste0("inmb_", lam)]] <- list(lam * dd$qaly - dd$cost, lam)
     for (ms in names(contrasts)) {
       r <- contrast_cells(contrasts[[ms]][[1]], X, w[cc], dd$site_id, cell, F = F)
       key <- data.frame(weighting = nm, equation = eqn, measure = if (startsWith(ms, "inmb")) "inmb" else ms,

@@ -37,6 +37,15 @@ def table():
     return pdata, cfg
 
 
+def example(weighted_interval: str):
+    """The example's participant table, config and economics settings (the dataset's replicates)
+    with the weighted evaluation's interval method (the tests' fixture)."""
+    pdata, cfg = table()
+    econ = dict(cfg["economics"], bootstrap=dict(cfg["economics"]["bootstrap"], replicates=REPLICATES),
+                weighted_interval=weighted_interval)
+    return pdata, cfg, econ
+
+
 def first_counts(t, seed: int) -> np.ndarray:
     block = next(boot.count_blocks(len(t), t.arm.to_numpy(), t.site_id.to_numpy(), replicates=REPLICATES,
                                    seed=[seed, 6], two_stage=True))
