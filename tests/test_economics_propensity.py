@@ -523,10 +523,10 @@ def test_simulation_model_interval_default_and_large_agency_effects():
     (within 3.5 Monte Carlo SEs), its coverage within 3.5 Monte Carlo SEs of 95% and its SE ratio
     within SE_RATIO_BOUNDS; the same intervals (and SEs) scaled by 0.9 and by 1.1 about their
     estimates fail the check, so the test can fail in both directions.  Seed 2032, distinct
-    from the benchmark's 7101 (docs/methods.md's figures).  142 s measured on the 2 shared cores
-    (about 0.15 s a comparison on one idle core, so about 4 minutes on one).  Measured: cost SE
-    ratio 1.045, 1.037, 1.023 (default) and 1.040, 1.041, 1.028 (large agency effects) for ATT,
-    ATE, overlap; coverage 95.1-96.0%."""
+    from the benchmark's 7101 (docs/methods.md's figures).  254 s measured on the 2 shared cores
+    (2026-12-05, with the per-cell within variances).  Measured: cost SE ratio 1.040, 1.029, 1.014
+    (default) and 1.032, 1.030, 1.018 (large agency effects) for ATT, ATE, overlap; coverage
+    94.4-96.0%."""
     from functools import partial
     for name in ("default", "large_agency_effects"):
         sc = SCEN.SCENARIOS[name]
