@@ -20,13 +20,22 @@ METHOD:
   (I - H_g)^-1/2 U_g (Kauermann G, Carroll RJ. JASA 2001;96:1387; the CR2 analogue) or
   (I - H_g)^-1 U_g (Mancl LA, DeRouen TA. Biometrics 2001;57:126; CR3), without the G/(G - 1)
   factor;
+* ``model``, ``model_satt``, ``model_normal`` -- the prototype of the model-based interval the
+  pipeline now uses (``economics.weighted_interval: model``; analysis/agency_variance.py): the
+  variance a'Va of the weighted contrast under a REML random agency intercept with one within
+  variance (dense matrices here), with t on agencies - 2 df, Satterthwaite's df or the normal
+  quantile; ``--adjust`` also adjusts the regression for the score covariates (as the pipeline
+  does), and the environment variable ``PW_INTERACT=1`` adds the arm x score covariate terms to
+  the variance model (as the pipeline does; the pipeline also has a within variance per cell,
+  which this prototype does not);
 * ``jack`` -- the leave-one-agency-out jackknife of the whole estimate (score refitted without
   the agency, columns of levels left empty dropped), V = (G - 1)/G x sum (theta_(g) - mean)^2,
   t on agencies - p df.
 
 The comparisons and true values are those of ``econ_propensity_scenarios.py`` (same seeds), so
 the rows compare directly with its table; no bootstrap is run (seconds per 100 comparisons).
-Neither method is used by the pipeline: both are recorded because they were tried.
+The sandwich and jackknife methods are not used by the pipeline: they are recorded because
+they were tried.
 """
 
 from __future__ import annotations
